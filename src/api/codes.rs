@@ -1,0 +1,139 @@
+//! `POST /v1/codes`, `POST /v1/codes/verify`, `POST /v1/captchas`.
+
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::error::JsonBody;
+use super::{ApiError, AppState};
+use crate::codes::{CaptchaIssued, CodeAccepted, CodeRequest, IdempotencyRequest};
+use crate::domain::{Mobile, Purpose};
+use crate::store::Verification;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct IssueBody {
+    mobile: String,
+    purpose: Option<String>,
+    client_ip: Option<String>,
+    captcha_id: Option<String>,
+    captcha: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VerifyBody {
+    mobile: String,
+    purpose: Option<String>,
+    code: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct VerifyAnswer {
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts_left: Option<u32>,
+}
+
+fn mobile(input: &str) -> Result<Mobile, ApiError> {
+    Mobile::parse(input).map_err(|e| ApiError::bad_request("invalid_mobile", e.to_string()))
+}
+
+fn purpose(input: Option<&str>) -> Result<Purpose, ApiError> {
+    input
+        .map(Purpose::parse)
+        .transpose()
+        .map(Option::unwrap_or_default)
+        .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
+}
+
+/// The `Idempotency-Key` header, if any, with the body it must be replayed for.
+pub(super) fn idempotency(headers: &HeaderMap, body: &Bytes) -> Result<Option<IdempotencyRequest>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()))
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_request", "Idempotency-Key must be 1-255 visible ASCII characters")
+        })?;
+    Ok(Some(IdempotencyRequest {
+        key: key.to_owned(),
+        body: body.to_vec(),
+    }))
+}
+
+pub(super) async fn issue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: JsonBody<IssueBody>,
+) -> Result<(StatusCode, Json<CodeAccepted>), ApiError> {
+    let JsonBody { value, raw } = body;
+    let client_ip = value
+        .client_ip
+        .as_deref()
+        .map(|ip| ip.trim().parse::<IpAddr>())
+        .transpose()
+        .map_err(|_| ApiError::bad_request("invalid_request", "client_ip must be an IPv4 or IPv6 address"))?;
+    let captcha = match (value.captcha_id, value.captcha) {
+        (Some(id), Some(answer)) => Some((id, answer)),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_captcha",
+                "send both captcha_id and captcha",
+            ));
+        }
+    };
+    let request = CodeRequest {
+        mobile: mobile(&value.mobile)?,
+        purpose: purpose(value.purpose.as_deref())?,
+        client_ip,
+        captcha,
+        idempotency: idempotency(&headers, &raw)?,
+    };
+    let accepted = state.codes.issue(request).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+pub(super) async fn verify(
+    State(state): State<AppState>,
+    body: JsonBody<VerifyBody>,
+) -> Result<Json<VerifyAnswer>, ApiError> {
+    let value = body.value;
+    let mobile = mobile(&value.mobile)?;
+    let purpose = purpose(value.purpose.as_deref())?;
+    if value.code.len() > 32 {
+        return Err(ApiError::bad_request("invalid_request", "code is too long"));
+    }
+    let outcome = state.codes.verify(&mobile, &purpose, &value.code).await?;
+    let (reason, left) = match outcome {
+        Verification::Valid => {
+            return Ok(Json(VerifyAnswer {
+                valid: true,
+                reason: None,
+                attempts_left: None,
+            }));
+        }
+        Verification::Mismatch { attempts_left } => ("mismatch", attempts_left),
+        Verification::TooManyAttempts => ("too_many_attempts", 0),
+        Verification::Expired => ("expired", 0),
+    };
+    Ok(Json(VerifyAnswer {
+        valid: false,
+        reason: Some(reason),
+        attempts_left: Some(left),
+    }))
+}
+
+pub(super) async fn captcha(State(state): State<AppState>) -> Result<(StatusCode, Json<CaptchaIssued>), ApiError> {
+    Ok((StatusCode::CREATED, Json(state.codes.new_captcha().await?)))
+}

@@ -1,0 +1,25 @@
+//! `GET /v1/jobs/{id}`: a job's record (masked mobile, no code).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::{ApiError, AppState};
+use crate::codes::CodeError;
+use crate::domain::JobId;
+use crate::store::JobRecord;
+
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobRecord>, ApiError> {
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such job");
+    let id = JobId::parse(&id).ok_or_else(not_found)?;
+    let record = state
+        .codes
+        .store()
+        .job(&id)
+        .await
+        .map_err(CodeError::from)?;
+    record.map(Json).ok_or_else(not_found)
+}

@@ -1,0 +1,51 @@
+//! `POST /v1/messages`: any template SMS through the same queue (notifications).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+
+use super::codes::idempotency;
+use super::error::JsonBody;
+use super::{ApiError, AppState};
+use crate::codes::{MessageAccepted, MessageRequest};
+use crate::domain::{Mobile, TemplateId};
+
+/// Template values: the provider allows about 70 characters per SMS segment; long
+/// notifications are fine, absurd ones are refused here rather than by the provider.
+const MAX_DATAS: usize = 20;
+const MAX_DATA_CHARS: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MessageBody {
+    to: String,
+    template_id: String,
+    #[serde(default)]
+    datas: Vec<String>,
+}
+
+pub(super) async fn enqueue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: JsonBody<MessageBody>,
+) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
+    let JsonBody { value, raw } = body;
+    let to = Mobile::parse(&value.to).map_err(|e| ApiError::bad_request("invalid_mobile", e.to_string()))?;
+    let template_id = TemplateId::parse(&value.template_id)
+        .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
+    if value.datas.len() > MAX_DATAS || value.datas.iter().any(|d| d.chars().count() > MAX_DATA_CHARS) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("datas: at most {MAX_DATAS} values of at most {MAX_DATA_CHARS} characters"),
+        ));
+    }
+    let request = MessageRequest {
+        to,
+        template_id,
+        datas: value.datas,
+        idempotency: idempotency(&headers, &raw)?,
+    };
+    let accepted = state.codes.enqueue_message(request).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}

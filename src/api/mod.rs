@@ -1,0 +1,123 @@
+//! `smsq api`: the HTTP API a web app's backend calls (server to server). See SPEC.md.
+
+mod codes;
+mod error;
+mod health;
+mod jobs;
+mod messages;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+
+use crate::codes::Codes;
+use crate::config::Secret;
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub codes: Codes,
+    tokens: Arc<Vec<Secret>>,
+}
+
+/// The router, ready to serve. Separate from [`serve`] so tests can drive it in-process.
+pub fn router(codes: Codes) -> Router {
+    let settings = codes.settings();
+    let tokens = Arc::new(settings.secrets.api_tokens.clone());
+    let max_body = settings.api.max_body_bytes;
+    // A request that needs Redis gets an answer within this, even while Redis is down.
+    let deadline = settings.redis.timeout * 2 + Duration::from_millis(500);
+    let state = AppState { codes, tokens };
+
+    let v1 = Router::new()
+        .route("/v1/codes", post(codes::issue))
+        .route("/v1/codes/verify", post(codes::verify))
+        .route("/v1/captchas", post(codes::captcha))
+        .route("/v1/messages", post(messages::enqueue))
+        .route("/v1/jobs/{id}", get(jobs::show))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+
+    Router::new()
+        .merge(v1)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(deadline, within_deadline))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    codes: Codes,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    if codes.settings().secrets.api_tokens.is_empty() {
+        tracing::warn!("SMSQ_API_TOKENS is not set: the API accepts requests without a token");
+    }
+    tracing::info!(addr = %listener.local_addr()?, "api listening");
+    axum::serve(listener, router(codes))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if state.tokens.is_empty() {
+        return next.run(req).await;
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Check every token (no early exit) and compare in constant time.
+    let ok = state
+        .tokens
+        .iter()
+        .fold(false, |ok, t| ok | bool::from(t.expose().as_bytes().ct_eq(given.as_bytes())));
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        )
+        .into_response()
+    }
+}
+
+async fn within_deadline(State(deadline): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(deadline, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(?deadline, "request timed out waiting for redis");
+            ApiError::unavailable().into_response()
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method",
+    )
+}

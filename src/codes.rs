@@ -1,0 +1,345 @@
+//! The web app's side of smsq, independent of HTTP: issue a code, verify it, hand out image
+//! captchas, enqueue notification messages. The API and `smsq send` both call this.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::captcha;
+use crate::config::Settings;
+use crate::domain::{Code, Hasher, Job, JobId, JobKind, Mobile, Purpose, TemplateId, now_ms};
+use crate::store::{
+    CaptchaCheck, Idempotency, IssueOutcome, NewCode, NewMessage, Store, StoreError, Verification,
+};
+
+/// Why a request was refused. Each variant is one API error code.
+#[derive(Debug, thiserror::Error)]
+pub enum CodeError {
+    #[error("a solved image captcha is required (captcha_id and captcha)")]
+    CaptchaRequired,
+    #[error("the image captcha is wrong, expired or already used; ask for a new one")]
+    InvalidCaptcha,
+    #[error("a code was sent to this number recently; try again later")]
+    ResendTooSoon { retry_after: Duration },
+    #[error("too many codes for this number this hour")]
+    HourlyLimit { retry_after: Duration },
+    #[error("too many codes for this number today")]
+    DailyLimit { retry_after: Duration },
+    #[error("too many codes requested from this IP address this hour")]
+    IpLimit { retry_after: Duration },
+    #[error("this Idempotency-Key was used with a different request body")]
+    IdempotencyConflict,
+    #[error("the send queue is full; try again later")]
+    QueueFull,
+    #[error("storage unavailable")]
+    Unavailable(#[source] StoreError),
+    #[error("storage error")]
+    Store(#[source] StoreError),
+}
+
+impl From<StoreError> for CodeError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            CodeError::Unavailable(e)
+        } else {
+            CodeError::Store(e)
+        }
+    }
+}
+
+/// A code request whose fields are already parsed.
+#[derive(Debug, Clone)]
+pub struct CodeRequest {
+    pub mobile: Mobile,
+    pub purpose: Purpose,
+    pub client_ip: Option<IpAddr>,
+    pub captcha: Option<(String, String)>,
+    pub idempotency: Option<IdempotencyRequest>,
+}
+
+/// The client's `Idempotency-Key` and a fingerprint of the request body.
+#[derive(Debug, Clone)]
+pub struct IdempotencyRequest {
+    pub key: String,
+    pub body: Vec<u8>,
+}
+
+impl IdempotencyRequest {
+    /// Digests: the record's name (scoped by `scope`, so codes and messages do not collide)
+    /// and the fingerprint of the body.
+    fn digests(&self, scope: &str) -> (String, String) {
+        let name = hex(&Sha256::digest(format!("{scope}\0{}", self.key)));
+        (name, hex(&Sha256::digest(&self.body)))
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    crate::domain::hex_lower(b)
+}
+
+/// `202` body of `POST /v1/codes`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct CodeAccepted {
+    pub job_id: String,
+    pub expires_in: u64,
+    pub resend_after: u64,
+}
+
+/// `202` body of `POST /v1/messages`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct MessageAccepted {
+    pub job_id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptchaIssued {
+    pub captcha_id: String,
+    pub image: String,
+    pub expires_in: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageRequest {
+    pub to: Mobile,
+    pub template_id: TemplateId,
+    pub datas: Vec<String>,
+    pub idempotency: Option<IdempotencyRequest>,
+}
+
+/// The service: settings, the Redis store and the hashing key.
+#[derive(Clone)]
+pub struct Codes {
+    settings: std::sync::Arc<Settings>,
+    store: Store,
+    hasher: Hasher,
+}
+
+impl Codes {
+    pub fn new(settings: std::sync::Arc<Settings>, store: Store, hasher: Hasher) -> Self {
+        Self {
+            settings,
+            store,
+            hasher,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn code_context(mobile: &Mobile, purpose: &Purpose) -> String {
+        format!("code:{}:{}", purpose.as_str(), mobile.as_str())
+    }
+
+    /// Checks, in order: an earlier answer for the same `Idempotency-Key`, the captcha (if
+    /// required or given), the per-IP cap, then — atomically in Redis — resend interval,
+    /// hourly and daily caps, and stores the code and the job.
+    pub async fn issue(&self, req: CodeRequest) -> Result<CodeAccepted, CodeError> {
+        let cs = &self.settings.code;
+        let idem = req.idempotency.as_ref().map(|i| i.digests("codes"));
+        if let Some((name, fp)) = &idem {
+            if let Some(answer) = self.replay(name, fp).await? {
+                return Ok(answer);
+            }
+        }
+        self.check_captcha(req.captcha.as_ref()).await?;
+
+        let now = now_ms();
+        let ip = req.client_ip.map(|ip| ip.to_string());
+        if let Some(ip) = &ip {
+            let limit = cs.hourly_limit_per_ip.get();
+            if let Some(retry_after) = self.store.reserve_ip(ip, limit, now).await? {
+                return Err(CodeError::IpLimit { retry_after });
+            }
+        }
+        let outcome = self.store_code(&req, now, idem.as_ref()).await;
+        let refused = !matches!(outcome, Ok((IssueOutcome::Issued, _)));
+        if let (Some(ip), true) = (&ip, refused) {
+            // Give the reservation back: only a newly issued code counts against the IP.
+            if let Err(e) = self.store.release_ip(ip, now).await {
+                tracing::warn!(error = %e, "could not release a per-IP reservation");
+            }
+        }
+        let (outcome, accepted) = outcome?;
+        match outcome {
+            IssueOutcome::Issued => {
+                tracing::info!(job_id = %accepted.job_id, mobile = %req.mobile, purpose = %req.purpose, "code issued");
+                Ok(accepted)
+            }
+            IssueOutcome::Replay(answer) => parse_answer(&answer),
+            IssueOutcome::Conflict => Err(CodeError::IdempotencyConflict),
+            IssueOutcome::ResendTooSoon(retry_after) => Err(CodeError::ResendTooSoon { retry_after }),
+            IssueOutcome::HourlyLimit(retry_after) => Err(CodeError::HourlyLimit { retry_after }),
+            IssueOutcome::DailyLimit(retry_after) => Err(CodeError::DailyLimit { retry_after }),
+            IssueOutcome::QueueFull => Err(CodeError::QueueFull),
+        }
+    }
+
+    async fn store_code(
+        &self,
+        req: &CodeRequest,
+        now: i64,
+        idem: Option<&(String, String)>,
+    ) -> Result<(IssueOutcome, CodeAccepted), CodeError> {
+        let cs = &self.settings.code;
+        let code = Code::generate(cs.length);
+        let ttl_minutes = cs.ttl.as_secs().div_ceil(60).max(1);
+        let job = Job {
+            id: JobId::generate(),
+            kind: JobKind::Code,
+            to: req.mobile.clone(),
+            purpose: Some(req.purpose.clone()),
+            template_id: cs.template_id.clone(),
+            datas: vec![ttl_minutes.to_string()],
+            attempt: 0,
+            created_ms: now,
+            expires_ms: Some(now + cs.ttl.as_millis() as i64),
+        };
+        let accepted = CodeAccepted {
+            job_id: job.id.to_string(),
+            expires_in: cs.ttl.as_secs(),
+            resend_after: cs.resend_interval.as_secs(),
+        };
+        let answer = serde_json::to_string(&accepted).expect("plain struct serializes");
+        let code_hash = self
+            .hasher
+            .hash(&Self::code_context(&req.mobile, &req.purpose), code.expose());
+        let outcome = self
+            .store
+            .issue_code(
+                &NewCode {
+                    job: &job,
+                    purpose: &req.purpose,
+                    code: &code,
+                    code_hash: &code_hash,
+                    idempotency: idem.map(|(digest, fingerprint)| Idempotency {
+                        digest,
+                        fingerprint,
+                    }),
+                    answer: &answer,
+                },
+                cs,
+            )
+            .await?;
+        Ok((outcome, accepted))
+    }
+
+    /// The earlier answer for this key and body, a conflict, or nothing yet.
+    async fn replay<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        fingerprint: &str,
+    ) -> Result<Option<T>, CodeError> {
+        match self.store.idempotent_answer(name).await? {
+            Some((fp, answer)) if fp == fingerprint => Ok(Some(parse_answer(&answer)?)),
+            Some(_) => Err(CodeError::IdempotencyConflict),
+            None => Ok(None),
+        }
+    }
+
+    async fn check_captcha(&self, given: Option<&(String, String)>) -> Result<(), CodeError> {
+        let Some((id, answer)) = given else {
+            return if self.settings.captcha.required {
+                Err(CodeError::CaptchaRequired)
+            } else {
+                Ok(())
+            };
+        };
+        let context = format!("captcha:{id}");
+        let normalized = answer.trim().to_ascii_uppercase();
+        let check = self
+            .store
+            .take_captcha(id, |stored| self.hasher.matches(&context, &normalized, stored))
+            .await?;
+        match check {
+            CaptchaCheck::Right => Ok(()),
+            CaptchaCheck::Wrong | CaptchaCheck::Unknown => Err(CodeError::InvalidCaptcha),
+        }
+    }
+
+    pub async fn verify(
+        &self,
+        mobile: &Mobile,
+        purpose: &Purpose,
+        code: &str,
+    ) -> Result<Verification, CodeError> {
+        let context = Self::code_context(mobile, purpose);
+        let result = self
+            .store
+            .verify_code(mobile, purpose, |stored| self.hasher.matches(&context, code, stored))
+            .await?;
+        tracing::info!(mobile = %mobile, purpose = %purpose, outcome = ?result, "code verified");
+        Ok(result)
+    }
+
+    pub async fn new_captcha(&self) -> Result<CaptchaIssued, CodeError> {
+        let cs = &self.settings.captcha;
+        let (answer, png) = captcha::generate(cs.length);
+        let id = JobId::generate().to_string();
+        let hash = self.hasher.hash(&format!("captcha:{id}"), &answer);
+        self.store.put_captcha(&id, &hash, cs.ttl).await?;
+        Ok(CaptchaIssued {
+            captcha_id: id,
+            image: captcha::data_url(&png),
+            expires_in: cs.ttl.as_secs(),
+        })
+    }
+
+    pub async fn enqueue_message(&self, req: MessageRequest) -> Result<MessageAccepted, CodeError> {
+        let idem = req.idempotency.as_ref().map(|i| i.digests("messages"));
+        if let Some((name, fp)) = &idem {
+            if let Some(answer) = self.replay(name, fp).await? {
+                return Ok(answer);
+            }
+        }
+        let job = Job {
+            id: JobId::generate(),
+            kind: JobKind::Message,
+            to: req.to,
+            purpose: None,
+            template_id: req.template_id,
+            datas: req.datas,
+            attempt: 0,
+            created_ms: now_ms(),
+            expires_ms: None,
+        };
+        let accepted = MessageAccepted {
+            job_id: job.id.to_string(),
+        };
+        let answer = serde_json::to_string(&accepted).expect("plain struct serializes");
+        let outcome = self
+            .store
+            .enqueue_message(&NewMessage {
+                job: &job,
+                idempotency: idem.as_ref().map(|(digest, fingerprint)| Idempotency {
+                    digest,
+                    fingerprint,
+                }),
+                answer: &answer,
+            })
+            .await?;
+        match outcome {
+            IssueOutcome::Issued => {
+                tracing::info!(job_id = %job.id, mobile = %job.to, "message queued");
+                Ok(accepted)
+            }
+            IssueOutcome::Replay(answer) => parse_answer(&answer),
+            IssueOutcome::Conflict => Err(CodeError::IdempotencyConflict),
+            IssueOutcome::QueueFull => Err(CodeError::QueueFull),
+            other => Err(CodeError::Store(StoreError::Reply(format!(
+                "unexpected outcome for a message: {other:?}"
+            )))),
+        }
+    }
+}
+
+fn parse_answer<T: serde::de::DeserializeOwned>(answer: &str) -> Result<T, CodeError> {
+    serde_json::from_str(answer)
+        .map_err(|e| CodeError::Store(StoreError::Reply(format!("stored answer: {e}"))))
+}

@@ -1,0 +1,183 @@
+//! `smsq dev`: the newcomer's first run. Redis (the configured one, or a private child), the
+//! fake provider, the API and a worker in one process tree; one code sent and verified
+//! through the HTTP API; then it keeps running until Ctrl-C and cleans up after itself.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use rand::RngExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::codes::Codes;
+use crate::config::Settings;
+use crate::domain::Hasher;
+use crate::local_redis::{Listen, LocalRedis};
+use crate::provider::fake::{self, FakeOptions};
+use crate::store::Store;
+use crate::worker::{Worker, default_consumer_name};
+
+/// Made-up credentials for the fake provider, used when `RONGLIAN_*` are not set.
+const DEV_ACCOUNT_SID: &str = "8a216da8dev0000000000000000000aa";
+const DEV_AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const DEV_APP_ID: &str = "8a216da8dev0000000000000000000bb";
+
+/// Fills in what the demo needs and the environment did not give: a hashing key and a
+/// Ronglian account that the in-process fake provider accepts.
+pub fn dev_env(mut env: HashMap<String, String>) -> HashMap<String, String> {
+    let mut default = |k: &str, v: String| {
+        env.entry(k.to_owned()).or_insert(v);
+    };
+    let secret: [u8; 16] = rand::rng().random();
+    default("SMSQ_SECRET", crate::domain::hex_lower(&secret));
+    default("RONGLIAN_ACCOUNT_SID", DEV_ACCOUNT_SID.to_owned());
+    default("RONGLIAN_AUTH_TOKEN", DEV_AUTH_TOKEN.to_owned());
+    default("RONGLIAN_APP_ID", DEV_APP_ID.to_owned());
+    env
+}
+
+/// Removes the demo's temporary directory however `run` ends.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let dir = TempDir(std::env::temp_dir().join(format!("smsq-dev-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).context("creating the demo's temp directory")?;
+
+    let _redis = ensure_redis(&mut settings, &dir.0).await?;
+    let account = settings.secrets.ronglian()?;
+
+    let mut fake_opts = FakeOptions::new(&account.account_sid, account.auth_token.expose(), &account.app_id);
+    fake_opts.templates = vec![settings.code.template_id.to_string()];
+    fake_opts.record = Some(dir.0.join("messages.jsonl"));
+    let fake = fake::spawn(fake_opts).await.context("starting the fake provider")?;
+    settings.provider.base_url = fake.base_url();
+
+    let listener = match TcpListener::bind(settings.api.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            println!("  (api.listen {} is busy: {e}; using a free port)", settings.api.listen);
+            TcpListener::bind("127.0.0.1:0").await?
+        }
+    };
+    let api_addr = listener.local_addr()?;
+    let settings = Arc::new(settings);
+    let store = Store::connect(&settings)?;
+    let hasher = Hasher::new(settings.secrets.hash_key()?);
+    let codes = Codes::new(settings.clone(), store.clone(), hasher);
+    let stop = CancellationToken::new();
+    let api = tokio::spawn(crate::api::serve(listener, codes, stop.clone()));
+
+    let client = crate::provider::Client::new(&settings.provider, account)?;
+    let worker = Worker::new(settings.clone(), store, client, default_consumer_name(), 4);
+    let worker = tokio::spawn(worker.run(stop.clone()));
+
+    let base = format!("http://{api_addr}");
+    println!("smsq dev: redis {}, fake provider {}, api {base}", settings.redis.url, fake.base_url());
+    let demo = tokio::select! {
+        result = demo(&base, &fake) => result,
+        _ = shutdown.cancelled() => Ok(()),
+    };
+    match &demo {
+        Ok(()) => print_next_steps(&base, &fake.base_url()),
+        Err(e) => println!("\ndemo failed: {e:#}"),
+    }
+    if demo.is_ok() {
+        shutdown.cancelled().await;
+    }
+    println!("\nstopping…");
+    stop.cancel();
+    let _ = api.await;
+    let _ = worker.await;
+    fake.stop().await;
+    println!("stopped; temporary files removed");
+    demo
+}
+
+/// The configured Redis if it answers, else a private `redis-server` on a free port.
+async fn ensure_redis(settings: &mut Settings, dir: &std::path::Path) -> anyhow::Result<Option<LocalRedis>> {
+    let reachable = async {
+        let client = redis::Client::open(settings.redis.url.as_str()).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await.ok()
+    };
+    if tokio::time::timeout(Duration::from_millis(800), reachable).await.ok().flatten().is_some() {
+        return Ok(None);
+    }
+    println!("smsq dev: nothing answers at {}; starting a private redis-server", settings.redis.url);
+    let port = LocalRedis::free_port()?;
+    let dir = dir.to_owned();
+    let redis = tokio::task::spawn_blocking(move || LocalRedis::start(&dir, Listen::Tcp(port))).await??;
+    settings.redis.url = redis.url();
+    Ok(Some(redis))
+}
+
+async fn demo(base: &str, fake: &fake::FakeHandle) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let mobile = format!("138{:08}", rand::rng().random_range(0..100_000_000u32));
+    println!("\n1. POST {base}/v1/codes  {{\"mobile\": \"{mobile}\", \"purpose\": \"login\"}}");
+    let issued: serde_json::Value = http
+        .post(format!("{base}/v1/codes"))
+        .json(&serde_json::json!({"mobile": mobile, "purpose": "login"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    println!("   → 202 {issued}");
+    let job_id = issued["job_id"].as_str().unwrap_or_default().to_owned();
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let message = loop {
+        if let Some(m) = fake.messages().into_iter().find(|m| m.req_id.as_deref() == Some(job_id.as_str())) {
+            break m;
+        }
+        if Instant::now() > deadline {
+            bail!("the worker did not send the SMS within 15 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let code = message.datas.first().cloned().unwrap_or_default();
+    println!("\n2. the worker sent it; the fake provider received:");
+    println!(
+        "   to {} template {} datas {:?} (smsMessageSid {})",
+        message.to, message.template_id, message.datas, message.sms_message_sid
+    );
+    println!("   the code is {code}");
+
+    println!("\n3. POST {base}/v1/codes/verify  {{\"mobile\": \"{mobile}\", \"purpose\": \"login\", \"code\": \"{code}\"}}");
+    let verified: serde_json::Value = http
+        .post(format!("{base}/v1/codes/verify"))
+        .json(&serde_json::json!({"mobile": mobile, "purpose": "login", "code": code}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    println!("   → 200 {verified}");
+    if verified["valid"] != serde_json::Value::Bool(true) {
+        bail!("verification failed: {verified}");
+    }
+    let job: serde_json::Value = http.get(format!("{base}/v1/jobs/{job_id}")).send().await?.json().await?;
+    println!("\n4. GET {base}/v1/jobs/{job_id}\n   → {job}");
+    println!("\nverified: the code that was sent is the code that verifies.");
+    Ok(())
+}
+
+fn print_next_steps(base: &str, fake: &str) {
+    println!(
+        "\nTry next (Ctrl-C stops everything):
+  curl -s -XPOST {base}/v1/codes -H 'content-type: application/json' -d '{{\"mobile\":\"13800138000\"}}'
+  curl -s {fake}/_fake/messages
+  curl -s -XPOST {base}/v1/codes/verify -H 'content-type: application/json' -d '{{\"mobile\":\"13800138000\",\"code\":\"<code>\"}}'
+  curl -s {base}/readyz"
+    );
+}

@@ -1,0 +1,205 @@
+//! Send jobs: the payload carried on the stream and the statuses a job goes through.
+
+use std::fmt;
+
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+
+use super::{Mobile, Purpose, TemplateId};
+
+/// 32 lower-case hex digits from the CSPRNG. Also used as the provider's `reqId`, which allows
+/// at most 32 characters and must stay the same across retries of one logical send.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct JobId(String);
+
+impl JobId {
+    pub fn generate() -> Self {
+        let bytes: [u8; 16] = rand::rng().random();
+        Self(super::code::hex(&bytes))
+    }
+
+    pub fn parse(input: &str) -> Option<Self> {
+        let ok = input.len() == 32 && input.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        ok.then(|| Self(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for JobId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| "job id must be 32 lower-case hex digits".to_owned())
+    }
+}
+
+impl From<JobId> for String {
+    fn from(id: JobId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// A verification code: the code itself lives in the `otp` key, never in the payload.
+    Code,
+    /// Any template SMS (notifications): `datas` is sent as is.
+    Message,
+}
+
+/// The stream payload. For a code job, `datas` holds the template values after the code (the
+/// validity in minutes); the worker puts the code in front just before sending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: JobId,
+    pub kind: JobKind,
+    pub to: Mobile,
+    /// Set for code jobs: the code record to check before sending is `code:<purpose>:<to>`.
+    pub purpose: Option<Purpose>,
+    pub template_id: TemplateId,
+    pub datas: Vec<String>,
+    /// Provider calls already made for this job.
+    pub attempt: u32,
+    pub created_ms: i64,
+    /// A code job is worthless after this instant; message jobs have none.
+    pub expires_ms: Option<i64>,
+}
+
+impl Job {
+    /// Parses a stream payload; the error says what is wrong, for the dead-letter record.
+    pub fn from_json(raw: &str) -> Result<Self, String> {
+        let job: Job = serde_json::from_str(raw).map_err(|e| format!("invalid job payload: {e}"))?;
+        if job.kind == JobKind::Code && job.purpose.is_none() {
+            return Err("invalid job payload: a code job needs a purpose".to_owned());
+        }
+        Ok(job)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a Job always serializes")
+    }
+}
+
+/// Where a job is in its life. See SPEC.md "Job statuses".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Sending,
+    Retrying,
+    Sent,
+    Failed,
+    Dead,
+    Expired,
+    Superseded,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Retrying => "retrying",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Dead => "dead",
+            Self::Expired => "expired",
+            Self::Superseded => "superseded",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Sent | Self::Failed | Self::Dead | Self::Expired | Self::Superseded
+        )
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! string_serde {
+    ($ty:ty) => {
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                <$ty>::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+string_serde!(Mobile);
+string_serde!(Purpose);
+string_serde!(TemplateId);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Job {
+        Job {
+            id: JobId::generate(),
+            kind: JobKind::Code,
+            to: Mobile::parse("13800138000").unwrap(),
+            purpose: Some(Purpose::parse("login").unwrap()),
+            template_id: TemplateId::parse("1").unwrap(),
+            datas: vec!["5".into()],
+            attempt: 0,
+            created_ms: 1,
+            expires_ms: Some(2),
+        }
+    }
+
+    #[test]
+    fn payload_round_trips_and_has_the_spec_fields() {
+        let job = sample();
+        let json = job.to_json();
+        assert_eq!(Job::from_json(&json).unwrap(), job);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        for field in ["id", "kind", "to", "purpose", "template_id", "datas", "attempt", "created_ms", "expires_ms"] {
+            assert!(v.get(field).is_some(), "{field} missing from {json}");
+        }
+        assert_eq!(v["to"], "13800138000");
+    }
+
+    #[test]
+    fn malformed_payloads_say_why() {
+        assert!(Job::from_json("{").unwrap_err().contains("invalid job payload"));
+        let mut v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        v["to"] = "12345".into();
+        assert!(Job::from_json(&v.to_string()).unwrap_err().contains("mobile"));
+        v["to"] = "13800138000".into();
+        v["purpose"] = serde_json::Value::Null;
+        assert!(Job::from_json(&v.to_string()).unwrap_err().contains("purpose"));
+        v["id"] = "xyz".into();
+        assert!(Job::from_json(&v.to_string()).unwrap_err().contains("job id"));
+    }
+
+    #[test]
+    fn job_ids_are_32_hex() {
+        let id = JobId::generate();
+        assert!(JobId::parse(id.as_str()).is_some());
+        assert!(JobId::parse("ABCDEF0123456789abcdef0123456789").is_none());
+        assert!(JobId::parse("abc").is_none());
+    }
+}

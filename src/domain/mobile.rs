@@ -1,0 +1,117 @@
+//! Mainland China mobile numbers.
+
+use std::fmt;
+
+/// A mainland mobile number, normalised to 11 digits (`1[3-9]` + 9 digits).
+///
+/// `Debug` and `Display` show it masked (`138****8000`): the full number is only reachable
+/// through [`Mobile::as_str`], which the code paths that really need it call explicitly.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Mobile(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a mainland China mobile number (expected 11 digits starting with 13-19, optionally +86)")]
+pub struct InvalidMobile;
+
+impl Mobile {
+    /// Accepts `13800138000`, `+86 138 0013 8000`, `86-138-0013-8000` and the like.
+    pub fn parse(input: &str) -> Result<Self, InvalidMobile> {
+        if input.len() > 32 {
+            return Err(InvalidMobile);
+        }
+        let compact: String = input
+            .trim()
+            .chars()
+            .filter(|c| *c != ' ' && *c != '-')
+            .collect();
+        let digits = compact.strip_prefix('+').unwrap_or(&compact);
+        if compact.starts_with('+') && !digits.starts_with("86") {
+            return Err(InvalidMobile);
+        }
+        let national = match digits.len() {
+            13 => digits.strip_prefix("86").ok_or(InvalidMobile)?,
+            11 if !compact.starts_with('+') => digits,
+            _ => return Err(InvalidMobile),
+        };
+        let b = national.as_bytes();
+        let valid = b.len() == 11
+            && b.iter().all(u8::is_ascii_digit)
+            && b[0] == b'1'
+            && (b'3'..=b'9').contains(&b[1]);
+        if valid {
+            Ok(Self(national.to_owned()))
+        } else {
+            Err(InvalidMobile)
+        }
+    }
+
+    /// The full 11 digits, for the provider request and Redis keys.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `138****8000`: what logs, status records and API responses show.
+    pub fn masked(&self) -> String {
+        format!("{}****{}", &self.0[..3], &self.0[7..])
+    }
+}
+
+impl fmt::Debug for Mobile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Mobile({})", self.masked())
+    }
+}
+
+impl fmt::Display for Mobile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_and_normalises_common_spellings() {
+        for input in [
+            "13800138000",
+            "+8613800138000",
+            "8613800138000",
+            "+86 138 0013 8000",
+            "138-0013-8000",
+            " 13800138000 ",
+            "+86-138-0013-8000",
+        ] {
+            assert_eq!(Mobile::parse(input).unwrap().as_str(), "13800138000", "{input}");
+        }
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_mainland_mobile() {
+        for input in [
+            "",
+            "1380013800",
+            "138001380001",
+            "12800138000",
+            "23800138000",
+            "+1 13800138000",
+            "+13800138000",
+            "0086 13800138000",
+            "1380013800a",
+            "１３８００１３８０００",
+            "138.0013.8000",
+            "+86+13800138000",
+            "8613800138000000",
+        ] {
+            assert_eq!(Mobile::parse(input), Err(InvalidMobile), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn debug_and_display_never_show_the_full_number() {
+        let m = Mobile::parse("13800138000").unwrap();
+        assert_eq!(m.to_string(), "138****8000");
+        assert!(!format!("{m:?}").contains("13800138000"));
+    }
+}

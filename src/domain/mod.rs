@@ -1,0 +1,23 @@
+//! Domain types, parsed once at the edge: a [`Mobile`] is always a valid mainland number, a
+//! [`Purpose`] and [`TemplateId`] are always well formed, a [`JobId`] is always 32 hex digits.
+
+mod code;
+mod job;
+mod mobile;
+mod text;
+
+pub use code::{Code, Hasher};
+pub(crate) use code::hex as hex_lower;
+pub use job::{Job, JobId, JobKind, JobStatus};
+pub use mobile::{InvalidMobile, Mobile};
+pub use text::{InvalidText, Purpose, TemplateId};
+
+/// Milliseconds since the Unix epoch, the unit of every timestamp smsq stores.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// China has one time zone and no daylight saving: days and hours for caps are counted in it.
+pub fn beijing() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
+}

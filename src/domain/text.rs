@@ -1,0 +1,90 @@
+//! Small validated strings: code purposes and provider template ids.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidText(&'static str);
+
+/// What a code is for (`login`, `reset_password`): `[a-z0-9_-]{1,32}`. Codes of different
+/// purposes for one mobile are independent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Purpose(String);
+
+impl Purpose {
+    pub fn parse(input: &str) -> Result<Self, InvalidText> {
+        let ok = (1..=32).contains(&input.len())
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(InvalidText("purpose must be 1-32 characters of [a-z0-9_-]"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Purpose {
+    fn default() -> Self {
+        Self("default".to_owned())
+    }
+}
+
+impl fmt::Display for Purpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Ronglian template id: the provider requires digits only (its error 160057).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TemplateId(String);
+
+impl TemplateId {
+    pub fn parse(input: &str) -> Result<Self, InvalidText> {
+        if (1..=32).contains(&input.len()) && input.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(InvalidText("template_id must be 1-32 digits"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TemplateId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purposes() {
+        for ok in ["default", "login", "reset_pw", "a-b-9", &"x".repeat(32)] {
+            assert!(Purpose::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Login", "a b", "登录", "a.b", &"x".repeat(33)] {
+            assert!(Purpose::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn template_ids() {
+        assert!(TemplateId::parse("1").is_ok());
+        assert!(TemplateId::parse("123456").is_ok());
+        for bad in ["", "a1", "1 ", "-1", &"1".repeat(33)] {
+            assert!(TemplateId::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

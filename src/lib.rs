@@ -1,0 +1,28 @@
+//! smsq: SMS verification codes for web apps, delivered through Ronglian (容联云) TemplateSMS.
+//!
+//! Two processes share one Redis:
+//!
+//! * **`smsq api`** ([`api`]) — a web app's backend asks for a code; [`codes`] validates the
+//!   number, enforces resend interval and caps, generates the code and, in one Lua script
+//!   ([`store`]), stores its keyed hash, the plain code (`otp` key), the job record and a stream
+//!   entry. Verification counts the attempt in Redis before a constant-time comparison.
+//! * **`smsq worker`** ([`worker`]) — a consumer group on the stream; for each job it reads the
+//!   code just before sending, calls the [`provider`], and writes the outcome, drops the code
+//!   and acks the entry in one script. Failures are classified once ([`provider::classify`])
+//!   into retry, back off or give up.
+//!
+//! A job's life: `queued → sending → sent`, or `retrying → sending …`, ending `sent`,
+//! `failed`, `dead`, `expired` or `superseded`. See SPEC.md for the contract.
+
+pub mod api;
+pub mod captcha;
+pub mod codes;
+pub mod config;
+pub mod dev;
+pub mod domain;
+pub mod local_redis;
+pub mod provider;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+pub mod worker;

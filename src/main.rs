@@ -1,0 +1,216 @@
+//! The `smsq` binary: parse the command line, load settings, run the chosen command.
+//! Exit codes: 0 success, 2 bad usage or invalid configuration, 1 anything else.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use smsq::codes::{CodeRequest, Codes};
+use smsq::config::{ConfigError, RawConfig, Settings};
+use smsq::domain::{Hasher, JobId, Mobile, Purpose};
+use smsq::provider::fake::FakeOptions;
+use smsq::store::Store;
+use smsq::worker::{Worker, default_consumer_name};
+
+#[derive(Parser)]
+#[command(name = "smsq", version, about = "SMS verification codes through a Redis stream and Ronglian TemplateSMS")]
+struct Cli {
+    /// Configuration file (default ./worker.toml when it exists).
+    #[arg(long, global = true, env = "SMSQ_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// HTTP API: issue and verify codes, captchas, messages, job lookup, health.
+    Api,
+    /// Worker pool consuming the send stream.
+    Worker {
+        /// Sends in flight in this process (default: worker.concurrency).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Consumer name (default: host-pid-random).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Local demo: Redis, fake provider, API and worker; sends and verifies one code.
+    Dev,
+    /// A faithful TemplateSMS simulator for development and tests.
+    FakeProvider(FakeOptions),
+    /// Stream inspection (not yet available).
+    Status {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        watch: bool,
+    },
+    /// One job's record and status history.
+    Job {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dead-letter handling (not yet available).
+    Dlq {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Issue a code through the same path as the API (ops smoke test).
+    Send {
+        mobile: String,
+        #[arg(long, default_value = "default")]
+        purpose: String,
+    },
+    /// Validate the configuration and print the effective one, secrets masked.
+    Config,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    smsq::telemetry::init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut env: HashMap<String, String> = std::env::vars().collect();
+    if matches!(cli.command, Command::Dev) {
+        env = smsq::dev::dev_env(env);
+    }
+    let path = cli.config.as_deref();
+    if let Command::FakeProvider(opts) = cli.command {
+        return fake_provider(opts).await;
+    }
+    let raw = RawConfig::load(path, &env)?;
+    let settings = Settings::load(path, &env)?;
+    match cli.command {
+        Command::Config => {
+            print!("{}", Settings::describe(&raw, &settings.secrets));
+            Ok(())
+        }
+        Command::Api => api(settings).await,
+        Command::Worker { concurrency, name } => worker(settings, concurrency, name).await,
+        Command::Dev => smsq::dev::run(settings, smsq::shutdown::on_signal()).await,
+        Command::Send { mobile, purpose } => send(settings, &mobile, &purpose).await,
+        Command::Job { id, json } => job(settings, &id, json).await,
+        Command::Status { .. } => not_yet("status"),
+        Command::Dlq { .. } => not_yet("dlq"),
+        Command::FakeProvider(_) => unreachable!("handled above"),
+    }
+}
+
+fn not_yet(command: &str) -> anyhow::Result<()> {
+    anyhow::bail!("`smsq {command}` is not yet available in this version")
+}
+
+fn codes(settings: Settings) -> anyhow::Result<Codes> {
+    let hasher = Hasher::new(settings.secrets.hash_key()?);
+    let settings = Arc::new(settings);
+    let store = Store::connect(&settings)?;
+    Ok(Codes::new(settings, store, hasher))
+}
+
+async fn api(settings: Settings) -> anyhow::Result<()> {
+    let listen = settings.api.listen;
+    let codes = codes(settings)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (api.listen)"))?;
+    smsq::api::serve(listener, codes, smsq::shutdown::on_signal()).await?;
+    Ok(())
+}
+
+async fn worker(settings: Settings, concurrency: Option<usize>, name: Option<String>) -> anyhow::Result<()> {
+    let account = settings.secrets.ronglian()?;
+    if concurrency == Some(0) {
+        return Err(ConfigError {
+            key: "--concurrency".into(),
+            message: "must be at least 1".into(),
+        }
+        .into());
+    }
+    let client = smsq::provider::Client::new(&settings.provider, account)?;
+    let concurrency = concurrency.unwrap_or(settings.worker.concurrency.get());
+    let settings = Arc::new(settings);
+    let store = Store::connect(&settings)?;
+    let name = name.unwrap_or_else(default_consumer_name);
+    let worker = Worker::new(settings, store, client, name, concurrency);
+    let report = worker.run(smsq::shutdown::on_signal()).await?;
+    eprintln!(
+        "worker stopped: {} job(s) handled, {} left pending",
+        report.handled, report.abandoned
+    );
+    Ok(())
+}
+
+async fn fake_provider(opts: FakeOptions) -> anyhow::Result<()> {
+    let handle = smsq::provider::fake::spawn(opts.clone())
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.listen))?;
+    eprintln!("fake provider listening on {}", handle.base_url());
+    smsq::shutdown::on_signal().cancelled().await;
+    handle.stop().await;
+    Ok(())
+}
+
+async fn send(settings: Settings, mobile: &str, purpose: &str) -> anyhow::Result<()> {
+    let usage = |key: &str, e: String| ConfigError {
+        key: key.into(),
+        message: e,
+    };
+    let mobile = Mobile::parse(mobile).map_err(|e| usage("MOBILE", e.to_string()))?;
+    let purpose = Purpose::parse(purpose).map_err(|e| usage("--purpose", e.to_string()))?;
+    let codes = codes(settings)?;
+    let accepted = codes
+        .issue(CodeRequest {
+            mobile: mobile.clone(),
+            purpose,
+            client_ip: None,
+            captcha: None,
+            idempotency: None,
+        })
+        .await?;
+    println!("queued job {} for {mobile} (expires in {} s)", accepted.job_id, accepted.expires_in);
+    Ok(())
+}
+
+async fn job(settings: Settings, id: &str, json: bool) -> anyhow::Result<()> {
+    let id = JobId::parse(id).ok_or_else(|| ConfigError {
+        key: "ID".into(),
+        message: "a job id is 32 lower-case hex digits".into(),
+    })?;
+    let store = Store::connect(&settings)?;
+    let record = store.job(&id).await?.with_context(|| format!("no job {id}"))?;
+    let events = store.events_of(&id).await?;
+    if json {
+        println!("{}", serde_json::json!({"job": record, "events": events}));
+    } else {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+        for e in events {
+            println!("  {}  {:<10} attempt {}  {}", e.ts, e.status, e.attempt, e.error);
+        }
+    }
+    Ok(())
+}

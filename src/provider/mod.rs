@@ -1,0 +1,15 @@
+//! The SMS provider boundary: the Ronglian TemplateSMS client, the one table that classifies
+//! its answers, and `smsq fake-provider`, the simulator tests and the demo talk to.
+
+mod classify;
+pub mod fake;
+mod ronglian;
+
+pub use classify::{Action, Verdict, classify};
+pub use ronglian::{
+    Accepted, Client, ClientError, SendError, SignedRequest, TemplateSms, TransportKind,
+    authorization, sign, signature, timestamp,
+};
+
+/// The REST API version every SDK hard-codes; the server answers 111110 to anything else.
+pub const API_VERSION: &str = "2013-12-26";

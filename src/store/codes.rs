@@ -1,0 +1,328 @@
+//! Issuing and verifying codes, captchas, and enqueueing notification messages.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, TimeZone, Timelike};
+
+use super::scripts::SCRIPTS;
+use super::{Store, StoreError, field};
+use crate::config::CodeSettings;
+use crate::domain::{Job, Mobile, Purpose, beijing};
+
+/// How long an `Idempotency-Key` is remembered.
+const IDEMPOTENCY_TTL_SECS: u64 = 24 * 3600;
+
+/// A new code job, ready to be stored. `answer` is the API response that an
+/// `Idempotency-Key` replay returns.
+pub struct NewCode<'a> {
+    pub job: &'a Job,
+    pub purpose: &'a Purpose,
+    pub code: &'a crate::domain::Code,
+    pub code_hash: &'a str,
+    pub idempotency: Option<Idempotency<'a>>,
+    pub answer: &'a str,
+}
+
+/// A notification job, ready to be stored.
+pub struct NewMessage<'a> {
+    pub job: &'a Job,
+    pub idempotency: Option<Idempotency<'a>>,
+    pub answer: &'a str,
+}
+
+/// `digest` names the record (a hash of the client's key), `fingerprint` is a hash of the body.
+#[derive(Clone, Copy)]
+pub struct Idempotency<'a> {
+    pub digest: &'a str,
+    pub fingerprint: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueOutcome {
+    Issued,
+    /// The same `Idempotency-Key` and body were seen before: here is the first answer.
+    Replay(String),
+    /// The same `Idempotency-Key` with a different body.
+    Conflict,
+    ResendTooSoon(Duration),
+    HourlyLimit(Duration),
+    DailyLimit(Duration),
+    /// The stream holds `stream.maxlen` unsent jobs: refuse rather than trim (trimming would
+    /// drop queued jobs).
+    QueueFull,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    Valid,
+    Mismatch { attempts_left: u32 },
+    TooManyAttempts,
+    /// Unknown, used and expired codes look the same.
+    Expired,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptchaCheck {
+    Right,
+    Wrong,
+    /// Never issued, expired, or already used.
+    Unknown,
+}
+
+/// The Beijing-time hour and day a timestamp falls in, and how long until each ends.
+struct Windows {
+    hour: String,
+    hour_left_ms: i64,
+    day: String,
+    day_left_ms: i64,
+}
+
+fn windows(now_ms: i64) -> Windows {
+    let now: DateTime<_> = beijing()
+        .timestamp_millis_opt(now_ms)
+        .single()
+        .unwrap_or_else(|| beijing().timestamp_millis_opt(0).unwrap());
+    let into_hour = (now.minute() as i64 * 60 + now.second() as i64) * 1000
+        + now.timestamp_subsec_millis() as i64;
+    let into_day = now.hour() as i64 * 3_600_000 + into_hour;
+    Windows {
+        hour: format!("{:04}{:02}{:02}{:02}", now.year(), now.month(), now.day(), now.hour()),
+        hour_left_ms: 3_600_000 - into_hour,
+        day: format!("{:04}{:02}{:02}", now.year(), now.month(), now.day()),
+        day_left_ms: 86_400_000 - into_day,
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+fn ms_reply(reply: &[String]) -> Result<Duration, StoreError> {
+    let v: i64 = field(reply, 1)?
+        .parse()
+        .map_err(|_| StoreError::Reply(format!("bad ttl in {reply:?}")))?;
+    Ok(Duration::from_millis(v.max(0) as u64))
+}
+
+impl Store {
+    /// The per-IP hourly cap: `Ok(None)` reserved one slot, `Ok(Some(retry_after))` refused.
+    pub async fn reserve_ip(
+        &self,
+        ip: &str,
+        limit: u32,
+        now_ms: i64,
+    ) -> Result<Option<Duration>, StoreError> {
+        let w = windows(now_ms);
+        let reply: (i64, i64) = SCRIPTS
+            .ip_reserve
+            .key(self.keys.ip(ip, &w.hour))
+            .arg(limit)
+            .arg(w.hour_left_ms)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(match reply {
+            (1, _) => None,
+            (_, pttl) => Some(Duration::from_millis(pttl.max(0) as u64)),
+        })
+    }
+
+    pub async fn release_ip(&self, ip: &str, now_ms: i64) -> Result<(), StoreError> {
+        let w = windows(now_ms);
+        let _: i64 = SCRIPTS
+            .ip_release
+            .key(self.keys.ip(ip, &w.hour))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Checks the resend flag and the caps, then stores the code, the job and its stream
+    /// entry — or, if any check fails, changes nothing.
+    pub async fn issue_code(
+        &self,
+        new: &NewCode<'_>,
+        settings: &CodeSettings,
+    ) -> Result<IssueOutcome, StoreError> {
+        let job = new.job;
+        let k = &self.keys;
+        let (mobile, purpose) = (job.to.as_str(), new.purpose.as_str());
+        let id = job.id.as_str();
+        let w = windows(job.created_ms);
+        let idem = new.idempotency.map(|i| (k.idempotency(i.digest), i.fingerprint));
+        let reply: Vec<String> = SCRIPTS
+            .issue_code
+            .key(idem.as_ref().map(|i| i.0.clone()).unwrap_or_else(|| k.idempotency("-")))
+            .key(k.jobs())
+            .key(k.events())
+            .key(k.job(id))
+            .key(k.code(purpose, mobile))
+            .key(k.resend(purpose, mobile))
+            .key(k.hourly(mobile, &w.hour))
+            .key(k.daily(mobile, &w.day))
+            .key(k.otp(id))
+            .arg(idem.as_ref().map(|i| i.1).unwrap_or(""))
+            .arg(new.answer)
+            .arg(IDEMPOTENCY_TTL_SECS)
+            .arg(job.created_ms)
+            .arg(id)
+            .arg(job.to_json())
+            .arg(self.retention.stream_maxlen)
+            .arg(self.retention.events_maxlen)
+            .arg(self.retention.status_ttl_secs)
+            .arg(job.to.masked())
+            .arg(job.template_id.as_str())
+            .arg(purpose)
+            .arg(new.code_hash)
+            .arg(new.code.expose())
+            .arg(ms(settings.ttl))
+            .arg(ms(settings.resend_interval))
+            .arg(settings.hourly_limit_per_mobile.get())
+            .arg(w.hour_left_ms)
+            .arg(settings.daily_limit_per_mobile.get())
+            .arg(w.day_left_ms)
+            .arg(settings.max_verify_attempts.get())
+            .arg(k.otp(""))
+            .invoke_async(&mut self.conn())
+            .await?;
+        outcome(&reply)
+    }
+
+    pub async fn enqueue_message(&self, new: &NewMessage<'_>) -> Result<IssueOutcome, StoreError> {
+        let job = new.job;
+        let k = &self.keys;
+        let id = job.id.as_str();
+        let idem = new.idempotency.map(|i| (k.idempotency(i.digest), i.fingerprint));
+        let reply: Vec<String> = SCRIPTS
+            .enqueue_message
+            .key(idem.as_ref().map(|i| i.0.clone()).unwrap_or_else(|| k.idempotency("-")))
+            .key(k.jobs())
+            .key(k.events())
+            .key(k.job(id))
+            .arg(idem.as_ref().map(|i| i.1).unwrap_or(""))
+            .arg(new.answer)
+            .arg(IDEMPOTENCY_TTL_SECS)
+            .arg(job.created_ms)
+            .arg(id)
+            .arg(job.to_json())
+            .arg(self.retention.stream_maxlen)
+            .arg(self.retention.events_maxlen)
+            .arg(self.retention.status_ttl_secs)
+            .arg(job.to.masked())
+            .arg(job.template_id.as_str())
+            .invoke_async(&mut self.conn())
+            .await?;
+        outcome(&reply)
+    }
+
+    /// The answer remembered for an `Idempotency-Key`, if any: `(fingerprint, answer)`.
+    pub async fn idempotent_answer(&self, digest: &str) -> Result<Option<(String, String)>, StoreError> {
+        let (fp, answer): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.idempotency(digest))
+            .arg("fp")
+            .arg("response")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(fp.zip(answer))
+    }
+
+    /// Counts one attempt, then compares in constant time with `matches`.
+    pub async fn verify_code(
+        &self,
+        mobile: &Mobile,
+        purpose: &Purpose,
+        matches: impl FnOnce(&str) -> bool,
+    ) -> Result<Verification, StoreError> {
+        let key = self.keys.code(purpose.as_str(), mobile.as_str());
+        let reply: Vec<String> = SCRIPTS
+            .verify
+            .key(&key)
+            .invoke_async(&mut self.conn())
+            .await?;
+        if field(&reply, 0)? == "missing" {
+            return Ok(Verification::Expired);
+        }
+        let hash = field(&reply, 1)?.to_owned();
+        let left: u32 = field(&reply, 2)?
+            .parse()
+            .map_err(|_| StoreError::Reply(format!("bad attempts in {reply:?}")))?;
+        if !matches(&hash) {
+            return Ok(if left == 0 {
+                Verification::TooManyAttempts
+            } else {
+                Verification::Mismatch { attempts_left: left }
+            });
+        }
+        if left == 0 {
+            // The last attempt already burnt (deleted) the record; it was right, so it counts.
+            return Ok(Verification::Valid);
+        }
+        let consumed: i64 = SCRIPTS
+            .consume
+            .key(&key)
+            .arg(&hash)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(if consumed == 1 {
+            Verification::Valid
+        } else {
+            Verification::Expired
+        })
+    }
+
+    pub async fn put_captcha(&self, id: &str, answer_hash: &str, ttl: Duration) -> Result<(), StoreError> {
+        let _: () = redis::cmd("SET")
+            .arg(self.keys.captcha(id))
+            .arg(answer_hash)
+            .arg("PX")
+            .arg(ms(ttl))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Takes the captcha (first use consumes it, right or wrong) and checks the answer.
+    pub async fn take_captcha(
+        &self,
+        id: &str,
+        matches: impl FnOnce(&str) -> bool,
+    ) -> Result<CaptchaCheck, StoreError> {
+        let stored: Option<String> = redis::cmd("GETDEL")
+            .arg(self.keys.captcha(id))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(match stored {
+            None => CaptchaCheck::Unknown,
+            Some(hash) if matches(&hash) => CaptchaCheck::Right,
+            Some(_) => CaptchaCheck::Wrong,
+        })
+    }
+}
+
+fn outcome(reply: &[String]) -> Result<IssueOutcome, StoreError> {
+    Ok(match field(reply, 0)? {
+        "ok" => IssueOutcome::Issued,
+        "replay" => IssueOutcome::Replay(field(reply, 1)?.to_owned()),
+        "conflict" => IssueOutcome::Conflict,
+        "resend_too_soon" => IssueOutcome::ResendTooSoon(ms_reply(reply)?),
+        "hourly_limit" => IssueOutcome::HourlyLimit(ms_reply(reply)?),
+        "daily_limit" => IssueOutcome::DailyLimit(ms_reply(reply)?),
+        "queue_full" => IssueOutcome::QueueFull,
+        other => return Err(StoreError::Reply(format!("unknown outcome {other:?}"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_beijing_hours_and_days() {
+        // 2026-11-23T16:30:00Z is 2026-11-24 00:30 in Beijing.
+        let t = chrono::Utc.with_ymd_and_hms(2026, 11, 23, 16, 30, 0).unwrap().timestamp_millis();
+        let w = windows(t);
+        assert_eq!(w.day, "20261124");
+        assert_eq!(w.hour, "2026112400");
+        assert_eq!(w.hour_left_ms, 30 * 60 * 1000);
+        assert_eq!(w.day_left_ms, (23 * 60 + 30) * 60 * 1000);
+    }
+}

@@ -1,0 +1,86 @@
+//! Reading job records and their status events (for `GET /v1/jobs/{id}` and operators).
+
+use std::collections::HashMap;
+
+use chrono::{SecondsFormat, TimeZone, Utc};
+use redis::AsyncCommands;
+use redis::streams::StreamRangeReply;
+use serde::Serialize;
+
+use super::{Store, StoreError};
+use crate::domain::JobId;
+
+/// The job record as the API serves it: mobile masked, RFC 3339 times, never a code.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: String,
+    pub kind: String,
+    pub mobile: String,
+    pub status: String,
+    pub attempts: u32,
+    pub provider_status: Option<String>,
+    pub provider_message_id: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One entry of the events stream.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StatusEvent {
+    pub id: String,
+    pub status: String,
+    pub attempt: u32,
+    pub error: String,
+    pub ts: i64,
+}
+
+fn rfc3339(ms: Option<&String>) -> String {
+    ms.and_then(|m| m.parse::<i64>().ok())
+        .and_then(|m| Utc.timestamp_millis_opt(m).single())
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn non_empty(h: &HashMap<String, String>, k: &str) -> Option<String> {
+    h.get(k).filter(|v| !v.is_empty()).cloned()
+}
+
+impl Store {
+    pub async fn job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        let h: HashMap<String, String> = self.conn().hgetall(self.keys.job(id.as_str())).await?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(JobRecord {
+            id: id.as_str().to_owned(),
+            kind: h.get("kind").cloned().unwrap_or_default(),
+            mobile: h.get("mobile").cloned().unwrap_or_default(),
+            status: h.get("status").cloned().unwrap_or_default(),
+            attempts: h.get("attempts").and_then(|a| a.parse().ok()).unwrap_or(0),
+            provider_status: non_empty(&h, "provider_status"),
+            provider_message_id: non_empty(&h, "provider_message_id"),
+            last_error: non_empty(&h, "last_error"),
+            created_at: rfc3339(h.get("created_ms")),
+            updated_at: rfc3339(h.get("updated_ms")),
+        }))
+    }
+
+    /// The status history of one job, oldest first. Scans the (capped) events stream, so it
+    /// is an operator's tool, not something to call per request.
+    pub async fn events_of(&self, id: &JobId) -> Result<Vec<StatusEvent>, StoreError> {
+        let reply: StreamRangeReply = self.conn().xrange_all(self.keys.events()).await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .filter(|e| e.get::<String>("id").as_deref() == Some(id.as_str()))
+            .map(|e| StatusEvent {
+                id: e.get("id").unwrap_or_default(),
+                status: e.get("status").unwrap_or_default(),
+                attempt: e.get("attempt").unwrap_or(0),
+                error: e.get("error").unwrap_or_default(),
+                ts: e.get("ts").unwrap_or(0),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,90 @@
+//! Every Redis key smsq uses, named in one place (SPEC.md "Redis keys").
+//!
+//! Keys that one atomic script touches share the hash tag `{<prefix>:0}`, so each script runs
+//! on one Redis Cluster slot. The per-IP counters and captchas are touched alone and stay
+//! untagged, spreading over the cluster.
+
+/// The consumer group every worker joins.
+pub const GROUP: &str = "senders";
+
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+    tag: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            tag: format!("{{{prefix}:0}}"),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn jobs(&self) -> String {
+        format!("{}:jobs", self.tag)
+    }
+    pub fn otp(&self, job_id: &str) -> String {
+        format!("{}:otp:{job_id}", self.tag)
+    }
+    pub fn retry(&self) -> String {
+        format!("{}:retry", self.tag)
+    }
+    pub fn dead(&self) -> String {
+        format!("{}:dead", self.tag)
+    }
+    pub fn events(&self) -> String {
+        format!("{}:events", self.tag)
+    }
+    pub fn job(&self, job_id: &str) -> String {
+        format!("{}:job:{job_id}", self.tag)
+    }
+    pub fn code(&self, purpose: &str, mobile: &str) -> String {
+        format!("{}:code:{purpose}:{mobile}", self.tag)
+    }
+    pub fn resend(&self, purpose: &str, mobile: &str) -> String {
+        format!("{}:resend:{purpose}:{mobile}", self.tag)
+    }
+    /// `day` is `yyyymmdd` in Beijing time.
+    pub fn daily(&self, mobile: &str, day: &str) -> String {
+        format!("{}:daily:{mobile}:{day}", self.tag)
+    }
+    /// `hour` is `yyyymmddhh` in Beijing time.
+    pub fn hourly(&self, mobile: &str, hour: &str) -> String {
+        format!("{}:hourly:{mobile}:{hour}", self.tag)
+    }
+    /// Idempotency records, by a digest of the client's `Idempotency-Key`.
+    pub fn idempotency(&self, digest: &str) -> String {
+        format!("{}:idem:{digest}", self.tag)
+    }
+    pub fn rate(&self) -> String {
+        format!("{}:rate", self.tag)
+    }
+    pub fn ip(&self, ip: &str, hour: &str) -> String {
+        format!("{}:ip:{ip}:{hour}", self.prefix)
+    }
+    pub fn captcha(&self, id: &str) -> String {
+        format!("{}:captcha:{id}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_spec_layout() {
+        let k = Keys::new("smsq");
+        assert_eq!(k.jobs(), "{smsq:0}:jobs");
+        assert_eq!(k.otp("ab"), "{smsq:0}:otp:ab");
+        assert_eq!(k.code("login", "13800138000"), "{smsq:0}:code:login:13800138000");
+        assert_eq!(k.daily("13800138000", "20261124"), "{smsq:0}:daily:13800138000:20261124");
+        assert_eq!(k.ip("203.0.113.7", "2026112401"), "smsq:ip:203.0.113.7:2026112401");
+        assert_eq!(k.captcha("x"), "smsq:captcha:x");
+        assert_eq!(k.rate(), "{smsq:0}:rate");
+    }
+}

@@ -1,0 +1,51 @@
+-- Shared helpers, prepended to every smsq script when it is loaded (one EVALSHA per script).
+-- Every key a script touches is passed in KEYS and shares one hash tag (Redis Cluster safe).
+
+local TERMINAL = {sent = true, failed = true, dead = true, expired = true, superseded = true}
+
+-- A status change: the job record and one entry on the events stream.
+local function record(job_key, events_key, job_id, status, attempt, err, now, ttl, events_maxlen, extra)
+  local fields = {'status', status, 'attempts', attempt, 'updated_ms', now}
+  if err ~= '' then
+    fields[#fields + 1] = 'last_error'
+    fields[#fields + 1] = err
+  end
+  if extra then
+    for i = 1, #extra do fields[#fields + 1] = extra[i] end
+  end
+  redis.call('HSET', job_key, unpack(fields))
+  redis.call('EXPIRE', job_key, ttl)
+  redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*',
+    'id', job_id, 'status', status, 'attempt', attempt, 'error', err, 'ts', now)
+end
+
+-- Acknowledge and delete a stream entry: done with it, and no payload left behind.
+local function settle(stream, group, entry_id)
+  redis.call('XACK', stream, group, entry_id)
+  redis.call('XDEL', stream, entry_id)
+end
+
+-- An earlier answer for the same Idempotency-Key, or nil.
+local function idempotent_replay(key, fingerprint)
+  if fingerprint == '' then return nil end
+  local prev = redis.call('HMGET', key, 'fp', 'response')
+  if not prev[1] then return nil end
+  if prev[1] == fingerprint then return {'replay', prev[2]} end
+  return {'conflict', ''}
+end
+
+local function remember_answer(key, fingerprint, response, ttl)
+  if fingerprint == '' then return end
+  redis.call('HSET', key, 'fp', fingerprint, 'response', response)
+  redis.call('EXPIRE', key, ttl)
+end
+
+-- Creates the job record, the stream entry and the first event.
+local function enqueue(job_key, stream, events, job_id, job_json, now, ttl, events_maxlen, fields)
+  redis.call('HSET', job_key, 'id', job_id, 'status', 'queued', 'attempts', 0,
+    'created_ms', now, 'updated_ms', now, unpack(fields))
+  redis.call('EXPIRE', job_key, ttl)
+  redis.call('XADD', stream, '*', 'job', job_json)
+  redis.call('XADD', events, 'MAXLEN', '~', events_maxlen, '*',
+    'id', job_id, 'status', 'queued', 'attempt', 0, 'error', '', 'ts', now)
+end

@@ -1,0 +1,128 @@
+//! Everything smsq keeps in Redis. Multi-key steps are Lua scripts (one round trip, atomic,
+//! one hash tag); the rest of the crate never builds a key or a command itself.
+
+mod codes;
+mod jobs;
+mod keys;
+mod queue;
+mod scripts;
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client};
+
+pub use codes::{CaptchaCheck, Idempotency, IssueOutcome, NewCode, NewMessage, Verification};
+pub use jobs::{JobRecord, StatusEvent};
+pub use keys::{GROUP, Keys};
+pub use queue::{Begin, Entry, Failure};
+
+use crate::config::{RedisSettings, Settings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("unexpected reply from redis: {0}")]
+    Reply(String),
+}
+
+impl StoreError {
+    /// Connection-level trouble (down, restarting, timed out), as opposed to a bug.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Redis(e) => {
+                use redis::{ErrorKind, ServerErrorKind as S};
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || matches!(
+                        e.kind(),
+                        ErrorKind::Server(S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown | S::ReadOnly)
+                    )
+            }
+            StoreError::Reply(_) => false,
+        }
+    }
+}
+
+/// Handle on smsq's Redis data: a shared, self-healing multiplexed connection and the key
+/// layout. Cheap to clone; concurrent commands are pipelined on one socket.
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    keys: Keys,
+    retention: Retention,
+}
+
+/// Caps and lifetimes applied to what the scripts write.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retention {
+    pub stream_maxlen: u64,
+    pub events_maxlen: u64,
+    pub status_ttl_secs: u64,
+}
+
+impl Store {
+    /// Connects lazily: the process starts even while Redis is down, commands fail fast with
+    /// `redis.timeout_ms` and the manager reconnects in the background when Redis is back.
+    pub fn connect(settings: &Settings) -> Result<Self, StoreError> {
+        let retention = Retention {
+            stream_maxlen: settings.stream.maxlen,
+            events_maxlen: settings.stream.events_maxlen,
+            status_ttl_secs: settings.status.ttl.as_secs(),
+        };
+        let settings = &settings.redis;
+        let client = Client::open(settings.url.as_str())?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(settings.timeout))
+            .set_connection_timeout(Some(settings.timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self {
+            conn,
+            keys: Keys::new(&settings.prefix),
+            retention,
+        })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+}
+
+/// A connection of its own for blocking reads (`XREADGROUP … BLOCK`): on the shared
+/// multiplexed socket a blocked read would hold up every command queued behind it, and the
+/// default 500 ms response timeout would cut it short.
+pub async fn blocking_connection(
+    settings: &RedisSettings,
+    block: Duration,
+) -> Result<MultiplexedConnection, StoreError> {
+    let client = Client::open(settings.url.as_str())?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(settings.timeout))
+        .set_response_timeout(Some(block + settings.timeout));
+    Ok(client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?)
+}
+
+/// Bulk replies from scripts are arrays of strings; read one field or say what was wrong.
+pub(crate) fn field(reply: &[String], i: usize) -> Result<&str, StoreError> {
+    reply
+        .get(i)
+        .map(String::as_str)
+        .ok_or_else(|| StoreError::Reply(format!("missing field {i} in {reply:?}")))
+}

@@ -1,0 +1,18 @@
+//! Logging: human-readable on a terminal, JSON lines when `SMSQ_LOG_FORMAT=json`. Level from
+//! `RUST_LOG` (default `info`). Nothing smsq logs contains a code or a credential.
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = std::env::var("SMSQ_LOG_FORMAT").is_ok_and(|f| f == "json");
+    // try_init: tests and `smsq dev` may call this more than once.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
