@@ -81,13 +81,19 @@ pub fn generate(length: u8) -> (String, Vec<u8>) {
         }
     }
     for _ in 0..3 {
-        let (mut y, slope) = (rng.random_range(0..h) as f32, rng.random_range(-0.3f32..0.3));
+        let (mut y, slope) = (
+            rng.random_range(0..h) as f32,
+            rng.random_range(-0.3f32..0.3),
+        );
         for x in 0..w {
             y = (y + slope).clamp(0.0, (h - 1) as f32);
             pixels[y as usize * w + x] = 60;
         }
     }
-    (String::from_utf8(answer).unwrap_or_default(), encode_png(&pixels, w, h))
+    (
+        String::from_utf8(answer).unwrap_or_default(),
+        encode_png(&pixels, w, h),
+    )
 }
 
 fn encode_png(pixels: &[u8], w: usize, h: usize) -> Vec<u8> {
@@ -97,7 +103,9 @@ fn encode_png(pixels: &[u8], w: usize, h: usize) -> Vec<u8> {
     encoder.set_depth(png::BitDepth::Eight);
     // Writing to a Vec cannot fail; an error here would be a bug in the sizes above.
     let mut writer = encoder.write_header().expect("png header into a Vec");
-    writer.write_image_data(pixels).expect("png data into a Vec");
+    writer
+        .write_image_data(pixels)
+        .expect("png data into a Vec");
     drop(writer);
     out
 }

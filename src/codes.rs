@@ -143,10 +143,10 @@ impl Codes {
     pub async fn issue(&self, req: CodeRequest) -> Result<CodeAccepted, CodeError> {
         let cs = &self.settings.code;
         let idem = req.idempotency.as_ref().map(|i| i.digests("codes"));
-        if let Some((name, fp)) = &idem {
-            if let Some(answer) = self.replay(name, fp).await? {
-                return Ok(answer);
-            }
+        if let Some((name, fp)) = &idem
+            && let Some(answer) = self.replay(name, fp).await?
+        {
+            return Ok(answer);
         }
         self.check_captcha(req.captcha.as_ref()).await?;
 
@@ -174,7 +174,9 @@ impl Codes {
             }
             IssueOutcome::Replay(answer) => parse_answer(&answer),
             IssueOutcome::Conflict => Err(CodeError::IdempotencyConflict),
-            IssueOutcome::ResendTooSoon(retry_after) => Err(CodeError::ResendTooSoon { retry_after }),
+            IssueOutcome::ResendTooSoon(retry_after) => {
+                Err(CodeError::ResendTooSoon { retry_after })
+            }
             IssueOutcome::HourlyLimit(retry_after) => Err(CodeError::HourlyLimit { retry_after }),
             IssueOutcome::DailyLimit(retry_after) => Err(CodeError::DailyLimit { retry_after }),
             IssueOutcome::QueueFull => Err(CodeError::QueueFull),
@@ -207,9 +209,10 @@ impl Codes {
             resend_after: cs.resend_interval.as_secs(),
         };
         let answer = serde_json::to_string(&accepted).expect("plain struct serializes");
-        let code_hash = self
-            .hasher
-            .hash(&Self::code_context(&req.mobile, &req.purpose), code.expose());
+        let code_hash = self.hasher.hash(
+            &Self::code_context(&req.mobile, &req.purpose),
+            code.expose(),
+        );
         let outcome = self
             .store
             .issue_code(
@@ -255,7 +258,9 @@ impl Codes {
         let normalized = answer.trim().to_ascii_uppercase();
         let check = self
             .store
-            .take_captcha(id, |stored| self.hasher.matches(&context, &normalized, stored))
+            .take_captcha(id, |stored| {
+                self.hasher.matches(&context, &normalized, stored)
+            })
             .await?;
         match check {
             CaptchaCheck::Right => Ok(()),
@@ -272,7 +277,9 @@ impl Codes {
         let context = Self::code_context(mobile, purpose);
         let result = self
             .store
-            .verify_code(mobile, purpose, |stored| self.hasher.matches(&context, code, stored))
+            .verify_code(mobile, purpose, |stored| {
+                self.hasher.matches(&context, code, stored)
+            })
             .await?;
         tracing::info!(mobile = %mobile, purpose = %purpose, outcome = ?result, "code verified");
         Ok(result)
@@ -293,10 +300,10 @@ impl Codes {
 
     pub async fn enqueue_message(&self, req: MessageRequest) -> Result<MessageAccepted, CodeError> {
         let idem = req.idempotency.as_ref().map(|i| i.digests("messages"));
-        if let Some((name, fp)) = &idem {
-            if let Some(answer) = self.replay(name, fp).await? {
-                return Ok(answer);
-            }
+        if let Some((name, fp)) = &idem
+            && let Some(answer) = self.replay(name, fp).await?
+        {
+            return Ok(answer);
         }
         let job = Job {
             id: JobId::generate(),

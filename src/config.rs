@@ -432,7 +432,10 @@ impl Settings {
                     "code.daily_limit_per_mobile",
                     raw.code.daily_limit_per_mobile,
                 )?,
-                hourly_limit_per_ip: count("code.hourly_limit_per_ip", raw.code.hourly_limit_per_ip)?,
+                hourly_limit_per_ip: count(
+                    "code.hourly_limit_per_ip",
+                    raw.code.hourly_limit_per_ip,
+                )?,
                 max_verify_attempts: count(
                     "code.max_verify_attempts",
                     raw.code.max_verify_attempts,
@@ -454,9 +457,12 @@ impl Settings {
                 )?,
             },
             worker: WorkerSettings {
-                concurrency: NonZeroUsize::new(
-                    ranged("worker.concurrency", raw.worker.concurrency, 1, 10_000)? as usize,
-                )
+                concurrency: NonZeroUsize::new(ranged(
+                    "worker.concurrency",
+                    raw.worker.concurrency,
+                    1,
+                    10_000,
+                )? as usize)
                 .expect("ranged() rejects 0"),
                 rate_per_sec: count("worker.rate_per_sec", raw.worker.rate_per_sec)?,
                 burst: count("worker.burst", raw.worker.burst)?,
@@ -486,7 +492,12 @@ impl Settings {
             },
             stream: StreamSettings {
                 maxlen: ranged("stream.maxlen", raw.stream.maxlen, 1000, u64::MAX)?,
-                events_maxlen: ranged("stream.events_maxlen", raw.stream.events_maxlen, 100, u64::MAX)?,
+                events_maxlen: ranged(
+                    "stream.events_maxlen",
+                    raw.stream.events_maxlen,
+                    100,
+                    u64::MAX,
+                )?,
             },
             status: StatusSettings {
                 ttl: secs("status.ttl_secs", raw.status.ttl_secs)?,
@@ -547,19 +558,19 @@ impl RawConfig {
         serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner().to_string();
-            // deny_unknown_fields reports the parent path; name the offending key fully.
             match unknown_field(&inner) {
-                Some(field) if key == "." => ConfigError::new(field, "unknown section"),
-                Some(field) => ConfigError::new(format!("{key}.{field}"), "unknown key"),
+                // The path already ends with the unknown field.
+                Some(_) if key.contains('.') => ConfigError::new(key, "unknown key"),
+                Some(_) => ConfigError::new(key, "unknown section"),
                 None => ConfigError::new(key, inner.trim().to_owned()),
             }
         })
     }
 }
 
-fn unknown_field(message: &str) -> Option<String> {
+fn unknown_field(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("unknown field `")?;
-    Some(rest.split('`').next()?.to_owned())
+    rest.split('`').next()
 }
 
 fn read_table(path: &Path, must_exist: bool) -> Result<toml::Table, ConfigError> {
@@ -597,7 +608,8 @@ fn apply_env(table: &mut toml::Table, env: &HashMap<String, String>) -> Result<(
             .get(&section)
             .and_then(|s| s.get(&key))
             .ok_or_else(unknown)?;
-        let bad = |what: &str| ConfigError::new(name.clone(), format!("{var}: {what}, got {value:?}"));
+        let bad =
+            |what: &str| ConfigError::new(name.clone(), format!("{var}: {what}, got {value:?}"));
         let parsed = match default {
             toml::Value::String(_) => toml::Value::String(value.clone()),
             toml::Value::Integer(_) => toml::Value::Integer(
@@ -631,7 +643,10 @@ fn ranged(key: &str, v: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
     if (min..=max).contains(&v) {
         Ok(v)
     } else if max == u64::MAX {
-        Err(ConfigError::new(key, format!("must be at least {min}, got {v}")))
+        Err(ConfigError::new(
+            key,
+            format!("must be at least {min}, got {v}"),
+        ))
     } else {
         Err(ConfigError::new(
             key,

@@ -55,16 +55,25 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
     let _redis = ensure_redis(&mut settings, &dir.0).await?;
     let account = settings.secrets.ronglian()?;
 
-    let mut fake_opts = FakeOptions::new(&account.account_sid, account.auth_token.expose(), &account.app_id);
+    let mut fake_opts = FakeOptions::new(
+        &account.account_sid,
+        account.auth_token.expose(),
+        &account.app_id,
+    );
     fake_opts.templates = vec![settings.code.template_id.to_string()];
     fake_opts.record = Some(dir.0.join("messages.jsonl"));
-    let fake = fake::spawn(fake_opts).await.context("starting the fake provider")?;
+    let fake = fake::spawn(fake_opts)
+        .await
+        .context("starting the fake provider")?;
     settings.provider.base_url = fake.base_url();
 
     let listener = match TcpListener::bind(settings.api.listen).await {
         Ok(l) => l,
         Err(e) => {
-            println!("  (api.listen {} is busy: {e}; using a free port)", settings.api.listen);
+            println!(
+                "  (api.listen {} is busy: {e}; using a free port)",
+                settings.api.listen
+            );
             TcpListener::bind("127.0.0.1:0").await?
         }
     };
@@ -81,7 +90,11 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
     let worker = tokio::spawn(worker.run(stop.clone()));
 
     let base = format!("http://{api_addr}");
-    println!("smsq dev: redis {}, fake provider {}, api {base}", settings.redis.url, fake.base_url());
+    println!(
+        "smsq dev: redis {}, fake provider {}, api {base}",
+        settings.redis.url,
+        fake.base_url()
+    );
     let demo = tokio::select! {
         result = demo(&base, &fake) => result,
         _ = shutdown.cancelled() => Ok(()),
@@ -103,25 +116,43 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
 }
 
 /// The configured Redis if it answers, else a private `redis-server` on a free port.
-async fn ensure_redis(settings: &mut Settings, dir: &std::path::Path) -> anyhow::Result<Option<LocalRedis>> {
+async fn ensure_redis(
+    settings: &mut Settings,
+    dir: &std::path::Path,
+) -> anyhow::Result<Option<LocalRedis>> {
     let reachable = async {
         let client = redis::Client::open(settings.redis.url.as_str()).ok()?;
         let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await.ok()
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .ok()
     };
-    if tokio::time::timeout(Duration::from_millis(800), reachable).await.ok().flatten().is_some() {
+    if tokio::time::timeout(Duration::from_millis(800), reachable)
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+    {
         return Ok(None);
     }
-    println!("smsq dev: nothing answers at {}; starting a private redis-server", settings.redis.url);
+    println!(
+        "smsq dev: nothing answers at {}; starting a private redis-server",
+        settings.redis.url
+    );
     let port = LocalRedis::free_port()?;
     let dir = dir.to_owned();
-    let redis = tokio::task::spawn_blocking(move || LocalRedis::start(&dir, Listen::Tcp(port))).await??;
+    let redis =
+        tokio::task::spawn_blocking(move || LocalRedis::start(&dir, Listen::Tcp(port))).await??;
     settings.redis.url = redis.url();
     Ok(Some(redis))
 }
 
 async fn demo(base: &str, fake: &fake::FakeHandle) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    crate::provider::install_crypto();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
     let mobile = format!("138{:08}", rand::rng().random_range(0..100_000_000u32));
     println!("\n1. POST {base}/v1/codes  {{\"mobile\": \"{mobile}\", \"purpose\": \"login\"}}");
     let issued: serde_json::Value = http
@@ -137,7 +168,11 @@ async fn demo(base: &str, fake: &fake::FakeHandle) -> anyhow::Result<()> {
 
     let deadline = Instant::now() + Duration::from_secs(15);
     let message = loop {
-        if let Some(m) = fake.messages().into_iter().find(|m| m.req_id.as_deref() == Some(job_id.as_str())) {
+        if let Some(m) = fake
+            .messages()
+            .into_iter()
+            .find(|m| m.req_id.as_deref() == Some(job_id.as_str()))
+        {
             break m;
         }
         if Instant::now() > deadline {
@@ -153,7 +188,9 @@ async fn demo(base: &str, fake: &fake::FakeHandle) -> anyhow::Result<()> {
     );
     println!("   the code is {code}");
 
-    println!("\n3. POST {base}/v1/codes/verify  {{\"mobile\": \"{mobile}\", \"purpose\": \"login\", \"code\": \"{code}\"}}");
+    println!(
+        "\n3. POST {base}/v1/codes/verify  {{\"mobile\": \"{mobile}\", \"purpose\": \"login\", \"code\": \"{code}\"}}"
+    );
     let verified: serde_json::Value = http
         .post(format!("{base}/v1/codes/verify"))
         .json(&serde_json::json!({"mobile": mobile, "purpose": "login", "code": code}))
@@ -166,7 +203,12 @@ async fn demo(base: &str, fake: &fake::FakeHandle) -> anyhow::Result<()> {
     if verified["valid"] != serde_json::Value::Bool(true) {
         bail!("verification failed: {verified}");
     }
-    let job: serde_json::Value = http.get(format!("{base}/v1/jobs/{job_id}")).send().await?.json().await?;
+    let job: serde_json::Value = http
+        .get(format!("{base}/v1/jobs/{job_id}"))
+        .send()
+        .await?
+        .json()
+        .await?;
     println!("\n4. GET {base}/v1/jobs/{job_id}\n   → {job}");
     println!("\nverified: the code that was sent is the code that verifies.");
     Ok(())

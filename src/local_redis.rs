@@ -50,7 +50,9 @@ impl LocalRedis {
 
     /// A free loopback port, for `Listen::Tcp`.
     pub fn free_port() -> io::Result<u16> {
-        Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
     }
 
     pub fn url(&self) -> String {
@@ -101,12 +103,13 @@ impl LocalRedis {
 
     fn wait_ready(&mut self, within: Duration, log: &Path) -> Result<(), LocalRedisError> {
         let deadline = Instant::now() + within;
-        let client = redis::Client::open(self.url()).map_err(|e| LocalRedisError::Spawn(io::Error::other(e)))?;
+        let client = redis::Client::open(self.url())
+            .map_err(|e| LocalRedisError::Spawn(io::Error::other(e)))?;
         while Instant::now() < deadline {
-            if let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) {
-                if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
-                    return Ok(());
-                }
+            if let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200))
+                && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+            {
+                return Ok(());
             }
             if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
                 break; // exited: the log says why
@@ -150,6 +153,8 @@ pub fn spawn_kept(mut cmd: Command) -> Result<Child, LocalRedisError> {
         Ok(Ok(child)) => Ok(child),
         Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => Err(LocalRedisError::NotInstalled),
         Ok(Err(e)) => Err(LocalRedisError::Spawn(e)),
-        Err(_) => Err(LocalRedisError::Spawn(io::Error::other("keeper thread died"))),
+        Err(_) => Err(LocalRedisError::Spawn(io::Error::other(
+            "keeper thread died",
+        ))),
     }
 }

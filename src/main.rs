@@ -17,7 +17,11 @@ use smsq::store::Store;
 use smsq::worker::{Worker, default_consumer_name};
 
 #[derive(Parser)]
-#[command(name = "smsq", version, about = "SMS verification codes through a Redis stream and Ronglian TemplateSMS")]
+#[command(
+    name = "smsq",
+    version,
+    about = "SMS verification codes through a Redis stream and Ronglian TemplateSMS"
+)]
 struct Cli {
     /// Configuration file (default ./worker.toml when it exists).
     #[arg(long, global = true, env = "SMSQ_CONFIG")]
@@ -142,7 +146,11 @@ async fn api(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn worker(settings: Settings, concurrency: Option<usize>, name: Option<String>) -> anyhow::Result<()> {
+async fn worker(
+    settings: Settings,
+    concurrency: Option<usize>,
+    name: Option<String>,
+) -> anyhow::Result<()> {
     let account = settings.secrets.ronglian()?;
     if concurrency == Some(0) {
         return Err(ConfigError {
@@ -192,7 +200,10 @@ async fn send(settings: Settings, mobile: &str, purpose: &str) -> anyhow::Result
             idempotency: None,
         })
         .await?;
-    println!("queued job {} for {mobile} (expires in {} s)", accepted.job_id, accepted.expires_in);
+    println!(
+        "queued job {} for {mobile} (expires in {} s)",
+        accepted.job_id, accepted.expires_in
+    );
     Ok(())
 }
 
@@ -202,14 +213,20 @@ async fn job(settings: Settings, id: &str, json: bool) -> anyhow::Result<()> {
         message: "a job id is 32 lower-case hex digits".into(),
     })?;
     let store = Store::connect(&settings)?;
-    let record = store.job(&id).await?.with_context(|| format!("no job {id}"))?;
+    let record = store
+        .job(&id)
+        .await?
+        .with_context(|| format!("no job {id}"))?;
     let events = store.events_of(&id).await?;
     if json {
         println!("{}", serde_json::json!({"job": record, "events": events}));
     } else {
         println!("{}", serde_json::to_string_pretty(&record)?);
         for e in events {
-            println!("  {}  {:<10} attempt {}  {}", e.ts, e.status, e.attempt, e.error);
+            println!(
+                "  {}  {:<10} attempt {}  {}",
+                e.ts, e.status, e.attempt, e.error
+            );
         }
     }
     Ok(())

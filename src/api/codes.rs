@@ -54,7 +54,10 @@ fn purpose(input: Option<&str>) -> Result<Purpose, ApiError> {
 }
 
 /// The `Idempotency-Key` header, if any, with the body it must be replayed for.
-pub(super) fn idempotency(headers: &HeaderMap, body: &Bytes) -> Result<Option<IdempotencyRequest>, ApiError> {
+pub(super) fn idempotency(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Option<IdempotencyRequest>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -63,7 +66,10 @@ pub(super) fn idempotency(headers: &HeaderMap, body: &Bytes) -> Result<Option<Id
         .ok()
         .filter(|k| (1..=255).contains(&k.len()))
         .ok_or_else(|| {
-            ApiError::bad_request("invalid_request", "Idempotency-Key must be 1-255 visible ASCII characters")
+            ApiError::bad_request(
+                "invalid_request",
+                "Idempotency-Key must be 1-255 visible ASCII characters",
+            )
         })?;
     Ok(Some(IdempotencyRequest {
         key: key.to_owned(),
@@ -82,7 +88,12 @@ pub(super) async fn issue(
         .as_deref()
         .map(|ip| ip.trim().parse::<IpAddr>())
         .transpose()
-        .map_err(|_| ApiError::bad_request("invalid_request", "client_ip must be an IPv4 or IPv6 address"))?;
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_request",
+                "client_ip must be an IPv4 or IPv6 address",
+            )
+        })?;
     let captcha = match (value.captcha_id, value.captcha) {
         (Some(id), Some(answer)) => Some((id, answer)),
         (None, None) => None,
@@ -134,6 +145,8 @@ pub(super) async fn verify(
     }))
 }
 
-pub(super) async fn captcha(State(state): State<AppState>) -> Result<(StatusCode, Json<CaptchaIssued>), ApiError> {
+pub(super) async fn captcha(
+    State(state): State<AppState>,
+) -> Result<(StatusCode, Json<CaptchaIssued>), ApiError> {
     Ok((StatusCode::CREATED, Json(state.codes.new_captcha().await?)))
 }

@@ -66,18 +66,28 @@ impl From<CodeError> for ApiError {
             CodeError::DailyLimit { retry_after } => {
                 ApiError::too_many("daily_limit", message, retry_after)
             }
-            CodeError::IpLimit { retry_after } => ApiError::too_many("ip_limit", message, retry_after),
-            CodeError::IdempotencyConflict => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_conflict", message)
+            CodeError::IpLimit { retry_after } => {
+                ApiError::too_many("ip_limit", message, retry_after)
             }
-            CodeError::QueueFull => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", message),
+            CodeError::IdempotencyConflict => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_conflict",
+                message,
+            ),
+            CodeError::QueueFull => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", message)
+            }
             CodeError::Unavailable(source) => {
                 tracing::warn!(error = %source, "redis unavailable");
                 ApiError::unavailable()
             }
             CodeError::Store(source) => {
                 tracing::error!(error = %source, "storage error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
             }
         }
     }
@@ -133,10 +143,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ApiError::bad_request("invalid_json", rejection.body_text())
             }
         })?;
-        let json: serde_json::Value = serde_json::from_slice(&raw)
-            .map_err(|e| ApiError::bad_request("invalid_json", format!("body is not valid JSON: {e}")))?;
+        let json: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("body is not valid JSON: {e}"))
+        })?;
         if !json.is_object() {
-            return Err(ApiError::bad_request("invalid_json", "body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                "body must be a JSON object",
+            ));
         }
         let value = serde_json::from_value(json)
             .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;

@@ -31,10 +31,16 @@ pub(super) async fn enqueue(
     body: JsonBody<MessageBody>,
 ) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
     let JsonBody { value, raw } = body;
-    let to = Mobile::parse(&value.to).map_err(|e| ApiError::bad_request("invalid_mobile", e.to_string()))?;
+    let to = Mobile::parse(&value.to)
+        .map_err(|e| ApiError::bad_request("invalid_mobile", e.to_string()))?;
     let template_id = TemplateId::parse(&value.template_id)
         .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
-    if value.datas.len() > MAX_DATAS || value.datas.iter().any(|d| d.chars().count() > MAX_DATA_CHARS) {
+    if value.datas.len() > MAX_DATAS
+        || value
+            .datas
+            .iter()
+            .any(|d| d.chars().count() > MAX_DATA_CHARS)
+    {
         return Err(ApiError::bad_request(
             "invalid_request",
             format!("datas: at most {MAX_DATAS} values of at most {MAX_DATA_CHARS} characters"),

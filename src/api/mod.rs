@@ -84,10 +84,9 @@ async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     // Check every token (no early exit) and compare in constant time.
-    let ok = state
-        .tokens
-        .iter()
-        .fold(false, |ok, t| ok | bool::from(t.expose().as_bytes().ct_eq(given.as_bytes())));
+    let ok = state.tokens.iter().fold(false, |ok, t| {
+        ok | bool::from(t.expose().as_bytes().ct_eq(given.as_bytes()))
+    });
     if ok {
         next.run(req).await
     } else {

@@ -20,7 +20,10 @@ impl JobId {
     }
 
     pub fn parse(input: &str) -> Option<Self> {
-        let ok = input.len() == 32 && input.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let ok = input.len() == 32
+            && input
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         ok.then(|| Self(input.to_owned()))
     }
 
@@ -78,7 +81,8 @@ pub struct Job {
 impl Job {
     /// Parses a stream payload; the error says what is wrong, for the dead-letter record.
     pub fn from_json(raw: &str) -> Result<Self, String> {
-        let job: Job = serde_json::from_str(raw).map_err(|e| format!("invalid job payload: {e}"))?;
+        let job: Job =
+            serde_json::from_str(raw).map_err(|e| format!("invalid job payload: {e}"))?;
         if job.kind == JobKind::Code && job.purpose.is_none() {
             return Err("invalid job payload: a code job needs a purpose".to_owned());
         }
@@ -176,7 +180,17 @@ mod tests {
         let json = job.to_json();
         assert_eq!(Job::from_json(&json).unwrap(), job);
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        for field in ["id", "kind", "to", "purpose", "template_id", "datas", "attempt", "created_ms", "expires_ms"] {
+        for field in [
+            "id",
+            "kind",
+            "to",
+            "purpose",
+            "template_id",
+            "datas",
+            "attempt",
+            "created_ms",
+            "expires_ms",
+        ] {
             assert!(v.get(field).is_some(), "{field} missing from {json}");
         }
         assert_eq!(v["to"], "13800138000");
@@ -184,15 +198,31 @@ mod tests {
 
     #[test]
     fn malformed_payloads_say_why() {
-        assert!(Job::from_json("{").unwrap_err().contains("invalid job payload"));
+        assert!(
+            Job::from_json("{")
+                .unwrap_err()
+                .contains("invalid job payload")
+        );
         let mut v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
         v["to"] = "12345".into();
-        assert!(Job::from_json(&v.to_string()).unwrap_err().contains("mobile"));
+        assert!(
+            Job::from_json(&v.to_string())
+                .unwrap_err()
+                .contains("mobile")
+        );
         v["to"] = "13800138000".into();
         v["purpose"] = serde_json::Value::Null;
-        assert!(Job::from_json(&v.to_string()).unwrap_err().contains("purpose"));
+        assert!(
+            Job::from_json(&v.to_string())
+                .unwrap_err()
+                .contains("purpose")
+        );
         v["id"] = "xyz".into();
-        assert!(Job::from_json(&v.to_string()).unwrap_err().contains("job id"));
+        assert!(
+            Job::from_json(&v.to_string())
+                .unwrap_err()
+                .contains("job id")
+        );
     }
 
     #[test]

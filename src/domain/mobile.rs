@@ -10,7 +10,9 @@ use std::fmt;
 pub struct Mobile(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a mainland China mobile number (expected 11 digits starting with 13-19, optionally +86)")]
+#[error(
+    "not a mainland China mobile number (expected 11 digits starting with 13-19, optionally +86)"
+)]
 pub struct InvalidMobile;
 
 impl Mobile {
@@ -83,7 +85,11 @@ mod tests {
             " 13800138000 ",
             "+86-138-0013-8000",
         ] {
-            assert_eq!(Mobile::parse(input).unwrap().as_str(), "13800138000", "{input}");
+            assert_eq!(
+                Mobile::parse(input).unwrap().as_str(),
+                "13800138000",
+                "{input}"
+            );
         }
     }
 

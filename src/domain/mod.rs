@@ -6,8 +6,8 @@ mod job;
 mod mobile;
 mod text;
 
-pub use code::{Code, Hasher};
 pub(crate) use code::hex as hex_lower;
+pub use code::{Code, Hasher};
 pub use job::{Job, JobId, JobKind, JobStatus};
 pub use mobile::{InvalidMobile, Mobile};
 pub use text::{InvalidText, Purpose, TemplateId};

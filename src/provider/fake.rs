@@ -112,7 +112,7 @@ pub struct FakeMessage {
 struct Inner {
     rng: StdRng,
     last_sent: HashMap<String, chrono::DateTime<Utc>>,
-    daily: HashMap<(String, String), u32>,
+    daily: HashMap<String, u32>,
     req_ids: HashSet<(String, String)>,
     messages: Vec<FakeMessage>,
 }
@@ -251,7 +251,8 @@ async fn template_sms(
         Err(Some(f)) => error_answer(format, f.code, f.msg),
         Ok(request) => {
             if fake.roll(fake.opts.http500_rate) {
-                return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response();
+                return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                    .into_response();
             }
             if fake.roll(fake.opts.error_rate) {
                 error_answer(format, "160000", "系统错误")
@@ -267,9 +268,10 @@ async fn template_sms(
     if fake.opts.drop_rate > 0.0 {
         // Keep-alive would let a reused connection dodge the dice; one request per connection
         // makes the drop rate a per-request rate.
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
     }
     response
 }
@@ -277,7 +279,9 @@ async fn template_sms(
 /// The connection breaks before a complete answer: headers may go out, the body never ends.
 fn dropped_connection() -> Response {
     let broken = futures_util::stream::once(async {
-        Err::<Bytes, std::io::Error>(std::io::Error::other("fake provider dropped the connection"))
+        Err::<Bytes, std::io::Error>(std::io::Error::other(
+            "fake provider dropped the connection",
+        ))
     });
     Response::builder()
         .status(StatusCode::OK)
@@ -295,7 +299,12 @@ struct Checked {
 }
 
 /// The protocol checks, in the order the real service plausibly runs them. `Err(None)` = 404.
-fn check(fake: &Fake, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Checked, Option<Fault>> {
+fn check(
+    fake: &Fake,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Checked, Option<Fault>> {
     let opts = &fake.opts;
     let segments: Vec<&str> = uri.path().split('/').collect();
     let [_, version, "Accounts", sid, "SMS", "TemplateSMS"] = segments.as_slice() else {
@@ -315,18 +324,28 @@ fn check(fake: &Fake, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Che
         .decode(auth)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or(Some(fault("111102", "请求包头Authorization参数Base64解码失败")))?;
-    let (auth_sid, ts) = decoded
-        .split_once(':')
-        .ok_or(Some(fault("111102", "请求包头Authorization参数解码后格式有误")))?;
+        .ok_or(Some(fault(
+            "111102",
+            "请求包头Authorization参数Base64解码失败",
+        )))?;
+    let (auth_sid, ts) = decoded.split_once(':').ok_or(Some(fault(
+        "111102",
+        "请求包头Authorization参数解码后格式有误",
+    )))?;
     if auth_sid != opts.account_sid {
-        return Err(Some(fault("111103", "请求包头Authorization参数解码后账户ID为空或与URL不符")));
+        return Err(Some(fault(
+            "111103",
+            "请求包头Authorization参数解码后账户ID为空或与URL不符",
+        )));
     }
     let sent_at = NaiveDateTime::parse_from_str(ts, "%Y%m%d%H%M%S")
         .ok()
         .filter(|_| ts.len() == 14)
         .and_then(|t| beijing().from_local_datetime(&t).single())
-        .ok_or(Some(fault("111107", "请求包头Authorization参数解码后时间戳格式有误")))?;
+        .ok_or(Some(fault(
+            "111107",
+            "请求包头Authorization参数解码后时间戳格式有误",
+        )))?;
     let sig = uri
         .query()
         .unwrap_or("")
@@ -337,9 +356,14 @@ fn check(fake: &Fake, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Che
     if sig.len() != 32 || !sig.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Some(fault("111105", "请求地址SigParameter参数格式有误")));
     }
-    let skew = (Utc::now() - sent_at.with_timezone(&Utc)).num_seconds().abs();
+    let skew = (Utc::now() - sent_at.with_timezone(&Utc))
+        .num_seconds()
+        .abs();
     if skew > opts.timestamp_window_secs {
-        return Err(Some(fault("111106", "请求包头Authorization参数解码后时间戳过期")));
+        return Err(Some(fault(
+            "111106",
+            "请求包头Authorization参数解码后时间戳过期",
+        )));
     }
     // Exact comparison: the doc says the sig must be upper case.
     if sig != signature(&opts.account_sid, &opts.auth_token, ts) {
@@ -359,7 +383,8 @@ fn check_body(opts: &FakeOptions, body: &[u8]) -> Result<Checked, Option<Fault>>
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Some(fault("160030", "包体为空")));
     }
-    let v: Value = serde_json::from_slice(body).map_err(|_| Some(fault("160031", "参数解析失败")))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|_| Some(fault("160031", "参数解析失败")))?;
     let field = |name: &str| v.get(name).filter(|x| !x.is_null());
     match field("appId").and_then(Value::as_str) {
         None | Some("") => return Err(Some(fault("111169", "应用ID为空"))),
@@ -375,7 +400,10 @@ fn check_body(opts: &FakeOptions, body: &[u8]) -> Result<Checked, Option<Fault>>
     if to.len() > 200 {
         return Err(Some(fault("160048", "号码数超200限制")));
     }
-    if to.iter().any(|n| n.len() != 11 || Mobile::parse(n).is_err()) {
+    if to
+        .iter()
+        .any(|n| n.len() != 11 || Mobile::parse(n).is_err())
+    {
         return Err(Some(fault("160042", "号码格式有误")));
     }
     if to.iter().collect::<HashSet<_>>().len() != to.len() {
@@ -420,27 +448,29 @@ async fn accept(fake: &Fake, request: Checked) -> Result<FakeMessage, Fault> {
     let day = now.with_timezone(&beijing()).format("%Y%m%d").to_string();
     let message = {
         let mut inner = fake.lock();
-        if let Some(req_id) = &request.req_id {
-            if inner.req_ids.contains(&(day.clone(), req_id.clone())) {
-                return Err(fault("160054", "请求重复"));
-            }
+        if let Some(req_id) = &request.req_id
+            && inner.req_ids.contains(&(day.clone(), req_id.clone()))
+        {
+            return Err(fault("160054", "请求重复"));
         }
+        // Daily counts are per number and template, per Beijing day.
+        let daily_key = |number: &str| format!("{number}/{}/{day}", request.template_id);
         for number in &request.to {
-            if let (Some(secs), Some(last)) = (opts.per_number_interval_secs, inner.last_sent.get(number)) {
-                if (now - *last).num_milliseconds() < (secs as i64) * 1000 {
-                    return Err(fault("160038", "短信验证码发送过频繁"));
-                }
+            if let (Some(secs), Some(last)) =
+                (opts.per_number_interval_secs, inner.last_sent.get(number))
+                && (now - *last).num_milliseconds() < (secs as i64) * 1000
+            {
+                return Err(fault("160038", "短信验证码发送过频繁"));
             }
-            let key = (number.clone(), request.template_id.clone());
-            if let Some(limit) = opts.daily_limit {
-                if inner.daily.get(&(key.0.clone(), day.clone())).copied().unwrap_or(0) >= limit {
-                    return Err(fault("160040", "验证码超出同模板同号码天发送上限"));
-                }
+            if let Some(limit) = opts.daily_limit
+                && inner.daily.get(&daily_key(number)).copied().unwrap_or(0) >= limit
+            {
+                return Err(fault("160040", "验证码超出同模板同号码天发送上限"));
             }
         }
         for number in &request.to {
             inner.last_sent.insert(number.clone(), now);
-            *inner.daily.entry((number.clone(), day.clone())).or_default() += 1;
+            *inner.daily.entry(daily_key(number)).or_default() += 1;
         }
         if let Some(req_id) = &request.req_id {
             inner.req_ids.insert((day.clone(), req_id.clone()));
@@ -452,7 +482,10 @@ async fn accept(fake: &Fake, request: Checked) -> Result<FakeMessage, Fault> {
             template_id: request.template_id,
             datas: request.datas,
             req_id: request.req_id,
-            date_created: now.with_timezone(&beijing()).format("%Y%m%d%H%M%S").to_string(),
+            date_created: now
+                .with_timezone(&beijing())
+                .format("%Y%m%d%H%M%S")
+                .to_string(),
         };
         inner.messages.push(message.clone());
         message
@@ -460,7 +493,11 @@ async fn accept(fake: &Fake, request: Checked) -> Result<FakeMessage, Fault> {
     if let Some(path) = &opts.record {
         let line = format!("{}\n", serde_json::to_string(&message).unwrap_or_default());
         let written = async {
-            let mut f = tokio::fs::OpenOptions::new().create(true).append(true).open(path).await?;
+            let mut f = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .await?;
             f.write_all(line.as_bytes()).await
         };
         if let Err(e) = written.await {

@@ -8,7 +8,7 @@ mod ronglian;
 pub use classify::{Action, Verdict, classify};
 pub use ronglian::{
     Accepted, Client, ClientError, SendError, SignedRequest, TemplateSms, TransportKind,
-    authorization, sign, signature, timestamp,
+    authorization, install_crypto, sign, signature, timestamp,
 };
 
 /// The REST API version every SDK hard-codes; the server answers 111110 to anything else.

@@ -55,7 +55,9 @@ pub enum IssueOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verification {
     Valid,
-    Mismatch { attempts_left: u32 },
+    Mismatch {
+        attempts_left: u32,
+    },
     TooManyAttempts,
     /// Unknown, used and expired codes look the same.
     Expired,
@@ -86,7 +88,13 @@ fn windows(now_ms: i64) -> Windows {
         + now.timestamp_subsec_millis() as i64;
     let into_day = now.hour() as i64 * 3_600_000 + into_hour;
     Windows {
-        hour: format!("{:04}{:02}{:02}{:02}", now.year(), now.month(), now.day(), now.hour()),
+        hour: format!(
+            "{:04}{:02}{:02}{:02}",
+            now.year(),
+            now.month(),
+            now.day(),
+            now.hour()
+        ),
         hour_left_ms: 3_600_000 - into_hour,
         day: format!("{:04}{:02}{:02}", now.year(), now.month(), now.day()),
         day_left_ms: 86_400_000 - into_day,
@@ -148,10 +156,16 @@ impl Store {
         let (mobile, purpose) = (job.to.as_str(), new.purpose.as_str());
         let id = job.id.as_str();
         let w = windows(job.created_ms);
-        let idem = new.idempotency.map(|i| (k.idempotency(i.digest), i.fingerprint));
+        let idem = new
+            .idempotency
+            .map(|i| (k.idempotency(i.digest), i.fingerprint));
         let reply: Vec<String> = SCRIPTS
             .issue_code
-            .key(idem.as_ref().map(|i| i.0.clone()).unwrap_or_else(|| k.idempotency("-")))
+            .key(
+                idem.as_ref()
+                    .map(|i| i.0.clone())
+                    .unwrap_or_else(|| k.idempotency("-")),
+            )
             .key(k.jobs())
             .key(k.events())
             .key(k.job(id))
@@ -191,10 +205,16 @@ impl Store {
         let job = new.job;
         let k = &self.keys;
         let id = job.id.as_str();
-        let idem = new.idempotency.map(|i| (k.idempotency(i.digest), i.fingerprint));
+        let idem = new
+            .idempotency
+            .map(|i| (k.idempotency(i.digest), i.fingerprint));
         let reply: Vec<String> = SCRIPTS
             .enqueue_message
-            .key(idem.as_ref().map(|i| i.0.clone()).unwrap_or_else(|| k.idempotency("-")))
+            .key(
+                idem.as_ref()
+                    .map(|i| i.0.clone())
+                    .unwrap_or_else(|| k.idempotency("-")),
+            )
             .key(k.jobs())
             .key(k.events())
             .key(k.job(id))
@@ -215,7 +235,10 @@ impl Store {
     }
 
     /// The answer remembered for an `Idempotency-Key`, if any: `(fingerprint, answer)`.
-    pub async fn idempotent_answer(&self, digest: &str) -> Result<Option<(String, String)>, StoreError> {
+    pub async fn idempotent_answer(
+        &self,
+        digest: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
         let (fp, answer): (Option<String>, Option<String>) = redis::cmd("HMGET")
             .arg(self.keys.idempotency(digest))
             .arg("fp")
@@ -249,7 +272,9 @@ impl Store {
             return Ok(if left == 0 {
                 Verification::TooManyAttempts
             } else {
-                Verification::Mismatch { attempts_left: left }
+                Verification::Mismatch {
+                    attempts_left: left,
+                }
             });
         }
         if left == 0 {
@@ -269,7 +294,12 @@ impl Store {
         })
     }
 
-    pub async fn put_captcha(&self, id: &str, answer_hash: &str, ttl: Duration) -> Result<(), StoreError> {
+    pub async fn put_captcha(
+        &self,
+        id: &str,
+        answer_hash: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         let _: () = redis::cmd("SET")
             .arg(self.keys.captcha(id))
             .arg(answer_hash)
@@ -318,7 +348,10 @@ mod tests {
     #[test]
     fn windows_are_beijing_hours_and_days() {
         // 2026-11-23T16:30:00Z is 2026-11-24 00:30 in Beijing.
-        let t = chrono::Utc.with_ymd_and_hms(2026, 11, 23, 16, 30, 0).unwrap().timestamp_millis();
+        let t = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 23, 16, 30, 0)
+            .unwrap()
+            .timestamp_millis();
         let w = windows(t);
         assert_eq!(w.day, "20261124");
         assert_eq!(w.hour, "2026112400");

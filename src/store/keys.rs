@@ -81,9 +81,18 @@ mod tests {
         let k = Keys::new("smsq");
         assert_eq!(k.jobs(), "{smsq:0}:jobs");
         assert_eq!(k.otp("ab"), "{smsq:0}:otp:ab");
-        assert_eq!(k.code("login", "13800138000"), "{smsq:0}:code:login:13800138000");
-        assert_eq!(k.daily("13800138000", "20261124"), "{smsq:0}:daily:13800138000:20261124");
-        assert_eq!(k.ip("203.0.113.7", "2026112401"), "smsq:ip:203.0.113.7:2026112401");
+        assert_eq!(
+            k.code("login", "13800138000"),
+            "{smsq:0}:code:login:13800138000"
+        );
+        assert_eq!(
+            k.daily("13800138000", "20261124"),
+            "{smsq:0}:daily:13800138000:20261124"
+        );
+        assert_eq!(
+            k.ip("203.0.113.7", "2026112401"),
+            "smsq:ip:203.0.113.7:2026112401"
+        );
         assert_eq!(k.captcha("x"), "smsq:captcha:x");
         assert_eq!(k.rate(), "{smsq:0}:rate");
     }

@@ -39,7 +39,13 @@ impl StoreError {
                     || e.is_connection_refusal()
                     || matches!(
                         e.kind(),
-                        ErrorKind::Server(S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown | S::ReadOnly)
+                        ErrorKind::Server(
+                            S::BusyLoading
+                                | S::TryAgain
+                                | S::ClusterDown
+                                | S::MasterDown
+                                | S::ReadOnly
+                        )
                     )
             }
             StoreError::Reply(_) => false,

@@ -93,7 +93,9 @@ impl Store {
         from: &str,
         count: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        let options = StreamReadOptions::default().group(GROUP, consumer).count(count);
+        let options = StreamReadOptions::default()
+            .group(GROUP, consumer)
+            .count(count);
         self.read_with(conn, from, &options).await
     }
 

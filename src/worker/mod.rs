@@ -65,7 +65,13 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(settings: Arc<Settings>, store: Store, client: Client, name: String, concurrency: usize) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        client: Client,
+        name: String,
+        concurrency: usize,
+    ) -> Self {
         let limiter = Limiter::new(settings.worker.rate_per_sec, settings.worker.burst);
         Self {
             ctx: Arc::new(Context {
@@ -111,7 +117,10 @@ impl Worker {
                 }
                 _ = shutdown.cancelled() => break,
             };
-            let entries = match self.next_entries(&mut conn, &mut pending_from, &mut next_reap, free).await {
+            let entries = match self
+                .next_entries(&mut conn, &mut pending_from, &mut next_reap, free)
+                .await
+            {
                 Ok(entries) => {
                     backoff = Duration::from_millis(100);
                     entries
@@ -130,7 +139,9 @@ impl Worker {
             // Entries already delivered to us are handled even if shutdown came meanwhile:
             // they are ours now, and handling beats leaving them for the reaper.
             for entry in entries {
-                let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
                 let ctx = self.ctx.clone();
                 tasks.spawn(async move {
                     send::handle(&ctx, entry).await;
@@ -156,7 +167,10 @@ impl Worker {
         tasks.abort_all();
         promoter.abort();
         if abandoned > 0 {
-            tracing::warn!(abandoned, "grace period over: unfinished jobs stay pending and will be reclaimed");
+            tracing::warn!(
+                abandoned,
+                "grace period over: unfinished jobs stay pending and will be reclaimed"
+            );
         }
         tracing::info!(handled, abandoned, "worker stopped");
         Ok(Report { handled, abandoned })
@@ -190,11 +204,16 @@ impl Worker {
             *next_reap = Instant::now() + (idle / 2).max(Duration::from_millis(500));
             let claimed = store.claim_idle(&self.name, idle, count).await?;
             if !claimed.is_empty() {
-                tracing::warn!(count = claimed.len(), "reclaimed entries idle at other consumers");
+                tracing::warn!(
+                    count = claimed.len(),
+                    "reclaimed entries idle at other consumers"
+                );
                 return Ok(claimed);
             }
         }
-        store.read(conn, &self.name, count, settings.worker.block).await
+        store
+            .read(conn, &self.name, count, settings.worker.block)
+            .await
     }
 }
 

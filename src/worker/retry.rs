@@ -9,10 +9,7 @@ use crate::config::RetrySettings;
 /// `jitter` is a uniform sample from `[0, 1)`.
 pub fn backoff(settings: &RetrySettings, failed_attempt: u32, jitter: f64) -> Duration {
     let exp = failed_attempt.saturating_sub(1).min(30);
-    let step = settings
-        .base
-        .saturating_mul(1u32 << exp)
-        .min(settings.max);
+    let step = settings.base.saturating_mul(1u32 << exp).min(settings.max);
     let half = step / 2;
     half + half.mul_f64(jitter.clamp(0.0, 1.0))
 }
@@ -77,6 +74,9 @@ mod tests {
             next(&s, 1, Some(Duration::from_secs(60)), 0.0),
             Next::RetryAfter(Duration::from_secs(60))
         );
-        assert_eq!(next(&s, 1, None, 0.0), Next::RetryAfter(Duration::from_millis(250)));
+        assert_eq!(
+            next(&s, 1, None, 0.0),
+            Next::RetryAfter(Duration::from_millis(250))
+        );
     }
 }

@@ -24,9 +24,15 @@ pub(super) async fn handle(ctx: &Context, entry: Entry) {
             return;
         }
     };
-    let span = tracing::info_span!("job", job_id = %job.id, mobile = %job.to, attempt = job.attempt + 1);
-    if let Err(e) = deliver(ctx, &entry.entry_id, &job).instrument(span.clone()).await {
-        span.in_scope(|| tracing::error!(error = %e, "redis error; entry left pending for a retry"));
+    let span =
+        tracing::info_span!("job", job_id = %job.id, mobile = %job.to, attempt = job.attempt + 1);
+    if let Err(e) = deliver(ctx, &entry.entry_id, &job)
+        .instrument(span.clone())
+        .await
+    {
+        span.in_scope(
+            || tracing::error!(error = %e, "redis error; entry left pending for a retry"),
+        );
     }
 }
 
@@ -58,7 +64,16 @@ async fn deliver(ctx: &Context, entry_id: &str, job: &Job) -> Result<(), StoreEr
         Ok(accepted) => {
             tracing::info!(message_id = %accepted.message_id, "sent");
             persist(|| {
-                ctx.store.finish(entry_id, job, JobStatus::Sent, attempt, "", "000000", &accepted.message_id, now_ms())
+                ctx.store.finish(
+                    entry_id,
+                    job,
+                    JobStatus::Sent,
+                    attempt,
+                    "",
+                    "000000",
+                    &accepted.message_id,
+                    now_ms(),
+                )
             })
             .await
         }
@@ -70,14 +85,32 @@ async fn deliver(ctx: &Context, entry_id: &str, job: &Job) -> Result<(), StoreEr
                 Action::AlreadyAccepted => {
                     tracing::info!("provider already accepted this reqId: sent");
                     return persist(|| {
-                        ctx.store.finish(entry_id, job, JobStatus::Sent, attempt, "", &status_code, "", now_ms())
+                        ctx.store.finish(
+                            entry_id,
+                            job,
+                            JobStatus::Sent,
+                            attempt,
+                            "",
+                            &status_code,
+                            "",
+                            now_ms(),
+                        )
                     })
                     .await;
                 }
                 Action::GiveUp => {
                     tracing::warn!(error = %message, "failed permanently");
                     return persist(|| {
-                        ctx.store.finish(entry_id, job, JobStatus::Failed, attempt, &message, &status_code, "", now_ms())
+                        ctx.store.finish(
+                            entry_id,
+                            job,
+                            JobStatus::Failed,
+                            attempt,
+                            &message,
+                            &status_code,
+                            "",
+                            now_ms(),
+                        )
                     })
                     .await;
                 }

@@ -1,0 +1,482 @@
+//! `POST /v1/codes`, captchas, messages and job lookup, through HTTP against real Redis.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use serde_json::json;
+use smsq::config::Secret;
+use smsq::domain::Hasher;
+
+use crate::common::{SECRET, logs, settings, spawn_app};
+
+#[tokio::test]
+async fn a_code_request_queues_one_job_and_stores_only_a_hash() {
+    let app = spawn_app(settings(|c| c.code.length = 10)).await;
+    let (status, body) = app
+        .call(
+            "/v1/codes",
+            json!({"mobile": "+86 138-0013-8000", "purpose": "login"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["expires_in"], 300);
+    assert_eq!(body["resend_after"], 60);
+    let job_id = body["job_id"].as_str().unwrap().to_owned();
+    assert_eq!(job_id.len(), 32);
+
+    let mut redis = app.redis().await;
+    let keys = app.store.keys();
+    assert_eq!(redis.xlen::<_, usize>(keys.jobs()).await.unwrap(), 1);
+    let code = app.otp(&job_id).await.expect("otp key holds the code");
+    assert_eq!(code.len(), 10);
+    let record: std::collections::HashMap<String, String> = redis
+        .hgetall(keys.code("login", "13800138000"))
+        .await
+        .unwrap();
+    assert_eq!(record["job"], job_id);
+    assert_eq!(record["attempts"], "5");
+    let hasher = Hasher::new(Secret::new(SECRET));
+    assert!(hasher.matches("code:login:13800138000", &code, &record["hash"]));
+    let ttl: i64 = redis.ttl(keys.code("login", "13800138000")).await.unwrap();
+    assert!((295..=300).contains(&ttl), "code ttl {ttl}");
+
+    // The plain code is in the otp key and nowhere else in Redis, nor in any log line.
+    let holders: Vec<String> = app
+        .all_stored_text()
+        .await
+        .into_iter()
+        .filter(|(_, text)| text.contains(&code))
+        .map(|(key, _)| key)
+        .collect();
+    assert_eq!(holders, vec![keys.otp(&job_id)]);
+    assert!(!logs().contains(&code), "the code appeared in a log line");
+    assert!(
+        logs().contains(&job_id),
+        "logging is captured (sanity check)"
+    );
+
+    let (status, job) = app.get(&format!("/v1/jobs/{job_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(job["status"], "queued");
+    assert_eq!(job["mobile"], "138****8000");
+    assert_eq!(job["attempts"], 0);
+    assert!(job["created_at"].as_str().unwrap().ends_with('Z'));
+    for field in [
+        "id",
+        "provider_status",
+        "provider_message_id",
+        "last_error",
+        "updated_at",
+    ] {
+        assert!(job.get(field).is_some(), "job lookup lacks {field}");
+    }
+}
+
+#[tokio::test]
+async fn mobile_inputs_are_normalised_or_rejected() {
+    let app = spawn_app(settings(|_| {})).await;
+    let accepted = [
+        ("13800138000", "13800138000"),
+        ("+8613900139000", "13900139000"),
+        ("86 150 0015 0000", "15000150000"),
+        ("199-0019-9000", "19900199000"),
+    ];
+    for (input, normalised) in accepted {
+        let (status, body) = app.call("/v1/codes", json!({"mobile": input})).await;
+        assert_eq!(status, 202, "{input}: {body}");
+        let exists: bool = app
+            .redis()
+            .await
+            .exists(app.store.keys().code("default", normalised))
+            .await
+            .unwrap();
+        assert!(exists, "{input} was not stored as {normalised}");
+    }
+    for input in [
+        "",
+        "1380013800",
+        "12800138000",
+        "+1 2025550123",
+        "abc",
+        "138001380000",
+        "+86 128 0013 8000",
+    ] {
+        let (status, body) = app.call("/v1/codes", json!({"mobile": input})).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_mobile")),
+            "{input}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn resend_interval_answers_429_with_retry_after() {
+    let app = spawn_app(settings(|_| {})).await;
+    assert_eq!(
+        app.call("/v1/codes", json!({"mobile": "13800138001"}))
+            .await
+            .0,
+        202
+    );
+    let before = app.dump().await;
+    let response = app
+        .post("/v1/codes", json!({"mobile": "13800138001"}))
+        .await;
+    assert_eq!(response.status().as_u16(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "resend_too_soon");
+    assert_eq!(app.dump().await, before, "a rejected request changed Redis");
+    // Another purpose is independent.
+    assert_eq!(
+        app.call(
+            "/v1/codes",
+            json!({"mobile": "13800138001", "purpose": "reset"})
+        )
+        .await
+        .0,
+        202
+    );
+}
+
+#[tokio::test]
+async fn hourly_and_daily_caps_per_mobile() {
+    // Different purposes dodge the resend interval, so the per-mobile caps are what stops them.
+    let app = spawn_app(settings(|c| {
+        c.code.hourly_limit_per_mobile = 3;
+        c.code.daily_limit_per_mobile = 10;
+    }))
+    .await;
+    for p in ["a", "b", "c"] {
+        assert_eq!(
+            app.call("/v1/codes", json!({"mobile": "13800138002", "purpose": p}))
+                .await
+                .0,
+            202
+        );
+    }
+    let before = app.dump().await;
+    let response = app
+        .post(
+            "/v1/codes",
+            json!({"mobile": "13800138002", "purpose": "d"}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry_after));
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap()["error"],
+        "hourly_limit"
+    );
+    assert_eq!(app.dump().await, before);
+
+    let app = spawn_app(settings(|c| {
+        c.code.hourly_limit_per_mobile = 10;
+        c.code.daily_limit_per_mobile = 2;
+    }))
+    .await;
+    for p in ["a", "b"] {
+        assert_eq!(
+            app.call("/v1/codes", json!({"mobile": "13800138003", "purpose": p}))
+                .await
+                .0,
+            202
+        );
+    }
+    let before = app.dump().await;
+    let response = app
+        .post(
+            "/v1/codes",
+            json!({"mobile": "13800138003", "purpose": "c"}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=86_400).contains(&retry_after));
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap()["error"],
+        "daily_limit"
+    );
+    assert_eq!(app.dump().await, before);
+}
+
+#[tokio::test]
+async fn per_ip_cap_counts_only_issued_codes() {
+    let app = spawn_app(settings(|c| c.code.hourly_limit_per_ip = 2)).await;
+    let ip = "203.0.113.7";
+    assert_eq!(
+        app.call(
+            "/v1/codes",
+            json!({"mobile": "13800138010", "client_ip": ip})
+        )
+        .await
+        .0,
+        202
+    );
+    // Refused for resend: must not use up the IP's allowance.
+    assert_eq!(
+        app.call(
+            "/v1/codes",
+            json!({"mobile": "13800138010", "client_ip": ip})
+        )
+        .await
+        .0,
+        429
+    );
+    assert_eq!(
+        app.call(
+            "/v1/codes",
+            json!({"mobile": "13800138011", "client_ip": ip})
+        )
+        .await
+        .0,
+        202
+    );
+    let before = app.dump().await;
+    let response = app
+        .post(
+            "/v1/codes",
+            json!({"mobile": "13800138012", "client_ip": ip}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap()["error"],
+        "ip_limit"
+    );
+    assert_eq!(app.dump().await, before);
+    // Another IP is independent.
+    assert_eq!(
+        app.call(
+            "/v1/codes",
+            json!({"mobile": "13800138012", "client_ip": "2001:db8::1"})
+        )
+        .await
+        .0,
+        202
+    );
+}
+
+#[tokio::test]
+async fn fifty_simultaneous_requests_issue_exactly_one_code() {
+    let app = spawn_app(settings(|_| {})).await;
+    let requests = (0..50).map(|_| app.post("/v1/codes", json!({"mobile": "13800138020"})));
+    let statuses: Vec<u16> = futures_util::future::join_all(requests)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        49,
+        "{statuses:?}"
+    );
+    let mut redis = app.redis().await;
+    let keys = app.store.keys();
+    assert_eq!(redis.xlen::<_, usize>(keys.jobs()).await.unwrap(), 1);
+    let codes: Vec<String> = redis
+        .keys(format!("{{{}:0}}:code:*", app.prefix()))
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 1);
+    let otps: Vec<String> = redis
+        .keys(format!("{{{}:0}}:otp:*", app.prefix()))
+        .await
+        .unwrap();
+    assert_eq!(otps.len(), 1);
+}
+
+#[tokio::test]
+async fn idempotency_key_replays_the_first_answer_and_rejects_another_body() {
+    let app = spawn_app(settings(|_| {})).await;
+    let send = |body: serde_json::Value, key: &'static str| {
+        app.http
+            .post(format!("{}/v1/codes", app.base))
+            .header("Idempotency-Key", key)
+            .json(&body)
+    };
+    let first = send(json!({"mobile": "13800138030"}), "k-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status().as_u16(), 202);
+    let first: serde_json::Value = first.json().await.unwrap();
+    let again = send(json!({"mobile": "13800138030"}), "k-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status().as_u16(),
+        202,
+        "a retried request is not a resend"
+    );
+    assert_eq!(again.json::<serde_json::Value>().await.unwrap(), first);
+    assert_eq!(
+        app.redis()
+            .await
+            .xlen::<_, usize>(app.store.keys().jobs())
+            .await
+            .unwrap(),
+        1
+    );
+
+    let other = send(json!({"mobile": "13800138031"}), "k-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 422);
+    assert_eq!(
+        other.json::<serde_json::Value>().await.unwrap()["error"],
+        "idempotency_conflict"
+    );
+
+    // Messages have their own keys.
+    let msg = app
+        .http
+        .post(format!("{}/v1/messages", app.base))
+        .header("Idempotency-Key", "k-1")
+        .json(&json!({"to": "13800138030", "template_id": "1", "datas": ["x"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(msg.status().as_u16(), 202);
+}
+
+#[tokio::test]
+async fn captcha_is_required_when_configured_and_used_once() {
+    let app = spawn_app(settings(|c| c.captcha.required = true)).await;
+    let (status, body) = app
+        .call("/v1/codes", json!({"mobile": "13800138040"}))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_captcha"))
+    );
+
+    // A real captcha from the API: a PNG, and an answer stored only as a keyed hash.
+    let (status, captcha) = app.call("/v1/captchas", json!({})).await;
+    assert_eq!(status, 201);
+    assert!(
+        captcha["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,")
+    );
+    assert_eq!(captcha["expires_in"], 300);
+    let id = captcha["captcha_id"].as_str().unwrap().to_owned();
+    let key = app.store.keys().captcha(&id);
+    let stored: String = app.redis().await.get(&key).await.unwrap();
+    assert_eq!(stored.len(), 64, "a keyed hash, not the answer");
+
+    // Wrong answer: 400, and the captcha is gone.
+    let (status, body) = app
+        .call(
+            "/v1/codes",
+            json!({"mobile": "13800138040", "captcha_id": id, "captcha": "ZZZZ"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_captcha"))
+    );
+    assert!(!app.redis().await.exists::<_, bool>(&key).await.unwrap());
+
+    // A captcha whose answer the test knows, stored the way the API stores them.
+    let hasher = Hasher::new(Secret::new(SECRET));
+    app.store
+        .put_captcha(
+            "known",
+            &hasher.hash("captcha:known", "AB12"),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let (status, body) = app
+        .call(
+            "/v1/codes",
+            json!({"mobile": "13800138040", "captcha_id": "known", "captcha": " ab12 "}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    // Used once: the same answer again is refused.
+    let (status, _) = app
+        .call(
+            "/v1/codes",
+            json!({"mobile": "13800138041", "captcha_id": "known", "captcha": "AB12"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn messages_are_validated_and_queued() {
+    let app = spawn_app(settings(|_| {})).await;
+    let (status, body) = app
+        .call(
+            "/v1/messages",
+            json!({"to": "13800138050", "template_id": "2", "datas": ["order 42", "shipped"]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["job_id"].as_str().unwrap();
+    let (_, job) = app.get(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(job["status"], "queued");
+    assert_eq!(job["kind"], "message");
+
+    let bad = [
+        (json!({"to": "123", "template_id": "2"}), "invalid_mobile"),
+        (
+            json!({"to": "13800138050", "template_id": "abc"}),
+            "invalid_request",
+        ),
+        (
+            json!({"to": "13800138050", "template_id": "2", "datas": [1, 2]}),
+            "invalid_request",
+        ),
+        (json!({"to": "13800138050"}), "invalid_request"),
+        (
+            json!({"to": "13800138050", "template_id": "2", "datas": ["x".repeat(501)]}),
+            "invalid_request",
+        ),
+    ];
+    for (body, error) in bad {
+        let (status, answer) = app.call("/v1/messages", body.clone()).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some(error)),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_job_ids_are_404() {
+    let app = spawn_app(settings(|_| {})).await;
+    assert_eq!(
+        app.get("/v1/jobs/0123456789abcdef0123456789abcdef").await.0,
+        404
+    );
+    let (status, body) = app.get("/v1/jobs/..%2F..%2Fetc").await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+}

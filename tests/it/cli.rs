@@ -1,0 +1,227 @@
+//! `smsq` as separate processes: two workers sharing a stream, SIGTERM during sends, and the
+//! `smsq dev` demo.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use serde_json::json;
+
+use crate::common::{
+    child_env, eventually, fake_options, settings, smsq_command, spawn_app, spawn_fake, temp_dir,
+};
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) with a pid we own.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill failed");
+}
+
+/// Waits for the child to exit, killing it if it takes longer than `within`.
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn spawn_worker_process(env: &[(String, String)], name: &str, extra: &[(&str, &str)]) -> Child {
+    let mut cmd = smsq_command(None);
+    cmd.args(["worker", "--name", name, "--concurrency", "16"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(extra.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd.spawn().expect("spawn smsq worker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_processes_send_each_of_200_jobs_exactly_once() {
+    let app = spawn_app(settings(|_| {})).await;
+    let fake = spawn_fake(fake_options()).await;
+    let env = child_env(&app.settings, &fake.base_url());
+    let mut a = spawn_worker_process(&env, "worker-a", &[]);
+    let mut b = spawn_worker_process(&env, "worker-b", &[]);
+
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let (status, m) = app
+            .call("/v1/messages", json!({"to": format!("1350000{:04}", i), "template_id": "1", "datas": [i.to_string()]}))
+            .await;
+        assert_eq!(status, 202);
+        ids.push(m["job_id"].as_str().unwrap().to_owned());
+    }
+    eventually(
+        Duration::from_secs(30),
+        "200 messages at the provider",
+        || async { (fake.messages().len() >= 200).then_some(()) },
+    )
+    .await;
+    let mut req_ids: Vec<String> = fake
+        .messages()
+        .into_iter()
+        .map(|m| m.req_id.unwrap())
+        .collect();
+    assert_eq!(req_ids.len(), 200);
+    req_ids.sort();
+    req_ids.dedup();
+    assert_eq!(req_ids.len(), 200, "a job was sent twice");
+    ids.sort();
+    assert_eq!(req_ids, ids);
+
+    // Both consumers joined the one group.
+    let mut redis = app.redis().await;
+    let consumers: redis::streams::StreamInfoConsumersReply = redis
+        .xinfo_consumers(app.store.keys().jobs(), smsq::store::GROUP)
+        .await
+        .unwrap();
+    let mut names: Vec<String> = consumers.consumers.into_iter().map(|c| c.name).collect();
+    names.sort();
+    assert_eq!(names, ["worker-a", "worker-b"]);
+    eventually(
+        Duration::from_secs(10),
+        "every job record to say sent",
+        || async {
+            for id in &ids {
+                if app.get(&format!("/v1/jobs/{id}")).await.1["status"] != "sent" {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+
+    signal(&a, libc::SIGTERM);
+    signal(&b, libc::SIGTERM);
+    assert!(wait_exit(&mut a, Duration::from_secs(10)).success());
+    assert!(wait_exit(&mut b, Duration::from_secs(10)).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_sends_finish_and_exits_0() {
+    let app = spawn_app(settings(|_| {})).await;
+    let mut opts = fake_options();
+    opts.delay_ms = 1500;
+    let fake = spawn_fake(opts).await;
+    let env = child_env(&app.settings, &fake.base_url());
+    let mut worker = spawn_worker_process(
+        &env,
+        "draining",
+        &[("SMSQ_WORKER__SHUTDOWN_GRACE_MS", "5000")],
+    );
+
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let (_, m) = app
+            .call(
+                "/v1/messages",
+                json!({"to": format!("1360000{:04}", i), "template_id": "1"}),
+            )
+            .await;
+        ids.push(m["job_id"].as_str().unwrap().to_owned());
+    }
+    eventually(
+        Duration::from_secs(10),
+        "all six jobs in flight",
+        || async {
+            for id in &ids {
+                if app.get(&format!("/v1/jobs/{id}")).await.1["status"] != "sending" {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let sent_at = Instant::now();
+    signal(&worker, libc::SIGTERM);
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut worker, Duration::from_secs(8)))
+            .await
+            .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        sent_at.elapsed() < Duration::from_secs(5) + Duration::from_millis(1500),
+        "grace period exceeded"
+    );
+    for id in &ids {
+        assert_eq!(
+            app.get(&format!("/v1/jobs/{id}")).await.1["status"],
+            "sent",
+            "job {id}"
+        );
+    }
+    assert_eq!(fake.messages().len(), 6);
+    let mut redis = app.redis().await;
+    assert_eq!(
+        redis
+            .xlen::<_, usize>(app.store.keys().jobs())
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[test]
+fn smsq_dev_sends_and_verifies_a_code_and_stops_on_sigint() {
+    let dir = temp_dir("dev");
+    let mut child = smsq_command(None)
+        .arg("dev")
+        // Nothing listens here, so `smsq dev` starts its own redis-server.
+        .env(
+            "SMSQ_REDIS__URL",
+            format!("redis+unix://{}/absent.sock", dir.display()),
+        )
+        .env("SMSQ_API__LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn smsq dev");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut output = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !output.iter().any(|l: &String| l.contains("Try next")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => output.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("smsq dev did not finish its demo:\n{}", output.join("\n"));
+            }
+        }
+    }
+    let text = output.join("\n");
+    let code = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("the code is "))
+        .unwrap_or_else(|| panic!("no code printed:\n{text}"))
+        .to_owned();
+    assert_eq!(code.len(), 6);
+    assert!(text.contains(&format!("\"code\": \"{code}\"")), "{text}");
+    assert!(text.contains(r#"{"valid":true}"#), "{text}");
+    assert!(text.contains("starting a private redis-server"), "{text}");
+
+    signal(&child, libc::SIGINT);
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "exit status {status:?}");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}

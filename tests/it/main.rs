@@ -1,0 +1,12 @@
+//! Integration tests: one binary, one real `redis-server` (started by the harness on a unix
+//! socket), one key prefix per test, the project's own fake provider over loopback.
+
+mod common;
+
+mod api_codes;
+mod api_errors;
+mod cli;
+mod config;
+mod provider;
+mod verify;
+mod worker;

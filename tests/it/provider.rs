@@ -1,0 +1,435 @@
+//! The Ronglian client against `smsq fake-provider` over loopback.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use smsq::config::{ProviderSettings, RonglianAccount, Secret};
+use smsq::provider::fake::FakeOptions;
+use smsq::provider::{Action, Client, SendError, TemplateSms, TransportKind};
+
+use crate::common::{APP_ID, SID, TOKEN, fake_options, spawn_fake};
+
+fn client(base_url: &str, token: &str, timeout_ms: u64) -> Client {
+    let settings = ProviderSettings {
+        base_url: base_url.to_owned(),
+        timeout: Duration::from_millis(timeout_ms),
+        connect_timeout: Duration::from_millis(500),
+    };
+    let account = RonglianAccount {
+        account_sid: SID.into(),
+        auth_token: Secret::new(token),
+        app_id: APP_ID.into(),
+    };
+    Client::new(&settings, account).unwrap()
+}
+
+async fn send_with(
+    opts: FakeOptions,
+    template: &str,
+    req_id: Option<&str>,
+) -> (
+    Result<smsq::provider::Accepted, SendError>,
+    smsq::provider::fake::FakeHandle,
+) {
+    let fake = spawn_fake(opts).await;
+    let c = client(&fake.base_url(), TOKEN, 2000);
+    let datas = vec!["123456".to_owned(), "5".to_owned()];
+    let sms = TemplateSms {
+        to: "13800138000",
+        template_id: template,
+        datas: &datas,
+        req_id,
+    };
+    let result = c.send(&sms).await;
+    (result, fake)
+}
+
+fn rejected_code(result: &Result<smsq::provider::Accepted, SendError>) -> String {
+    match result {
+        Err(SendError::Rejected { code, .. }) => code.clone(),
+        other => panic!("expected a provider error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn accepted_message_is_recorded_by_the_fake() {
+    let (result, fake) = send_with(
+        fake_options(),
+        "1",
+        Some("0123456789abcdef0123456789abcdef"),
+    )
+    .await;
+    let accepted = result.unwrap();
+    assert_eq!(accepted.message_id.len(), 32);
+    assert!(accepted.message_id.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(accepted.date_created.len(), 14);
+    let messages = fake.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].sms_message_sid, accepted.message_id);
+    assert_eq!(messages[0].to, "13800138000");
+    assert_eq!(messages[0].datas, vec!["123456", "5"]);
+    assert_eq!(
+        messages[0].req_id.as_deref(),
+        Some("0123456789abcdef0123456789abcdef")
+    );
+}
+
+#[tokio::test]
+async fn wrong_token_is_111109_and_gives_up() {
+    let fake = spawn_fake(fake_options()).await;
+    let c = client(&fake.base_url(), "ffffffffffffffffffffffffffffffff", 2000);
+    let sms = TemplateSms {
+        to: "13800138000",
+        template_id: "1",
+        datas: &[],
+        req_id: None,
+    };
+    let result = c.send(&sms).await;
+    assert_eq!(rejected_code(&result), "111109");
+    assert_eq!(result.unwrap_err().verdict().action, Action::GiveUp);
+    assert!(fake.messages().is_empty());
+}
+
+#[tokio::test]
+async fn stale_timestamp_is_111106() {
+    let fake = spawn_fake(fake_options()).await;
+    let c = client(&fake.base_url(), TOKEN, 2000);
+    let sms = TemplateSms {
+        to: "13800138000",
+        template_id: "1",
+        datas: &[],
+        req_id: None,
+    };
+    let two_days_ago = Utc::now() - chrono::Duration::days(2);
+    let result = c.send_at(&sms, two_days_ago).await;
+    assert_eq!(rejected_code(&result), "111106");
+    // A timestamp in UTC instead of UTC+8 is "8 hours old": inside the 24 h window, accepted.
+    let utc_wall_clock = Utc::now() - chrono::Duration::hours(8);
+    assert!(c.send_at(&sms, utc_wall_clock).await.is_ok());
+}
+
+#[tokio::test]
+async fn unknown_template_is_160032_and_gives_up() {
+    let (result, fake) = send_with(fake_options(), "999", None).await;
+    assert_eq!(rejected_code(&result), "160032");
+    assert_eq!(result.unwrap_err().verdict().action, Action::GiveUp);
+    assert!(fake.messages().is_empty());
+}
+
+#[tokio::test]
+async fn too_frequent_for_one_number_is_160038_and_backs_off() {
+    let mut opts = fake_options();
+    opts.per_number_interval_secs = Some(60);
+    let fake = spawn_fake(opts).await;
+    let c = client(&fake.base_url(), TOKEN, 2000);
+    let sms = TemplateSms {
+        to: "13800138000",
+        template_id: "1",
+        datas: &[],
+        req_id: None,
+    };
+    c.send(&sms).await.unwrap();
+    let result = c.send(&sms).await;
+    assert_eq!(rejected_code(&result), "160038");
+    assert!(matches!(
+        result.unwrap_err().verdict().action,
+        Action::Backoff { .. }
+    ));
+}
+
+#[tokio::test]
+async fn daily_limit_is_160040_and_gives_up() {
+    let mut opts = fake_options();
+    opts.daily_limit = Some(1);
+    let fake = spawn_fake(opts).await;
+    let c = client(&fake.base_url(), TOKEN, 2000);
+    let sms = TemplateSms {
+        to: "13800138000",
+        template_id: "1",
+        datas: &[],
+        req_id: None,
+    };
+    c.send(&sms).await.unwrap();
+    let result = c.send(&sms).await;
+    assert_eq!(rejected_code(&result), "160040");
+    assert_eq!(result.unwrap_err().verdict().action, Action::GiveUp);
+}
+
+#[tokio::test]
+async fn system_error_160000_is_retried() {
+    let mut opts = fake_options();
+    opts.error_rate = 1.0;
+    let (result, _fake) = send_with(opts, "1", None).await;
+    assert_eq!(rejected_code(&result), "160000");
+    assert_eq!(result.unwrap_err().verdict().action, Action::Retry);
+}
+
+#[tokio::test]
+async fn http_500_is_retried() {
+    let mut opts = fake_options();
+    opts.http500_rate = 1.0;
+    let (result, _fake) = send_with(opts, "1", None).await;
+    match &result {
+        Err(SendError::Http { status: 500 }) => {}
+        other => panic!("expected HTTP 500, got {other:?}"),
+    }
+    assert_eq!(result.unwrap_err().verdict().action, Action::Retry);
+}
+
+#[tokio::test]
+async fn a_reused_req_id_is_160054_already_accepted() {
+    let fake = spawn_fake(fake_options()).await;
+    let c = client(&fake.base_url(), TOKEN, 2000);
+    let sms = TemplateSms {
+        to: "13800138000",
+        template_id: "1",
+        datas: &[],
+        req_id: Some("abc"),
+    };
+    c.send(&sms).await.unwrap();
+    let result = c.send(&sms).await;
+    assert_eq!(rejected_code(&result), "160054");
+    assert_eq!(
+        result.unwrap_err().verdict().action,
+        Action::AlreadyAccepted
+    );
+    assert_eq!(fake.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn dropped_connection_is_a_transport_error_that_may_have_reached() {
+    let mut opts = fake_options();
+    opts.drop_rate = 1.0;
+    let (result, fake) = send_with(opts, "1", None).await;
+    match result {
+        Err(SendError::Transport { kind, reached, .. }) => {
+            assert_eq!(kind, TransportKind::Broken);
+            assert!(reached);
+        }
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    assert!(fake.messages().is_empty());
+}
+
+#[tokio::test]
+async fn slow_provider_is_a_timeout() {
+    let mut opts = fake_options();
+    opts.delay_ms = 3000;
+    let fake = spawn_fake(opts).await;
+    let c = client(&fake.base_url(), TOKEN, 300);
+    let sms = TemplateSms {
+        to: "13800138000",
+        template_id: "1",
+        datas: &[],
+        req_id: None,
+    };
+    let started = std::time::Instant::now();
+    let result = c.send(&sms).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "timeout not enforced"
+    );
+    match &result {
+        Err(SendError::Transport {
+            kind: TransportKind::Timeout,
+            reached: true,
+            ..
+        }) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(result.unwrap_err().verdict().action, Action::Retry);
+}
+
+#[tokio::test]
+async fn nothing_listening_is_a_connect_error_that_never_reached() {
+    let port = smsq::local_redis::LocalRedis::free_port().unwrap();
+    let c = client(&format!("http://127.0.0.1:{port}"), TOKEN, 1000);
+    let sms = TemplateSms {
+        to: "13800138000",
+        template_id: "1",
+        datas: &[],
+        req_id: None,
+    };
+    match c.send(&sms).await {
+        Err(SendError::Transport {
+            kind: TransportKind::Connect,
+            reached: false,
+            detail,
+        }) => {
+            assert!(
+                !detail.contains("sig="),
+                "the sig must not leak into errors: {detail}"
+            );
+        }
+        other => panic!("expected a connect error, got {other:?}"),
+    }
+}
+
+/// What the fake checks, request by request, as the real service would.
+#[tokio::test]
+async fn fake_checks_the_protocol_like_the_real_service() {
+    let fake = spawn_fake(fake_options()).await;
+    let http = reqwest::Client::new();
+    let ts = smsq::provider::timestamp(Utc::now());
+    let sig = smsq::provider::signature(SID, TOKEN, &ts);
+    let auth = smsq::provider::authorization(SID, &ts);
+    let url = |version: &str, sid: &str, sig: &str| {
+        format!(
+            "{}/{version}/Accounts/{sid}/SMS/TemplateSMS?sig={sig}",
+            fake.base_url()
+        )
+    };
+    let body =
+        format!(r#"{{"to":"13800138000","appId":"{APP_ID}","templateId":"1","datas":["1"]}}"#);
+    let post = |url: String, auth: Option<String>, accept: Option<&str>, body: String| {
+        let mut r = http
+            .post(url)
+            .header("Content-Type", "application/json;charset=utf-8")
+            .body(body);
+        if let Some(a) = auth {
+            r = r.header("Authorization", a);
+        }
+        if let Some(a) = accept {
+            r = r.header("Accept", a);
+        }
+        async move { r.send().await.unwrap().text().await.unwrap() }
+    };
+    let json = Some("application/json");
+    let code_of = |text: &str| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        v["statusCode"].as_str().unwrap().to_owned()
+    };
+    // The happy path, to show the cases below differ by one thing each.
+    assert_eq!(
+        code_of(
+            &post(
+                url("2013-12-26", SID, &sig),
+                Some(auth.clone()),
+                json,
+                body.clone()
+            )
+            .await
+        ),
+        "000000"
+    );
+    // No Accept header: the answer is XML.
+    let xml = post(
+        url("2013-12-26", SID, &sig),
+        Some(auth.clone()),
+        None,
+        body.replace("13800138000", "13900139000"),
+    )
+    .await;
+    assert!(
+        xml.starts_with("<?xml") && xml.contains("<statusCode>000000</statusCode>"),
+        "{xml}"
+    );
+    let cases: Vec<(String, Option<String>, String, &str)> = vec![
+        (
+            url("2013-12-25", SID, &sig),
+            Some(auth.clone()),
+            body.clone(),
+            "111110",
+        ),
+        (
+            url("2013-12-26", "ffffffffffffffffffffffffffffffff", &sig),
+            Some(auth.clone()),
+            body.clone(),
+            "111141",
+        ),
+        (url("2013-12-26", SID, &sig), None, body.clone(), "111101"),
+        (
+            url("2013-12-26", SID, &sig),
+            Some("%%%".into()),
+            body.clone(),
+            "111102",
+        ),
+        (
+            url("2013-12-26", SID, &sig.to_lowercase()),
+            Some(auth.clone()),
+            body.clone(),
+            "111109",
+        ),
+        (
+            url("2013-12-26", SID, ""),
+            Some(auth.clone()),
+            body.clone(),
+            "111104",
+        ),
+        (
+            url("2013-12-26", SID, "XYZ"),
+            Some(auth.clone()),
+            body.clone(),
+            "111105",
+        ),
+        (
+            url("2013-12-26", SID, &sig),
+            Some(auth.clone()),
+            String::new(),
+            "160030",
+        ),
+        (
+            url("2013-12-26", SID, &sig),
+            Some(auth.clone()),
+            "{not json".into(),
+            "160031",
+        ),
+        (
+            url("2013-12-26", SID, &sig),
+            Some(auth.clone()),
+            body.replace(APP_ID, "nope"),
+            "111181",
+        ),
+        (
+            url("2013-12-26", SID, &sig),
+            Some(auth.clone()),
+            body.replace("13800138000", "12345"),
+            "160042",
+        ),
+        (
+            url("2013-12-26", SID, &sig),
+            Some(auth.clone()),
+            body.replace("13800138000", "13800138000,13800138000"),
+            "160045",
+        ),
+        (
+            url("2013-12-26", SID, &sig),
+            Some(auth.clone()),
+            body.replace(r#""templateId":"1""#, r#""templateId":"x1""#),
+            "160057",
+        ),
+        (
+            url("2013-12-26", SID, &sig),
+            Some(auth.clone()),
+            body.replace(r#"["1"]"#, "[1]"),
+            "160052",
+        ),
+        (
+            url("2013-12-26", SID, &sig),
+            Some(auth.clone()),
+            body.replace(r#""to":"13800138000","#, ""),
+            "160044",
+        ),
+    ];
+    for (url, auth, body, expected) in cases {
+        let text = post(url.clone(), auth, json, body.clone()).await;
+        assert_eq!(code_of(&text), expected, "{url} {body}");
+    }
+    // An Authorization for another account fails the sid check.
+    let other = smsq::provider::authorization("ffffffffffffffffffffffffffffffff", &ts);
+    assert_eq!(
+        code_of(
+            &post(
+                url("2013-12-26", SID, &sig),
+                Some(other),
+                json,
+                body.clone()
+            )
+            .await
+        ),
+        "111103"
+    );
+    // Only the two accepted sends were recorded.
+    assert_eq!(fake.messages().len(), 2);
+}

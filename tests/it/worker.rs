@@ -1,0 +1,411 @@
+//! The worker pool in-process: end to end through HTTP, superseded and expired jobs, poison
+//! entries, retries and dead letters, reclaiming what a crashed consumer left.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use serde_json::json;
+use smsq::store::GROUP;
+
+use crate::common::{App, eventually, fake_options, settings, spawn_app, spawn_fake};
+
+async fn status_of(app: &App, job_id: &str) -> serde_json::Value {
+    app.get(&format!("/v1/jobs/{job_id}")).await.1
+}
+
+async fn wait_for_status(app: &App, job_id: &str, wanted: &str) -> serde_json::Value {
+    eventually(
+        Duration::from_secs(10),
+        &format!("job {job_id} to be {wanted}"),
+        || async {
+            let job = status_of(app, job_id).await;
+            (job["status"] == wanted).then_some(job)
+        },
+    )
+    .await
+}
+
+async fn history(app: &App, job_id: &str) -> Vec<String> {
+    let id = smsq::domain::JobId::parse(job_id).unwrap();
+    app.store
+        .events_of(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.status)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_code_the_provider_received_is_the_one_that_verifies() {
+    let app = spawn_app(settings(|c| c.code.length = 10)).await;
+    let fake = spawn_fake(fake_options()).await;
+    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 4);
+
+    let (_, issued) = app
+        .call(
+            "/v1/codes",
+            json!({"mobile": "13800138200", "purpose": "login"}),
+        )
+        .await;
+    let job_id = issued["job_id"].as_str().unwrap().to_owned();
+    let job = wait_for_status(&app, &job_id, "sent").await;
+
+    let messages = fake.messages();
+    assert_eq!(messages.len(), 1);
+    let sms = &messages[0];
+    assert_eq!(sms.to, "13800138200");
+    assert_eq!(sms.template_id, "1");
+    assert_eq!(sms.datas.len(), 2);
+    assert_eq!(sms.datas[1], "5", "validity in minutes");
+    assert_eq!(sms.req_id.as_deref(), Some(job_id.as_str()));
+    let code = sms.datas[0].clone();
+    assert_eq!(code.len(), 10);
+
+    assert_eq!(job["provider_message_id"], sms.sms_message_sid.as_str());
+    assert_eq!(job["provider_status"], "000000");
+    assert_eq!(job["attempts"], 1);
+    assert_eq!(history(&app, &job_id).await, ["queued", "sending", "sent"]);
+
+    // After the send: no stream entry, no otp key, no plain code anywhere in Redis.
+    let mut redis = app.redis().await;
+    assert_eq!(
+        redis
+            .xlen::<_, usize>(app.store.keys().jobs())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(app.otp(&job_id).await, None);
+    let holders: Vec<_> = app
+        .all_stored_text()
+        .await
+        .into_iter()
+        .filter(|(_, t)| t.contains(&code))
+        .collect();
+    assert!(holders.is_empty(), "plain code left in {holders:?}");
+    let pending: redis::streams::StreamPendingReply = redis
+        .xpending(app.store.keys().jobs(), GROUP)
+        .await
+        .unwrap();
+    assert_eq!(pending.count(), 0);
+
+    let (_, verified) = app
+        .call(
+            "/v1/codes/verify",
+            json!({"mobile": "13800138200", "purpose": "login", "code": code}),
+        )
+        .await;
+    assert_eq!(verified, json!({"valid": true}));
+    assert!(
+        !crate::common::logs().contains(&code),
+        "the code appeared in a log line"
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_reissued_code_supersedes_the_unsent_one() {
+    let app = spawn_app(settings(|_| {})).await;
+    let (_, first) = app
+        .call("/v1/codes", json!({"mobile": "13800138201"}))
+        .await;
+    let _: () = app
+        .redis()
+        .await
+        .del(app.store.keys().resend("default", "13800138201"))
+        .await
+        .unwrap();
+    let (_, second) = app
+        .call("/v1/codes", json!({"mobile": "13800138201"}))
+        .await;
+    let (first, second) = (
+        first["job_id"].as_str().unwrap(),
+        second["job_id"].as_str().unwrap(),
+    );
+    let second_code = app.otp(second).await.unwrap();
+    assert_eq!(
+        app.otp(first).await,
+        None,
+        "the old plain code is dropped at once"
+    );
+
+    let fake = spawn_fake(fake_options()).await;
+    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 4);
+    wait_for_status(&app, second, "sent").await;
+    wait_for_status(&app, first, "superseded").await;
+    let messages = fake.messages();
+    assert_eq!(messages.len(), 1, "an old code is never sent");
+    assert_eq!(messages[0].datas[0], second_code);
+    assert_eq!(history(&app, first).await, ["queued", "superseded"]);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_code_that_expired_in_the_queue_is_not_sent() {
+    let app = spawn_app(settings(|c| c.code.ttl_secs = 1)).await;
+    let (_, issued) = app
+        .call("/v1/codes", json!({"mobile": "13800138202"}))
+        .await;
+    let job_id = issued["job_id"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(5), "the code to expire", || async {
+        app.otp(&job_id).await.is_none().then_some(())
+    })
+    .await;
+    let fake = spawn_fake(fake_options()).await;
+    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 4);
+    wait_for_status(&app, &job_id, "expired").await;
+    assert!(fake.messages().is_empty());
+    assert_eq!(
+        app.redis()
+            .await
+            .xlen::<_, usize>(app.store.keys().jobs())
+            .await
+            .unwrap(),
+        0
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_poison_entry_is_dead_lettered_and_the_pool_goes_on() {
+    let app = spawn_app(settings(|_| {})).await;
+    let mut redis = app.redis().await;
+    let keys = app.store.keys();
+    let _: String = redis
+        .xadd(keys.jobs(), "*", &[("job", "{not json")])
+        .await
+        .unwrap();
+    let _: String = redis
+        .xadd(keys.jobs(), "*", &[("other", "field")])
+        .await
+        .unwrap();
+    let _: String = redis
+        .xadd(
+            keys.jobs(),
+            "*",
+            &[("job", r#"{"id":"x","kind":"code","to":"1"}"#)],
+        )
+        .await
+        .unwrap();
+    let (_, msg) = app
+        .call(
+            "/v1/messages",
+            json!({"to": "13800138203", "template_id": "1", "datas": ["hi"]}),
+        )
+        .await;
+    let fake = spawn_fake(fake_options()).await;
+    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 2);
+    wait_for_status(&app, msg["job_id"].as_str().unwrap(), "sent").await;
+
+    let dead: redis::streams::StreamRangeReply = redis.xrange_all(keys.dead()).await.unwrap();
+    assert_eq!(dead.ids.len(), 3);
+    let errors: Vec<String> = dead.ids.iter().map(|e| e.get("error").unwrap()).collect();
+    assert!(errors[0].contains("invalid job payload"), "{errors:?}");
+    assert!(errors[1].contains("no `job` field"), "{errors:?}");
+    assert!(errors[2].contains("invalid job payload"), "{errors:?}");
+    assert_eq!(
+        redis.xlen::<_, usize>(keys.jobs()).await.unwrap(),
+        0,
+        "poison entries are acked and deleted"
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_until_attempts_run_out_then_dead_lettered() {
+    let app = spawn_app(settings(|c| c.retry.max_attempts = 3)).await;
+    let mut opts = fake_options();
+    opts.error_rate = 1.0;
+    let fake = spawn_fake(opts).await;
+    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 2);
+    let (_, issued) = app
+        .call("/v1/codes", json!({"mobile": "13800138204"}))
+        .await;
+    let job_id = issued["job_id"].as_str().unwrap().to_owned();
+    let job = wait_for_status(&app, &job_id, "dead").await;
+    assert_eq!(job["attempts"], 3);
+    assert_eq!(job["provider_status"], "160000");
+    assert!(job["last_error"].as_str().unwrap().contains("160000"));
+    assert_eq!(
+        history(&app, &job_id).await,
+        [
+            "queued", "sending", "retrying", "sending", "retrying", "sending", "dead"
+        ]
+    );
+    let mut redis = app.redis().await;
+    let dead: redis::streams::StreamRangeReply =
+        redis.xrange_all(app.store.keys().dead()).await.unwrap();
+    assert_eq!(dead.ids.len(), 1);
+    let payload: String = dead.ids[0].get("job").unwrap();
+    assert!(payload.contains(&job_id));
+    assert_eq!(dead.ids[0].get::<String>("attempts").as_deref(), Some("3"));
+    assert_eq!(app.otp(&job_id).await, None);
+    assert_eq!(
+        redis
+            .zcard::<_, usize>(app.store.keys().retry())
+            .await
+            .unwrap(),
+        0
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn flaky_provider_still_delivers_every_job_once() {
+    let app = spawn_app(settings(|c| c.retry.max_attempts = 10)).await;
+    let mut opts = fake_options();
+    opts.error_rate = 0.3;
+    opts.http500_rate = 0.2;
+    opts.seed = Some(7);
+    let fake = spawn_fake(opts).await;
+    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 8);
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (_, m) = app
+            .call("/v1/messages", json!({"to": format!("1390013{:04}", i), "template_id": "1", "datas": [i.to_string()]}))
+            .await;
+        ids.push(m["job_id"].as_str().unwrap().to_owned());
+    }
+    let mut retried = 0;
+    for id in &ids {
+        let job = wait_for_status(&app, id, "sent").await;
+        if job["attempts"].as_u64().unwrap() > 1 {
+            retried += 1;
+        }
+    }
+    assert!(
+        retried > 0,
+        "the fault injection did not trigger (seeded: it must)"
+    );
+    let messages = fake.messages();
+    assert_eq!(messages.len(), 20);
+    let mut req_ids: Vec<_> = messages.iter().map(|m| m.req_id.clone().unwrap()).collect();
+    req_ids.sort();
+    req_ids.dedup();
+    assert_eq!(req_ids.len(), 20, "each job sent exactly once");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_permanent_provider_error_fails_the_job_at_once() {
+    let app = spawn_app(settings(|c| c.code.template_id = "77".into())).await;
+    let fake = spawn_fake(fake_options()).await;
+    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 2);
+    let (_, issued) = app
+        .call("/v1/codes", json!({"mobile": "13800138205"}))
+        .await;
+    let job_id = issued["job_id"].as_str().unwrap().to_owned();
+    let job = wait_for_status(&app, &job_id, "failed").await;
+    assert_eq!(job["attempts"], 1);
+    assert_eq!(job["provider_status"], "160032");
+    assert_eq!(app.otp(&job_id).await, None);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_job_left_pending_by_a_crashed_consumer_is_reclaimed_without_using_an_attempt() {
+    let app = spawn_app(settings(|c| c.worker.claim_idle_ms = 200)).await;
+    app.store.ensure_group().await.unwrap();
+    let (_, issued) = app
+        .call("/v1/codes", json!({"mobile": "13800138206"}))
+        .await;
+    let job_id = issued["job_id"].as_str().unwrap().to_owned();
+    // A consumer takes the entry and dies before doing anything with it.
+    let mut redis = app.redis().await;
+    let taken: redis::streams::StreamReadReply = redis
+        .xread_options(
+            &[app.store.keys().jobs()],
+            &[">"],
+            &redis::streams::StreamReadOptions::default()
+                .group(GROUP, "crashed-worker")
+                .count(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken.keys[0].ids.len(), 1);
+
+    let fake = spawn_fake(fake_options()).await;
+    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 2);
+    let job = wait_for_status(&app, &job_id, "sent").await;
+    assert_eq!(job["attempts"], 1);
+    assert_eq!(fake.messages().len(), 1);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_replayed_entry_never_overwrites_a_terminal_status() {
+    let app = spawn_app(settings(|_| {})).await;
+    let fake = spawn_fake(fake_options()).await;
+    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 2);
+    let (_, m) = app
+        .call(
+            "/v1/messages",
+            json!({"to": "13800138207", "template_id": "1"}),
+        )
+        .await;
+    let job_id = m["job_id"].as_str().unwrap().to_owned();
+    wait_for_status(&app, &job_id, "sent").await;
+    // The same payload shows up again (a duplicate XADD, a reclaim race).
+    let payload = json!({"id": job_id, "kind": "message", "to": "13800138207", "purpose": null,
+        "template_id": "1", "datas": [], "attempt": 0, "created_ms": 1, "expires_ms": null});
+    let mut redis = app.redis().await;
+    let _: String = redis
+        .xadd(
+            app.store.keys().jobs(),
+            "*",
+            &[("job", payload.to_string())],
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "the replayed entry to be acked",
+        || async {
+            let n: usize = app
+                .redis()
+                .await
+                .xlen(app.store.keys().jobs())
+                .await
+                .unwrap();
+            (n == 0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(status_of(&app, &job_id).await["status"], "sent");
+    assert_eq!(fake.messages().len(), 1);
+    assert_eq!(history(&app, &job_id).await, ["queued", "sending", "sent"]);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn stopping_drains_in_flight_sends() {
+    let app = spawn_app(settings(|_| {})).await;
+    let mut opts = fake_options();
+    opts.delay_ms = 500;
+    let fake = spawn_fake(opts).await;
+    let (worker, stop) = app.spawn_worker(&fake.base_url(), 8);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let (_, m) = app
+            .call(
+                "/v1/messages",
+                json!({"to": format!("1370013{:04}", i), "template_id": "1"}),
+            )
+            .await;
+        ids.push(m["job_id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        wait_for_status(&app, id, "sending").await;
+    }
+    stop.cancel();
+    let report = tokio::time::timeout(Duration::from_secs(6), worker)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.abandoned, 0);
+    assert_eq!(report.handled, 5);
+    for id in &ids {
+        assert_eq!(status_of(&app, id).await["status"], "sent");
+    }
+}
