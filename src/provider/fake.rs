@@ -52,6 +52,10 @@ pub struct FakeOptions {
     /// Fraction of valid requests answered with HTTP 500.
     #[arg(long, default_value_t = 0.0)]
     pub http500_rate: f64,
+    /// Fraction of valid requests answered 200 with a body that is not the documented JSON
+    /// (a provider that lies: the client cannot tell whether the SMS went out).
+    #[arg(long, default_value_t = 0.0)]
+    pub garbage_rate: f64,
     /// Fraction of requests whose connection is dropped after the request was read (the SMS is
     /// then *not* sent: the client cannot know that).
     #[arg(long, default_value_t = 0.0)]
@@ -87,6 +91,7 @@ impl FakeOptions {
             templates: vec!["1".to_owned()],
             error_rate: 0.0,
             http500_rate: 0.0,
+            garbage_rate: 0.0,
             drop_rate: 0.0,
             delay_ms: 0,
             per_number_interval_secs: None,
@@ -252,6 +257,13 @@ async fn template_sms(
         Ok(request) => {
             if fake.roll(fake.opts.http500_rate) {
                 return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                    .into_response();
+            }
+            if fake.roll(fake.opts.garbage_rate) {
+                return (
+                    StatusCode::OK,
+                    "<html>Service Temporarily Unavailable</html>",
+                )
                     .into_response();
             }
             if fake.roll(fake.opts.error_rate) {

@@ -28,6 +28,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The stream or its consumer group does not exist (Redis restarted empty).
+    pub fn is_missing_group(&self) -> bool {
+        matches!(self, StoreError::Redis(e) if e.code() == Some("NOGROUP"))
+    }
+
     /// Connection-level trouble (down, restarting, timed out), as opposed to a bug.
     pub fn is_unavailable(&self) -> bool {
         match self {

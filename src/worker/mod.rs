@@ -126,7 +126,18 @@ impl Worker {
                     entries
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot read the stream");
+                    if e.is_missing_group() {
+                        // Redis restarted without persistence, or the stream was deleted.
+                        tracing::warn!("consumer group is gone: creating it again");
+                        match store.ensure_group().await {
+                            Ok(()) => continue,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot create the consumer group")
+                            }
+                        }
+                    } else {
+                        tracing::warn!(error = %e, retry_in = ?backoff, "cannot read the stream");
+                    }
                     conn = None;
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}

@@ -225,3 +225,99 @@ fn smsq_dev_sends_and_verifies_a_code_and_stops_on_sigint() {
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_provider_runs_as_a_process_with_the_account_from_the_environment() {
+    let port = smsq::local_redis::LocalRedis::free_port().unwrap();
+    let mut child = smsq_command(None)
+        .args([
+            "fake-provider",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--templates",
+            "1,2",
+        ])
+        .env("RONGLIAN_ACCOUNT_SID", crate::common::SID)
+        .env("RONGLIAN_AUTH_TOKEN", crate::common::TOKEN)
+        .env("RONGLIAN_APP_ID", crate::common::APP_ID)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let settings = smsq::config::ProviderSettings {
+        base_url: format!("http://127.0.0.1:{port}"),
+        timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_millis(500),
+    };
+    let account = smsq::config::RonglianAccount {
+        account_sid: crate::common::SID.into(),
+        auth_token: smsq::config::Secret::new(crate::common::TOKEN),
+        app_id: crate::common::APP_ID.into(),
+    };
+    let client = smsq::provider::Client::new(&settings, account).unwrap();
+    let sms = smsq::provider::TemplateSms {
+        to: "13800138000",
+        template_id: "2",
+        datas: &[],
+        req_id: None,
+    };
+    let accepted = eventually(
+        Duration::from_secs(10),
+        "the fake provider to answer",
+        || async { client.send(&sms).await.ok() },
+    )
+    .await;
+    assert_eq!(accepted.message_id.len(), 32);
+    signal(&child, libc::SIGTERM);
+    assert!(wait_exit(&mut child, Duration::from_secs(5)).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smsq_send_and_smsq_job_use_the_same_path_as_the_api() {
+    let app = spawn_app(settings(|_| {})).await;
+    let fake = spawn_fake(fake_options()).await;
+    let env = child_env(&app.settings, &fake.base_url());
+    let out = smsq_command(None)
+        .args(["send", "+86 139 0013 9000", "--purpose", "smoke"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let job_id = stdout.split_whitespace().nth(2).unwrap().to_owned();
+    assert!(stdout.contains("139****9000"), "{stdout}");
+    assert!(
+        !stdout.contains("13900139000"),
+        "mobile not masked: {stdout}"
+    );
+    // Same rules as the API: a second send within the interval is refused.
+    let again = smsq_command(None)
+        .args(["send", "13900139000", "--purpose", "smoke"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("recently"));
+
+    let (_, job) = app.get(&format!("/v1/jobs/{job_id}")).await;
+    assert_eq!(job["status"], "queued");
+    let out = smsq_command(None)
+        .args(["job", &job_id, "--json"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["job"]["status"], "queued");
+    assert_eq!(shown["events"][0]["status"], "queued");
+    let bad = smsq_command(None)
+        .args(["send", "12345"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

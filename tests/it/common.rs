@@ -33,17 +33,38 @@ struct Shared {
 static SHARED: OnceLock<Shared> = OnceLock::new();
 static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
-/// A unique directory under the system temp dir (removed by the OS, not by us: a test that
-/// fails leaves its Redis log for inspection).
+/// A fresh directory under the system temp dir. Kept after the run, so a failed test leaves
+/// its Redis log for inspection; the next run removes those of processes that are gone.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    SWEPT.get_or_init(sweep_stale_temp_dirs);
     let dir = std::env::temp_dir().join(format!(
         "smsq-test-{}-{tag}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     ));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
+}
+
+fn sweep_stale_temp_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("smsq-test-")
+            .and_then(|r| r.split('-').next())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The URL of this test binary's redis-server, started on first use.

@@ -433,3 +433,37 @@ async fn fake_checks_the_protocol_like_the_real_service() {
     // Only the two accepted sends were recorded.
     assert_eq!(fake.messages().len(), 2);
 }
+
+#[tokio::test]
+async fn a_provider_that_lies_is_malformed_and_retried() {
+    let mut opts = fake_options();
+    opts.garbage_rate = 1.0;
+    let (result, _fake) = send_with(opts, "1", None).await;
+    assert!(matches!(result, Err(SendError::Malformed(_))), "{result:?}");
+    assert_eq!(result.unwrap_err().verdict().action, Action::Retry);
+}
+
+#[tokio::test]
+async fn accepted_messages_are_appended_to_the_record_file() {
+    let dir = crate::common::temp_dir("record");
+    let mut opts = fake_options();
+    opts.record = Some(dir.join("messages.jsonl"));
+    let (result, fake) = send_with(opts, "1", Some("r1")).await;
+    let accepted = result.unwrap();
+    let text = std::fs::read_to_string(dir.join("messages.jsonl")).unwrap();
+    let lines: Vec<smsq::provider::fake::FakeMessage> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, fake.messages());
+    assert_eq!(lines[0].sms_message_sid, accepted.message_id);
+    // And over HTTP, for tests and the demo.
+    let listed: Vec<smsq::provider::fake::FakeMessage> =
+        reqwest::get(format!("{}/_fake/messages", fake.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(listed, lines);
+}

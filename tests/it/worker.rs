@@ -409,3 +409,70 @@ async fn stopping_drains_in_flight_sends() {
         assert_eq!(status_of(&app, id).await["status"], "sent");
     }
 }
+
+#[tokio::test]
+async fn the_worker_rides_out_a_redis_restart() {
+    let mut redis = crate::common::private_redis();
+    let app = spawn_app(crate::common::settings_on(&redis.url(), |_| {})).await;
+    let fake = spawn_fake(fake_options()).await;
+    let (worker, stop) = app.spawn_worker(&fake.base_url(), 4);
+    let (_, m) = app
+        .call(
+            "/v1/messages",
+            json!({"to": "13800138300", "template_id": "1"}),
+        )
+        .await;
+    wait_for_status(&app, m["job_id"].as_str().unwrap(), "sent").await;
+
+    // Redis goes away (and, without persistence, comes back empty).
+    redis.stop();
+    let (status, _) = app
+        .call(
+            "/v1/messages",
+            json!({"to": "13800138300", "template_id": "1"}),
+        )
+        .await;
+    assert_eq!(status, 503, "redis is down");
+    redis.restart().unwrap();
+    let job_id = eventually(
+        Duration::from_secs(10),
+        "the API to accept again",
+        || async {
+            let (status, m) = app
+                .call(
+                    "/v1/messages",
+                    json!({"to": "13800138301", "template_id": "1"}),
+                )
+                .await;
+            (status == 202).then(|| m["job_id"].as_str().unwrap().to_owned())
+        },
+    )
+    .await;
+    wait_for_status(&app, &job_id, "sent").await;
+    assert_eq!(fake.messages().len(), 2);
+    stop.cancel();
+    let report = tokio::time::timeout(Duration::from_secs(6), worker)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.abandoned, 0);
+}
+
+#[tokio::test]
+async fn a_lying_provider_is_retried_under_the_same_req_id() {
+    let app = spawn_app(settings(|c| c.retry.max_attempts = 2)).await;
+    let mut opts = fake_options();
+    opts.garbage_rate = 1.0;
+    let fake = spawn_fake(opts).await;
+    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 2);
+    let (_, m) = app
+        .call(
+            "/v1/messages",
+            json!({"to": "13800138302", "template_id": "1"}),
+        )
+        .await;
+    let job = wait_for_status(&app, m["job_id"].as_str().unwrap(), "dead").await;
+    assert_eq!(job["provider_status"], "172003");
+    assert_eq!(job["attempts"], 2);
+    stop.cancel();
+}
