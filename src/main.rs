@@ -77,7 +77,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    smsq::telemetry::init();
+    smsq::telemetry::init(if matches!(cli.command, Command::Dev) {
+        "warn"
+    } else {
+        "info"
+    });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

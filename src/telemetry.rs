@@ -1,10 +1,12 @@
 //! Logging: human-readable on a terminal, JSON lines when `SMSQ_LOG_FORMAT=json`. Level from
-//! `RUST_LOG` (default `info`). Nothing smsq logs contains a code or a credential.
+//! `RUST_LOG` (default `info`; `warn` for `smsq dev`, whose own output tells the story). Nothing smsq logs contains a code or a credential.
 
 use tracing_subscriber::EnvFilter;
 
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// `default_level` applies when `RUST_LOG` is not set.
+pub fn init(default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

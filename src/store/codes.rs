@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, TimeZone, Timelike};
 
+use redis::{Script, ScriptInvocation};
+
 use super::scripts::SCRIPTS;
 use super::{Store, StoreError, field};
 use crate::config::CodeSettings;
@@ -156,35 +158,12 @@ impl Store {
         let (mobile, purpose) = (job.to.as_str(), new.purpose.as_str());
         let id = job.id.as_str();
         let w = windows(job.created_ms);
-        let idem = new
-            .idempotency
-            .map(|i| (k.idempotency(i.digest), i.fingerprint));
-        let reply: Vec<String> = SCRIPTS
-            .issue_code
-            .key(
-                idem.as_ref()
-                    .map(|i| i.0.clone())
-                    .unwrap_or_else(|| k.idempotency("-")),
-            )
-            .key(k.jobs())
-            .key(k.events())
-            .key(k.job(id))
-            .key(k.code(purpose, mobile))
+        let mut call = self.enqueue_call(&SCRIPTS.issue_code, job, new.idempotency, new.answer);
+        call.key(k.code(purpose, mobile))
             .key(k.resend(purpose, mobile))
             .key(k.hourly(mobile, &w.hour))
             .key(k.daily(mobile, &w.day))
             .key(k.otp(id))
-            .arg(idem.as_ref().map(|i| i.1).unwrap_or(""))
-            .arg(new.answer)
-            .arg(IDEMPOTENCY_TTL_SECS)
-            .arg(job.created_ms)
-            .arg(id)
-            .arg(job.to_json())
-            .arg(self.retention.stream_maxlen)
-            .arg(self.retention.events_maxlen)
-            .arg(self.retention.status_ttl_secs)
-            .arg(job.to.masked())
-            .arg(job.template_id.as_str())
             .arg(purpose)
             .arg(new.code_hash)
             .arg(new.code.expose())
@@ -195,31 +174,40 @@ impl Store {
             .arg(settings.daily_limit_per_mobile.get())
             .arg(w.day_left_ms)
             .arg(settings.max_verify_attempts.get())
-            .arg(k.otp(""))
-            .invoke_async(&mut self.conn())
-            .await?;
+            .arg(k.otp(""));
+        let reply: Vec<String> = call.invoke_async(&mut self.conn()).await?;
         outcome(&reply)
     }
 
     pub async fn enqueue_message(&self, new: &NewMessage<'_>) -> Result<IssueOutcome, StoreError> {
-        let job = new.job;
+        let call = self.enqueue_call(
+            &SCRIPTS.enqueue_message,
+            new.job,
+            new.idempotency,
+            new.answer,
+        );
+        let reply: Vec<String> = call.invoke_async(&mut self.conn()).await?;
+        outcome(&reply)
+    }
+
+    /// The keys and arguments both enqueue scripts start with (see their headers).
+    fn enqueue_call<'s>(
+        &self,
+        script: &'s Script,
+        job: &Job,
+        idempotency: Option<Idempotency<'_>>,
+        answer: &str,
+    ) -> ScriptInvocation<'s> {
         let k = &self.keys;
         let id = job.id.as_str();
-        let idem = new
-            .idempotency
-            .map(|i| (k.idempotency(i.digest), i.fingerprint));
-        let reply: Vec<String> = SCRIPTS
-            .enqueue_message
-            .key(
-                idem.as_ref()
-                    .map(|i| i.0.clone())
-                    .unwrap_or_else(|| k.idempotency("-")),
-            )
+        let (digest, fingerprint) = idempotency.map_or(("-", ""), |i| (i.digest, i.fingerprint));
+        let mut call = script.prepare_invoke();
+        call.key(k.idempotency(digest))
             .key(k.jobs())
             .key(k.events())
             .key(k.job(id))
-            .arg(idem.as_ref().map(|i| i.1).unwrap_or(""))
-            .arg(new.answer)
+            .arg(fingerprint)
+            .arg(answer)
             .arg(IDEMPOTENCY_TTL_SECS)
             .arg(job.created_ms)
             .arg(id)
@@ -228,10 +216,8 @@ impl Store {
             .arg(self.retention.events_maxlen)
             .arg(self.retention.status_ttl_secs)
             .arg(job.to.masked())
-            .arg(job.template_id.as_str())
-            .invoke_async(&mut self.conn())
-            .await?;
-        outcome(&reply)
+            .arg(job.template_id.as_str());
+        call
     }
 
     /// The answer remembered for an `Idempotency-Key`, if any: `(fingerprint, answer)`.

@@ -81,43 +81,39 @@ async fn deliver(ctx: &Context, entry_id: &str, job: &Job) -> Result<(), StoreEr
             let verdict = error.verdict();
             let status_code = error.status_code();
             let message = format!("{status_code} {}: {error}", verdict.reason);
-            let after = match verdict.action {
+            let (status, last_error) = match verdict.action {
                 Action::AlreadyAccepted => {
                     tracing::info!("provider already accepted this reqId: sent");
-                    return persist(|| {
-                        ctx.store.finish(
-                            entry_id,
-                            job,
-                            JobStatus::Sent,
-                            attempt,
-                            "",
-                            &status_code,
-                            "",
-                            now_ms(),
-                        )
-                    })
-                    .await;
+                    (JobStatus::Sent, "")
                 }
                 Action::GiveUp => {
                     tracing::warn!(error = %message, "failed permanently");
-                    return persist(|| {
-                        ctx.store.finish(
-                            entry_id,
-                            job,
-                            JobStatus::Failed,
-                            attempt,
-                            &message,
-                            &status_code,
-                            "",
-                            now_ms(),
-                        )
-                    })
-                    .await;
+                    (JobStatus::Failed, message.as_str())
                 }
-                Action::Retry => None,
-                Action::Backoff { after } => Some(after),
+                Action::Retry => {
+                    return reschedule(ctx, entry_id, job, attempt, &message, &status_code, None)
+                        .await;
+                }
+                Action::Backoff { after } => {
+                    let after = Some(after);
+                    return reschedule(ctx, entry_id, job, attempt, &message, &status_code, after)
+                        .await;
+                }
             };
-            reschedule(ctx, entry_id, job, attempt, &message, &status_code, after).await
+            persist(|| {
+                let now = now_ms();
+                ctx.store.finish(
+                    entry_id,
+                    job,
+                    status,
+                    attempt,
+                    last_error,
+                    &status_code,
+                    "",
+                    now,
+                )
+            })
+            .await
         }
     }
 }
