@@ -254,6 +254,10 @@ impl Codes {
                 Ok(())
             };
         };
+        // Ids are ours (32 hex): anything else cannot exist, and never becomes a Redis key.
+        if JobId::parse(id).is_none() {
+            return Err(CodeError::InvalidCaptcha);
+        }
         let context = format!("captcha:{id}");
         let normalized = answer.trim().to_ascii_uppercase();
         let check = self

@@ -404,10 +404,11 @@ async fn captcha_is_required_when_configured_and_used_once() {
 
     // A captcha whose answer the test knows, stored the way the API stores them.
     let hasher = Hasher::new(Secret::new(SECRET));
+    let known = "0123456789abcdef0123456789abcdef";
     app.store
         .put_captcha(
-            "known",
-            &hasher.hash("captcha:known", "AB12"),
+            known,
+            &hasher.hash(&format!("captcha:{known}"), "AB12"),
             Duration::from_secs(60),
         )
         .await
@@ -415,15 +416,26 @@ async fn captcha_is_required_when_configured_and_used_once() {
     let (status, body) = app
         .call(
             "/v1/codes",
-            json!({"mobile": "13800138040", "captcha_id": "known", "captcha": " ab12 "}),
+            json!({"mobile": "13800138040", "captcha_id": known, "captcha": " ab12 "}),
         )
         .await;
     assert_eq!(status, 202, "{body}");
+    // An id we never issued is refused without a lookup.
+    let (status, body) = app
+        .call(
+            "/v1/codes",
+            json!({"mobile": "13800138042", "captcha_id": "../x", "captcha": "AB12"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_captcha"))
+    );
     // Used once: the same answer again is refused.
     let (status, _) = app
         .call(
             "/v1/codes",
-            json!({"mobile": "13800138041", "captcha_id": "known", "captcha": "AB12"}),
+            json!({"mobile": "13800138041", "captcha_id": known, "captcha": "AB12"}),
         )
         .await;
     assert_eq!(status, 400);

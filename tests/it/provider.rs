@@ -467,3 +467,52 @@ async fn accepted_messages_are_appended_to_the_record_file() {
             .unwrap();
     assert_eq!(listed, lines);
 }
+
+/// The client verifies certificates: a provider with a self-signed certificate is refused
+/// before any request is written.
+#[tokio::test]
+async fn an_untrusted_certificate_is_refused() {
+    use std::sync::Arc;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    smsq::provider::install_crypto();
+    let cert = CertificateDer::from_pem_slice(include_bytes!("fixtures/self-signed.crt")).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("fixtures/self-signed.key")).unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            // A completed handshake would mean the client trusted the certificate.
+            let _ = seen_tx.send(acceptor.accept(tcp).await.is_ok());
+        }
+    });
+    let c = client(&format!("https://localhost:{port}"), TOKEN, 2000);
+    let sms = TemplateSms {
+        to: "13800138000",
+        template_id: "1",
+        datas: &[],
+        req_id: None,
+    };
+    match c.send(&sms).await {
+        Err(SendError::Transport {
+            kind: TransportKind::Connect,
+            reached: false,
+            detail,
+        }) => {
+            assert!(detail.to_lowercase().contains("certificate"), "{detail}");
+        }
+        other => panic!("expected a refused certificate, got {other:?}"),
+    }
+    assert_eq!(
+        seen_rx.recv().await,
+        Some(false),
+        "the TLS handshake must fail"
+    );
+}
