@@ -342,7 +342,7 @@ pub struct Secrets {
 }
 
 impl Secrets {
-    fn from_env(env: &HashMap<String, String>) -> Self {
+    pub fn from_env(env: &HashMap<String, String>) -> Self {
         let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
         Self {
             account_sid: get("RONGLIAN_ACCOUNT_SID"),

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use smsq::codes::{CodeRequest, Codes};
-use smsq::config::{ConfigError, RawConfig, Settings};
+use smsq::config::{ConfigError, RawConfig, Secrets, Settings};
 use smsq::domain::{Hasher, JobId, Mobile, Purpose};
 use smsq::provider::fake::FakeOptions;
 use smsq::store::Store;
@@ -112,7 +112,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return fake_provider(opts).await;
     }
     let raw = RawConfig::load(path, &env)?;
-    let settings = Settings::load(path, &env)?;
+    let settings = Settings::from_raw(&raw, Secrets::from_env(&env))?;
     match cli.command {
         Command::Config => {
             print!("{}", Settings::describe(&raw, &settings.secrets));

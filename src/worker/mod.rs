@@ -111,7 +111,8 @@ impl Worker {
                 handled += 1;
             }
             let free = tokio::select! {
-                permit = slots.clone().acquire_many_owned(1) => {
+                // Wait for at least one free slot, then read as many entries as are free.
+                permit = slots.acquire() => {
                     drop(permit);
                     slots.available_permits()
                 }
