@@ -476,3 +476,30 @@ async fn a_lying_provider_is_retried_under_the_same_req_id() {
     assert_eq!(job["attempts"], 2);
     stop.cancel();
 }
+
+#[tokio::test]
+async fn a_hanging_provider_times_out_and_is_retried_then_dead_lettered() {
+    let app = spawn_app(settings(|c| {
+        c.retry.max_attempts = 2;
+        c.provider.timeout_ms = 200;
+    }))
+    .await;
+    let mut opts = fake_options();
+    opts.delay_ms = 5000;
+    let fake = spawn_fake(opts).await;
+    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 2);
+    let (_, m) = app
+        .call(
+            "/v1/messages",
+            json!({"to": "13800138303", "template_id": "1"}),
+        )
+        .await;
+    let job = wait_for_status(&app, m["job_id"].as_str().unwrap(), "dead").await;
+    assert_eq!(job["provider_status"], "172001");
+    assert!(
+        job["last_error"].as_str().unwrap().contains("Timeout"),
+        "{job}"
+    );
+    assert_eq!(job["attempts"], 2);
+    stop.cancel();
+}
