@@ -7,7 +7,27 @@ use serde_json::json;
 use smsq::config::Secret;
 use smsq::domain::Hasher;
 
-use crate::common::{SECRET, logs, settings, spawn_app};
+use crate::common::{App, SECRET, logs, settings, spawn_app};
+
+/// A code request that must be refused with 429 `error` and a `Retry-After` of at most
+/// `max_retry_after` seconds, leaving Redis exactly as it was.
+async fn assert_refused(app: &App, body: serde_json::Value, error: &str, max_retry_after: u64) {
+    let before = app.dump().await;
+    let response = app.post("/v1/codes", body.clone()).await;
+    assert_eq!(response.status().as_u16(), 429, "{body}");
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=max_retry_after).contains(&retry_after),
+        "Retry-After {retry_after}"
+    );
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["error"], error);
+    assert_eq!(app.dump().await, before, "a rejected request changed Redis");
+}
 
 #[tokio::test]
 async fn a_code_request_queues_one_job_and_stores_only_a_hash() {
@@ -119,20 +139,13 @@ async fn resend_interval_answers_429_with_retry_after() {
             .0,
         202
     );
-    let before = app.dump().await;
-    let response = app
-        .post("/v1/codes", json!({"mobile": "13800138001"}))
-        .await;
-    assert_eq!(response.status().as_u16(), 429);
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "resend_too_soon");
-    assert_eq!(app.dump().await, before, "a rejected request changed Redis");
+    assert_refused(
+        &app,
+        json!({"mobile": "13800138001"}),
+        "resend_too_soon",
+        60,
+    )
+    .await;
     // Another purpose is independent.
     assert_eq!(
         app.call(
@@ -161,25 +174,13 @@ async fn hourly_and_daily_caps_per_mobile() {
             202
         );
     }
-    let before = app.dump().await;
-    let response = app
-        .post(
-            "/v1/codes",
-            json!({"mobile": "13800138002", "purpose": "d"}),
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 429);
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=3600).contains(&retry_after));
-    assert_eq!(
-        response.json::<serde_json::Value>().await.unwrap()["error"],
-        "hourly_limit"
-    );
-    assert_eq!(app.dump().await, before);
+    assert_refused(
+        &app,
+        json!({"mobile": "13800138002", "purpose": "d"}),
+        "hourly_limit",
+        3600,
+    )
+    .await;
 
     let app = spawn_app(settings(|c| {
         c.code.hourly_limit_per_mobile = 10;
@@ -194,25 +195,13 @@ async fn hourly_and_daily_caps_per_mobile() {
             202
         );
     }
-    let before = app.dump().await;
-    let response = app
-        .post(
-            "/v1/codes",
-            json!({"mobile": "13800138003", "purpose": "c"}),
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 429);
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=86_400).contains(&retry_after));
-    assert_eq!(
-        response.json::<serde_json::Value>().await.unwrap()["error"],
-        "daily_limit"
-    );
-    assert_eq!(app.dump().await, before);
+    assert_refused(
+        &app,
+        json!({"mobile": "13800138003", "purpose": "c"}),
+        "daily_limit",
+        86_400,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -247,20 +236,13 @@ async fn per_ip_cap_counts_only_issued_codes() {
         .0,
         202
     );
-    let before = app.dump().await;
-    let response = app
-        .post(
-            "/v1/codes",
-            json!({"mobile": "13800138012", "client_ip": ip}),
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 429);
-    assert!(response.headers().contains_key("retry-after"));
-    assert_eq!(
-        response.json::<serde_json::Value>().await.unwrap()["error"],
-        "ip_limit"
-    );
-    assert_eq!(app.dump().await, before);
+    assert_refused(
+        &app,
+        json!({"mobile": "13800138012", "client_ip": ip}),
+        "ip_limit",
+        3600,
+    )
+    .await;
     // Another IP is independent.
     assert_eq!(
         app.call(

@@ -7,7 +7,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use serde_json::json;
 
 use crate::common::{
     child_env, eventually, fake_options, settings, smsq_command, spawn_app, spawn_fake, temp_dir,
@@ -52,14 +51,7 @@ async fn two_worker_processes_send_each_of_200_jobs_exactly_once() {
     let mut a = spawn_worker_process(&env, "worker-a", &[]);
     let mut b = spawn_worker_process(&env, "worker-b", &[]);
 
-    let mut ids = Vec::new();
-    for i in 0..200 {
-        let (status, m) = app
-            .call("/v1/messages", json!({"to": format!("1350000{:04}", i), "template_id": "1", "datas": [i.to_string()]}))
-            .await;
-        assert_eq!(status, 202);
-        ids.push(m["job_id"].as_str().unwrap().to_owned());
-    }
+    let mut ids = app.queue_messages(13500000000, 200).await;
     eventually(
         Duration::from_secs(30),
         "200 messages at the provider",
@@ -120,16 +112,7 @@ async fn sigterm_lets_in_flight_sends_finish_and_exits_0() {
         &[("SMSQ_WORKER__SHUTDOWN_GRACE_MS", "5000")],
     );
 
-    let mut ids = Vec::new();
-    for i in 0..6 {
-        let (_, m) = app
-            .call(
-                "/v1/messages",
-                json!({"to": format!("1360000{:04}", i), "template_id": "1"}),
-            )
-            .await;
-        ids.push(m["job_id"].as_str().unwrap().to_owned());
-    }
+    let ids = app.queue_messages(13600000000, 6).await;
     eventually(
         Duration::from_secs(10),
         "all six jobs in flight",
@@ -244,17 +227,11 @@ async fn fake_provider_runs_as_a_process_with_the_account_from_the_environment()
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let settings = smsq::config::ProviderSettings {
-        base_url: format!("http://127.0.0.1:{port}"),
-        timeout: Duration::from_secs(2),
-        connect_timeout: Duration::from_millis(500),
-    };
-    let account = smsq::config::RonglianAccount {
-        account_sid: crate::common::SID.into(),
-        auth_token: smsq::config::Secret::new(crate::common::TOKEN),
-        app_id: crate::common::APP_ID.into(),
-    };
-    let client = smsq::provider::Client::new(&settings, account).unwrap();
+    let client = crate::provider::client(
+        &format!("http://127.0.0.1:{port}"),
+        crate::common::TOKEN,
+        2000,
+    );
     let sms = smsq::provider::TemplateSms {
         to: "13800138000",
         template_id: "2",

@@ -224,6 +224,27 @@ impl App {
         (status, response.json().await.expect("json body"))
     }
 
+    /// Queues a notification (template 1) to `to`; returns its job id.
+    pub async fn queue_message(&self, to: &str) -> String {
+        let (status, body) = self
+            .call(
+                "/v1/messages",
+                serde_json::json!({"to": to, "template_id": "1", "datas": [to]}),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body["job_id"].as_str().expect("job_id").to_owned()
+    }
+
+    /// Queues one notification to each of `count` numbers from `first` on; returns the job ids.
+    pub async fn queue_messages(&self, first: u64, count: u64) -> Vec<String> {
+        let mut ids = Vec::new();
+        for n in first..first + count {
+            ids.push(self.queue_message(&n.to_string()).await);
+        }
+        ids
+    }
+
     pub fn prefix(&self) -> &str {
         &self.settings.redis.prefix
     }

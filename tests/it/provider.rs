@@ -9,7 +9,8 @@ use smsq::provider::{Action, Client, SendError, TemplateSms, TransportKind};
 
 use crate::common::{APP_ID, SID, TOKEN, fake_options, spawn_fake};
 
-fn client(base_url: &str, token: &str, timeout_ms: u64) -> Client {
+/// A client for the test account, with a 500 ms connect timeout.
+pub(crate) fn client(base_url: &str, token: &str, timeout_ms: u64) -> Client {
     let settings = ProviderSettings {
         base_url: base_url.to_owned(),
         timeout: Duration::from_millis(timeout_ms),
@@ -42,6 +43,16 @@ async fn send_with(
     };
     let result = c.send(&sms).await;
     (result, fake)
+}
+
+/// Template 1 to 13800138000, no variables, no reqId.
+fn plain_sms() -> TemplateSms<'static> {
+    TemplateSms {
+        to: "13800138000",
+        template_id: "1",
+        datas: &[],
+        req_id: None,
+    }
 }
 
 fn rejected_code(result: &Result<smsq::provider::Accepted, SendError>) -> String {
@@ -78,12 +89,7 @@ async fn accepted_message_is_recorded_by_the_fake() {
 async fn wrong_token_is_111109_and_gives_up() {
     let fake = spawn_fake(fake_options()).await;
     let c = client(&fake.base_url(), "ffffffffffffffffffffffffffffffff", 2000);
-    let sms = TemplateSms {
-        to: "13800138000",
-        template_id: "1",
-        datas: &[],
-        req_id: None,
-    };
+    let sms = plain_sms();
     let result = c.send(&sms).await;
     assert_eq!(rejected_code(&result), "111109");
     assert_eq!(result.unwrap_err().verdict().action, Action::GiveUp);
@@ -94,12 +100,7 @@ async fn wrong_token_is_111109_and_gives_up() {
 async fn stale_timestamp_is_111106() {
     let fake = spawn_fake(fake_options()).await;
     let c = client(&fake.base_url(), TOKEN, 2000);
-    let sms = TemplateSms {
-        to: "13800138000",
-        template_id: "1",
-        datas: &[],
-        req_id: None,
-    };
+    let sms = plain_sms();
     let two_days_ago = Utc::now() - chrono::Duration::days(2);
     let result = c.send_at(&sms, two_days_ago).await;
     assert_eq!(rejected_code(&result), "111106");
@@ -122,12 +123,7 @@ async fn too_frequent_for_one_number_is_160038_and_backs_off() {
     opts.per_number_interval_secs = Some(60);
     let fake = spawn_fake(opts).await;
     let c = client(&fake.base_url(), TOKEN, 2000);
-    let sms = TemplateSms {
-        to: "13800138000",
-        template_id: "1",
-        datas: &[],
-        req_id: None,
-    };
+    let sms = plain_sms();
     c.send(&sms).await.unwrap();
     let result = c.send(&sms).await;
     assert_eq!(rejected_code(&result), "160038");
@@ -143,12 +139,7 @@ async fn daily_limit_is_160040_and_gives_up() {
     opts.daily_limit = Some(1);
     let fake = spawn_fake(opts).await;
     let c = client(&fake.base_url(), TOKEN, 2000);
-    let sms = TemplateSms {
-        to: "13800138000",
-        template_id: "1",
-        datas: &[],
-        req_id: None,
-    };
+    let sms = plain_sms();
     c.send(&sms).await.unwrap();
     let result = c.send(&sms).await;
     assert_eq!(rejected_code(&result), "160040");
@@ -217,12 +208,7 @@ async fn slow_provider_is_a_timeout() {
     opts.delay_ms = 3000;
     let fake = spawn_fake(opts).await;
     let c = client(&fake.base_url(), TOKEN, 300);
-    let sms = TemplateSms {
-        to: "13800138000",
-        template_id: "1",
-        datas: &[],
-        req_id: None,
-    };
+    let sms = plain_sms();
     let started = std::time::Instant::now();
     let result = c.send(&sms).await;
     assert!(
@@ -244,12 +230,7 @@ async fn slow_provider_is_a_timeout() {
 async fn nothing_listening_is_a_connect_error_that_never_reached() {
     let port = smsq::local_redis::LocalRedis::free_port().unwrap();
     let c = client(&format!("http://127.0.0.1:{port}"), TOKEN, 1000);
-    let sms = TemplateSms {
-        to: "13800138000",
-        template_id: "1",
-        datas: &[],
-        req_id: None,
-    };
+    let sms = plain_sms();
     match c.send(&sms).await {
         Err(SendError::Transport {
             kind: TransportKind::Connect,
@@ -494,12 +475,7 @@ async fn an_untrusted_certificate_is_refused() {
         }
     });
     let c = client(&format!("https://localhost:{port}"), TOKEN, 2000);
-    let sms = TemplateSms {
-        to: "13800138000",
-        template_id: "1",
-        datas: &[],
-        req_id: None,
-    };
+    let sms = plain_sms();
     match c.send(&sms).await {
         Err(SendError::Transport {
             kind: TransportKind::Connect,

@@ -188,15 +188,10 @@ async fn a_poison_entry_is_dead_lettered_and_the_pool_goes_on() {
         )
         .await
         .unwrap();
-    let (_, msg) = app
-        .call(
-            "/v1/messages",
-            json!({"to": "13800138203", "template_id": "1", "datas": ["hi"]}),
-        )
-        .await;
+    let msg_id = app.queue_message("13800138203").await;
     let fake = spawn_fake(fake_options()).await;
     let (_worker, stop) = app.spawn_worker(&fake.base_url(), 2);
-    wait_for_status(&app, msg["job_id"].as_str().unwrap(), "sent").await;
+    wait_for_status(&app, &msg_id, "sent").await;
 
     let dead: redis::streams::StreamRangeReply = redis.xrange_all(keys.dead()).await.unwrap();
     assert_eq!(dead.ids.len(), 3);
@@ -260,13 +255,7 @@ async fn flaky_provider_still_delivers_every_job_once() {
     opts.seed = Some(7);
     let fake = spawn_fake(opts).await;
     let (_worker, stop) = app.spawn_worker(&fake.base_url(), 8);
-    let mut ids = Vec::new();
-    for i in 0..20 {
-        let (_, m) = app
-            .call("/v1/messages", json!({"to": format!("1390013{:04}", i), "template_id": "1", "datas": [i.to_string()]}))
-            .await;
-        ids.push(m["job_id"].as_str().unwrap().to_owned());
-    }
+    let ids = app.queue_messages(13900130000, 20).await;
     let mut retried = 0;
     for id in &ids {
         let job = wait_for_status(&app, id, "sent").await;
@@ -338,13 +327,7 @@ async fn a_replayed_entry_never_overwrites_a_terminal_status() {
     let app = spawn_app(settings(|_| {})).await;
     let fake = spawn_fake(fake_options()).await;
     let (_worker, stop) = app.spawn_worker(&fake.base_url(), 2);
-    let (_, m) = app
-        .call(
-            "/v1/messages",
-            json!({"to": "13800138207", "template_id": "1"}),
-        )
-        .await;
-    let job_id = m["job_id"].as_str().unwrap().to_owned();
+    let job_id = app.queue_message("13800138207").await;
     wait_for_status(&app, &job_id, "sent").await;
     // The same payload shows up again (a duplicate XADD, a reclaim race).
     let payload = json!({"id": job_id, "kind": "message", "to": "13800138207", "purpose": null,
@@ -385,16 +368,7 @@ async fn stopping_drains_in_flight_sends() {
     opts.delay_ms = 500;
     let fake = spawn_fake(opts).await;
     let (worker, stop) = app.spawn_worker(&fake.base_url(), 8);
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        let (_, m) = app
-            .call(
-                "/v1/messages",
-                json!({"to": format!("1370013{:04}", i), "template_id": "1"}),
-            )
-            .await;
-        ids.push(m["job_id"].as_str().unwrap().to_owned());
-    }
+    let ids = app.queue_messages(13700130000, 5).await;
     for id in &ids {
         wait_for_status(&app, id, "sending").await;
     }
@@ -416,13 +390,8 @@ async fn the_worker_rides_out_a_redis_restart() {
     let app = spawn_app(crate::common::settings_on(&redis.url(), |_| {})).await;
     let fake = spawn_fake(fake_options()).await;
     let (worker, stop) = app.spawn_worker(&fake.base_url(), 4);
-    let (_, m) = app
-        .call(
-            "/v1/messages",
-            json!({"to": "13800138300", "template_id": "1"}),
-        )
-        .await;
-    wait_for_status(&app, m["job_id"].as_str().unwrap(), "sent").await;
+    let m_id = app.queue_message("13800138300").await;
+    wait_for_status(&app, &m_id, "sent").await;
 
     // Redis goes away (and, without persistence, comes back empty).
     redis.stop();
@@ -465,13 +434,8 @@ async fn a_lying_provider_is_retried_under_the_same_req_id() {
     opts.garbage_rate = 1.0;
     let fake = spawn_fake(opts).await;
     let (_worker, stop) = app.spawn_worker(&fake.base_url(), 2);
-    let (_, m) = app
-        .call(
-            "/v1/messages",
-            json!({"to": "13800138302", "template_id": "1"}),
-        )
-        .await;
-    let job = wait_for_status(&app, m["job_id"].as_str().unwrap(), "dead").await;
+    let m_id = app.queue_message("13800138302").await;
+    let job = wait_for_status(&app, &m_id, "dead").await;
     assert_eq!(job["provider_status"], "172003");
     assert_eq!(job["attempts"], 2);
     stop.cancel();
@@ -488,13 +452,8 @@ async fn a_hanging_provider_times_out_and_is_retried_then_dead_lettered() {
     opts.delay_ms = 5000;
     let fake = spawn_fake(opts).await;
     let (_worker, stop) = app.spawn_worker(&fake.base_url(), 2);
-    let (_, m) = app
-        .call(
-            "/v1/messages",
-            json!({"to": "13800138303", "template_id": "1"}),
-        )
-        .await;
-    let job = wait_for_status(&app, m["job_id"].as_str().unwrap(), "dead").await;
+    let m_id = app.queue_message("13800138303").await;
+    let job = wait_for_status(&app, &m_id, "dead").await;
     assert_eq!(job["provider_status"], "172001");
     assert!(
         job["last_error"].as_str().unwrap().contains("Timeout"),
