@@ -508,7 +508,9 @@ impl Settings {
 
     /// The effective configuration as TOML, with a comment block saying which secrets are set.
     pub fn describe(raw: &RawConfig, secrets: &Secrets) -> String {
-        let mut out = toml::to_string(raw).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
+        let mut shown = raw.clone();
+        shown.redis.url = mask_url_password(&raw.redis.url);
+        let mut out = toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
         let shown = |set: bool| if set { "set (hidden)" } else { "not set" };
         out.push_str("\n# secrets, from the environment only\n");
         let sid = secrets.account_sid.as_deref().map(mask_id);
@@ -538,6 +540,17 @@ impl Settings {
             }
         ));
         out
+    }
+}
+
+/// `redis://user:pass@host` → `redis://user:***@host`: a Redis password may sit in the URL.
+pub fn mask_url_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::codes::Codes;
-use crate::config::Settings;
+use crate::config::{Settings, mask_url_password};
 use crate::domain::Hasher;
 use crate::local_redis::{Listen, LocalRedis};
 use crate::provider::fake::{self, FakeOptions};
@@ -92,7 +92,7 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
     let base = format!("http://{api_addr}");
     println!(
         "smsq dev: redis {}, fake provider {}, api {base}",
-        settings.redis.url,
+        mask_url_password(&settings.redis.url),
         fake.base_url()
     );
     let demo = tokio::select! {
@@ -138,7 +138,7 @@ async fn ensure_redis(
     }
     println!(
         "smsq dev: nothing answers at {}; starting a private redis-server",
-        settings.redis.url
+        mask_url_password(&settings.redis.url)
     );
     let port = LocalRedis::free_port()?;
     let dir = dir.to_owned();

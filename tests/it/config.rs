@@ -130,6 +130,10 @@ fn smsq_config_prints_the_effective_configuration_with_secrets_masked() {
         .env("RONGLIAN_ACCOUNT_SID", "aaf98f89488d0aad0148a8e0d8d40a07")
         .env("SMSQ_SECRET", "another-secret-value-123")
         .env("SMSQ_API_TOKENS", "tok-one,tok-two")
+        .env(
+            "SMSQ_REDIS__URL",
+            "redis://app:hunter2-redis@127.0.0.1:6379/0",
+        )
         .output()
         .unwrap();
     assert_eq!(
@@ -140,7 +144,12 @@ fn smsq_config_prints_the_effective_configuration_with_secrets_masked() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("length = 8"), "{stdout}");
+    assert!(
+        stdout.contains("redis://app:***@127.0.0.1:6379/0"),
+        "{stdout}"
+    );
     for secret in [
+        "hunter2-redis",
         "supersecrettoken",
         "another-secret-value",
         "tok-one",
