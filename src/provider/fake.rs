@@ -510,7 +510,10 @@ async fn accept(fake: &Fake, request: Checked) -> Result<FakeMessage, Fault> {
                 .append(true)
                 .open(path)
                 .await?;
-            f.write_all(line.as_bytes()).await
+            f.write_all(line.as_bytes()).await?;
+            // tokio's File hands writes to a background thread; flush waits until it is done,
+            // so the line is on disk before the client gets its answer.
+            f.flush().await
         };
         if let Err(e) = written.await {
             tracing::warn!(error = %e, path = %path.display(), "cannot record fake message");

@@ -46,7 +46,7 @@ async fn a_code_request_queues_one_job_and_stores_only_a_hash() {
 
     let mut redis = app.redis().await;
     let keys = app.store.keys();
-    assert_eq!(redis.xlen::<_, usize>(keys.jobs()).await.unwrap(), 1);
+    assert_eq!(app.backlog().await, 1);
     let code = app.otp(&job_id).await.expect("otp key holds the code");
     assert_eq!(code.len(), 10);
     let record: std::collections::HashMap<String, String> = redis
@@ -134,9 +134,8 @@ async fn mobile_inputs_are_normalised_or_rejected() {
 async fn resend_interval_answers_429_with_retry_after() {
     let app = spawn_app(settings(|_| {})).await;
     assert_eq!(
-        app.call("/v1/codes", json!({"mobile": "13800138001"}))
-            .await
-            .0,
+        app.status("/v1/codes", json!({"mobile": "13800138001"}))
+            .await,
         202
     );
     assert_refused(
@@ -148,12 +147,11 @@ async fn resend_interval_answers_429_with_retry_after() {
     .await;
     // Another purpose is independent.
     assert_eq!(
-        app.call(
+        app.status(
             "/v1/codes",
             json!({"mobile": "13800138001", "purpose": "reset"})
         )
-        .await
-        .0,
+        .await,
         202
     );
 }
@@ -168,9 +166,8 @@ async fn hourly_and_daily_caps_per_mobile() {
     .await;
     for p in ["a", "b", "c"] {
         assert_eq!(
-            app.call("/v1/codes", json!({"mobile": "13800138002", "purpose": p}))
-                .await
-                .0,
+            app.status("/v1/codes", json!({"mobile": "13800138002", "purpose": p}))
+                .await,
             202
         );
     }
@@ -189,9 +186,8 @@ async fn hourly_and_daily_caps_per_mobile() {
     .await;
     for p in ["a", "b"] {
         assert_eq!(
-            app.call("/v1/codes", json!({"mobile": "13800138003", "purpose": p}))
-                .await
-                .0,
+            app.status("/v1/codes", json!({"mobile": "13800138003", "purpose": p}))
+                .await,
             202
         );
     }
@@ -209,31 +205,28 @@ async fn per_ip_cap_counts_only_issued_codes() {
     let app = spawn_app(settings(|c| c.code.hourly_limit_per_ip = 2)).await;
     let ip = "203.0.113.7";
     assert_eq!(
-        app.call(
+        app.status(
             "/v1/codes",
             json!({"mobile": "13800138010", "client_ip": ip})
         )
-        .await
-        .0,
+        .await,
         202
     );
     // Refused for resend: must not use up the IP's allowance.
     assert_eq!(
-        app.call(
+        app.status(
             "/v1/codes",
             json!({"mobile": "13800138010", "client_ip": ip})
         )
-        .await
-        .0,
+        .await,
         429
     );
     assert_eq!(
-        app.call(
+        app.status(
             "/v1/codes",
             json!({"mobile": "13800138011", "client_ip": ip})
         )
-        .await
-        .0,
+        .await,
         202
     );
     assert_refused(
@@ -245,12 +238,11 @@ async fn per_ip_cap_counts_only_issued_codes() {
     .await;
     // Another IP is independent.
     assert_eq!(
-        app.call(
+        app.status(
             "/v1/codes",
             json!({"mobile": "13800138012", "client_ip": "2001:db8::1"})
         )
-        .await
-        .0,
+        .await,
         202
     );
 }
@@ -275,8 +267,7 @@ async fn fifty_simultaneous_requests_issue_exactly_one_code() {
         "{statuses:?}"
     );
     let mut redis = app.redis().await;
-    let keys = app.store.keys();
-    assert_eq!(redis.xlen::<_, usize>(keys.jobs()).await.unwrap(), 1);
+    assert_eq!(app.backlog().await, 1);
     let codes: Vec<String> = redis
         .keys(format!("{{{}:0}}:code:*", app.prefix()))
         .await
@@ -314,14 +305,7 @@ async fn idempotency_key_replays_the_first_answer_and_rejects_another_body() {
         "a retried request is not a resend"
     );
     assert_eq!(again.json::<serde_json::Value>().await.unwrap(), first);
-    assert_eq!(
-        app.redis()
-            .await
-            .xlen::<_, usize>(app.store.keys().jobs())
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(app.backlog().await, 1);
 
     let other = send(json!({"mobile": "13800138031"}), "k-1")
         .send()

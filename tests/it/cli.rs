@@ -145,14 +145,7 @@ async fn sigterm_lets_in_flight_sends_finish_and_exits_0() {
         );
     }
     assert_eq!(fake.messages().len(), 6);
-    let mut redis = app.redis().await;
-    assert_eq!(
-        redis
-            .xlen::<_, usize>(app.store.keys().jobs())
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(app.backlog().await, 0);
 }
 
 #[test]

@@ -213,6 +213,20 @@ impl App {
         (status, response.json().await.expect("json body"))
     }
 
+    /// POST and return only the status code.
+    pub async fn status(&self, path: &str, body: serde_json::Value) -> u16 {
+        self.post(path, body).await.status().as_u16()
+    }
+
+    /// Entries on the send stream: unsent jobs (acked entries are deleted).
+    pub async fn backlog(&self) -> usize {
+        self.redis()
+            .await
+            .xlen(self.store.keys().jobs())
+            .await
+            .expect("XLEN")
+    }
+
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
         let response = self
             .http

@@ -69,13 +69,7 @@ async fn the_code_the_provider_received_is_the_one_that_verifies() {
 
     // After the send: no stream entry, no otp key, no plain code anywhere in Redis.
     let mut redis = app.redis().await;
-    assert_eq!(
-        redis
-            .xlen::<_, usize>(app.store.keys().jobs())
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(app.backlog().await, 0);
     assert_eq!(app.otp(&job_id).await, None);
     let holders: Vec<_> = app
         .all_stored_text()
@@ -156,14 +150,7 @@ async fn a_code_that_expired_in_the_queue_is_not_sent() {
     let (_worker, stop) = app.spawn_worker(&fake.base_url(), 4);
     wait_for_status(&app, &job_id, "expired").await;
     assert!(fake.messages().is_empty());
-    assert_eq!(
-        app.redis()
-            .await
-            .xlen::<_, usize>(app.store.keys().jobs())
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(app.backlog().await, 0);
     stop.cancel();
 }
 
@@ -200,7 +187,7 @@ async fn a_poison_entry_is_dead_lettered_and_the_pool_goes_on() {
     assert!(errors[1].contains("no `job` field"), "{errors:?}");
     assert!(errors[2].contains("invalid job payload"), "{errors:?}");
     assert_eq!(
-        redis.xlen::<_, usize>(keys.jobs()).await.unwrap(),
+        app.backlog().await,
         0,
         "poison entries are acked and deleted"
     );
