@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
 use rand::RngExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +38,29 @@ pub fn dev_env(mut env: HashMap<String, String>) -> HashMap<String, String> {
     env
 }
 
+/// Why the demo could not run or did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("{0}: {1}")]
+    Io(&'static str, #[source] std::io::Error),
+    #[error(transparent)]
+    Redis(#[from] crate::local_redis::LocalRedisError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Client(#[from] crate::provider::ClientError),
+    #[error("calling the API: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("{0}")]
+    Demo(String),
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> DevError {
+    move |e| DevError::Io(what, e)
+}
+
 /// Removes the demo's temporary directory however `run` ends.
 struct TempDir(PathBuf);
 
@@ -48,9 +70,9 @@ impl Drop for TempDir {
     }
 }
 
-pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> Result<(), DevError> {
     let dir = TempDir(std::env::temp_dir().join(format!("smsq-dev-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).context("creating the demo's temp directory")?;
+    std::fs::create_dir_all(&dir.0).map_err(io("creating the demo's temp directory"))?;
 
     let _redis = ensure_redis(&mut settings, &dir.0).await?;
     let account = settings.secrets.ronglian()?;
@@ -64,7 +86,7 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
     fake_opts.record = Some(dir.0.join("messages.jsonl"));
     let fake = fake::spawn(fake_opts)
         .await
-        .context("starting the fake provider")?;
+        .map_err(io("starting the fake provider"))?;
     settings.provider.base_url = fake.base_url();
 
     let listener = match TcpListener::bind(settings.api.listen).await {
@@ -74,10 +96,12 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
                 "  (api.listen {} is busy: {e}; using a free port)",
                 settings.api.listen
             );
-            TcpListener::bind("127.0.0.1:0").await?
+            TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(io("binding the API"))?
         }
     };
-    let api_addr = listener.local_addr()?;
+    let api_addr = listener.local_addr().map_err(io("binding the API"))?;
     let settings = Arc::new(settings);
     let store = Store::connect(&settings)?;
     let hasher = Hasher::new(settings.secrets.hash_key()?);
@@ -101,7 +125,7 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
     };
     match &demo {
         Ok(()) => print_next_steps(&base, &fake.base_url()),
-        Err(e) => println!("\ndemo failed: {e:#}"),
+        Err(e) => println!("\ndemo failed: {e}"),
     }
     if demo.is_ok() {
         shutdown.cancelled().await;
@@ -119,7 +143,7 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
 async fn ensure_redis(
     settings: &mut Settings,
     dir: &std::path::Path,
-) -> anyhow::Result<Option<LocalRedis>> {
+) -> Result<Option<LocalRedis>, DevError> {
     let reachable = async {
         let client = redis::Client::open(settings.redis.url.as_str()).ok()?;
         let mut conn = client.get_multiplexed_async_connection().await.ok()?;
@@ -140,15 +164,16 @@ async fn ensure_redis(
         "smsq dev: nothing answers at {}; starting a private redis-server",
         mask_url_password(&settings.redis.url)
     );
-    let port = LocalRedis::free_port()?;
+    let port = LocalRedis::free_port().map_err(io("finding a free port"))?;
     let dir = dir.to_owned();
-    let redis =
-        tokio::task::spawn_blocking(move || LocalRedis::start(&dir, Listen::Tcp(port))).await??;
+    let redis = tokio::task::spawn_blocking(move || LocalRedis::start(&dir, Listen::Tcp(port)))
+        .await
+        .map_err(|e| DevError::Demo(format!("starting redis-server: {e}")))??;
     settings.redis.url = redis.url();
     Ok(Some(redis))
 }
 
-async fn demo(base: &str, fake: &fake::FakeHandle) -> anyhow::Result<()> {
+async fn demo(base: &str, fake: &fake::FakeHandle) -> Result<(), DevError> {
     crate::provider::install_crypto();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -176,7 +201,9 @@ async fn demo(base: &str, fake: &fake::FakeHandle) -> anyhow::Result<()> {
             break m;
         }
         if Instant::now() > deadline {
-            bail!("the worker did not send the SMS within 15 s");
+            return Err(DevError::Demo(
+                "the worker did not send the SMS within 15 s".into(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
@@ -201,7 +228,7 @@ async fn demo(base: &str, fake: &fake::FakeHandle) -> anyhow::Result<()> {
         .await?;
     println!("   → 200 {verified}");
     if verified["valid"] != serde_json::Value::Bool(true) {
-        bail!("verification failed: {verified}");
+        return Err(DevError::Demo(format!("verification failed: {verified}")));
     }
     let job: serde_json::Value = http
         .get(format!("{base}/v1/jobs/{job_id}"))

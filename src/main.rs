@@ -120,7 +120,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Api => api(settings).await,
         Command::Worker { concurrency, name } => worker(settings, concurrency, name).await,
-        Command::Dev => smsq::dev::run(settings, smsq::shutdown::on_signal()).await,
+        Command::Dev => match smsq::dev::run(settings, smsq::shutdown::on_signal()).await {
+            // Keep exit code 2 for a bad configuration.
+            Err(smsq::dev::DevError::Config(e)) => Err(e.into()),
+            other => Ok(other?),
+        },
         Command::Send { mobile, purpose } => send(settings, &mobile, &purpose).await,
         Command::Job { id, json } => job(settings, &id, json).await,
         Command::Status { .. } => not_yet("status"),
