@@ -55,6 +55,14 @@ fn plain_sms() -> TemplateSms<'static> {
     }
 }
 
+/// Sends the plain SMS twice: the first must be accepted; returns what the second got.
+async fn send_twice(opts: FakeOptions) -> Result<smsq::provider::Accepted, SendError> {
+    let fake = spawn_fake(opts).await;
+    let c = client(&fake.base_url(), TOKEN, 2000);
+    c.send(&plain_sms()).await.expect("first send accepted");
+    c.send(&plain_sms()).await
+}
+
 fn rejected_code(result: &Result<smsq::provider::Accepted, SendError>) -> String {
     match result {
         Err(SendError::Rejected { code, .. }) => code.clone(),
@@ -121,11 +129,7 @@ async fn unknown_template_is_160032_and_gives_up() {
 async fn too_frequent_for_one_number_is_160038_and_backs_off() {
     let mut opts = fake_options();
     opts.per_number_interval_secs = Some(60);
-    let fake = spawn_fake(opts).await;
-    let c = client(&fake.base_url(), TOKEN, 2000);
-    let sms = plain_sms();
-    c.send(&sms).await.unwrap();
-    let result = c.send(&sms).await;
+    let result = send_twice(opts).await;
     assert_eq!(rejected_code(&result), "160038");
     assert!(matches!(
         result.unwrap_err().verdict().action,
@@ -137,11 +141,7 @@ async fn too_frequent_for_one_number_is_160038_and_backs_off() {
 async fn daily_limit_is_160040_and_gives_up() {
     let mut opts = fake_options();
     opts.daily_limit = Some(1);
-    let fake = spawn_fake(opts).await;
-    let c = client(&fake.base_url(), TOKEN, 2000);
-    let sms = plain_sms();
-    c.send(&sms).await.unwrap();
-    let result = c.send(&sms).await;
+    let result = send_twice(opts).await;
     assert_eq!(rejected_code(&result), "160040");
     assert_eq!(result.unwrap_err().verdict().action, Action::GiveUp);
 }
