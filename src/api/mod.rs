@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::ApiError;
 
 use crate::codes::Codes;
-use crate::config::Secret;
+use crate::domain::Secret;
 
 #[derive(Clone)]
 pub(crate) struct AppState {

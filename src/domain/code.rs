@@ -8,7 +8,7 @@ use rand::RngExt;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::config::Secret;
+use crate::domain::Secret;
 
 /// A plain one-time code. `Debug` hides it; the only ways out are [`Code::expose`] (for the
 /// `otp` key and the SMS itself) and the keyed hash.

@@ -2,6 +2,7 @@
 //! [`Purpose`] and [`TemplateId`] are always well formed, a [`JobId`] is always 32 hex digits.
 
 mod code;
+mod secret;
 mod job;
 mod mobile;
 mod text;
@@ -10,6 +11,7 @@ pub(crate) use code::hex as hex_lower;
 pub use code::{Code, Hasher};
 pub use job::{Job, JobId, JobKind, JobStatus};
 pub use mobile::{InvalidMobile, Mobile};
+pub use secret::Secret;
 pub use text::{InvalidText, Purpose, TemplateId};
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp smsq stores.

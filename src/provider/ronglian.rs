@@ -315,7 +315,7 @@ fn transport(e: reqwest::Error) -> SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::domain::Secret;
     use chrono::TimeZone;
 
     const SID: &str = "aaf98f89488d0aad0148a8e0d8d40a07";

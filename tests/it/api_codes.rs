@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use serde_json::json;
-use smsq::config::Secret;
+use smsq::domain::Secret;
 use smsq::domain::Hasher;
 
 use crate::common::{App, SECRET, logs, settings, spawn_app};

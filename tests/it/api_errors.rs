@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use serde_json::json;
-use smsq::config::Secret;
+use smsq::domain::Secret;
 
 use crate::common::{eventually, private_redis, settings, settings_on, spawn_app};
 

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use smsq::codes::Codes;
-use smsq::config::{RawConfig, Secret, Secrets, Settings};
+use smsq::config::{RawConfig, Secrets, Settings};
+use smsq::domain::Secret;
 use smsq::domain::Hasher;
 use smsq::local_redis::{Listen, LocalRedis};
 use smsq::provider::fake::{self, FakeHandle, FakeOptions};

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use smsq::config::{ProviderSettings, RonglianAccount, Secret};
+use smsq::config::{ProviderSettings, RonglianAccount};
+use smsq::domain::Secret;
 use smsq::provider::fake::FakeOptions;
 use smsq::provider::{Action, Client, SendError, TemplateSms, TransportKind};
 

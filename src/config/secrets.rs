@@ -1,0 +1,99 @@
+//! Secrets: read only from the environment, never from a file, never printed whole.
+
+use std::collections::HashMap;
+
+use super::ConfigError;
+use crate::domain::Secret;
+
+/// Credentials for the Ronglian REST API.
+#[derive(Debug, Clone)]
+pub struct RonglianAccount {
+    pub account_sid: String,
+    pub auth_token: Secret,
+    pub app_id: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    pub account_sid: Option<String>,
+    pub auth_token: Option<Secret>,
+    pub app_id: Option<String>,
+    /// Key of the keyed hashes of codes and captcha answers.
+    pub secret: Option<Secret>,
+    /// Bearer tokens accepted by the API; empty means no authentication.
+    pub api_tokens: Vec<Secret>,
+}
+
+impl Secrets {
+    pub fn from_env(env: &HashMap<String, String>) -> Self {
+        let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+        Self {
+            account_sid: get("RONGLIAN_ACCOUNT_SID"),
+            auth_token: get("RONGLIAN_AUTH_TOKEN").map(Secret::new),
+            app_id: get("RONGLIAN_APP_ID"),
+            secret: get("SMSQ_SECRET").map(Secret::new),
+            api_tokens: get("SMSQ_API_TOKENS")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(|t| Secret::new(t))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The Ronglian account, or an error naming the first missing variable.
+    pub fn ronglian(&self) -> Result<RonglianAccount, ConfigError> {
+        let missing = |k: &str| ConfigError::new(k, "must be set in the environment");
+        Ok(RonglianAccount {
+            account_sid: self
+                .account_sid
+                .clone()
+                .ok_or_else(|| missing("RONGLIAN_ACCOUNT_SID"))?,
+            auth_token: self
+                .auth_token
+                .clone()
+                .ok_or_else(|| missing("RONGLIAN_AUTH_TOKEN"))?,
+            app_id: self
+                .app_id
+                .clone()
+                .ok_or_else(|| missing("RONGLIAN_APP_ID"))?,
+        })
+    }
+
+    /// The hashing key, or an error: codes must not be stored under a guessable key.
+    pub fn hash_key(&self) -> Result<Secret, ConfigError> {
+        match &self.secret {
+            Some(s) if s.expose().len() >= 16 => Ok(s.clone()),
+            Some(_) => Err(ConfigError::new(
+                "SMSQ_SECRET",
+                "must be at least 16 characters",
+            )),
+            None => Err(ConfigError::new(
+                "SMSQ_SECRET",
+                "must be set in the environment",
+            )),
+        }
+    }
+}
+
+
+/// `redis://user:pass@host` → `redis://user:***@host`: a Redis password may sit in the URL.
+pub fn mask_url_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Account and app ids are not secrets, but there is no reason to print them whole.
+pub(super) fn mask_id(id: &str) -> String {
+    let head: String = id.chars().take(4).collect();
+    format!("{head}**** ({} chars)", id.chars().count())
+}
+

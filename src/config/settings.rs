@@ -1,0 +1,305 @@
+//! Stage two: validated settings with durations, non-zero counts and parsed addresses. Every
+//! error names its key.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::Path;
+use std::time::Duration;
+
+use super::secrets::{mask_id, mask_url_password};
+use super::{ConfigError, RawConfig, Secrets};
+use crate::domain::TemplateId;
+
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub redis: RedisSettings,
+    pub api: ApiSettings,
+    pub code: CodeSettings,
+    pub captcha: CaptchaSettings,
+    pub provider: ProviderSettings,
+    pub worker: WorkerSettings,
+    pub retry: RetrySettings,
+    pub stream: StreamSettings,
+    pub status: StatusSettings,
+    pub secrets: Secrets,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub url: String,
+    pub prefix: String,
+    /// Response and connect timeout for every command that is not a blocking read.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct CodeSettings {
+    pub length: u8,
+    pub ttl: Duration,
+    pub resend_interval: Duration,
+    pub hourly_limit_per_mobile: NonZeroU32,
+    pub daily_limit_per_mobile: NonZeroU32,
+    pub hourly_limit_per_ip: NonZeroU32,
+    pub max_verify_attempts: NonZeroU32,
+    pub template_id: TemplateId,
+}
+
+#[derive(Debug, Clone)]
+pub struct CaptchaSettings {
+    pub required: bool,
+    pub ttl: Duration,
+    pub length: u8,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    pub base_url: String,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub concurrency: NonZeroUsize,
+    pub rate_per_sec: NonZeroU32,
+    pub burst: NonZeroU32,
+    pub claim_idle: Duration,
+    pub shutdown_grace: Duration,
+    pub block: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetrySettings {
+    pub max_attempts: NonZeroU32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    pub maxlen: u64,
+    pub events_maxlen: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatusSettings {
+    pub ttl: Duration,
+}
+
+impl Settings {
+    /// Loads the configuration file (if any) and applies environment overrides from `env`.
+    ///
+    /// `path = None` means "the default `./worker.toml` if it exists, else the built-in
+    /// defaults"; an explicit path must exist.
+    pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let raw = RawConfig::load(path, env)?;
+        Self::from_raw(&raw, Secrets::from_env(env))
+    }
+
+    pub fn from_raw(raw: &RawConfig, secrets: Secrets) -> Result<Self, ConfigError> {
+        Ok(Settings {
+            redis: RedisSettings {
+                url: redis_url(&raw.redis.url)?,
+                prefix: key_prefix(&raw.redis.prefix)?,
+                timeout: millis("redis.timeout_ms", raw.redis.timeout_ms)?,
+            },
+            api: ApiSettings {
+                listen: raw.api.listen.parse().map_err(|_| {
+                    ConfigError::new("api.listen", "must be an address like 127.0.0.1:8080")
+                })?,
+                max_body_bytes: ranged("api.max_body_bytes", raw.api.max_body_bytes, 256, 1 << 20)?
+                    as usize,
+            },
+            code: CodeSettings {
+                length: ranged("code.length", raw.code.length, 4, 10)? as u8,
+                ttl: secs("code.ttl_secs", raw.code.ttl_secs)?,
+                resend_interval: secs("code.resend_interval_secs", raw.code.resend_interval_secs)?,
+                hourly_limit_per_mobile: count(
+                    "code.hourly_limit_per_mobile",
+                    raw.code.hourly_limit_per_mobile,
+                )?,
+                daily_limit_per_mobile: count(
+                    "code.daily_limit_per_mobile",
+                    raw.code.daily_limit_per_mobile,
+                )?,
+                hourly_limit_per_ip: count(
+                    "code.hourly_limit_per_ip",
+                    raw.code.hourly_limit_per_ip,
+                )?,
+                max_verify_attempts: count(
+                    "code.max_verify_attempts",
+                    raw.code.max_verify_attempts,
+                )?,
+                template_id: TemplateId::parse(&raw.code.template_id)
+                    .map_err(|e| ConfigError::new("code.template_id", e.to_string()))?,
+            },
+            captcha: CaptchaSettings {
+                required: raw.captcha.required,
+                ttl: secs("captcha.ttl_secs", raw.captcha.ttl_secs)?,
+                length: ranged("captcha.length", raw.captcha.length, 4, 8)? as u8,
+            },
+            provider: ProviderSettings {
+                base_url: base_url(&raw.provider.base_url)?,
+                timeout: millis("provider.timeout_ms", raw.provider.timeout_ms)?,
+                connect_timeout: millis(
+                    "provider.connect_timeout_ms",
+                    raw.provider.connect_timeout_ms,
+                )?,
+            },
+            worker: WorkerSettings {
+                concurrency: NonZeroUsize::new(ranged(
+                    "worker.concurrency",
+                    raw.worker.concurrency,
+                    1,
+                    10_000,
+                )? as usize)
+                .expect("ranged() rejects 0"),
+                rate_per_sec: count("worker.rate_per_sec", raw.worker.rate_per_sec)?,
+                burst: count("worker.burst", raw.worker.burst)?,
+                claim_idle: millis("worker.claim_idle_ms", raw.worker.claim_idle_ms)?,
+                shutdown_grace: millis("worker.shutdown_grace_ms", raw.worker.shutdown_grace_ms)?,
+                block: Duration::from_millis(ranged(
+                    "worker.block_ms",
+                    raw.worker.block_ms,
+                    10,
+                    60_000,
+                )?),
+            },
+            retry: {
+                let base = millis("retry.base_ms", raw.retry.base_ms)?;
+                let max = millis("retry.max_ms", raw.retry.max_ms)?;
+                if max < base {
+                    return Err(ConfigError::new(
+                        "retry.max_ms",
+                        "must be at least retry.base_ms",
+                    ));
+                }
+                RetrySettings {
+                    max_attempts: count("retry.max_attempts", raw.retry.max_attempts)?,
+                    base,
+                    max,
+                }
+            },
+            stream: StreamSettings {
+                maxlen: ranged("stream.maxlen", raw.stream.maxlen, 1000, u64::MAX)?,
+                events_maxlen: ranged(
+                    "stream.events_maxlen",
+                    raw.stream.events_maxlen,
+                    100,
+                    u64::MAX,
+                )?,
+            },
+            status: StatusSettings {
+                ttl: secs("status.ttl_secs", raw.status.ttl_secs)?,
+            },
+            secrets,
+        })
+    }
+
+    /// The effective configuration as TOML, with a comment block saying which secrets are set.
+    pub fn describe(raw: &RawConfig, secrets: &Secrets) -> String {
+        let mut shown = raw.clone();
+        shown.redis.url = mask_url_password(&raw.redis.url);
+        let mut out = toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
+        let shown = |set: bool| if set { "set (hidden)" } else { "not set" };
+        out.push_str("\n# secrets, from the environment only\n");
+        let sid = secrets.account_sid.as_deref().map(mask_id);
+        out.push_str(&format!(
+            "# RONGLIAN_ACCOUNT_SID = {}\n",
+            sid.as_deref().unwrap_or("not set")
+        ));
+        out.push_str(&format!(
+            "# RONGLIAN_AUTH_TOKEN  = {}\n",
+            shown(secrets.auth_token.is_some())
+        ));
+        let app = secrets.app_id.as_deref().map(mask_id);
+        out.push_str(&format!(
+            "# RONGLIAN_APP_ID      = {}\n",
+            app.as_deref().unwrap_or("not set")
+        ));
+        out.push_str(&format!(
+            "# SMSQ_SECRET          = {}\n",
+            shown(secrets.secret.is_some())
+        ));
+        out.push_str(&format!(
+            "# SMSQ_API_TOKENS      = {}\n",
+            if secrets.api_tokens.is_empty() {
+                "not set (API open to anyone who can reach it)".to_owned()
+            } else {
+                format!("{} token(s), hidden", secrets.api_tokens.len())
+            }
+        ));
+        out
+    }
+}
+
+fn ranged(key: &str, v: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+    if (min..=max).contains(&v) {
+        Ok(v)
+    } else if max == u64::MAX {
+        Err(ConfigError::new(
+            key,
+            format!("must be at least {min}, got {v}"),
+        ))
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!("must be between {min} and {max}, got {v}"),
+        ))
+    }
+}
+
+fn count(key: &str, v: u64) -> Result<NonZeroU32, ConfigError> {
+    let v = ranged(key, v, 1, u32::MAX as u64)?;
+    Ok(NonZeroU32::new(v as u32).expect("ranged() rejects 0"))
+}
+
+fn secs(key: &str, v: u64) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(ranged(key, v, 1, 365 * 86_400)?))
+}
+
+fn millis(key: &str, v: u64) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_millis(ranged(key, v, 1, 86_400_000)?))
+}
+
+fn redis_url(url: &str) -> Result<String, ConfigError> {
+    redis::Client::open(url)
+        .map(|_| url.to_owned())
+        .map_err(|e| ConfigError::new("redis.url", format!("{e}")))
+}
+
+fn key_prefix(prefix: &str) -> Result<String, ConfigError> {
+    let ok = !prefix.is_empty()
+        && prefix.len() <= 32
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(prefix.to_owned())
+    } else {
+        Err(ConfigError::new(
+            "redis.prefix",
+            "must be 1-32 characters of [A-Za-z0-9_-]",
+        ))
+    }
+}
+
+fn base_url(url: &str) -> Result<String, ConfigError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| ConfigError::new("provider.base_url", format!("{e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(ConfigError::new(
+            "provider.base_url",
+            "must be an http(s) URL with a host",
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
