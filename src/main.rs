@@ -4,17 +4,15 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use smsq::codes::{CodeRequest, Codes};
+use smsq::codes::CodeRequest;
 use smsq::config::{ConfigError, RawConfig, Secrets, Settings};
-use smsq::domain::{Hasher, JobId, Mobile, Purpose};
-use smsq::provider::fake::FakeOptions;
-use smsq::store::Store;
-use smsq::worker::{Worker, default_consumer_name};
+use smsq::dev::fake::FakeOptions;
+use smsq::domain::{JobId, Mobile, Purpose};
+use smsq::startup::{Application, StartupError};
 
 #[derive(Parser)]
 #[command(
@@ -123,6 +121,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev => match smsq::dev::run(settings, smsq::shutdown::on_signal()).await {
             // Keep exit code 2 for a bad configuration.
             Err(smsq::dev::DevError::Config(e)) => Err(e.into()),
+            Err(smsq::dev::DevError::Startup(e)) => Err(exit_code(e)),
             other => Ok(other?),
         },
         Command::Send { mobile, purpose } => send(settings, &mobile, &purpose).await,
@@ -137,21 +136,28 @@ fn not_yet(command: &str) -> anyhow::Result<()> {
     anyhow::bail!("`smsq {command}` is not yet available in this version")
 }
 
-fn codes(settings: Settings) -> anyhow::Result<Codes> {
-    let hasher = Hasher::new(settings.secrets.hash_key()?);
-    let settings = Arc::new(settings);
-    let store = Store::connect(&settings)?;
-    Ok(Codes::new(settings, store, hasher))
+fn application(settings: Settings) -> anyhow::Result<Application> {
+    Ok(Application::build(settings).map_err(exit_code)?)
+}
+
+/// Keeps exit code 2 for a bad configuration found while wiring.
+fn exit_code(e: StartupError) -> anyhow::Error {
+    match e {
+        StartupError::Config(e) => e.into(),
+        other => other.into(),
+    }
 }
 
 async fn api(settings: Settings) -> anyhow::Result<()> {
     let listen = settings.api.listen;
-    let codes = codes(settings)?;
+    let app = application(settings)?;
+    app.codes().map_err(exit_code)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (api.listen)"))?;
-    smsq::api::serve(listener, codes, smsq::shutdown::on_signal()).await?;
-    Ok(())
+    app.serve_api(listener, smsq::shutdown::on_signal())
+        .await
+        .map_err(exit_code)
 }
 
 async fn worker(
@@ -159,20 +165,9 @@ async fn worker(
     concurrency: Option<usize>,
     name: Option<String>,
 ) -> anyhow::Result<()> {
-    let account = settings.secrets.ronglian()?;
-    if concurrency == Some(0) {
-        return Err(ConfigError {
-            key: "--concurrency".into(),
-            message: "must be at least 1".into(),
-        }
-        .into());
-    }
-    let client = smsq::provider::Client::new(&settings.provider, account)?;
-    let concurrency = concurrency.unwrap_or(settings.worker.concurrency.get());
-    let settings = Arc::new(settings);
-    let store = Store::connect(&settings)?;
-    let name = name.unwrap_or_else(default_consumer_name);
-    let worker = Worker::new(settings, store, client, name, concurrency);
+    let worker = application(settings)?
+        .worker(name, concurrency)
+        .map_err(exit_code)?;
     let report = worker.run(smsq::shutdown::on_signal()).await?;
     eprintln!(
         "worker stopped: {} job(s) handled, {} left pending",
@@ -182,7 +177,7 @@ async fn worker(
 }
 
 async fn fake_provider(opts: FakeOptions) -> anyhow::Result<()> {
-    let handle = smsq::provider::fake::spawn(opts.clone())
+    let handle = smsq::dev::fake::spawn(opts.clone())
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     eprintln!("fake provider listening on {}", handle.base_url());
@@ -198,7 +193,7 @@ async fn send(settings: Settings, mobile: &str, purpose: &str) -> anyhow::Result
     };
     let mobile = Mobile::parse(mobile).map_err(|e| usage("MOBILE", e.to_string()))?;
     let purpose = Purpose::parse(purpose).map_err(|e| usage("--purpose", e.to_string()))?;
-    let codes = codes(settings)?;
+    let codes = application(settings)?.codes().map_err(exit_code)?;
     let accepted = codes
         .issue(CodeRequest {
             mobile: mobile.clone(),
@@ -220,7 +215,8 @@ async fn job(settings: Settings, id: &str, json: bool) -> anyhow::Result<()> {
         key: "ID".into(),
         message: "a job id is 32 lower-case hex digits".into(),
     })?;
-    let store = Store::connect(&settings)?;
+    let app = application(settings)?;
+    let store = app.store();
     let record = store
         .job(&id)
         .await?

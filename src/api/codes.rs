@@ -3,14 +3,13 @@
 use std::net::IpAddr;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::error::JsonBody;
+use super::extract::{JsonBody, idempotency};
 use super::{ApiError, AppState};
-use crate::codes::{CaptchaIssued, CodeAccepted, CodeRequest, IdempotencyRequest};
+use crate::codes::{CaptchaIssued, CodeAccepted, CodeRequest};
 use crate::domain::{Mobile, Purpose};
 use crate::store::Verification;
 
@@ -51,30 +50,6 @@ fn purpose(input: Option<&str>) -> Result<Purpose, ApiError> {
         .transpose()
         .map(Option::unwrap_or_default)
         .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
-}
-
-/// The `Idempotency-Key` header, if any, with the body it must be replayed for.
-pub(super) fn idempotency(
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<Option<IdempotencyRequest>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|k| (1..=255).contains(&k.len()))
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_request",
-                "Idempotency-Key must be 1-255 visible ASCII characters",
-            )
-        })?;
-    Ok(Some(IdempotencyRequest {
-        key: key.to_owned(),
-        body: body.to_vec(),
-    }))
 }
 
 pub(super) async fn issue(

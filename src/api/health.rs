@@ -11,7 +11,7 @@ pub(super) async fn healthz() -> Response {
 }
 
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
-    match state.codes.store().ping().await {
+    match state.store.ping().await {
         Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: redis unreachable");

@@ -5,8 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
-use super::codes::idempotency;
-use super::error::JsonBody;
+use super::extract::{JsonBody, idempotency};
 use super::{ApiError, AppState};
 use crate::codes::{MessageAccepted, MessageRequest};
 use crate::domain::{Mobile, TemplateId};

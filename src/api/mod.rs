@@ -2,6 +2,7 @@
 
 mod codes;
 mod error;
+mod extract;
 mod health;
 mod jobs;
 mod messages;
@@ -23,21 +24,27 @@ pub use error::ApiError;
 
 use crate::codes::Codes;
 use crate::domain::Secret;
+use crate::store::Store;
 
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub codes: Codes,
+    pub store: Store,
     tokens: Arc<Vec<Secret>>,
 }
 
 /// The router, ready to serve. Separate from [`serve`] so tests can drive it in-process.
-pub fn router(codes: Codes) -> Router {
+pub fn router(codes: Codes, store: Store) -> Router {
     let settings = codes.settings();
     let tokens = Arc::new(settings.secrets.api_tokens.clone());
     let max_body = settings.api.max_body_bytes;
     // A request that needs Redis gets an answer within this, even while Redis is down.
     let deadline = settings.redis.timeout * 2 + Duration::from_millis(500);
-    let state = AppState { codes, tokens };
+    let state = AppState {
+        codes,
+        store,
+        tokens,
+    };
 
     let v1 = Router::new()
         .route("/v1/codes", post(codes::issue))
@@ -62,13 +69,14 @@ pub fn router(codes: Codes) -> Router {
 pub async fn serve(
     listener: TcpListener,
     codes: Codes,
+    store: Store,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     if codes.settings().secrets.api_tokens.is_empty() {
         tracing::warn!("SMSQ_API_TOKENS is not set: the API accepts requests without a token");
     }
     tracing::info!(addr = %listener.local_addr()?, "api listening");
-    axum::serve(listener, router(codes))
+    axum::serve(listener, router(codes, store))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }

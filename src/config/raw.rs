@@ -102,7 +102,6 @@ pub struct RawStatus {
     pub ttl_secs: u64,
 }
 
-
 impl Default for RawConfig {
     /// The shipped defaults. A unit test proves `worker.toml` parses into this type.
     fn default() -> Self {
@@ -223,4 +222,3 @@ fn apply_env(
     }
     Ok(())
 }
-

@@ -79,7 +79,6 @@ impl Secrets {
     }
 }
 
-
 /// `redis://user:pass@host` → `redis://user:***@host`: a Redis password may sit in the URL.
 pub fn mask_url_password(url: &str) -> String {
     match reqwest::Url::parse(url) {
@@ -96,4 +95,3 @@ pub(super) fn mask_id(id: &str) -> String {
     let head: String = id.chars().take(4).collect();
     format!("{head}**** ({} chars)", id.chars().count())
 }
-

@@ -11,7 +11,6 @@ use super::secrets::{mask_id, mask_url_password};
 use super::{ConfigError, RawConfig, Secrets};
 use crate::domain::TemplateId;
 
-
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub redis: RedisSettings,

@@ -2,54 +2,9 @@
 
 use std::fmt;
 
-use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Mobile, Purpose, TemplateId};
-
-/// 32 lower-case hex digits from the CSPRNG. Also used as the provider's `reqId`, which allows
-/// at most 32 characters and must stay the same across retries of one logical send.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct JobId(String);
-
-impl JobId {
-    pub fn generate() -> Self {
-        let bytes: [u8; 16] = rand::rng().random();
-        Self(super::code::hex(&bytes))
-    }
-
-    pub fn parse(input: &str) -> Option<Self> {
-        let ok = input.len() == 32
-            && input
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        ok.then(|| Self(input.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for JobId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s).ok_or_else(|| "job id must be 32 lower-case hex digits".to_owned())
-    }
-}
-
-impl From<JobId> for String {
-    fn from(id: JobId) -> String {
-        id.0
-    }
-}
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use super::{JobId, Mobile, Purpose, TemplateId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

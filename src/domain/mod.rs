@@ -2,14 +2,16 @@
 //! [`Purpose`] and [`TemplateId`] are always well formed, a [`JobId`] is always 32 hex digits.
 
 mod code;
-mod secret;
+mod ids;
 mod job;
 mod mobile;
+mod secret;
 mod text;
 
 pub(crate) use code::hex as hex_lower;
 pub use code::{Code, Hasher};
-pub use job::{Job, JobId, JobKind, JobStatus};
+pub use ids::{CaptchaId, JobId};
+pub use job::{Job, JobKind, JobStatus};
 pub use mobile::{InvalidMobile, Mobile};
 pub use secret::Secret;
 pub use text::{InvalidText, Purpose, TemplateId};

@@ -1,8 +1,7 @@
 //! The SMS provider boundary: the Ronglian TemplateSMS client, the one table that classifies
-//! its answers, and `smsq fake-provider`, the simulator tests and the demo talk to.
+//! its answers. The simulator tests and the demo talk to lives in `dev::fake`.
 
 mod classify;
-pub mod fake;
 mod ronglian;
 
 pub use classify::{Action, Verdict, classify};

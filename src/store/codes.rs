@@ -9,7 +9,7 @@ use redis::{Script, ScriptInvocation};
 use super::scripts::SCRIPTS;
 use super::{Store, StoreError, field};
 use crate::config::CodeSettings;
-use crate::domain::{Job, Mobile, Purpose, beijing};
+use crate::domain::{CaptchaId, Job, Mobile, Purpose, beijing};
 
 /// How long an `Idempotency-Key` is remembered.
 const IDEMPOTENCY_TTL_SECS: u64 = 24 * 3600;
@@ -282,12 +282,12 @@ impl Store {
 
     pub async fn put_captcha(
         &self,
-        id: &str,
+        id: &CaptchaId,
         answer_hash: &str,
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let _: () = redis::cmd("SET")
-            .arg(self.keys.captcha(id))
+            .arg(self.keys.captcha(id.as_str()))
             .arg(answer_hash)
             .arg("PX")
             .arg(ms(ttl))
@@ -299,11 +299,11 @@ impl Store {
     /// Takes the captcha (first use consumes it, right or wrong) and checks the answer.
     pub async fn take_captcha(
         &self,
-        id: &str,
+        id: &CaptchaId,
         matches: impl FnOnce(&str) -> bool,
     ) -> Result<CaptchaCheck, StoreError> {
         let stored: Option<String> = redis::cmd("GETDEL")
-            .arg(self.keys.captcha(id))
+            .arg(self.keys.captcha(id.as_str()))
             .query_async(&mut self.conn())
             .await?;
         Ok(match stored {

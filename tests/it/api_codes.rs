@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use serde_json::json;
-use smsq::domain::Secret;
 use smsq::domain::Hasher;
+use smsq::domain::Secret;
 
 use crate::common::{App, SECRET, logs, settings, spawn_app};
 
@@ -373,7 +373,7 @@ async fn captcha_is_required_when_configured_and_used_once() {
     let known = "0123456789abcdef0123456789abcdef";
     app.store
         .put_captcha(
-            known,
+            &smsq::domain::CaptchaId::parse(known).unwrap(),
             &hasher.hash(&format!("captcha:{known}"), "AB12"),
             Duration::from_secs(60),
         )

@@ -204,7 +204,7 @@ fn smsq_dev_sends_and_verifies_a_code_and_stops_on_sigint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fake_provider_runs_as_a_process_with_the_account_from_the_environment() {
-    let port = smsq::local_redis::LocalRedis::free_port().unwrap();
+    let port = smsq::dev::local_redis::LocalRedis::free_port().unwrap();
     let mut child = smsq_command(None)
         .args([
             "fake-provider",

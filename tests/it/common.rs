@@ -10,14 +10,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use smsq::codes::Codes;
 use smsq::config::{RawConfig, Secrets, Settings};
+use smsq::dev::fake::{self, FakeHandle, FakeOptions};
+use smsq::dev::local_redis::{Listen, LocalRedis};
 use smsq::domain::Secret;
-use smsq::domain::Hasher;
-use smsq::local_redis::{Listen, LocalRedis};
-use smsq::provider::fake::{self, FakeHandle, FakeOptions};
+use smsq::startup::Application;
 use smsq::store::Store;
-use smsq::worker::{Report, Worker};
+use smsq::worker::Report;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -178,20 +177,20 @@ impl Drop for App {
 
 pub async fn spawn_app(settings: Settings) -> App {
     smsq::provider::install_crypto();
-    let settings = Arc::new(settings);
-    let store = Store::connect(&settings).expect("store");
-    let hasher = Hasher::new(settings.secrets.hash_key().expect("secret"));
-    let codes = Codes::new(settings.clone(), store.clone(), hasher);
+    let app = Application::build(settings).expect("application");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let stop = CancellationToken::new();
-    tokio::spawn(smsq::api::serve(listener, codes, stop.clone()));
+    tokio::spawn({
+        let (app, stop) = (app.clone(), stop.clone());
+        async move { app.serve_api(listener, stop).await }
+    });
     App {
         base,
-        settings,
-        store,
+        settings: app.settings().clone(),
+        store: app.store().clone(),
         http: reqwest::Client::new(),
         stop,
     }
@@ -347,27 +346,21 @@ impl App {
         base_url: &str,
         concurrency: usize,
     ) -> (JoinHandle<Report>, CancellationToken) {
-        spawn_worker(&self.settings, &self.store, base_url, concurrency)
+        spawn_worker(&self.settings, base_url, concurrency)
     }
 }
 
 pub fn spawn_worker(
     settings: &Settings,
-    store: &Store,
     base_url: &str,
     concurrency: usize,
 ) -> (JoinHandle<Report>, CancellationToken) {
     let mut settings = settings.clone();
     settings.provider.base_url = base_url.to_owned();
-    let account = settings.secrets.ronglian().expect("account");
-    let client = smsq::provider::Client::new(&settings.provider, account).expect("client");
-    let worker = Worker::new(
-        Arc::new(settings),
-        store.clone(),
-        client,
-        smsq::worker::default_consumer_name(),
-        concurrency,
-    );
+    let worker = Application::build(settings)
+        .expect("application")
+        .worker(None, Some(concurrency))
+        .expect("worker");
     let stop = CancellationToken::new();
     let handle = tokio::spawn({
         let stop = stop.clone();

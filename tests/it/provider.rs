@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use smsq::config::{ProviderSettings, RonglianAccount};
+use smsq::dev::fake::FakeOptions;
 use smsq::domain::Secret;
-use smsq::provider::fake::FakeOptions;
 use smsq::provider::{Action, Client, SendError, TemplateSms, TransportKind};
 
 use crate::common::{APP_ID, SID, TOKEN, fake_options, spawn_fake};
@@ -31,7 +31,7 @@ async fn send_with(
     req_id: Option<&str>,
 ) -> (
     Result<smsq::provider::Accepted, SendError>,
-    smsq::provider::fake::FakeHandle,
+    smsq::dev::fake::FakeHandle,
 ) {
     let fake = spawn_fake(opts).await;
     let c = client(&fake.base_url(), TOKEN, 2000);
@@ -229,7 +229,7 @@ async fn slow_provider_is_a_timeout() {
 
 #[tokio::test]
 async fn nothing_listening_is_a_connect_error_that_never_reached() {
-    let port = smsq::local_redis::LocalRedis::free_port().unwrap();
+    let port = smsq::dev::local_redis::LocalRedis::free_port().unwrap();
     let c = client(&format!("http://127.0.0.1:{port}"), TOKEN, 1000);
     let sms = plain_sms();
     match c.send(&sms).await {
@@ -433,14 +433,14 @@ async fn accepted_messages_are_appended_to_the_record_file() {
     let (result, fake) = send_with(opts, "1", Some("r1")).await;
     let accepted = result.unwrap();
     let text = std::fs::read_to_string(dir.join("messages.jsonl")).unwrap();
-    let lines: Vec<smsq::provider::fake::FakeMessage> = text
+    let lines: Vec<smsq::dev::fake::FakeMessage> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines, fake.messages());
     assert_eq!(lines[0].sms_message_sid, accepted.message_id);
     // And over HTTP, for tests and the demo.
-    let listed: Vec<smsq::provider::fake::FakeMessage> =
+    let listed: Vec<smsq::dev::fake::FakeMessage> =
         reqwest::get(format!("{}/_fake/messages", fake.base_url()))
             .await
             .unwrap()

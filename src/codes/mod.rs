@@ -4,15 +4,20 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::Serialize;
-use sha2::{Digest, Sha256};
+mod captchas;
+mod idempotency;
+mod messages;
 
-use crate::captcha;
+use serde::Serialize;
+
+pub use captchas::CaptchaIssued;
+pub use idempotency::IdempotencyRequest;
+pub use messages::{MessageAccepted, MessageRequest};
+
 use crate::config::Settings;
-use crate::domain::{Code, Hasher, Job, JobId, JobKind, Mobile, Purpose, TemplateId, now_ms};
-use crate::store::{
-    CaptchaCheck, Idempotency, IssueOutcome, NewCode, NewMessage, Store, StoreError, Verification,
-};
+use crate::domain::{Code, Hasher, Job, JobId, JobKind, Mobile, Purpose, now_ms};
+use crate::store::{Idempotency, IssueOutcome, NewCode, Store, StoreError, Verification};
+use idempotency::parse_answer;
 
 /// Why a request was refused. Each variant is one API error code.
 #[derive(Debug, thiserror::Error)]
@@ -59,53 +64,12 @@ pub struct CodeRequest {
     pub idempotency: Option<IdempotencyRequest>,
 }
 
-/// The client's `Idempotency-Key` and a fingerprint of the request body.
-#[derive(Debug, Clone)]
-pub struct IdempotencyRequest {
-    pub key: String,
-    pub body: Vec<u8>,
-}
-
-impl IdempotencyRequest {
-    /// Digests: the record's name (scoped by `scope`, so codes and messages do not collide)
-    /// and the fingerprint of the body.
-    fn digests(&self, scope: &str) -> (String, String) {
-        let name = hex(&Sha256::digest(format!("{scope}\0{}", self.key)));
-        (name, hex(&Sha256::digest(&self.body)))
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    crate::domain::hex_lower(b)
-}
-
 /// `202` body of `POST /v1/codes`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct CodeAccepted {
     pub job_id: String,
     pub expires_in: u64,
     pub resend_after: u64,
-}
-
-/// `202` body of `POST /v1/messages`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct MessageAccepted {
-    pub job_id: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CaptchaIssued {
-    pub captcha_id: String,
-    pub image: String,
-    pub expires_in: u64,
-}
-
-#[derive(Debug, Clone)]
-pub struct MessageRequest {
-    pub to: Mobile,
-    pub template_id: TemplateId,
-    pub datas: Vec<String>,
-    pub idempotency: Option<IdempotencyRequest>,
 }
 
 /// The service: settings, the Redis store and the hashing key.
@@ -233,45 +197,6 @@ impl Codes {
         Ok((outcome, accepted))
     }
 
-    /// The earlier answer for this key and body, a conflict, or nothing yet.
-    async fn replay<T: serde::de::DeserializeOwned>(
-        &self,
-        name: &str,
-        fingerprint: &str,
-    ) -> Result<Option<T>, CodeError> {
-        match self.store.idempotent_answer(name).await? {
-            Some((fp, answer)) if fp == fingerprint => Ok(Some(parse_answer(&answer)?)),
-            Some(_) => Err(CodeError::IdempotencyConflict),
-            None => Ok(None),
-        }
-    }
-
-    async fn check_captcha(&self, given: Option<&(String, String)>) -> Result<(), CodeError> {
-        let Some((id, answer)) = given else {
-            return if self.settings.captcha.required {
-                Err(CodeError::CaptchaRequired)
-            } else {
-                Ok(())
-            };
-        };
-        // Ids are ours (32 hex): anything else cannot exist, and never becomes a Redis key.
-        if JobId::parse(id).is_none() {
-            return Err(CodeError::InvalidCaptcha);
-        }
-        let context = format!("captcha:{id}");
-        let normalized = answer.trim().to_ascii_uppercase();
-        let check = self
-            .store
-            .take_captcha(id, |stored| {
-                self.hasher.matches(&context, &normalized, stored)
-            })
-            .await?;
-        match check {
-            CaptchaCheck::Right => Ok(()),
-            CaptchaCheck::Wrong | CaptchaCheck::Unknown => Err(CodeError::InvalidCaptcha),
-        }
-    }
-
     pub async fn verify(
         &self,
         mobile: &Mobile,
@@ -288,69 +213,4 @@ impl Codes {
         tracing::info!(mobile = %mobile, purpose = %purpose, outcome = ?result, "code verified");
         Ok(result)
     }
-
-    pub async fn new_captcha(&self) -> Result<CaptchaIssued, CodeError> {
-        let cs = &self.settings.captcha;
-        let (answer, png) = captcha::generate(cs.length);
-        let id = JobId::generate().to_string();
-        let hash = self.hasher.hash(&format!("captcha:{id}"), &answer);
-        self.store.put_captcha(&id, &hash, cs.ttl).await?;
-        Ok(CaptchaIssued {
-            captcha_id: id,
-            image: captcha::data_url(&png),
-            expires_in: cs.ttl.as_secs(),
-        })
-    }
-
-    pub async fn enqueue_message(&self, req: MessageRequest) -> Result<MessageAccepted, CodeError> {
-        let idem = req.idempotency.as_ref().map(|i| i.digests("messages"));
-        if let Some((name, fp)) = &idem
-            && let Some(answer) = self.replay(name, fp).await?
-        {
-            return Ok(answer);
-        }
-        let job = Job {
-            id: JobId::generate(),
-            kind: JobKind::Message,
-            to: req.to,
-            purpose: None,
-            template_id: req.template_id,
-            datas: req.datas,
-            attempt: 0,
-            created_ms: now_ms(),
-            expires_ms: None,
-        };
-        let accepted = MessageAccepted {
-            job_id: job.id.to_string(),
-        };
-        let answer = serde_json::to_string(&accepted).expect("plain struct serializes");
-        let outcome = self
-            .store
-            .enqueue_message(&NewMessage {
-                job: &job,
-                idempotency: idem.as_ref().map(|(digest, fingerprint)| Idempotency {
-                    digest,
-                    fingerprint,
-                }),
-                answer: &answer,
-            })
-            .await?;
-        match outcome {
-            IssueOutcome::Issued => {
-                tracing::info!(job_id = %job.id, mobile = %job.to, "message queued");
-                Ok(accepted)
-            }
-            IssueOutcome::Replay(answer) => parse_answer(&answer),
-            IssueOutcome::Conflict => Err(CodeError::IdempotencyConflict),
-            IssueOutcome::QueueFull => Err(CodeError::QueueFull),
-            other => Err(CodeError::Store(StoreError::Reply(format!(
-                "unexpected outcome for a message: {other:?}"
-            )))),
-        }
-    }
-}
-
-fn parse_answer<T: serde::de::DeserializeOwned>(answer: &str) -> Result<T, CodeError> {
-    serde_json::from_str(answer)
-        .map_err(|e| CodeError::Store(StoreError::Reply(format!("stored answer: {e}"))))
 }

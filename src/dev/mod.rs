@@ -1,23 +1,25 @@
 //! `smsq dev`: the newcomer's first run. Redis (the configured one, or a private child), the
 //! fake provider, the API and a worker in one process tree; one code sent and verified
 //! through the HTTP API; then it keeps running until Ctrl-C and cleans up after itself.
+//!
+//! Also home of the development tooling the demo and the tests share: the TemplateSMS
+//! simulator ([`fake`]) and a private `redis-server` child ([`local_redis`]).
+
+pub mod fake;
+pub mod local_redis;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::codes::Codes;
 use crate::config::{Settings, mask_url_password};
-use crate::domain::Hasher;
-use crate::local_redis::{Listen, LocalRedis};
-use crate::provider::fake::{self, FakeOptions};
-use crate::store::Store;
-use crate::worker::{Worker, default_consumer_name};
+use crate::startup::{Application, StartupError};
+use fake::FakeOptions;
+use local_redis::{Listen, LocalRedis};
 
 /// Made-up credentials for the fake provider, used when `RONGLIAN_*` are not set.
 const DEV_ACCOUNT_SID: &str = "8a216da8dev0000000000000000000aa";
@@ -44,13 +46,11 @@ pub enum DevError {
     #[error("{0}: {1}")]
     Io(&'static str, #[source] std::io::Error),
     #[error(transparent)]
-    Redis(#[from] crate::local_redis::LocalRedisError),
+    Redis(#[from] local_redis::LocalRedisError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error(transparent)]
-    Client(#[from] crate::provider::ClientError),
+    Startup(#[from] StartupError),
     #[error("calling the API: {0}")]
     Http(#[from] reqwest::Error),
     #[error("{0}")]
@@ -102,15 +102,14 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> Result<
         }
     };
     let api_addr = listener.local_addr().map_err(io("binding the API"))?;
-    let settings = Arc::new(settings);
-    let store = Store::connect(&settings)?;
-    let hasher = Hasher::new(settings.secrets.hash_key()?);
-    let codes = Codes::new(settings.clone(), store.clone(), hasher);
+    let app = Application::build(settings)?;
+    let settings = app.settings();
     let stop = CancellationToken::new();
-    let api = tokio::spawn(crate::api::serve(listener, codes, stop.clone()));
-
-    let client = crate::provider::Client::new(&settings.provider, account)?;
-    let worker = Worker::new(settings.clone(), store, client, default_consumer_name(), 4);
+    let api = tokio::spawn({
+        let (app, stop) = (app.clone(), stop.clone());
+        async move { app.serve_api(listener, stop).await }
+    });
+    let worker = app.worker(None, Some(4))?;
     let worker = tokio::spawn(worker.run(stop.clone()));
 
     let base = format!("http://{api_addr}");

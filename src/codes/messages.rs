@@ -1,0 +1,71 @@
+//! Notification messages: any template SMS through the same queue as the codes.
+
+use serde::Serialize;
+
+use super::idempotency::parse_answer;
+use super::{CodeError, Codes, IdempotencyRequest};
+use crate::domain::{Job, JobId, JobKind, Mobile, TemplateId, now_ms};
+use crate::store::{Idempotency, IssueOutcome, NewMessage, StoreError};
+
+/// `202` body of `POST /v1/messages`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct MessageAccepted {
+    pub job_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageRequest {
+    pub to: Mobile,
+    pub template_id: TemplateId,
+    pub datas: Vec<String>,
+    pub idempotency: Option<IdempotencyRequest>,
+}
+
+impl Codes {
+    pub async fn enqueue_message(&self, req: MessageRequest) -> Result<MessageAccepted, CodeError> {
+        let idem = req.idempotency.as_ref().map(|i| i.digests("messages"));
+        if let Some((name, fp)) = &idem
+            && let Some(answer) = self.replay(name, fp).await?
+        {
+            return Ok(answer);
+        }
+        let job = Job {
+            id: JobId::generate(),
+            kind: JobKind::Message,
+            to: req.to,
+            purpose: None,
+            template_id: req.template_id,
+            datas: req.datas,
+            attempt: 0,
+            created_ms: now_ms(),
+            expires_ms: None,
+        };
+        let accepted = MessageAccepted {
+            job_id: job.id.to_string(),
+        };
+        let answer = serde_json::to_string(&accepted).expect("plain struct serializes");
+        let outcome = self
+            .store
+            .enqueue_message(&NewMessage {
+                job: &job,
+                idempotency: idem.as_ref().map(|(digest, fingerprint)| Idempotency {
+                    digest,
+                    fingerprint,
+                }),
+                answer: &answer,
+            })
+            .await?;
+        match outcome {
+            IssueOutcome::Issued => {
+                tracing::info!(job_id = %job.id, mobile = %job.to, "message queued");
+                Ok(accepted)
+            }
+            IssueOutcome::Replay(answer) => parse_answer(&answer),
+            IssueOutcome::Conflict => Err(CodeError::IdempotencyConflict),
+            IssueOutcome::QueueFull => Err(CodeError::QueueFull),
+            other => Err(CodeError::Store(StoreError::Reply(format!(
+                "unexpected outcome for a message: {other:?}"
+            )))),
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! `smsq fake-provider`: a TemplateSMS simulator that checks what the real service checks and
+//! answers each failure with the real code, plus fault injection for tests and the demo.
+//!
+//! Which 1111xx code answers which authentication fault is our best reading of the copied
+//! error tables (ronglian.md §4 only gives ranges); every fault gets a distinct, real-family
+//! code so a test can tell them apart.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+mod answers;
+mod checks;
+mod state;
+
+use answers::{Format, dropped_connection, error_answer, success_answer};
+use checks::check;
+use state::{Inner, accept};
+
+/// Everything the simulator can be told. Account values default to the same `RONGLIAN_*`
+/// variables the client reads, so a demo needs no setup.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FakeOptions {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8883")]
+    pub listen: SocketAddr,
+    #[arg(long, env = "RONGLIAN_ACCOUNT_SID")]
+    pub account_sid: String,
+    #[arg(long, env = "RONGLIAN_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: String,
+    #[arg(long, env = "RONGLIAN_APP_ID")]
+    pub app_id: String,
+    /// Template ids that exist (comma-separated); others answer 160032.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub templates: Vec<String>,
+    /// Fraction of valid requests answered with 160000 (system error).
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Fraction of valid requests answered with HTTP 500.
+    #[arg(long, default_value_t = 0.0)]
+    pub http500_rate: f64,
+    /// Fraction of valid requests answered 200 with a body that is not the documented JSON
+    /// (a provider that lies: the client cannot tell whether the SMS went out).
+    #[arg(long, default_value_t = 0.0)]
+    pub garbage_rate: f64,
+    /// Fraction of requests whose connection is dropped after the request was read (the SMS is
+    /// then *not* sent: the client cannot know that).
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Added to every answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub delay_ms: u64,
+    /// Answer 160038 when a number gets a second SMS within this many seconds.
+    #[arg(long)]
+    pub per_number_interval_secs: Option<u64>,
+    /// Answer 160040 past this many SMS per number per (Beijing) day.
+    #[arg(long)]
+    pub daily_limit: Option<u32>,
+    /// How far the Authorization timestamp may be from the simulator's clock.
+    #[arg(long, default_value_t = 86_400)]
+    pub timestamp_window_secs: i64,
+    /// Seed for the fault dice and message ids, for reproducible runs.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Append every accepted message to this file as a JSON line.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+}
+
+impl FakeOptions {
+    /// No faults, template `1`, listening on a free loopback port.
+    pub fn new(account_sid: &str, auth_token: &str, app_id: &str) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            account_sid: account_sid.to_owned(),
+            auth_token: auth_token.to_owned(),
+            app_id: app_id.to_owned(),
+            templates: vec!["1".to_owned()],
+            error_rate: 0.0,
+            http500_rate: 0.0,
+            garbage_rate: 0.0,
+            drop_rate: 0.0,
+            delay_ms: 0,
+            per_number_interval_secs: None,
+            daily_limit: None,
+            timestamp_window_secs: 86_400,
+            seed: None,
+            record: None,
+        }
+    }
+}
+
+/// One accepted message, as `GET /_fake/messages` and the record file show it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct FakeMessage {
+    pub sms_message_sid: String,
+    pub to: String,
+    pub template_id: String,
+    pub datas: Vec<String>,
+    pub req_id: Option<String>,
+    pub date_created: String,
+}
+
+#[derive(Clone)]
+struct Fake {
+    opts: Arc<FakeOptions>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// A running simulator (in-process, for tests and `smsq dev`).
+pub struct FakeHandle {
+    pub addr: SocketAddr,
+    fake: Fake,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeHandle {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn messages(&self) -> Vec<FakeMessage> {
+        self.fake.lock().messages.clone()
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `opts.listen` and serves until `stop` is cancelled.
+pub async fn spawn(opts: FakeOptions) -> std::io::Result<FakeHandle> {
+    let listener = TcpListener::bind(opts.listen).await?;
+    let addr = listener.local_addr()?;
+    let fake = Fake::new(opts);
+    let stop = CancellationToken::new();
+    let app = fake.router();
+    let token = stop.clone();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "fake provider stopped");
+        }
+    });
+    Ok(FakeHandle {
+        addr,
+        fake,
+        stop,
+        task,
+    })
+}
+
+impl Fake {
+    fn new(opts: FakeOptions) -> Self {
+        let rng = match opts.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_rng(&mut rand::rng()),
+        };
+        Self {
+            opts: Arc::new(opts),
+            inner: Arc::new(Mutex::new(Inner {
+                rng,
+                last_sent: HashMap::new(),
+                daily: HashMap::new(),
+                req_ids: HashSet::new(),
+                messages: Vec::new(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic elsewhere must not take the simulator down with it.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn router(&self) -> Router {
+        Router::new()
+            .route("/_fake/messages", get(list_messages))
+            .fallback(template_sms)
+            .with_state(self.clone())
+    }
+
+    fn roll(&self, rate: f64) -> bool {
+        rate > 0.0 && self.lock().rng.random::<f64>() < rate
+    }
+}
+
+async fn list_messages(State(fake): State<Fake>) -> Response {
+    axum::Json(fake.lock().messages.clone()).into_response()
+}
+
+async fn template_sms(
+    State(fake): State<Fake>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if fake.opts.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(fake.opts.delay_ms)).await;
+    }
+    let format = match headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
+        Some(a) if a.contains("application/json") => Format::Json,
+        _ => Format::Xml,
+    };
+    if fake.roll(fake.opts.drop_rate) {
+        return dropped_connection();
+    }
+    if method != Method::POST {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let result = check(&fake, &uri, &headers, &body);
+    let answer = match result {
+        Err(None) => return StatusCode::NOT_FOUND.into_response(),
+        Err(Some(f)) => error_answer(format, f.code, f.msg),
+        Ok(request) => {
+            if fake.roll(fake.opts.http500_rate) {
+                return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                    .into_response();
+            }
+            if fake.roll(fake.opts.garbage_rate) {
+                return (
+                    StatusCode::OK,
+                    "<html>Service Temporarily Unavailable</html>",
+                )
+                    .into_response();
+            }
+            if fake.roll(fake.opts.error_rate) {
+                error_answer(format, "160000", "系统错误")
+            } else {
+                match accept(&fake, request).await {
+                    Ok(m) => success_answer(format, &m),
+                    Err(f) => error_answer(format, f.code, f.msg),
+                }
+            }
+        }
+    };
+    let mut response = answer;
+    if fake.opts.drop_rate > 0.0 {
+        // Keep-alive would let a reused connection dodge the dice; one request per connection
+        // makes the drop rate a per-request rate.
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}

@@ -1,0 +1,90 @@
+//! What the simulator remembers: numbers' last sends and daily counts, reqIds seen today, the
+//! accepted messages (and the record file).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::Utc;
+use rand::RngExt;
+use rand::rngs::StdRng;
+use tokio::io::AsyncWriteExt;
+
+use super::checks::{Checked, Fault, fault};
+use super::{Fake, FakeMessage};
+use crate::domain::beijing;
+
+pub(super) struct Inner {
+    pub rng: StdRng,
+    pub last_sent: HashMap<String, chrono::DateTime<Utc>>,
+    pub daily: HashMap<String, u32>,
+    pub req_ids: HashSet<(String, String)>,
+    pub messages: Vec<FakeMessage>,
+}
+
+/// Limits that depend on what was sent before, then the message is accepted and recorded.
+pub(super) async fn accept(fake: &Fake, request: Checked) -> Result<FakeMessage, Fault> {
+    let opts = &fake.opts;
+    let now = Utc::now();
+    let day = now.with_timezone(&beijing()).format("%Y%m%d").to_string();
+    let message = {
+        let mut inner = fake.lock();
+        if let Some(req_id) = &request.req_id
+            && inner.req_ids.contains(&(day.clone(), req_id.clone()))
+        {
+            return Err(fault("160054", "请求重复"));
+        }
+        // Daily counts are per number and template, per Beijing day.
+        let daily_key = |number: &str| format!("{number}/{}/{day}", request.template_id);
+        for number in &request.to {
+            if let (Some(secs), Some(last)) =
+                (opts.per_number_interval_secs, inner.last_sent.get(number))
+                && (now - *last).num_milliseconds() < (secs as i64) * 1000
+            {
+                return Err(fault("160038", "短信验证码发送过频繁"));
+            }
+            if let Some(limit) = opts.daily_limit
+                && inner.daily.get(&daily_key(number)).copied().unwrap_or(0) >= limit
+            {
+                return Err(fault("160040", "验证码超出同模板同号码天发送上限"));
+            }
+        }
+        for number in &request.to {
+            inner.last_sent.insert(number.clone(), now);
+            *inner.daily.entry(daily_key(number)).or_default() += 1;
+        }
+        if let Some(req_id) = &request.req_id {
+            inner.req_ids.insert((day.clone(), req_id.clone()));
+        }
+        let sid_bytes: [u8; 16] = inner.rng.random();
+        let message = FakeMessage {
+            sms_message_sid: crate::domain::hex_lower(&sid_bytes),
+            to: request.to.join(","),
+            template_id: request.template_id,
+            datas: request.datas,
+            req_id: request.req_id,
+            date_created: now
+                .with_timezone(&beijing())
+                .format("%Y%m%d%H%M%S")
+                .to_string(),
+        };
+        inner.messages.push(message.clone());
+        message
+    };
+    if let Some(path) = &opts.record {
+        let line = format!("{}\n", serde_json::to_string(&message).unwrap_or_default());
+        let written = async {
+            let mut f = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .await?;
+            f.write_all(line.as_bytes()).await?;
+            // tokio's File hands writes to a background thread; flush waits until it is done,
+            // so the line is on disk before the client gets its answer.
+            f.flush().await
+        };
+        if let Err(e) = written.await {
+            tracing::warn!(error = %e, path = %path.display(), "cannot record fake message");
+        }
+    }
+    Ok(message)
+}

@@ -1,0 +1,69 @@
+//! Identifiers smsq hands out: 32 lower-case hex digits from the CSPRNG. Parsing them before
+//! any lookup means a malformed id never becomes part of a Redis key.
+
+use std::fmt;
+
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+
+macro_rules! hex_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn generate() -> Self {
+                let bytes: [u8; 16] = rand::rng().random();
+                Self(super::code::hex(&bytes))
+            }
+
+            pub fn parse(input: &str) -> Option<Self> {
+                let ok = input.len() == 32
+                    && input
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+                ok.then(|| Self(input.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                Self::parse(&s).ok_or_else(|| {
+                    concat!($what, " must be 32 lower-case hex digits").to_owned()
+                })
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+hex_id!(
+    /// A send job. Also the provider's `reqId`, which allows at most 32 characters and must stay
+    /// the same across retries of one logical send.
+    JobId,
+    "job id"
+);
+
+hex_id!(
+    /// An image captcha.
+    CaptchaId,
+    "captcha id"
+);

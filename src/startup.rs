@@ -1,0 +1,97 @@
+//! Wiring, in one place: the binary, `smsq dev` and the tests all build the API and the
+//! workers through [`Application`], so what runs in a test is what runs in production.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::codes::Codes;
+use crate::config::{ConfigError, Settings};
+use crate::domain::Hasher;
+use crate::provider::{Client, ClientError};
+use crate::store::{Store, StoreError};
+use crate::worker::{Worker, default_consumer_name};
+
+/// Why a process could not be built. `Config` means exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("serving the API: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Settings plus the shared Redis handle; builds each process's parts on demand, asking only
+/// for the secrets that part needs (the worker never needs `SMSQ_SECRET`, the API never
+/// needs the Ronglian account).
+#[derive(Clone)]
+pub struct Application {
+    settings: Arc<Settings>,
+    store: Store,
+}
+
+impl Application {
+    /// Connects lazily: a process starts while Redis is down and recovers when it is back.
+    pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        let store = Store::connect(&settings)?;
+        Ok(Self {
+            settings: Arc::new(settings),
+            store,
+        })
+    }
+
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The code service (needs `SMSQ_SECRET`).
+    pub fn codes(&self) -> Result<Codes, StartupError> {
+        let hasher = Hasher::new(self.settings.secrets.hash_key()?);
+        Ok(Codes::new(
+            self.settings.clone(),
+            self.store.clone(),
+            hasher,
+        ))
+    }
+
+    /// A worker process (needs the `RONGLIAN_*` account). `None` takes the configured
+    /// concurrency and a `host-pid-random` consumer name.
+    pub fn worker(
+        &self,
+        name: Option<String>,
+        concurrency: Option<usize>,
+    ) -> Result<Worker, StartupError> {
+        if concurrency == Some(0) {
+            return Err(ConfigError::new("--concurrency", "must be at least 1").into());
+        }
+        let account = self.settings.secrets.ronglian()?;
+        let client = Client::new(&self.settings.provider, account)?;
+        Ok(Worker::new(
+            self.settings.clone(),
+            self.store.clone(),
+            client,
+            name.unwrap_or_else(default_consumer_name),
+            concurrency.unwrap_or(self.settings.worker.concurrency.get()),
+        ))
+    }
+
+    /// Serves the HTTP API on `listener` until `shutdown`.
+    pub async fn serve_api(
+        &self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), StartupError> {
+        let codes = self.codes()?;
+        crate::api::serve(listener, codes, self.store.clone(), shutdown).await?;
+        Ok(())
+    }
+}
