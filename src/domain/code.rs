@@ -24,8 +24,8 @@ impl Code {
         Self(format!("{n:0width$}", width = length as usize))
     }
 
-    /// Wraps user input for comparison. Anything goes: a malformed code simply never matches.
-    pub fn from_input(input: &str) -> Self {
+    /// Wraps the plain code a worker read back from its `otp` key, just before sending it.
+    pub fn from_stored(input: &str) -> Self {
         Self(input.to_owned())
     }
 
@@ -129,6 +129,6 @@ mod tests {
 
     #[test]
     fn debug_hides_the_code() {
-        assert_eq!(format!("{:?}", Code::from_input("123456")), "Code(***)");
+        assert_eq!(format!("{:?}", Code::from_stored("123456")), "Code(***)");
     }
 }

@@ -64,6 +64,17 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    pub const ALL: [JobStatus; 8] = [
+        Self::Queued,
+        Self::Sending,
+        Self::Retrying,
+        Self::Sent,
+        Self::Failed,
+        Self::Dead,
+        Self::Expired,
+        Self::Superseded,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
@@ -76,12 +87,15 @@ impl JobStatus {
             Self::Superseded => "superseded",
         }
     }
+}
 
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::Sent | Self::Failed | Self::Dead | Self::Expired | Self::Superseded
-        )
+impl std::str::FromStr for JobStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| format!("unknown job status {s:?}"))
     }
 }
 

@@ -21,10 +21,6 @@ impl Keys {
         }
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     pub fn jobs(&self) -> String {
         format!("{}:jobs", self.tag)
     }

@@ -4,8 +4,9 @@
 mod codes;
 mod jobs;
 mod keys;
-mod queue;
 mod scripts;
+mod stream;
+mod transitions;
 
 use std::time::Duration;
 
@@ -15,7 +16,8 @@ use redis::{AsyncConnectionConfig, Client};
 pub use codes::{CaptchaCheck, Idempotency, IssueOutcome, NewCode, NewMessage, Verification};
 pub use jobs::{JobRecord, StatusEvent};
 pub use keys::{GROUP, Keys};
-pub use queue::{Begin, Entry, Failure};
+pub use stream::Entry;
+pub use transitions::{Begin, Outcome, ProviderFailure};
 
 use crate::config::{RedisSettings, Settings};
 

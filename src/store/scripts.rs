@@ -18,8 +18,7 @@ pub(crate) struct Scripts {
     pub verify: Script,
     pub consume: Script,
     pub begin: Script,
-    pub finish: Script,
-    pub reschedule: Script,
+    pub settle: Script,
     pub poison: Script,
     pub promote: Script,
 }
@@ -32,8 +31,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     verify: load(include_str!("lua/verify.lua")),
     consume: load(include_str!("lua/consume.lua")),
     begin: load(include_str!("lua/begin.lua")),
-    finish: load(include_str!("lua/finish.lua")),
-    reschedule: load(include_str!("lua/reschedule.lua")),
+    settle: load(include_str!("lua/settle.lua")),
     poison: load(include_str!("lua/poison.lua")),
     promote: load(include_str!("lua/promote.lua")),
 });

@@ -5,23 +5,25 @@
 //! the script that writes its outcome; a crash in between leaves it pending, and the reaper
 //! (ours or another worker's) reclaims it after `worker.claim_idle_ms`.
 
+mod consumer;
 mod limiter;
 pub mod retry;
 mod send;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use consumer::Consumer;
 pub use limiter::Limiter;
 
 use crate::config::Settings;
 use crate::domain::now_ms;
 use crate::provider::Client;
-use crate::store::{self, Entry, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Everything a job needs, shared by the pool's tasks.
 pub(crate) struct Context {
@@ -60,7 +62,7 @@ pub fn default_consumer_name() -> String {
 
 pub struct Worker {
     ctx: Arc<Context>,
-    name: String,
+    consumer: Consumer,
     concurrency: usize,
 }
 
@@ -73,6 +75,7 @@ impl Worker {
         concurrency: usize,
     ) -> Self {
         let limiter = Limiter::new(settings.worker.rate_per_sec, settings.worker.burst);
+        let consumer = Consumer::new(settings.clone(), store.clone(), name);
         Self {
             ctx: Arc::new(Context {
                 settings,
@@ -80,31 +83,23 @@ impl Worker {
                 client,
                 limiter,
             }),
-            name,
+            consumer,
             concurrency: concurrency.max(1),
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Runs until `shutdown`, then drains in-flight sends within `worker.shutdown_grace_ms`.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<Report, WorkerError> {
-        let store = &self.ctx.store;
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<Report, WorkerError> {
+        let store = self.ctx.store.clone();
         store.ensure_group().await.map_err(WorkerError::Setup)?;
-        let ws = &self.ctx.settings.worker;
-        tracing::info!(consumer = %self.name, concurrency = self.concurrency, "worker started");
+        let consumer = self.consumer.name().to_owned();
+        tracing::info!(%consumer, concurrency = self.concurrency, "worker started");
 
         let promoter = tokio::spawn(promote_retries(store.clone(), shutdown.clone()));
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let mut tasks = JoinSet::new();
         let mut handled = 0u64;
-        let mut conn = None;
-        let mut backoff = Duration::from_millis(100);
-        // First our own pending entries (a restart with the same --name), then reclaim.
-        let mut pending_from = Some("0".to_owned());
-        let mut next_reap = Instant::now();
+        let mut backoff = Backoff::default();
 
         while !shutdown.is_cancelled() {
             while tasks.try_join_next().is_some() {
@@ -118,33 +113,15 @@ impl Worker {
                 }
                 _ = shutdown.cancelled() => break,
             };
-            let entries = match self
-                .next_entries(&mut conn, &mut pending_from, &mut next_reap, free)
-                .await
-            {
+            let entries = match self.consumer.next_batch(free).await {
                 Ok(entries) => {
-                    backoff = Duration::from_millis(100);
+                    backoff = Backoff::default();
                     entries
                 }
                 Err(e) => {
-                    if e.is_missing_group() {
-                        // Redis restarted without persistence, or the stream was deleted.
-                        tracing::warn!("consumer group is gone: creating it again");
-                        match store.ensure_group().await {
-                            Ok(()) => continue,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "cannot create the consumer group")
-                            }
-                        }
-                    } else {
-                        tracing::warn!(error = %e, retry_in = ?backoff, "cannot read the stream");
+                    if !recover(&store, &e, &mut backoff, &shutdown).await {
+                        break;
                     }
-                    conn = None;
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.cancelled() => break,
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             };
@@ -161,72 +138,75 @@ impl Worker {
                 });
             }
         }
-
-        let in_flight = tasks.len();
-        tracing::info!(in_flight, grace = ?ws.shutdown_grace, "stopping: draining in-flight sends");
-        let deadline = tokio::time::sleep(ws.shutdown_grace);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                joined = tasks.join_next() => match joined {
-                    Some(_) => handled += 1,
-                    None => break,
-                },
-                _ = &mut deadline => break,
-            }
-        }
-        let abandoned = tasks.len();
-        tasks.abort_all();
+        let report = drain(tasks, handled, self.ctx.settings.worker.shutdown_grace).await;
         promoter.abort();
-        if abandoned > 0 {
-            tracing::warn!(
-                abandoned,
-                "grace period over: unfinished jobs stay pending and will be reclaimed"
-            );
-        }
-        tracing::info!(handled, abandoned, "worker stopped");
-        Ok(Report { handled, abandoned })
+        Ok(report)
     }
+}
 
-    /// The next batch: our own leftovers first, then entries idle at crashed consumers, then
-    /// new entries (blocking up to `worker.block_ms`).
-    async fn next_entries(
-        &self,
-        conn: &mut Option<redis::aio::MultiplexedConnection>,
-        pending_from: &mut Option<String>,
-        next_reap: &mut Instant,
-        count: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
-        let settings = &self.ctx.settings;
-        let store = &self.ctx.store;
-        if conn.is_none() {
-            *conn = Some(store::blocking_connection(&settings.redis, settings.worker.block).await?);
-        }
-        let conn = conn.as_mut().expect("just set");
-        if let Some(from) = pending_from.clone() {
-            let entries = store.read_from(conn, &self.name, &from, count).await?;
-            *pending_from = entries.last().map(|e| e.entry_id.clone());
-            if !entries.is_empty() {
-                tracing::info!(count = entries.len(), "resuming our own pending entries");
-                return Ok(entries);
-            }
-        }
-        if Instant::now() >= *next_reap {
-            let idle = settings.worker.claim_idle;
-            *next_reap = Instant::now() + (idle / 2).max(Duration::from_millis(500));
-            let claimed = store.claim_idle(&self.name, idle, count).await?;
-            if !claimed.is_empty() {
-                tracing::warn!(
-                    count = claimed.len(),
-                    "reclaimed entries idle at other consumers"
-                );
-                return Ok(claimed);
-            }
-        }
-        store
-            .read(conn, &self.name, count, settings.worker.block)
-            .await
+/// Doubling pause between failed reads, 100 ms up to 5 s.
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self(Duration::from_millis(100))
     }
+}
+
+/// After a failed read: recreate a lost consumer group at once, otherwise wait (doubling).
+/// Returns false if shutdown came while waiting.
+async fn recover(
+    store: &Store,
+    error: &StoreError,
+    backoff: &mut Backoff,
+    shutdown: &CancellationToken,
+) -> bool {
+    if error.is_missing_group() {
+        // Redis restarted without persistence, or the stream was deleted.
+        tracing::warn!("consumer group is gone: creating it again");
+        match store.ensure_group().await {
+            Ok(()) => return true,
+            Err(e) => tracing::warn!(error = %e, "cannot create the consumer group"),
+        }
+    } else {
+        tracing::warn!(error = %error, retry_in = ?backoff.0, "cannot read the stream");
+    }
+    let wait = backoff.0;
+    backoff.0 = (backoff.0 * 2).min(Duration::from_secs(5));
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        _ = shutdown.cancelled() => false,
+    }
+}
+
+/// Lets in-flight sends finish within `grace`; what is left stays pending for a reclaim.
+async fn drain(mut tasks: JoinSet<()>, mut handled: u64, grace: Duration) -> Report {
+    tracing::info!(
+        in_flight = tasks.len(),
+        ?grace,
+        "stopping: draining in-flight sends"
+    );
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                Some(_) => handled += 1,
+                None => break,
+            },
+            _ = &mut deadline => break,
+        }
+    }
+    let abandoned = tasks.len();
+    tasks.abort_all();
+    if abandoned > 0 {
+        tracing::warn!(
+            abandoned,
+            "grace period over: unfinished jobs stay pending and will be reclaimed"
+        );
+    }
+    tracing::info!(handled, abandoned, "worker stopped");
+    Report { handled, abandoned }
 }
 
 /// Moves due retries back onto the stream, a few times a second.

@@ -7,9 +7,9 @@ use tracing::Instrument;
 
 use super::Context;
 use super::retry::{self, Next};
-use crate::domain::{Job, JobStatus, now_ms};
-use crate::provider::{Action, TemplateSms};
-use crate::store::{Begin, Entry, Failure, StoreError};
+use crate::domain::{Job, now_ms};
+use crate::provider::{Accepted, Action, SendError, TemplateSms};
+use crate::store::{Begin, Entry, Outcome, ProviderFailure, StoreError};
 
 /// Handles one entry. Never panics on bad input and never acks before the outcome is written:
 /// on a Redis failure the entry stays pending and is reclaimed later.
@@ -60,109 +60,84 @@ async fn deliver(ctx: &Context, entry_id: &str, job: &Job) -> Result<(), StoreEr
     let result = ctx.client.send(&sms).await;
 
     // The SMS may be out: from here on, writing the outcome is worth waiting for.
-    match result {
+    let outcome = outcome_of(ctx, job, attempt, result);
+    log(&outcome);
+    persist(|| ctx.store.settle(entry_id, job, attempt, &outcome, now_ms()))
+        .await
+        .map(drop)
+}
+
+/// What the provider's answer means for this job: the classification of `provider::classify`
+/// plus the retry policy and the code's expiry.
+fn outcome_of(
+    ctx: &Context,
+    job: &Job,
+    attempt: u32,
+    result: Result<Accepted, SendError>,
+) -> Outcome {
+    let error = match result {
         Ok(accepted) => {
-            tracing::info!(message_id = %accepted.message_id, "sent");
-            persist(|| {
-                ctx.store.finish(
-                    entry_id,
-                    job,
-                    JobStatus::Sent,
-                    attempt,
-                    "",
-                    "000000",
-                    &accepted.message_id,
-                    now_ms(),
-                )
-            })
-            .await
-        }
-        Err(error) => {
-            let verdict = error.verdict();
-            let status_code = error.status_code();
-            let message = format!("{status_code} {}: {error}", verdict.reason);
-            let (status, last_error) = match verdict.action {
-                Action::AlreadyAccepted => {
-                    tracing::info!("provider already accepted this reqId: sent");
-                    (JobStatus::Sent, "")
-                }
-                Action::GiveUp => {
-                    tracing::warn!(error = %message, "failed permanently");
-                    (JobStatus::Failed, message.as_str())
-                }
-                Action::Retry => {
-                    return reschedule(ctx, entry_id, job, attempt, &message, &status_code, None)
-                        .await;
-                }
-                Action::Backoff { after } => {
-                    let after = Some(after);
-                    return reschedule(ctx, entry_id, job, attempt, &message, &status_code, after)
-                        .await;
-                }
+            return Outcome::Sent {
+                provider_status: "000000".to_owned(),
+                message_id: accepted.message_id,
             };
-            persist(|| {
-                let now = now_ms();
-                ctx.store.finish(
-                    entry_id,
-                    job,
-                    status,
-                    attempt,
-                    last_error,
-                    &status_code,
-                    "",
-                    now,
-                )
-            })
-            .await
+        }
+        Err(error) => error,
+    };
+    let verdict = error.verdict();
+    let provider_status = error.status_code();
+    let failure = ProviderFailure {
+        error: format!("{provider_status} {}: {error}", verdict.reason),
+        provider_status,
+    };
+    let at_least = match verdict.action {
+        Action::AlreadyAccepted => {
+            return Outcome::Sent {
+                provider_status: failure.provider_status,
+                message_id: String::new(),
+            };
+        }
+        Action::GiveUp => return Outcome::Failed(failure),
+        Action::Retry => None,
+        Action::Backoff { after } => Some(after),
+    };
+    let jitter = rand::rng().random::<f64>();
+    match retry::next(&ctx.settings.retry, attempt, at_least, jitter) {
+        Next::Exhausted => Outcome::Dead(failure),
+        Next::RetryAfter(delay) => {
+            let due = now_ms() + delay.as_millis() as i64;
+            // Never retry past the code's expiry: the user has moved on by then.
+            match job.expires_ms {
+                Some(expires) if due >= expires => Outcome::Expired(failure),
+                _ => Outcome::RetryAt(due, failure),
+            }
         }
     }
 }
 
-async fn reschedule(
-    ctx: &Context,
-    entry_id: &str,
-    job: &Job,
-    attempt: u32,
-    message: &str,
-    status_code: &str,
-    at_least: Option<Duration>,
-) -> Result<(), StoreError> {
-    let now = now_ms();
-    let jitter = rand::rng().random::<f64>();
-    let mut next_job = job.clone();
-    next_job.attempt = attempt;
-    let (next, end) = match retry::next(&ctx.settings.retry, attempt, at_least, jitter) {
-        Next::Exhausted => (None, JobStatus::Dead),
-        Next::RetryAfter(delay) => {
-            let due = now + delay.as_millis() as i64;
-            // Never retry past the code's expiry: the user has moved on by then.
-            match job.expires_ms {
-                Some(expires) if due >= expires => (None, JobStatus::Expired),
-                _ => (Some((&next_job, due)), JobStatus::Retrying),
-            }
+fn log(outcome: &Outcome) {
+    match outcome {
+        Outcome::Sent {
+            provider_status,
+            message_id,
+        } => tracing::info!(%provider_status, %message_id, "sent"),
+        Outcome::Failed(f) => tracing::warn!(error = %f.error, "failed permanently"),
+        Outcome::RetryAt(due, f) => {
+            tracing::warn!(error = %f.error, retry_in_ms = due - now_ms(), "will retry")
         }
-    };
-    match &next {
-        Some((_, due)) => tracing::warn!(error = %message, retry_in_ms = due - now, "will retry"),
-        None => tracing::warn!(error = %message, status = %end, "giving up"),
+        Outcome::Dead(f) | Outcome::Expired(f) => {
+            tracing::warn!(error = %f.error, status = %outcome.status(), "giving up")
+        }
     }
-    let failure = Failure {
-        attempt,
-        error: message,
-        provider_status: status_code,
-        next,
-        end,
-    };
-    persist(|| ctx.store.reschedule(entry_id, job, &failure, now_ms())).await
 }
 
 /// Retries a status write through a short Redis outage (a restart, a failover) so a sent SMS
 /// is recorded as sent. If Redis stays away, the entry stays pending and a later reclaim
 /// resends with the same `reqId`, which the provider answers with 160054.
-async fn persist<F, Fut>(mut write: F) -> Result<(), StoreError>
+async fn persist<T, F, Fut>(mut write: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), StoreError>>,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
     let mut delay = Duration::from_millis(100);
     let mut tries = 0;

@@ -1,4 +1,5 @@
 -- Gives back a per-IP reservation when the main script rejected the request, so a rejected
--- request leaves Redis as it found it.  KEYS: 1 ip counter.
-if redis.call('DECR', KEYS[1]) <= 0 then redis.call('DEL', KEYS[1]) end
+-- request leaves Redis as it found it.
+local counter = KEYS[1]
+if redis.call('DECR', counter) <= 0 then redis.call('DEL', counter) end
 return 1

@@ -1,41 +1,44 @@
 -- POST /v1/codes: every check and every write of a new code, or nothing at all.
--- KEYS: 1 idempotency, 2 jobs stream, 3 events, 4 job record, 5 code, 6 resend flag,
---       7 hourly counter, 8 daily counter, 9 otp
--- ARGV: 1 fingerprint ('' = no Idempotency-Key), 2 answer to remember, 3 its ttl (s),
---       4 now (ms), 5 job id, 6 job json, 7 stream maxlen, 8 events maxlen, 9 status ttl (s),
---       10 masked mobile, 11 template id, 12 purpose, 13 code hash, 14 code, 15 code ttl (ms),
---       16 resend interval (ms), 17 hourly limit, 18 hourly counter ttl (ms), 19 daily limit,
---       20 daily counter ttl (ms), 21 verify attempts, 22 otp key prefix
-local replay = idempotent_replay(KEYS[1], ARGV[1])
+local idem, stream, events, job_key, code_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local resend_key, hourly_key, daily_key, otp = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local fingerprint, answer, answer_ttl, now, job_id, job_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local stream_maxlen, events_maxlen, ttl, masked, template_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local purpose, code_hash, code, code_ttl_ms, resend_ms = ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16]
+local hourly_limit, hourly_ttl_ms = tonumber(ARGV[17]), ARGV[18]
+local daily_limit, daily_ttl_ms = tonumber(ARGV[19]), ARGV[20]
+local verify_attempts, otp_prefix = ARGV[21], ARGV[22]
+-- fingerprint is '' without an Idempotency-Key.
+
+local replay = idempotent_replay(idem, fingerprint)
 if replay then return replay end
 
-local resend = redis.call('PTTL', KEYS[6])
+local resend = redis.call('PTTL', resend_key)
 if resend ~= -2 then
-  if resend < 0 then resend = tonumber(ARGV[16]) end
+  if resend < 0 then resend = tonumber(resend_ms) end
   return {'resend_too_soon', tostring(resend)}
 end
-if tonumber(redis.call('GET', KEYS[7]) or '0') >= tonumber(ARGV[17]) then
-  return {'hourly_limit', tostring(redis.call('PTTL', KEYS[7]))}
+if tonumber(redis.call('GET', hourly_key) or '0') >= hourly_limit then
+  return {'hourly_limit', tostring(redis.call('PTTL', hourly_key))}
 end
-if tonumber(redis.call('GET', KEYS[8]) or '0') >= tonumber(ARGV[19]) then
-  return {'daily_limit', tostring(redis.call('PTTL', KEYS[8]))}
+if tonumber(redis.call('GET', daily_key) or '0') >= daily_limit then
+  return {'daily_limit', tostring(redis.call('PTTL', daily_key))}
 end
-if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[7]) then
+if redis.call('XLEN', stream) >= tonumber(stream_maxlen) then
   return {'queue_full', ''}
 end
 
 -- A newer code replaces the old one; the old job finds itself superseded and its plain code
 -- goes now rather than at its TTL.
-local old = redis.call('HGET', KEYS[5], 'job')
-if old then redis.call('DEL', ARGV[22] .. old) end
-redis.call('DEL', KEYS[5])
-redis.call('HSET', KEYS[5], 'hash', ARGV[13], 'job', ARGV[5], 'attempts', ARGV[21])
-redis.call('PEXPIRE', KEYS[5], ARGV[15])
-redis.call('SET', KEYS[6], ARGV[5], 'PX', ARGV[16])
-if redis.call('INCR', KEYS[7]) == 1 then redis.call('PEXPIRE', KEYS[7], ARGV[18]) end
-if redis.call('INCR', KEYS[8]) == 1 then redis.call('PEXPIRE', KEYS[8], ARGV[20]) end
-redis.call('SET', KEYS[9], ARGV[14], 'PX', ARGV[15])
-enqueue(KEYS[4], KEYS[2], KEYS[3], ARGV[5], ARGV[6], ARGV[4], ARGV[9], ARGV[8],
-  {'kind', 'code', 'mobile', ARGV[10], 'template_id', ARGV[11], 'purpose', ARGV[12]})
-remember_answer(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+local old = redis.call('HGET', code_key, 'job')
+if old then redis.call('DEL', otp_prefix .. old) end
+redis.call('DEL', code_key)
+redis.call('HSET', code_key, 'hash', code_hash, 'job', job_id, 'attempts', verify_attempts)
+redis.call('PEXPIRE', code_key, code_ttl_ms)
+redis.call('SET', resend_key, job_id, 'PX', resend_ms)
+if redis.call('INCR', hourly_key) == 1 then redis.call('PEXPIRE', hourly_key, hourly_ttl_ms) end
+if redis.call('INCR', daily_key) == 1 then redis.call('PEXPIRE', daily_key, daily_ttl_ms) end
+redis.call('SET', otp, code, 'PX', code_ttl_ms)
+enqueue(job_key, stream, events, job_id, job_json, now, ttl, events_maxlen,
+  {'kind', 'code', 'mobile', masked, 'template_id', template_id, 'purpose', purpose})
+remember_answer(idem, fingerprint, answer, answer_ttl)
 return {'ok', ''}

@@ -1,6 +1,7 @@
 -- An entry no worker can read goes to the dead-letter stream with the reason, then is acked
 -- and deleted so it never blocks the pool.
--- KEYS: 1 jobs stream, 2 dead letters.  ARGV: 1 entry id, 2 group, 3 raw payload, 4 error, 5 now
-redis.call('XADD', KEYS[2], '*', 'entry', ARGV[1], 'job', ARGV[3], 'error', ARGV[4], 'attempts', 0, 'ts', ARGV[5])
-settle(KEYS[1], ARGV[2], ARGV[1])
+local stream, dead = KEYS[1], KEYS[2]
+local entry_id, group, raw, err, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+redis.call('XADD', dead, '*', 'entry', entry_id, 'job', raw, 'error', err, 'attempts', 0, 'ts', now)
+settle(stream, group, entry_id)
 return 1

@@ -1,8 +1,10 @@
 -- Moves retries that are due back onto the stream, atomically (never in both, never lost).
--- KEYS: 1 retry set, 2 jobs stream.  ARGV: 1 now (ms), 2 batch size.  Returns how many moved.
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+-- Returns how many moved.
+local retry, stream = KEYS[1], KEYS[2]
+local now, batch = ARGV[1], tonumber(ARGV[2])
+local due = redis.call('ZRANGEBYSCORE', retry, '-inf', now, 'LIMIT', 0, batch)
 for i = 1, #due do
-  redis.call('ZREM', KEYS[1], due[i])
-  redis.call('XADD', KEYS[2], '*', 'job', due[i])
+  redis.call('ZREM', retry, due[i])
+  redis.call('XADD', stream, '*', 'job', due[i])
 end
 return #due

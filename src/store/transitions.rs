@@ -1,0 +1,194 @@
+//! A job's scripted status transitions on the worker's side. Each one writes the job record
+//! and an event, and acks the stream entry only in the same script that records the outcome.
+
+use redis::{Script, ScriptInvocation};
+
+use super::scripts::SCRIPTS;
+use super::{Entry, GROUP, Store, StoreError, field};
+use crate::domain::{Code, Job, JobKind, JobStatus};
+
+/// What `begin` decided.
+#[derive(Debug)]
+pub enum Begin {
+    /// Marked `sending`. For code jobs, the plain code, read just now from its `otp` key.
+    Send(Option<Code>),
+    /// Ended without a send (`superseded`, `expired`), or was already terminal; acked.
+    Skipped(JobStatus),
+}
+
+/// Why a provider call did not end in `sent`, as recorded on the job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderFailure {
+    /// Human-readable: the provider's code, our reading of it and its message.
+    pub error: String,
+    /// The provider's status code (`172001` for network errors, as the SDKs report them).
+    pub provider_status: String,
+}
+
+/// How attempt `n` of a job settled: exactly one of these is recorded, with the ack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The provider accepted the message (`000000`, or `160054` for a reqId it already had).
+    Sent {
+        provider_status: String,
+        message_id: String,
+    },
+    /// A permanent provider error: no retry can succeed.
+    Failed(ProviderFailure),
+    /// A transient failure: the next attempt is due at this time (Unix ms).
+    RetryAt(i64, ProviderFailure),
+    /// `retry.max_attempts` calls failed; the job is copied to the dead letters.
+    Dead(ProviderFailure),
+    /// The next attempt would come after the code's expiry.
+    Expired(ProviderFailure),
+}
+
+impl Outcome {
+    pub fn status(&self) -> JobStatus {
+        match self {
+            Outcome::Sent { .. } => JobStatus::Sent,
+            Outcome::Failed(_) => JobStatus::Failed,
+            Outcome::RetryAt(..) => JobStatus::Retrying,
+            Outcome::Dead(_) => JobStatus::Dead,
+            Outcome::Expired(_) => JobStatus::Expired,
+        }
+    }
+}
+
+impl Store {
+    /// The keys and arguments every job transition starts with: KEYS job record, events,
+    /// stream, otp; ARGV job id, entry id, group, now, status ttl, events maxlen.
+    fn job_script<'s>(
+        &self,
+        script: &'s Script,
+        entry_id: &str,
+        job: &Job,
+        now_ms: i64,
+    ) -> ScriptInvocation<'s> {
+        let (k, id) = (&self.keys, job.id.as_str());
+        let mut call = script.prepare_invoke();
+        call.key(k.job(id))
+            .key(k.events())
+            .key(k.jobs())
+            .key(k.otp(id))
+            .arg(id)
+            .arg(entry_id)
+            .arg(GROUP)
+            .arg(now_ms)
+            .arg(self.retention.status_ttl_secs)
+            .arg(self.retention.events_maxlen);
+        call
+    }
+
+    pub async fn begin(&self, entry_id: &str, job: &Job, now_ms: i64) -> Result<Begin, StoreError> {
+        let code_key = match (&job.kind, &job.purpose) {
+            (JobKind::Code, Some(p)) => self.keys.code(p.as_str(), job.to.as_str()),
+            _ => self.keys.job(job.id.as_str()),
+        };
+        let reply: Vec<String> = self
+            .job_script(&SCRIPTS.begin, entry_id, job, now_ms)
+            .key(code_key)
+            .arg(job.attempt + 1)
+            .arg(match job.kind {
+                JobKind::Code => "code",
+                JobKind::Message => "message",
+            })
+            .arg(job.expires_ms.map(|e| e.to_string()).unwrap_or_default())
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(match field(&reply, 0)? {
+            "send" => Begin::Send(match job.kind {
+                JobKind::Code => Some(Code::from_stored(field(&reply, 1)?)),
+                JobKind::Message => None,
+            }),
+            "superseded" => Begin::Skipped(JobStatus::Superseded),
+            "expired" => Begin::Skipped(JobStatus::Expired),
+            "terminal" => Begin::Skipped(parse_status(field(&reply, 1)?)?),
+            other => return Err(StoreError::Reply(format!("begin: {other:?}"))),
+        })
+    }
+
+    /// Records how `attempt` of `job` ended and acks its entry, in one script. Returns the
+    /// status the job has now (an earlier terminal status wins over `outcome`).
+    pub async fn settle(
+        &self,
+        entry_id: &str,
+        job: &Job,
+        attempt: u32,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> Result<JobStatus, StoreError> {
+        let none = String::new();
+        let (failure, message_id, next) = match outcome {
+            Outcome::Sent {
+                provider_status,
+                message_id,
+            } => (
+                ProviderFailure {
+                    error: none.clone(),
+                    provider_status: provider_status.clone(),
+                },
+                message_id.as_str(),
+                None,
+            ),
+            Outcome::RetryAt(due, f) => (f.clone(), "", Some(*due)),
+            Outcome::Failed(f) | Outcome::Dead(f) | Outcome::Expired(f) => (f.clone(), "", None),
+        };
+        let (next_job, due) = match next {
+            Some(due) => {
+                let mut next_job = job.clone();
+                next_job.attempt = attempt;
+                (next_job.to_json(), due.to_string())
+            }
+            None => (none.clone(), none),
+        };
+        let status: String = self
+            .job_script(&SCRIPTS.settle, entry_id, job, now_ms)
+            .key(self.keys.retry())
+            .key(self.keys.dead())
+            .arg(outcome.status().as_str())
+            .arg(attempt)
+            .arg(&failure.error)
+            .arg(&failure.provider_status)
+            .arg(message_id)
+            .arg(next_job)
+            .arg(due)
+            .arg(job.to_json())
+            .invoke_async(&mut self.conn())
+            .await?;
+        parse_status(&status)
+    }
+
+    /// Dead-letters an entry that cannot be parsed, with the reason, and acks it.
+    pub async fn poison(&self, entry: &Entry, error: &str, now_ms: i64) -> Result<(), StoreError> {
+        let _: i64 = SCRIPTS
+            .poison
+            .key(self.keys.jobs())
+            .key(self.keys.dead())
+            .arg(&entry.entry_id)
+            .arg(GROUP)
+            .arg(&entry.raw)
+            .arg(error)
+            .arg(now_ms)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Moves due retries back onto the stream; returns how many moved.
+    pub async fn promote_due(&self, now_ms: i64, batch: usize) -> Result<usize, StoreError> {
+        let moved: usize = SCRIPTS
+            .promote
+            .key(self.keys.retry())
+            .key(self.keys.jobs())
+            .arg(now_ms)
+            .arg(batch)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(moved)
+    }
+}
+
+pub(crate) fn parse_status(s: &str) -> Result<JobStatus, StoreError> {
+    s.parse().map_err(StoreError::Reply)
+}
