@@ -12,7 +12,7 @@
 //!   into retry, back off or give up.
 //!
 //! A job's life: `queued → sending → sent`, or `retrying → sending …`, ending `sent`,
-//! `failed`, `dead`, `expired` or `superseded`. See SPEC.md for the contract.
+//! `failed`, `dead`, `expired` or `superseded`. See docs/contract.md for the contract.
 
 pub mod api;
 pub mod captcha;

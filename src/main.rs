@@ -137,7 +137,7 @@ fn not_yet(command: &str) -> anyhow::Result<()> {
 }
 
 fn application(settings: Settings) -> anyhow::Result<Application> {
-    Ok(Application::build(settings).map_err(exit_code)?)
+    Application::build(settings).map_err(exit_code)
 }
 
 /// Keeps exit code 2 for a bad configuration found while wiring.

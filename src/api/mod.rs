@@ -1,4 +1,4 @@
-//! `smsq api`: the HTTP API a web app's backend calls (server to server). See SPEC.md.
+//! `smsq api`: the HTTP API a web app's backend calls (server to server). See docs/contract.md.
 
 mod codes;
 mod error;

@@ -37,7 +37,7 @@ impl Secrets {
                     v.split(',')
                         .map(str::trim)
                         .filter(|t| !t.is_empty())
-                        .map(|t| Secret::new(t))
+                        .map(Secret::new)
                         .collect()
                 })
                 .unwrap_or_default(),

@@ -49,7 +49,7 @@ impl Job {
     }
 }
 
-/// Where a job is in its life. See SPEC.md "Job statuses".
+/// Where a job is in its life. See docs/contract.md "Job statuses".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {

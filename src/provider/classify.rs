@@ -1,5 +1,5 @@
 //! The one table that turns a Ronglian status code into what a sender should do
-//! (`ronglian.md` §4). The worker only `match`es on the [`Action`].
+//! (`docs/provider.md` §3). The worker only `match`es on the [`Action`].
 
 use std::time::Duration;
 
@@ -149,7 +149,7 @@ mod tests {
         TOO_FAST
     }
 
-    /// One row per code (or range end) named in ronglian.md §4.
+    /// One row per code (or range end) named in the provider's error table.
     #[test]
     fn every_documented_code_has_its_action() {
         let rows: &[(&str, Action)] = &[

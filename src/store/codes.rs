@@ -1,4 +1,4 @@
-//! Issuing and verifying codes, captchas, and enqueueing notification messages.
+//! Issuing codes and enqueueing notification messages: the per-IP cap, then one script.
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use redis::{Script, ScriptInvocation};
 use super::scripts::SCRIPTS;
 use super::{Store, StoreError, field};
 use crate::config::CodeSettings;
-use crate::domain::{CaptchaId, Job, Mobile, Purpose, beijing};
+use crate::domain::{Job, Purpose, beijing};
 
 /// How long an `Idempotency-Key` is remembered.
 const IDEMPOTENCY_TTL_SECS: u64 = 24 * 3600;
@@ -54,25 +54,6 @@ pub enum IssueOutcome {
     QueueFull,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verification {
-    Valid,
-    Mismatch {
-        attempts_left: u32,
-    },
-    TooManyAttempts,
-    /// Unknown, used and expired codes look the same.
-    Expired,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaptchaCheck {
-    Right,
-    Wrong,
-    /// Never issued, expired, or already used.
-    Unknown,
-}
-
 /// The Beijing-time hour and day a timestamp falls in, and how long until each ends.
 struct Windows {
     hour: String,
@@ -103,7 +84,7 @@ fn windows(now_ms: i64) -> Windows {
     }
 }
 
-fn ms(d: Duration) -> u64 {
+pub(super) fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
@@ -232,85 +213,6 @@ impl Store {
             .query_async(&mut self.conn())
             .await?;
         Ok(fp.zip(answer))
-    }
-
-    /// Counts one attempt, then compares in constant time with `matches`.
-    pub async fn verify_code(
-        &self,
-        mobile: &Mobile,
-        purpose: &Purpose,
-        matches: impl FnOnce(&str) -> bool,
-    ) -> Result<Verification, StoreError> {
-        let key = self.keys.code(purpose.as_str(), mobile.as_str());
-        let reply: Vec<String> = SCRIPTS
-            .verify
-            .key(&key)
-            .invoke_async(&mut self.conn())
-            .await?;
-        if field(&reply, 0)? == "missing" {
-            return Ok(Verification::Expired);
-        }
-        let hash = field(&reply, 1)?.to_owned();
-        let left: u32 = field(&reply, 2)?
-            .parse()
-            .map_err(|_| StoreError::Reply(format!("bad attempts in {reply:?}")))?;
-        if !matches(&hash) {
-            return Ok(if left == 0 {
-                Verification::TooManyAttempts
-            } else {
-                Verification::Mismatch {
-                    attempts_left: left,
-                }
-            });
-        }
-        if left == 0 {
-            // The last attempt already burnt (deleted) the record; it was right, so it counts.
-            return Ok(Verification::Valid);
-        }
-        let consumed: i64 = SCRIPTS
-            .consume
-            .key(&key)
-            .arg(&hash)
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok(if consumed == 1 {
-            Verification::Valid
-        } else {
-            Verification::Expired
-        })
-    }
-
-    pub async fn put_captcha(
-        &self,
-        id: &CaptchaId,
-        answer_hash: &str,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let _: () = redis::cmd("SET")
-            .arg(self.keys.captcha(id.as_str()))
-            .arg(answer_hash)
-            .arg("PX")
-            .arg(ms(ttl))
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(())
-    }
-
-    /// Takes the captcha (first use consumes it, right or wrong) and checks the answer.
-    pub async fn take_captcha(
-        &self,
-        id: &CaptchaId,
-        matches: impl FnOnce(&str) -> bool,
-    ) -> Result<CaptchaCheck, StoreError> {
-        let stored: Option<String> = redis::cmd("GETDEL")
-            .arg(self.keys.captcha(id.as_str()))
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(match stored {
-            None => CaptchaCheck::Unknown,
-            Some(hash) if matches(&hash) => CaptchaCheck::Right,
-            Some(_) => CaptchaCheck::Wrong,
-        })
     }
 }
 

@@ -1,4 +1,4 @@
-//! Every Redis key smsq uses, named in one place (SPEC.md "Redis keys").
+//! Every Redis key smsq uses, named in one place (docs/contract.md "Redis keys").
 //!
 //! Keys that one atomic script touches share the hash tag `{<prefix>:0}`, so each script runs
 //! on one Redis Cluster slot. The per-IP counters and captchas are touched alone and stay

@@ -1,6 +1,7 @@
 //! Everything smsq keeps in Redis. Multi-key steps are Lua scripts (one round trip, atomic,
 //! one hash tag); the rest of the crate never builds a key or a command itself.
 
+mod checks;
 mod codes;
 mod jobs;
 mod keys;
@@ -13,7 +14,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client};
 
-pub use codes::{CaptchaCheck, Idempotency, IssueOutcome, NewCode, NewMessage, Verification};
+pub use checks::{CaptchaCheck, Verification};
+pub use codes::{Idempotency, IssueOutcome, NewCode, NewMessage};
 pub use jobs::{JobRecord, StatusEvent};
 pub use keys::{GROUP, Keys};
 pub use stream::Entry;

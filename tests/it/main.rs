@@ -3,10 +3,12 @@
 
 mod common;
 
+mod api_captcha;
 mod api_codes;
 mod api_errors;
 mod cli;
 mod config;
 mod provider;
+mod recovery;
 mod verify;
 mod worker;

@@ -3,27 +3,10 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use smsq::config::{ProviderSettings, RonglianAccount};
 use smsq::dev::fake::FakeOptions;
-use smsq::domain::Secret;
-use smsq::provider::{Action, Client, SendError, TemplateSms, TransportKind};
+use smsq::provider::{Action, SendError, TemplateSms, TransportKind};
 
-use crate::common::{APP_ID, SID, TOKEN, fake_options, spawn_fake};
-
-/// A client for the test account, with a 500 ms connect timeout.
-pub(crate) fn client(base_url: &str, token: &str, timeout_ms: u64) -> Client {
-    let settings = ProviderSettings {
-        base_url: base_url.to_owned(),
-        timeout: Duration::from_millis(timeout_ms),
-        connect_timeout: Duration::from_millis(500),
-    };
-    let account = RonglianAccount {
-        account_sid: SID.into(),
-        auth_token: Secret::new(token),
-        app_id: APP_ID.into(),
-    };
-    Client::new(&settings, account).unwrap()
-}
+use crate::common::{APP_ID, SID, TOKEN, client, fake_options, spawn_fake};
 
 async fn send_with(
     opts: FakeOptions,
@@ -206,14 +189,16 @@ async fn dropped_connection_is_a_transport_error_that_may_have_reached() {
 #[tokio::test]
 async fn slow_provider_is_a_timeout() {
     let mut opts = fake_options();
-    opts.delay_ms = 3000;
+    // An answer 30 s away and a 300 ms timeout: giving up in less than a third of the delay
+    // shows the timeout works, however loaded the machine is.
+    opts.delay_ms = 30_000;
     let fake = spawn_fake(opts).await;
     let c = client(&fake.base_url(), TOKEN, 300);
     let sms = plain_sms();
     let started = std::time::Instant::now();
     let result = c.send(&sms).await;
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(10),
         "timeout not enforced"
     );
     match &result {
@@ -248,170 +233,134 @@ async fn nothing_listening_is_a_connect_error_that_never_reached() {
 }
 
 /// What the fake checks, request by request, as the real service would.
-#[tokio::test]
-async fn fake_checks_the_protocol_like_the_real_service() {
-    let fake = spawn_fake(fake_options()).await;
-    let http = reqwest::Client::new();
-    let ts = smsq::provider::timestamp(Utc::now());
-    let sig = smsq::provider::signature(SID, TOKEN, &ts);
-    let auth = smsq::provider::authorization(SID, &ts);
-    let url = |version: &str, sid: &str, sig: &str| {
-        format!(
-            "{}/{version}/Accounts/{sid}/SMS/TemplateSMS?sig={sig}",
-            fake.base_url()
-        )
-    };
-    let body =
-        format!(r#"{{"to":"13800138000","appId":"{APP_ID}","templateId":"1","datas":["1"]}}"#);
-    let post = |url: String, auth: Option<String>, accept: Option<&str>, body: String| {
-        let mut r = http
+/// One request to the fake, starting from a valid one; each protocol case changes one thing.
+#[derive(Clone)]
+struct Req {
+    version: String,
+    sid: String,
+    sig: String,
+    ts: String,
+    auth: Option<String>,
+    body: String,
+}
+
+impl Req {
+    fn valid() -> Self {
+        let ts = smsq::provider::timestamp(Utc::now());
+        Self {
+            version: "2013-12-26".into(),
+            sid: SID.into(),
+            sig: smsq::provider::signature(SID, TOKEN, &ts),
+            auth: Some(smsq::provider::authorization(SID, &ts)),
+            ts,
+            body: format!(
+                r#"{{"to":"13800138000","appId":"{APP_ID}","templateId":"1","datas":["1"]}}"#
+            ),
+        }
+    }
+
+    fn replace(&mut self, from: &str, to: &str) {
+        self.body = self.body.replace(from, to);
+    }
+
+    async fn send(&self, base: &str, accept: Option<&str>) -> String {
+        let url = format!(
+            "{base}/{}/Accounts/{}/SMS/TemplateSMS?sig={}",
+            self.version, self.sid, self.sig
+        );
+        let mut r = reqwest::Client::new()
             .post(url)
             .header("Content-Type", "application/json;charset=utf-8")
-            .body(body);
-        if let Some(a) = auth {
+            .body(self.body.clone());
+        if let Some(a) = &self.auth {
             r = r.header("Authorization", a);
         }
         if let Some(a) = accept {
             r = r.header("Accept", a);
         }
-        async move { r.send().await.unwrap().text().await.unwrap() }
-    };
+        r.send().await.unwrap().text().await.unwrap()
+    }
+}
+
+fn status_code(text: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    v["statusCode"].as_str().unwrap().to_owned()
+}
+
+/// Each row breaks one thing of a valid request and names the code the real service answers.
+const PROTOCOL_CASES: &[(&str, fn(&mut Req), &str)] = &[
+    (
+        "wrong version",
+        |r| r.version = "2013-12-25".into(),
+        "111110",
+    ),
+    ("unknown account", |r| r.sid = "f".repeat(32), "111141"),
+    ("no Authorization", |r| r.auth = None, "111101"),
+    (
+        "Authorization not base64",
+        |r| r.auth = Some("%%%".into()),
+        "111102",
+    ),
+    (
+        "Authorization of another account",
+        |r| r.auth = Some(smsq::provider::authorization(&"f".repeat(32), &r.ts)),
+        "111103",
+    ),
+    ("lower-case sig", |r| r.sig = r.sig.to_lowercase(), "111109"),
+    ("empty sig", |r| r.sig = String::new(), "111104"),
+    ("malformed sig", |r| r.sig = "XYZ".into(), "111105"),
+    ("empty body", |r| r.body = String::new(), "160030"),
+    ("body not JSON", |r| r.body = "{not json".into(), "160031"),
+    ("unknown app", |r| r.replace(APP_ID, "nope"), "111181"),
+    (
+        "bad number",
+        |r| r.replace("13800138000", "12345"),
+        "160042",
+    ),
+    (
+        "repeated number",
+        |r| r.replace("13800138000", "13800138000,13800138000"),
+        "160045",
+    ),
+    (
+        "template id not digits",
+        |r| r.replace(r#""templateId":"1""#, r#""templateId":"x1""#),
+        "160057",
+    ),
+    (
+        "datas not strings",
+        |r| r.replace(r#"["1"]"#, "[1]"),
+        "160052",
+    ),
+    (
+        "no number",
+        |r| r.replace(r#""to":"13800138000","#, ""),
+        "160044",
+    ),
+];
+
+#[tokio::test]
+async fn fake_checks_the_protocol_like_the_real_service() {
+    let fake = spawn_fake(fake_options()).await;
+    let base = fake.base_url();
     let json = Some("application/json");
-    let code_of = |text: &str| -> String {
-        let v: serde_json::Value =
-            serde_json::from_str(text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-        v["statusCode"].as_str().unwrap().to_owned()
-    };
     // The happy path, to show the cases below differ by one thing each.
-    assert_eq!(
-        code_of(
-            &post(
-                url("2013-12-26", SID, &sig),
-                Some(auth.clone()),
-                json,
-                body.clone()
-            )
-            .await
-        ),
-        "000000"
-    );
+    assert_eq!(status_code(&Req::valid().send(&base, json).await), "000000");
     // No Accept header: the answer is XML.
-    let xml = post(
-        url("2013-12-26", SID, &sig),
-        Some(auth.clone()),
-        None,
-        body.replace("13800138000", "13900139000"),
-    )
-    .await;
+    let mut other_number = Req::valid();
+    other_number.replace("13800138000", "13900139000");
+    let xml = other_number.send(&base, None).await;
     assert!(
         xml.starts_with("<?xml") && xml.contains("<statusCode>000000</statusCode>"),
         "{xml}"
     );
-    let cases: Vec<(String, Option<String>, String, &str)> = vec![
-        (
-            url("2013-12-25", SID, &sig),
-            Some(auth.clone()),
-            body.clone(),
-            "111110",
-        ),
-        (
-            url("2013-12-26", "ffffffffffffffffffffffffffffffff", &sig),
-            Some(auth.clone()),
-            body.clone(),
-            "111141",
-        ),
-        (url("2013-12-26", SID, &sig), None, body.clone(), "111101"),
-        (
-            url("2013-12-26", SID, &sig),
-            Some("%%%".into()),
-            body.clone(),
-            "111102",
-        ),
-        (
-            url("2013-12-26", SID, &sig.to_lowercase()),
-            Some(auth.clone()),
-            body.clone(),
-            "111109",
-        ),
-        (
-            url("2013-12-26", SID, ""),
-            Some(auth.clone()),
-            body.clone(),
-            "111104",
-        ),
-        (
-            url("2013-12-26", SID, "XYZ"),
-            Some(auth.clone()),
-            body.clone(),
-            "111105",
-        ),
-        (
-            url("2013-12-26", SID, &sig),
-            Some(auth.clone()),
-            String::new(),
-            "160030",
-        ),
-        (
-            url("2013-12-26", SID, &sig),
-            Some(auth.clone()),
-            "{not json".into(),
-            "160031",
-        ),
-        (
-            url("2013-12-26", SID, &sig),
-            Some(auth.clone()),
-            body.replace(APP_ID, "nope"),
-            "111181",
-        ),
-        (
-            url("2013-12-26", SID, &sig),
-            Some(auth.clone()),
-            body.replace("13800138000", "12345"),
-            "160042",
-        ),
-        (
-            url("2013-12-26", SID, &sig),
-            Some(auth.clone()),
-            body.replace("13800138000", "13800138000,13800138000"),
-            "160045",
-        ),
-        (
-            url("2013-12-26", SID, &sig),
-            Some(auth.clone()),
-            body.replace(r#""templateId":"1""#, r#""templateId":"x1""#),
-            "160057",
-        ),
-        (
-            url("2013-12-26", SID, &sig),
-            Some(auth.clone()),
-            body.replace(r#"["1"]"#, "[1]"),
-            "160052",
-        ),
-        (
-            url("2013-12-26", SID, &sig),
-            Some(auth.clone()),
-            body.replace(r#""to":"13800138000","#, ""),
-            "160044",
-        ),
-    ];
-    for (url, auth, body, expected) in cases {
-        let text = post(url.clone(), auth, json, body.clone()).await;
-        assert_eq!(code_of(&text), expected, "{url} {body}");
+    for (what, change, expected) in PROTOCOL_CASES {
+        let mut req = Req::valid();
+        change(&mut req);
+        let text = req.send(&base, json).await;
+        assert_eq!(status_code(&text), *expected, "{what}");
     }
-    // An Authorization for another account fails the sid check.
-    let other = smsq::provider::authorization("ffffffffffffffffffffffffffffffff", &ts);
-    assert_eq!(
-        code_of(
-            &post(
-                url("2013-12-26", SID, &sig),
-                Some(other),
-                json,
-                body.clone()
-            )
-            .await
-        ),
-        "111103"
-    );
     // Only the two accepted sends were recorded.
     assert_eq!(fake.messages().len(), 2);
 }

@@ -2,7 +2,7 @@
 //! answers each failure with the real code, plus fault injection for tests and the demo.
 //!
 //! Which 1111xx code answers which authentication fault is our best reading of the copied
-//! error tables (ronglian.md §4 only gives ranges); every fault gets a distinct, real-family
+//! error tables (the published table only gives ranges); every fault gets a distinct, real-family
 //! code so a test can tell them apart.
 
 use std::collections::{HashMap, HashSet};
