@@ -44,6 +44,23 @@ impl Secrets {
         }
     }
 
+    /// Which secrets are set, for `smsq config`: ids shortened, everything else hidden.
+    pub fn summary(&self) -> [(&'static str, String); 5] {
+        let shown = |set: bool| if set { "set (hidden)" } else { "not set" }.to_owned();
+        let id = |id: &Option<String>| id.as_deref().map_or("not set".to_owned(), mask_id);
+        let tokens = match self.api_tokens.len() {
+            0 => "not set (API open to anyone who can reach it)".to_owned(),
+            n => format!("{n} token(s), hidden"),
+        };
+        [
+            ("RONGLIAN_ACCOUNT_SID", id(&self.account_sid)),
+            ("RONGLIAN_AUTH_TOKEN", shown(self.auth_token.is_some())),
+            ("RONGLIAN_APP_ID", id(&self.app_id)),
+            ("SMSQ_SECRET", shown(self.secret.is_some())),
+            ("SMSQ_API_TOKENS", tokens),
+        ]
+    }
+
     /// The Ronglian account, or an error naming the first missing variable.
     pub fn ronglian(&self) -> Result<RonglianAccount, ConfigError> {
         let missing = |k: &str| ConfigError::new(k, "must be set in the environment");
@@ -91,7 +108,7 @@ pub fn mask_url_password(url: &str) -> String {
 }
 
 /// Account and app ids are not secrets, but there is no reason to print them whole.
-pub(super) fn mask_id(id: &str) -> String {
+fn mask_id(id: &str) -> String {
     let head: String = id.chars().take(4).collect();
     format!("{head}**** ({} chars)", id.chars().count())
 }

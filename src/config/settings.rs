@@ -7,7 +7,7 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::Path;
 use std::time::Duration;
 
-use super::secrets::{mask_id, mask_url_password};
+use super::secrets::mask_url_password;
 use super::{ConfigError, RawConfig, Secrets};
 use crate::domain::TemplateId;
 
@@ -208,34 +208,10 @@ impl Settings {
         let mut shown = raw.clone();
         shown.redis.url = mask_url_password(&raw.redis.url);
         let mut out = toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
-        let shown = |set: bool| if set { "set (hidden)" } else { "not set" };
         out.push_str("\n# secrets, from the environment only\n");
-        let sid = secrets.account_sid.as_deref().map(mask_id);
-        out.push_str(&format!(
-            "# RONGLIAN_ACCOUNT_SID = {}\n",
-            sid.as_deref().unwrap_or("not set")
-        ));
-        out.push_str(&format!(
-            "# RONGLIAN_AUTH_TOKEN  = {}\n",
-            shown(secrets.auth_token.is_some())
-        ));
-        let app = secrets.app_id.as_deref().map(mask_id);
-        out.push_str(&format!(
-            "# RONGLIAN_APP_ID      = {}\n",
-            app.as_deref().unwrap_or("not set")
-        ));
-        out.push_str(&format!(
-            "# SMSQ_SECRET          = {}\n",
-            shown(secrets.secret.is_some())
-        ));
-        out.push_str(&format!(
-            "# SMSQ_API_TOKENS      = {}\n",
-            if secrets.api_tokens.is_empty() {
-                "not set (API open to anyone who can reach it)".to_owned()
-            } else {
-                format!("{} token(s), hidden", secrets.api_tokens.len())
-            }
-        ));
+        for (name, value) in secrets.summary() {
+            out.push_str(&format!("# {name:<20} = {value}\n"));
+        }
         out
     }
 }
