@@ -76,7 +76,10 @@ pub struct RawWorker {
     pub concurrency: u64,
     pub rate_per_sec: u64,
     pub burst: u64,
+    pub heartbeat_ms: u64,
     pub claim_idle_ms: u64,
+    pub max_deliveries: u64,
+    pub pause_ms: u64,
     pub shutdown_grace_ms: u64,
     pub block_ms: u64,
 }

@@ -70,7 +70,13 @@ pub struct WorkerSettings {
     pub concurrency: NonZeroUsize,
     pub rate_per_sec: NonZeroU32,
     pub burst: NonZeroU32,
+    /// How often a worker refreshes its heartbeat; the key lives 3 × this.
+    pub heartbeat: Duration,
     pub claim_idle: Duration,
+    /// Deliveries of one entry without an outcome before it is dead-lettered.
+    pub max_deliveries: NonZeroU32,
+    /// Every worker's pause after an account-level "too fast" answer.
+    pub pause: Duration,
     pub shutdown_grace: Duration,
     pub block: Duration,
 }
@@ -163,7 +169,15 @@ impl Settings {
                 .expect("ranged() rejects 0"),
                 rate_per_sec: count("worker.rate_per_sec", raw.worker.rate_per_sec)?,
                 burst: count("worker.burst", raw.worker.burst)?,
+                heartbeat: Duration::from_millis(ranged(
+                    "worker.heartbeat_ms",
+                    raw.worker.heartbeat_ms,
+                    50,
+                    60_000,
+                )?),
                 claim_idle: millis("worker.claim_idle_ms", raw.worker.claim_idle_ms)?,
+                max_deliveries: count("worker.max_deliveries", raw.worker.max_deliveries)?,
+                pause: millis("worker.pause_ms", raw.worker.pause_ms)?,
                 shutdown_grace: millis("worker.shutdown_grace_ms", raw.worker.shutdown_grace_ms)?,
                 block: Duration::from_millis(ranged(
                     "worker.block_ms",

@@ -7,8 +7,11 @@ use std::time::Duration;
 pub enum Action {
     /// Transient: the same request with a fresh timestamp, after the usual backoff.
     Retry,
-    /// We are going too fast: retry, but not before `after`.
+    /// Too fast for this one number: retry this job, but not before `after`.
     Backoff { after: Duration },
+    /// The whole account is going too fast: every worker pauses (`worker.pause_ms`), then
+    /// this job is retried.
+    PauseAll,
     /// Will keep failing until a person changes something (number, template, account).
     GiveUp,
     /// `160054`: our own `reqId` was already accepted today, so an earlier attempt got through.
@@ -23,9 +26,6 @@ pub struct Verdict {
 
 use Action::*;
 
-const TOO_FAST: Action = Backoff {
-    after: Duration::from_secs(5),
-};
 /// 160038 is a per-number window set by the platform; apps commonly wait at least 60 s.
 const SAME_NUMBER_TOO_FAST: Action = Backoff {
     after: Duration::from_secs(60),
@@ -37,8 +37,8 @@ const TABLE: &[(u32, u32, Action, &str)] = &[
     (160000, 160000, Retry, "provider system error"),
     (111000, 111099, Retry, "provider internal error"),
     (160001, 160010, Retry, "channel busy"),
-    (111111, 111111, TOO_FAST, "too many concurrent requests"),
-    (160016, 160016, TOO_FAST, "channel rate limit"),
+    (111111, 111111, PauseAll, "too many concurrent requests"),
+    (160016, 160016, PauseAll, "channel rate limit"),
     (160050, 160050, Retry, "generic send failure"),
     (160063, 160064, Retry, "generic send failure"),
     (
@@ -145,10 +145,6 @@ pub fn classify(code: &str) -> Verdict {
 mod tests {
     use super::*;
 
-    fn backoff() -> Action {
-        TOO_FAST
-    }
-
     /// One row per code (or range end) named in the provider's error table.
     #[test]
     fn every_documented_code_has_its_action() {
@@ -161,8 +157,8 @@ mod tests {
             ("160001", Retry),
             ("160005", Retry),
             ("160010", Retry),
-            ("111111", backoff()),
-            ("160016", backoff()),
+            ("111111", PauseAll),
+            ("160016", PauseAll),
             ("160050", Retry),
             ("160063", Retry),
             ("160064", Retry),

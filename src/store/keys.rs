@@ -57,8 +57,21 @@ impl Keys {
     pub fn idempotency(&self, digest: &str) -> String {
         format!("{}:idem:{digest}", self.tag)
     }
+    /// The fleet's GCRA state: the theoretical arrival time of the next send (µs, Redis clock).
     pub fn rate(&self) -> String {
         format!("{}:rate", self.tag)
+    }
+    /// `<until ms> <provider code>` while the provider asked every worker to slow down.
+    pub fn pause(&self) -> String {
+        format!("{}:pause", self.tag)
+    }
+    /// The limit the workers enforce (`rate_per_sec`, `burst`), for operators.
+    pub fn limiter(&self) -> String {
+        format!("{}:limiter", self.tag)
+    }
+    /// A worker's heartbeat: present (short TTL) while the consumer `name` is alive.
+    pub fn heartbeat(&self, name: &str) -> String {
+        format!("{}:hb:{name}", self.tag)
     }
     pub fn ip(&self, ip: &str, hour: &str) -> String {
         format!("{}:ip:{ip}:{hour}", self.prefix)
@@ -91,5 +104,6 @@ mod tests {
         );
         assert_eq!(k.captcha("x"), "smsq:captcha:x");
         assert_eq!(k.rate(), "{smsq:0}:rate");
+        assert_eq!(k.heartbeat("w1"), "{smsq:0}:hb:w1");
     }
 }

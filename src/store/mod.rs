@@ -3,6 +3,7 @@
 
 mod checks;
 mod codes;
+mod fleet;
 mod jobs;
 mod keys;
 mod scripts;
@@ -16,6 +17,7 @@ use redis::{AsyncConnectionConfig, Client};
 
 pub use checks::{CaptchaCheck, Verification};
 pub use codes::{Idempotency, IssueOutcome, NewCode, NewMessage};
+pub use fleet::{ConsumerState, Grant, Lease, RatePolicy};
 pub use jobs::{JobRecord, StatusEvent};
 pub use keys::{GROUP, Keys};
 pub use stream::Entry;
@@ -77,6 +79,8 @@ pub(crate) struct Retention {
     pub stream_maxlen: u64,
     pub events_maxlen: u64,
     pub status_ttl_secs: u64,
+    /// Deliveries of one entry without an outcome before `begin` dead-letters it.
+    pub max_deliveries: u32,
 }
 
 impl Store {
@@ -87,6 +91,7 @@ impl Store {
             stream_maxlen: settings.stream.maxlen,
             events_maxlen: settings.stream.events_maxlen,
             status_ttl_secs: settings.status.ttl.as_secs(),
+            max_deliveries: settings.worker.max_deliveries.get(),
         };
         let settings = &settings.redis;
         let client = Client::open(settings.url.as_str())?;

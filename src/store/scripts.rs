@@ -21,6 +21,10 @@ pub(crate) struct Scripts {
     pub settle: Script,
     pub poison: Script,
     pub promote: Script,
+    pub rate: Script,
+    pub pause: Script,
+    pub reap: Script,
+    pub touch: Script,
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -34,4 +38,8 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     settle: load(include_str!("lua/settle.lua")),
     poison: load(include_str!("lua/poison.lua")),
     promote: load(include_str!("lua/promote.lua")),
+    rate: load(include_str!("lua/rate.lua")),
+    pause: load(include_str!("lua/pause.lua")),
+    reap: load(include_str!("lua/reap.lua")),
+    touch: load(include_str!("lua/touch.lua")),
 });

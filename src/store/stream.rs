@@ -19,7 +19,7 @@ pub struct Entry {
     pub job: Result<Job, String>,
 }
 
-fn parse_entry(id: StreamId) -> Entry {
+pub(super) fn parse_entry(id: StreamId) -> Entry {
     let raw: Option<String> = id.get("job");
     match raw {
         Some(raw) => Entry {

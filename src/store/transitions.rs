@@ -14,6 +14,8 @@ pub enum Begin {
     Send(Option<Code>),
     /// Ended without a send (`superseded`, `expired`), or was already terminal; acked.
     Skipped(JobStatus),
+    /// Delivered this many times without an outcome: dead-lettered (a poison pill).
+    Poisoned(u32),
 }
 
 /// Why a provider call did not end in `sent`, as recorded on the job.
@@ -88,12 +90,15 @@ impl Store {
         let reply: Vec<String> = self
             .job_script(&SCRIPTS.begin, entry_id, job, now_ms)
             .key(code_key)
+            .key(self.keys.dead())
             .arg(job.attempt + 1)
             .arg(match job.kind {
                 JobKind::Code => "code",
                 JobKind::Message => "message",
             })
             .arg(job.expires_ms.map(|e| e.to_string()).unwrap_or_default())
+            .arg(self.retention.max_deliveries)
+            .arg(job.to_json())
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match field(&reply, 0)? {
@@ -104,6 +109,7 @@ impl Store {
             "superseded" => Begin::Skipped(JobStatus::Superseded),
             "expired" => Begin::Skipped(JobStatus::Expired),
             "terminal" => Begin::Skipped(parse_status(field(&reply, 1)?)?),
+            "poison" => Begin::Poisoned(field(&reply, 1)?.parse().unwrap_or(0)),
             other => return Err(StoreError::Reply(format!("begin: {other:?}"))),
         })
     }

@@ -1,9 +1,18 @@
 //! One consumer of the `senders` group: where the next batch of entries comes from.
 //!
-//! Order of preference: our own pending entries after a restart with the same name, then
-//! entries idle at other consumers for `worker.claim_idle_ms` (crashed workers), then new
-//! entries, blocking up to `worker.block_ms`. The blocking read has a connection of its own.
+//! Order of preference:
+//! 1. our own entries that a Redis error left with us, once their short delay is over;
+//! 2. our own pending entries after a restart with the same name;
+//! 3. entries of consumers whose heartbeat lapsed (crashed workers), claimed at once; and,
+//!    every `worker.claim_idle_ms / 2`, entries idle that long anywhere (a live worker that
+//!    hangs: the backstop);
+//! 4. new entries, blocking up to `worker.block_ms` (at most one heartbeat interval, so the
+//!    reaper above runs on time).
+//!
+//! The blocking read has a connection of its own (a blocked read would hold up every command
+//! behind it on the shared socket).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +20,9 @@ use redis::aio::MultiplexedConnection;
 
 use crate::config::Settings;
 use crate::store::{self, Entry, Store, StoreError};
+
+/// How long an entry that hit a Redis error waits before we try it again.
+const REDELIVERY_DELAY: Duration = Duration::from_millis(300);
 
 pub struct Consumer {
     settings: Arc<Settings>,
@@ -20,7 +32,10 @@ pub struct Consumer {
     conn: Option<MultiplexedConnection>,
     /// Where the rescan of our own pending entries goes on; `None` once it is done.
     pending_from: Option<String>,
+    /// Our entries to take again: (due, entry id, whether it counts as a delivery).
+    redeliveries: VecDeque<(Instant, String, bool)>,
     next_reap: Instant,
+    next_backstop: Instant,
 }
 
 impl Consumer {
@@ -32,7 +47,9 @@ impl Consumer {
             conn: None,
             // "0": every entry already delivered to this name and not acked.
             pending_from: Some("0".to_owned()),
+            redeliveries: VecDeque::new(),
             next_reap: Instant::now(),
+            next_backstop: Instant::now(),
         }
     }
 
@@ -40,9 +57,15 @@ impl Consumer {
         &self.name
     }
 
-    /// Up to `count` entries to handle now (possibly none, after `worker.block_ms`).
+    /// An entry of ours that a Redis error interrupted: it comes back in a later batch.
+    pub fn redeliver(&mut self, entry_id: String, count_delivery: bool) {
+        let due = Instant::now() + REDELIVERY_DELAY;
+        self.redeliveries.push_back((due, entry_id, count_delivery));
+    }
+
+    /// Up to `count` entries to handle now (possibly none, after the blocking read's timeout).
     pub async fn next_batch(&mut self, count: usize) -> Result<Vec<Entry>, StoreError> {
-        let result = self.try_next_batch(count).await;
+        let result = self.try_next_batch(count.max(1)).await;
         if result.is_err() {
             self.conn = None;
         }
@@ -50,9 +73,14 @@ impl Consumer {
     }
 
     async fn try_next_batch(&mut self, count: usize) -> Result<Vec<Entry>, StoreError> {
-        let ws = &self.settings.worker;
+        let redelivered = self.due_redeliveries(count).await?;
+        if !redelivered.is_empty() {
+            return Ok(redelivered);
+        }
+        let settings = self.settings.clone();
+        let ws = &settings.worker;
         if self.conn.is_none() {
-            self.conn = Some(store::blocking_connection(&self.settings.redis, ws.block).await?);
+            self.conn = Some(store::blocking_connection(&settings.redis, ws.block).await?);
         }
         let Some(conn) = self.conn.as_mut() else {
             unreachable!("set just above")
@@ -65,18 +93,77 @@ impl Consumer {
                 return Ok(entries);
             }
         }
-        if Instant::now() >= self.next_reap {
+        let reaped = self.reap(count).await?;
+        if !reaped.is_empty() {
+            return Ok(reaped);
+        }
+        let block = ws.block.min(ws.heartbeat);
+        let Some(conn) = self.conn.as_mut() else {
+            unreachable!("set above")
+        };
+        self.store.read(conn, &self.name, count, block).await
+    }
+
+    async fn due_redeliveries(&mut self, count: usize) -> Result<Vec<Entry>, StoreError> {
+        let now = Instant::now();
+        let mut counted = Vec::new();
+        let mut uncounted = Vec::new();
+        while counted.len() + uncounted.len() < count
+            && self.redeliveries.front().is_some_and(|(due, ..)| *due <= now)
+        {
+            let Some((_, id, count_delivery)) = self.redeliveries.pop_front() else {
+                break;
+            };
+            if count_delivery {
+                counted.push(id);
+            } else {
+                uncounted.push(id);
+            }
+        }
+        let mut entries = self.store.claim_own(&self.name, &counted, true).await?;
+        entries.extend(self.store.claim_own(&self.name, &uncounted, false).await?);
+        Ok(entries)
+    }
+
+    /// Entries of dead consumers (heartbeat lapsed) at once, then the idle backstop.
+    async fn reap(&mut self, count: usize) -> Result<Vec<Entry>, StoreError> {
+        let settings = self.settings.clone();
+        let ws = &settings.worker;
+        let now = Instant::now();
+        let mut claimed = Vec::new();
+        if now >= self.next_reap {
+            self.next_reap = now + ws.heartbeat / 2;
+            for consumer in self.store.consumers().await? {
+                if consumer.alive || consumer.name == self.name {
+                    continue;
+                }
+                let room = count - claimed.len();
+                let entries = self.store.reap(&consumer.name, &self.name, room, ws.heartbeat).await?;
+                if !entries.is_empty() {
+                    tracing::warn!(
+                        count = entries.len(),
+                        dead = %consumer.name,
+                        "reclaimed entries of a worker whose heartbeat stopped"
+                    );
+                }
+                claimed.extend(entries);
+                if claimed.len() >= count {
+                    break;
+                }
+            }
+        }
+        if claimed.is_empty() && now >= self.next_backstop {
             let idle = ws.claim_idle;
-            self.next_reap = Instant::now() + (idle / 2).max(Duration::from_millis(500));
-            let claimed = self.store.claim_idle(&self.name, idle, count).await?;
+            self.next_backstop = now + (idle / 2).max(Duration::from_millis(500));
+            claimed = self.store.claim_idle(&self.name, idle, count).await?;
             if !claimed.is_empty() {
                 tracing::warn!(
                     count = claimed.len(),
+                    idle_ms = idle.as_millis() as u64,
                     "reclaimed entries idle at other consumers"
                 );
-                return Ok(claimed);
             }
         }
-        self.store.read(conn, &self.name, count, ws.block).await
+        Ok(claimed)
     }
 }

@@ -10,6 +10,8 @@ mod limiter;
 pub mod retry;
 mod send;
 
+use send::Handled;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +33,8 @@ pub(crate) struct Context {
     pub store: Store,
     pub client: Client,
     pub limiter: Limiter,
+    /// This worker's consumer name.
+    pub consumer: String,
 }
 
 /// How the worker ended.
@@ -74,14 +78,16 @@ impl Worker {
         name: String,
         concurrency: usize,
     ) -> Self {
-        let limiter = Limiter::new(settings.worker.rate_per_sec, settings.worker.burst);
-        let consumer = Consumer::new(settings.clone(), store.clone(), name);
+        let ws = &settings.worker;
+        let limiter = Limiter::new(store.clone(), ws.rate_per_sec.get(), ws.burst.get());
+        let consumer = Consumer::new(settings.clone(), store.clone(), name.clone());
         Self {
             ctx: Arc::new(Context {
                 settings,
                 store,
                 client,
                 limiter,
+                consumer: name,
             }),
             consumer,
             concurrency: concurrency.max(1),
@@ -92,18 +98,39 @@ impl Worker {
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<Report, WorkerError> {
         let store = self.ctx.store.clone();
         store.ensure_group().await.map_err(WorkerError::Setup)?;
-        let consumer = self.consumer.name().to_owned();
-        tracing::info!(%consumer, concurrency = self.concurrency, "worker started");
+        let ws = &self.ctx.settings.worker;
+        let name = self.consumer.name().to_owned();
+        let about = heartbeat_text(self.concurrency);
+        // Alive before the first read, so no reaper takes us for dead.
+        store
+            .heartbeat(&name, &about, ws.heartbeat * 3)
+            .await
+            .map_err(WorkerError::Setup)?;
+        if let Err(e) = store.publish_limit(ws.rate_per_sec.get(), ws.burst.get()).await {
+            tracing::warn!(error = %e, "cannot publish the rate limit");
+        }
+        tracing::info!(consumer = %name, concurrency = self.concurrency, "worker started");
 
-        let promoter = tokio::spawn(promote_retries(store.clone(), shutdown.clone()));
+        let stop_background = CancellationToken::new();
+        let background = [
+            tokio::spawn(promote_retries(store.clone(), stop_background.clone())),
+            tokio::spawn(beat(
+                store.clone(),
+                name.clone(),
+                about,
+                ws.heartbeat,
+                stop_background.clone(),
+            )),
+        ];
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let mut tasks = JoinSet::new();
         let mut handled = 0u64;
         let mut backoff = Backoff::default();
 
         while !shutdown.is_cancelled() {
-            while tasks.try_join_next().is_some() {
+            while let Some(joined) = tasks.try_join_next() {
                 handled += 1;
+                self.note(joined);
             }
             let free = tokio::select! {
                 // Wait for at least one free slot, then read as many entries as are free.
@@ -133,14 +160,66 @@ impl Worker {
                 };
                 let ctx = self.ctx.clone();
                 tasks.spawn(async move {
-                    send::handle(&ctx, entry).await;
+                    let handled = send::handle(&ctx, entry).await;
                     drop(permit);
+                    handled
                 });
             }
         }
         let report = drain(tasks, handled, self.ctx.settings.worker.shutdown_grace).await;
-        promoter.abort();
+        stop_background.cancel();
+        for task in background {
+            let _ = task.await;
+        }
+        // Gone at once: what is still pending here is reclaimed by the others right away.
+        if let Err(e) = store.drop_heartbeat(&name).await {
+            tracing::warn!(error = %e, "cannot remove the heartbeat; it expires by itself");
+        }
         Ok(report)
+    }
+
+    fn note(&mut self, joined: Result<Handled, tokio::task::JoinError>) {
+        match joined {
+            Ok(Handled::Done) => {}
+            Ok(Handled::Stuck {
+                entry_id,
+                count_delivery,
+            }) => self.consumer.redeliver(entry_id, count_delivery),
+            // A panic in a send task: the entry stays pending and is reclaimed as a poison
+            // candidate (its delivery count grows each time).
+            Err(e) => tracing::error!(error = %e, "a send task failed"),
+        }
+    }
+}
+
+fn heartbeat_text(concurrency: usize) -> String {
+    serde_json::json!({
+        "pid": std::process::id(),
+        "started_ms": now_ms(),
+        "concurrency": concurrency,
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+    .to_string()
+}
+
+/// Refreshes the heartbeat every `interval` (the key lives 3 × that).
+async fn beat(
+    store: Store,
+    name: String,
+    about: String,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(e) = store.heartbeat(&name, &about, interval * 3).await {
+            tracing::warn!(error = %e, "cannot refresh the heartbeat");
+        }
     }
 }
 
@@ -180,7 +259,7 @@ async fn recover(
 }
 
 /// Lets in-flight sends finish within `grace`; what is left stays pending for a reclaim.
-async fn drain(mut tasks: JoinSet<()>, mut handled: u64, grace: Duration) -> Report {
+async fn drain(mut tasks: JoinSet<Handled>, mut handled: u64, grace: Duration) -> Report {
     tracing::info!(
         in_flight = tasks.len(),
         ?grace,

@@ -1,10 +1,26 @@
 -- A worker takes a job: decides whether it may still be sent and, if so, marks it `sending`
 -- and hands back the plain code, all in one step.
--- Returns {'terminal', status} | {'superseded'} | {'expired'} | {'send', code}
-local job_key, events, stream, otp, code_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- Returns {'terminal', status} | {'superseded'} | {'expired'} | {'send', code} |
+--         {'poison', deliveries}
+local job_key, events, stream, otp, code_key, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local job_id, entry_id, group, now, ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local attempt, kind, expires = ARGV[7], ARGV[8], ARGV[9]
+local attempt, kind, expires, max_deliveries, job_json = ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]), ARGV[11]
 -- code_key is the code record for code jobs, any key of the tag for message jobs.
+
+-- A poison pill: delivered again and again without ever finishing (it crashes the worker, or
+-- a script fails on it every time). Checked first, before anything that might be what fails.
+local pending = redis.call('XPENDING', stream, group, entry_id, entry_id, 1)
+local deliveries = pending[1] and pending[1][4] or 0
+if deliveries > max_deliveries then
+  local err = 'delivered ' .. deliveries .. ' times without finishing'
+  redis.call('XADD', dead, '*', 'entry', entry_id, 'job', job_json, 'error', err,
+    'attempts', attempt - 1, 'ts', now)
+  -- The job record may be the very thing that is broken: record the end if it can be.
+  pcall(record, job_key, events, job_id, 'dead', attempt - 1, err, now, ttl, events_maxlen)
+  redis.call('DEL', otp)
+  settle(stream, group, entry_id)
+  return {'poison', tostring(deliveries)}
+end
 
 local status = redis.call('HGET', job_key, 'status')
 if status and TERMINAL[status] then
