@@ -44,7 +44,7 @@ enum Command {
     /// Local demo: Redis, fake provider, API and worker; sends and verifies one code.
     Dev,
     /// A faithful TemplateSMS simulator for development and tests.
-    FakeProvider(FakeOptions),
+    FakeProvider(Box<FakeOptions>),
     /// Stream inspection (not yet available).
     Status {
         #[arg(long)]
@@ -107,7 +107,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let path = cli.config.as_deref();
     if let Command::FakeProvider(opts) = cli.command {
-        return fake_provider(opts).await;
+        return fake_provider(*opts).await;
     }
     let raw = RawConfig::load(path, &env)?;
     let settings = Settings::from_raw(&raw, Secrets::from_env(&env))?;

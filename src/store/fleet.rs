@@ -49,7 +49,12 @@ pub struct RatePolicy {
 
 impl Store {
     /// Says "alive" for `ttl`, with a short description operators can read.
-    pub async fn heartbeat(&self, name: &str, about: &str, ttl: Duration) -> Result<(), StoreError> {
+    pub async fn heartbeat(
+        &self,
+        name: &str,
+        about: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         let _: () = self
             .conn()
             .pset_ex(self.keys.heartbeat(name), about, ttl.as_millis() as u64)
@@ -140,7 +145,12 @@ impl Store {
         }
         let mut conn = self.conn();
         let mut claim = redis::cmd("XCLAIM");
-        claim.arg(self.keys.jobs()).arg(GROUP).arg(me).arg(0).arg(entry_ids);
+        claim
+            .arg(self.keys.jobs())
+            .arg(GROUP)
+            .arg(me)
+            .arg(0)
+            .arg(entry_ids);
         if count_delivery {
             let reply: StreamClaimReply = claim.query_async(&mut conn).await?;
             return Ok(reply.ids.into_iter().map(parse_entry).collect());

@@ -109,7 +109,10 @@ impl Consumer {
         let mut counted = Vec::new();
         let mut uncounted = Vec::new();
         while counted.len() + uncounted.len() < count
-            && self.redeliveries.front().is_some_and(|(due, ..)| *due <= now)
+            && self
+                .redeliveries
+                .front()
+                .is_some_and(|(due, ..)| *due <= now)
         {
             let Some((_, id, count_delivery)) = self.redeliveries.pop_front() else {
                 break;
@@ -138,7 +141,10 @@ impl Consumer {
                     continue;
                 }
                 let room = count - claimed.len();
-                let entries = self.store.reap(&consumer.name, &self.name, room, ws.heartbeat).await?;
+                let entries = self
+                    .store
+                    .reap(&consumer.name, &self.name, room, ws.heartbeat)
+                    .await?;
                 if !entries.is_empty() {
                     tracing::warn!(
                         count = entries.len(),

@@ -227,8 +227,14 @@ impl Limiter {
     }
 
     /// The provider said the account is too fast: every worker stops until `until_ms`.
-    pub async fn pause_all(&self, until_ms: i64, now_ms: i64, reason: &str) -> Result<(), StoreError> {
-        let until = Instant::now() + Duration::from_millis(until_ms.saturating_sub(now_ms).max(0) as u64);
+    pub async fn pause_all(
+        &self,
+        until_ms: i64,
+        now_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let until =
+            Instant::now() + Duration::from_millis(until_ms.saturating_sub(now_ms).max(0) as u64);
         self.0.slots.lock().await.pause(until);
         self.0.store.pause(until_ms, now_ms, reason).await.map(drop)
     }
@@ -275,10 +281,20 @@ mod tests {
         let lateness = Duration::from_millis(40);
         let mut slots = Slots::default();
         let t0 = Instant::now();
-        slots.fill(t0, &[Duration::ZERO, Duration::from_millis(25), Duration::from_millis(50)]);
+        slots.fill(
+            t0,
+            &[
+                Duration::ZERO,
+                Duration::from_millis(25),
+                Duration::from_millis(50),
+            ],
+        );
         tokio::time::advance(Duration::from_millis(70)).await;
         // The first slot is 70 ms old: gone. The second is 45 ms old: gone. The third is fine.
-        assert_eq!(slots.next(Instant::now(), lateness), Next::Use(t0 + Duration::from_millis(50)));
+        assert_eq!(
+            slots.next(Instant::now(), lateness),
+            Next::Use(t0 + Duration::from_millis(50))
+        );
         assert_eq!(slots.next(Instant::now(), lateness), Next::Ask);
 
         slots.fill(Instant::now(), &[Duration::from_millis(10)]);

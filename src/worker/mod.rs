@@ -106,7 +106,10 @@ impl Worker {
             .heartbeat(&name, &about, ws.heartbeat * 3)
             .await
             .map_err(WorkerError::Setup)?;
-        if let Err(e) = store.publish_limit(ws.rate_per_sec.get(), ws.burst.get()).await {
+        if let Err(e) = store
+            .publish_limit(ws.rate_per_sec.get(), ws.burst.get())
+            .await
+        {
             tracing::warn!(error = %e, "cannot publish the rate limit");
         }
         tracing::info!(consumer = %name, concurrency = self.concurrency, "worker started");

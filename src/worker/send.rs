@@ -87,7 +87,10 @@ async fn deliver(ctx: &Context, entry_id: &str, job: &Job) -> Result<(), StoreEr
             return Ok(());
         }
         Begin::Poisoned(deliveries) => {
-            tracing::error!(deliveries, "delivered too often without finishing: dead-lettered");
+            tracing::error!(
+                deliveries,
+                "delivered too often without finishing: dead-lettered"
+            );
             return Ok(());
         }
         Begin::Send(code) => code,
@@ -108,14 +111,21 @@ async fn deliver(ctx: &Context, entry_id: &str, job: &Job) -> Result<(), StoreEr
     // The SMS may be out: from here on, writing the outcome is worth waiting for.
     let (outcome, attempts) = outcome_of(ctx, job, result).await;
     log(&outcome);
-    persist(|| ctx.store.settle(entry_id, job, attempts, &outcome, now_ms()))
-        .await
-        .map(drop)
+    persist(|| {
+        ctx.store
+            .settle(entry_id, job, attempts, &outcome, now_ms())
+    })
+    .await
+    .map(drop)
 }
 
 /// What the provider's answer means for this job, and the provider attempts it has used:
 /// the classification of `provider::classify`, the retry policy and the code's expiry.
-async fn outcome_of(ctx: &Context, job: &Job, result: Result<Accepted, SendError>) -> (Outcome, u32) {
+async fn outcome_of(
+    ctx: &Context,
+    job: &Job,
+    result: Result<Accepted, SendError>,
+) -> (Outcome, u32) {
     let attempt = job.attempt + 1;
     let error = match result {
         Ok(accepted) => {
@@ -168,7 +178,11 @@ async fn pause_all(ctx: &Context, job: &Job, failure: ProviderFailure) -> Outcom
     let now = now_ms();
     let until = now + ctx.settings.worker.pause.as_millis() as i64;
     tracing::warn!(code = %failure.provider_status, pause_ms = until - now, "provider says the account is too fast: pausing every worker");
-    if let Err(e) = ctx.limiter.pause_all(until, now, &failure.provider_status).await {
+    if let Err(e) = ctx
+        .limiter
+        .pause_all(until, now, &failure.provider_status)
+        .await
+    {
         tracing::warn!(error = %e, "cannot share the pause; pausing this worker only");
     }
     retry_at(job, until, failure)

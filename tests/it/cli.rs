@@ -2,46 +2,16 @@
 //! `smsq dev` demo.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 
 use crate::common::{
-    child_env, eventually, fake_options, settings, smsq_command, spawn_app, spawn_fake, temp_dir,
+    child_env, eventually, fake_options, settings, signal, smsq_command, spawn_app, spawn_fake,
+    spawn_worker_process, temp_dir, wait_exit,
 };
-
-fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: kill(2) with a pid we own.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-    assert_eq!(rc, 0, "kill failed");
-}
-
-/// Waits for the child to exit, killing it if it takes longer than `within`.
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("process did not exit within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn spawn_worker_process(env: &[(String, String)], name: &str, extra: &[(&str, &str)]) -> Child {
-    let mut cmd = smsq_command(None);
-    cmd.args(["worker", "--name", name, "--concurrency", "16"])
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .envs(extra.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    cmd.spawn().expect("spawn smsq worker")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_worker_processes_send_each_of_200_jobs_exactly_once() {

@@ -8,6 +8,7 @@ mod api_codes;
 mod api_errors;
 mod cli;
 mod config;
+mod fleet;
 mod provider;
 mod recovery;
 mod verify;

@@ -289,7 +289,10 @@ fn status_code(text: &str) -> String {
 }
 
 /// Each row breaks one thing of a valid request and names the code the real service answers.
-const PROTOCOL_CASES: &[(&str, fn(&mut Req), &str)] = &[
+/// (what breaks, how, the code the real service answers).
+type Case = (&'static str, fn(&mut Req), &'static str);
+
+const PROTOCOL_CASES: &[Case] = &[
     (
         "wrong version",
         |r| r.version = "2013-12-25".into(),

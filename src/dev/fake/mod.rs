@@ -17,6 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
@@ -76,6 +77,10 @@ pub struct FakeOptions {
     /// Seed for the fault dice and message ids, for reproducible runs.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Answer the first valid requests with these codes, one request each, in order (e.g.
+    /// `111111` to see every worker pause); later requests are handled normally.
+    #[arg(long, value_delimiter = ',')]
+    pub answer_first: Vec<String>,
     /// Append every accepted message to this file as a JSON line.
     #[arg(long)]
     pub record: Option<PathBuf>,
@@ -99,6 +104,7 @@ impl FakeOptions {
             daily_limit: None,
             timestamp_window_secs: 86_400,
             seed: None,
+            answer_first: Vec::new(),
             record: None,
         }
     }
@@ -113,6 +119,16 @@ pub struct FakeMessage {
     pub datas: Vec<String>,
     pub req_id: Option<String>,
     pub date_created: String,
+    /// When the request arrived (before any `--delay-ms`), µs since the epoch.
+    #[serde(default)]
+    pub received_us: i64,
+}
+
+/// A request answered from `--answer-first` instead of being accepted.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ScriptedAnswer {
+    pub code: String,
+    pub received_us: i64,
 }
 
 #[derive(Clone)]
@@ -136,6 +152,11 @@ impl FakeHandle {
 
     pub fn messages(&self) -> Vec<FakeMessage> {
         self.fake.lock().messages.clone()
+    }
+
+    /// The requests answered from `--answer-first`.
+    pub fn scripted(&self) -> Vec<ScriptedAnswer> {
+        self.fake.lock().scripted.clone()
     }
 
     pub async fn stop(self) {
@@ -182,6 +203,7 @@ impl Fake {
                 daily: HashMap::new(),
                 req_ids: HashSet::new(),
                 messages: Vec::new(),
+                scripted: Vec::new(),
             })),
         }
     }
@@ -196,6 +218,17 @@ impl Fake {
             .route("/_fake/messages", get(list_messages))
             .fallback(template_sms)
             .with_state(self.clone())
+    }
+
+    /// The next `--answer-first` code, if any are left; recorded with its arrival time.
+    fn scripted_answer(&self, received_us: i64) -> Option<String> {
+        let mut inner = self.lock();
+        let code = self.opts.answer_first.get(inner.scripted.len())?.clone();
+        inner.scripted.push(ScriptedAnswer {
+            code: code.clone(),
+            received_us,
+        });
+        Some(code)
     }
 
     fn roll(&self, rate: f64) -> bool {
@@ -214,6 +247,7 @@ async fn template_sms(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let received_us = Utc::now().timestamp_micros();
     if fake.opts.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(fake.opts.delay_ms)).await;
     }
@@ -243,10 +277,12 @@ async fn template_sms(
                 )
                     .into_response();
             }
-            if fake.roll(fake.opts.error_rate) {
+            if let Some(code) = fake.scripted_answer(received_us) {
+                error_answer(format, &code, "scripted by --answer-first")
+            } else if fake.roll(fake.opts.error_rate) {
                 error_answer(format, "160000", "系统错误")
             } else {
-                match accept(&fake, request).await {
+                match accept(&fake, request, received_us).await {
                     Ok(m) => success_answer(format, &m),
                     Err(f) => error_answer(format, f.code, f.msg),
                 }

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use tokio::io::AsyncWriteExt;
 
 use super::checks::{Checked, Fault, fault};
-use super::{Fake, FakeMessage};
+use super::{Fake, FakeMessage, ScriptedAnswer};
 use crate::domain::beijing;
 
 pub(super) struct Inner {
@@ -18,10 +18,15 @@ pub(super) struct Inner {
     pub daily: HashMap<String, u32>,
     pub req_ids: HashSet<(String, String)>,
     pub messages: Vec<FakeMessage>,
+    pub scripted: Vec<ScriptedAnswer>,
 }
 
 /// Limits that depend on what was sent before, then the message is accepted and recorded.
-pub(super) async fn accept(fake: &Fake, request: Checked) -> Result<FakeMessage, Fault> {
+pub(super) async fn accept(
+    fake: &Fake,
+    request: Checked,
+    received_us: i64,
+) -> Result<FakeMessage, Fault> {
     let opts = &fake.opts;
     let now = Utc::now();
     let day = now.with_timezone(&beijing()).format("%Y%m%d").to_string();
@@ -65,6 +70,7 @@ pub(super) async fn accept(fake: &Fake, request: Checked) -> Result<FakeMessage,
                 .with_timezone(&beijing())
                 .format("%Y%m%d%H%M%S")
                 .to_string(),
+            received_us,
         };
         inner.messages.push(message.clone());
         message

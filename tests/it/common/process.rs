@@ -1,6 +1,8 @@
 //! Child `smsq` processes: the environment they need and a clean command line.
 
 use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
 
 use smsq::config::Settings;
 
@@ -34,4 +36,61 @@ pub fn smsq_command(config: Option<&Path>) -> std::process::Command {
         cmd.arg("--config").arg(path);
     }
     cmd
+}
+
+pub fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) with a pid we own.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill failed");
+}
+
+/// Waits for the child to exit, killing it if it takes longer than `within`.
+pub fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `smsq worker --name NAME --concurrency 16` with the test's environment plus `extra`.
+pub fn spawn_worker_process(env: &[(String, String)], name: &str, extra: &[(&str, &str)]) -> Child {
+    let mut cmd = smsq_command(None);
+    cmd.args(["worker", "--name", name, "--concurrency", "16"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(extra.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd.spawn().expect("spawn smsq worker")
+}
+
+/// A child that is killed if the test ends early (a failed assertion), so no worker outlives it.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The most of `times_us` (µs) that fall in any one-second window.
+pub fn busiest_second(times_us: &[i64]) -> usize {
+    let mut times = times_us.to_vec();
+    times.sort_unstable();
+    let mut start = 0;
+    let mut best = 0;
+    for end in 0..times.len() {
+        while times[end] - times[start] >= 1_000_000 {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
 }
