@@ -274,3 +274,35 @@ async fn an_entry_that_fails_every_time_is_dead_lettered_and_the_rest_are_sent()
             .all(|m| m.req_id.as_deref() != Some(poison.as_str()))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_waiting_for_a_slot_are_never_taken_from_a_live_worker() {
+    // One send a second and a 300 ms backstop: without the refresh, the other worker's
+    // backstop would take every waiting entry (a second delivery).
+    let app = spawn_app(settings(|c| {
+        c.worker.rate_per_sec = 1;
+        c.worker.burst = 1;
+        c.worker.claim_idle_ms = 300;
+    }))
+    .await;
+    let fake = spawn_fake(fake_options()).await;
+    let (_a, stop_a) = app.spawn_worker(&fake.base_url(), 4);
+    let (_b, stop_b) = app.spawn_worker(&fake.base_url(), 4);
+    let ids = app.queue_messages(13740000000, 3).await;
+    let mut redis = app.redis().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.messages().len() < ids.len() {
+        let pending: redis::streams::StreamPendingCountReply = redis
+            .xpending_count(app.store.keys().jobs(), smsq::store::GROUP, "-", "+", 10)
+            .await
+            .unwrap();
+        for p in pending.ids {
+            assert_eq!(p.times_delivered, 1, "entry {} delivered again", p.id);
+        }
+        assert!(Instant::now() < deadline, "3 sends at 1/s took over 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_a.cancel();
+    stop_b.cancel();
+    assert_eq!(fake.messages().len(), 3);
+}
