@@ -20,6 +20,8 @@ pub mod codes;
 pub mod config;
 pub mod dev;
 pub mod domain;
+pub mod metrics;
+pub mod ops;
 pub mod provider;
 pub mod shutdown;
 pub mod startup;

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -11,7 +12,8 @@ use clap::{Parser, Subcommand};
 use smsq::codes::CodeRequest;
 use smsq::config::{ConfigError, RawConfig, Secrets, Settings};
 use smsq::dev::fake::FakeOptions;
-use smsq::domain::{JobId, Mobile, Purpose};
+use smsq::domain::{JobId, JobStatus, Mobile, Purpose};
+use smsq::ops;
 use smsq::startup::{Application, StartupError};
 
 #[derive(Parser)]
@@ -47,8 +49,10 @@ enum Command {
     FakeProvider(Box<FakeOptions>),
     /// Stream inspection (not yet available).
     Status {
+        /// One JSON document (field names documented in the README).
         #[arg(long)]
         json: bool,
+        /// Redraw every second until Ctrl-C.
         #[arg(long)]
         watch: bool,
     },
@@ -59,18 +63,47 @@ enum Command {
         json: bool,
     },
     /// Dead-letter handling (not yet available).
-    Dlq {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
-    /// Issue a code through the same path as the API (ops smoke test).
+    #[command(subcommand)]
+    Dlq(Dlq),
+    /// Issue a code through the same path as the API and follow it to its end (smoke test;
+    /// exit 0 only if it is sent).
     Send {
         mobile: String,
         #[arg(long, default_value = "default")]
         purpose: String,
+        /// Give up following after this many seconds (exit 1).
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+        /// Only issue the code; do not wait for the send.
+        #[arg(long)]
+        no_follow: bool,
     },
     /// Validate the configuration and print the effective one, secrets masked.
     Config,
+}
+
+/// Dead-letter handling; safe while workers run.
+#[derive(Subcommand)]
+enum Dlq {
+    /// The oldest dead letters, with why they died.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue dead jobs again with a fresh attempt budget (dead-letter ids or job ids).
+    Replay {
+        #[arg(required_unless_present = "all")]
+        ids: Vec<String>,
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+    /// Delete the dead letters (asks for --yes).
+    Purge {
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -124,16 +157,62 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Err(smsq::dev::DevError::Startup(e)) => Err(exit_code(e)),
             other => Ok(other?),
         },
-        Command::Send { mobile, purpose } => send(settings, &mobile, &purpose).await,
+        Command::Send {
+            mobile,
+            purpose,
+            timeout_secs,
+            no_follow,
+        } => {
+            let follow = (!no_follow).then_some(Duration::from_secs(timeout_secs));
+            send(settings, &mobile, &purpose, follow).await
+        }
         Command::Job { id, json } => job(settings, &id, json).await,
-        Command::Status { .. } => not_yet("status"),
-        Command::Dlq { .. } => not_yet("dlq"),
+        Command::Status { json, watch } => status(settings, json, watch).await,
+        Command::Dlq(command) => dlq(settings, command).await,
         Command::FakeProvider(_) => unreachable!("handled above"),
     }
 }
 
-fn not_yet(command: &str) -> anyhow::Result<()> {
-    anyhow::bail!("`smsq {command}` is not yet available in this version")
+async fn status(settings: Settings, json: bool, watch: bool) -> anyhow::Result<()> {
+    let app = application(settings)?;
+    if watch {
+        ops::status::watch(
+            app.store(),
+            app.settings(),
+            json,
+            smsq::shutdown::on_signal(),
+        )
+        .await;
+        return Ok(());
+    }
+    let shown = ops::status::show(app.store(), app.settings(), json).await;
+    println!("{}", shown.text);
+    anyhow::ensure!(shown.healthy, "the queue is down");
+    Ok(())
+}
+
+async fn dlq(settings: Settings, command: Dlq) -> anyhow::Result<()> {
+    let app = application(settings)?;
+    let store = app.store();
+    match command {
+        Dlq::List { limit, json } => println!("{}", ops::dlq::list(store, limit, json).await?),
+        Dlq::Replay { ids, all } => {
+            let done = ops::dlq::replay(store, &ids, all).await?;
+            print!("{}", done.report);
+            let missed = done.refused + done.not_found;
+            anyhow::ensure!(
+                all || missed == 0,
+                "{missed} of the named dead letters not replayed"
+            );
+        }
+        Dlq::Purge { yes } => {
+            println!("{}", ops::dlq::purge(store, yes).await?);
+            if !yes {
+                return Err(ConfigError::new("--yes", "purge deletes; confirm with --yes").into());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn application(settings: Settings) -> anyhow::Result<Application> {
@@ -150,6 +229,7 @@ fn exit_code(e: StartupError) -> anyhow::Error {
 
 async fn api(settings: Settings) -> anyhow::Result<()> {
     let listen = settings.api.listen;
+    smsq::metrics::install();
     let app = application(settings)?;
     app.codes().map_err(exit_code)?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -165,6 +245,7 @@ async fn worker(
     concurrency: Option<usize>,
     name: Option<String>,
 ) -> anyhow::Result<()> {
+    smsq::metrics::install();
     let worker = application(settings)?
         .worker(name, concurrency)
         .map_err(exit_code)?;
@@ -186,27 +267,39 @@ async fn fake_provider(opts: FakeOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn send(settings: Settings, mobile: &str, purpose: &str) -> anyhow::Result<()> {
-    let usage = |key: &str, e: String| ConfigError {
-        key: key.into(),
-        message: e,
+async fn send(
+    settings: Settings,
+    mobile: &str,
+    purpose: &str,
+    follow: Option<Duration>,
+) -> anyhow::Result<()> {
+    let mobile = Mobile::parse(mobile).map_err(|e| ConfigError::new("MOBILE", e.to_string()))?;
+    let purpose =
+        Purpose::parse(purpose).map_err(|e| ConfigError::new("--purpose", e.to_string()))?;
+    let app = application(settings)?;
+    let codes = app.codes().map_err(exit_code)?;
+    let Some(timeout) = follow else {
+        let accepted = codes
+            .issue(CodeRequest {
+                mobile: mobile.clone(),
+                purpose,
+                client_ip: None,
+                captcha: None,
+                idempotency: None,
+            })
+            .await?;
+        println!(
+            "queued job {} for {mobile} (expires in {} s)",
+            accepted.job_id, accepted.expires_in
+        );
+        return Ok(());
     };
-    let mobile = Mobile::parse(mobile).map_err(|e| usage("MOBILE", e.to_string()))?;
-    let purpose = Purpose::parse(purpose).map_err(|e| usage("--purpose", e.to_string()))?;
-    let codes = application(settings)?.codes().map_err(exit_code)?;
-    let accepted = codes
-        .issue(CodeRequest {
-            mobile: mobile.clone(),
-            purpose,
-            client_ip: None,
-            captcha: None,
-            idempotency: None,
-        })
-        .await?;
-    println!(
-        "queued job {} for {mobile} (expires in {} s)",
-        accepted.job_id, accepted.expires_in
+    let status = ops::send::send_and_follow(&codes, app.store(), mobile, purpose, timeout).await?;
+    anyhow::ensure!(
+        status == JobStatus::Sent,
+        "the job ended {status}, not sent"
     );
+    println!("sent");
     Ok(())
 }
 

@@ -48,42 +48,26 @@ impl ApiError {
 
 impl From<CodeError> for ApiError {
     fn from(e: CodeError) -> Self {
-        let message = e.to_string();
+        let (code, message) = (e.code(), e.to_string());
         match e {
             CodeError::CaptchaRequired | CodeError::InvalidCaptcha => {
-                ApiError::bad_request("invalid_captcha", message)
+                ApiError::bad_request(code, message)
             }
-            CodeError::ResendTooSoon { retry_after } => {
-                ApiError::too_many("resend_too_soon", message, retry_after)
+            CodeError::ResendTooSoon { retry_after }
+            | CodeError::HourlyLimit { retry_after }
+            | CodeError::DailyLimit { retry_after }
+            | CodeError::IpLimit { retry_after } => ApiError::too_many(code, message, retry_after),
+            CodeError::IdempotencyConflict => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
-            CodeError::HourlyLimit { retry_after } => {
-                ApiError::too_many("hourly_limit", message, retry_after)
-            }
-            CodeError::DailyLimit { retry_after } => {
-                ApiError::too_many("daily_limit", message, retry_after)
-            }
-            CodeError::IpLimit { retry_after } => {
-                ApiError::too_many("ip_limit", message, retry_after)
-            }
-            CodeError::IdempotencyConflict => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_conflict",
-                message,
-            ),
-            CodeError::QueueFull => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", message)
-            }
+            CodeError::QueueFull => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message),
             CodeError::Unavailable(source) => {
                 tracing::warn!(error = %source, "redis unavailable");
                 ApiError::unavailable()
             }
             CodeError::Store(source) => {
                 tracing::error!(error = %source, "storage error");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                )
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, "internal error")
             }
         }
     }

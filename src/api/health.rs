@@ -1,10 +1,12 @@
-//! `/healthz` (the process answers) and `/readyz` (Redis answers too).
+//! `/healthz` (the process answers), `/readyz` (Redis answers too) and `/metrics`
+//! (Prometheus text; the queue gauges come from a fresh snapshot).
 
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
+use crate::ops::Snapshot;
 
 pub(super) async fn healthz() -> Response {
     Json(serde_json::json!({"status": "ok"})).into_response()
@@ -18,4 +20,20 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
             ApiError::unavailable().into_response()
         }
     }
+}
+
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    let snapshot = Snapshot::take(&state.store, state.codes.settings()).await;
+    if let Err(e) = &snapshot {
+        tracing::warn!(error = %e, "metrics without queue gauges: redis unreachable");
+    }
+    let body = crate::metrics::render(snapshot.as_ref().ok());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+        .into_response()
 }

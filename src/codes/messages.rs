@@ -58,6 +58,7 @@ impl Codes {
         match outcome {
             IssueOutcome::Issued => {
                 tracing::info!(job_id = %job.id, mobile = %job.to, "message queued");
+                crate::metrics::message_queued();
                 Ok(accepted)
             }
             IssueOutcome::Replay(answer) => parse_answer(&answer),

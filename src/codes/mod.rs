@@ -44,6 +44,23 @@ pub enum CodeError {
     Store(#[source] StoreError),
 }
 
+impl CodeError {
+    /// The API's error code for this refusal; also the `reason` label of the metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CodeError::CaptchaRequired | CodeError::InvalidCaptcha => "invalid_captcha",
+            CodeError::ResendTooSoon { .. } => "resend_too_soon",
+            CodeError::HourlyLimit { .. } => "hourly_limit",
+            CodeError::DailyLimit { .. } => "daily_limit",
+            CodeError::IpLimit { .. } => "ip_limit",
+            CodeError::IdempotencyConflict => "idempotency_conflict",
+            CodeError::QueueFull => "queue_full",
+            CodeError::Unavailable(_) => "unavailable",
+            CodeError::Store(_) => "internal",
+        }
+    }
+}
+
 impl From<StoreError> for CodeError {
     fn from(e: StoreError) -> Self {
         if e.is_unavailable() {
@@ -105,6 +122,15 @@ impl Codes {
     /// required or given), the per-IP cap, then — atomically in Redis — resend interval,
     /// hourly and daily caps, and stores the code and the job.
     pub async fn issue(&self, req: CodeRequest) -> Result<CodeAccepted, CodeError> {
+        let result = self.check_and_issue(req).await;
+        match &result {
+            Ok(_) => crate::metrics::code_issued(),
+            Err(e) => crate::metrics::code_refused(e.code()),
+        }
+        result
+    }
+
+    async fn check_and_issue(&self, req: CodeRequest) -> Result<CodeAccepted, CodeError> {
         let cs = &self.settings.code;
         let idem = req.idempotency.as_ref().map(|i| i.digests("codes"));
         if let Some((name, fp)) = &idem
@@ -211,6 +237,12 @@ impl Codes {
             })
             .await?;
         tracing::info!(mobile = %mobile, purpose = %purpose, outcome = ?result, "code verified");
+        crate::metrics::verification(match result {
+            Verification::Valid => "valid",
+            Verification::Mismatch { .. } => "mismatch",
+            Verification::TooManyAttempts => "too_many_attempts",
+            Verification::Expired => "expired",
+        });
         Ok(result)
     }
 }

@@ -80,6 +80,7 @@ pub struct RawWorker {
     pub claim_idle_ms: u64,
     pub max_deliveries: u64,
     pub pause_ms: u64,
+    pub metrics_listen: String,
     pub shutdown_grace_ms: u64,
     pub block_ms: u64,
 }

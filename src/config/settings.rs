@@ -77,6 +77,8 @@ pub struct WorkerSettings {
     pub max_deliveries: NonZeroU32,
     /// Every worker's pause after an account-level "too fast" answer.
     pub pause: Duration,
+    /// Where a worker serves Prometheus `/metrics`; `None` = off.
+    pub metrics_listen: Option<SocketAddr>,
     pub shutdown_grace: Duration,
     pub block: Duration,
 }
@@ -178,6 +180,15 @@ impl Settings {
                 claim_idle: millis("worker.claim_idle_ms", raw.worker.claim_idle_ms)?,
                 max_deliveries: count("worker.max_deliveries", raw.worker.max_deliveries)?,
                 pause: millis("worker.pause_ms", raw.worker.pause_ms)?,
+                metrics_listen: match raw.worker.metrics_listen.trim() {
+                    "" => None,
+                    addr => Some(addr.parse().map_err(|_| {
+                        ConfigError::new(
+                            "worker.metrics_listen",
+                            "must be empty (off) or an address like 0.0.0.0:9101",
+                        )
+                    })?),
+                },
                 shutdown_grace: millis("worker.shutdown_grace_ms", raw.worker.shutdown_grace_ms)?,
                 block: Duration::from_millis(ranged(
                     "worker.block_ms",

@@ -56,6 +56,8 @@ pub enum JobStatus {
     Queued,
     Sending,
     Retrying,
+    /// Put back on the stream from the dead letters by an operator.
+    Replayed,
     Sent,
     Failed,
     Dead,
@@ -64,10 +66,11 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 8] = [
+    pub const ALL: [JobStatus; 9] = [
         Self::Queued,
         Self::Sending,
         Self::Retrying,
+        Self::Replayed,
         Self::Sent,
         Self::Failed,
         Self::Dead,
@@ -80,12 +83,23 @@ impl JobStatus {
             Self::Queued => "queued",
             Self::Sending => "sending",
             Self::Retrying => "retrying",
+            Self::Replayed => "replayed",
             Self::Sent => "sent",
             Self::Failed => "failed",
             Self::Dead => "dead",
             Self::Expired => "expired",
             Self::Superseded => "superseded",
         }
+    }
+}
+
+impl JobStatus {
+    /// No later status follows (a replay starts a new life from `dead`).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Sent | Self::Failed | Self::Dead | Self::Expired | Self::Superseded
+        )
     }
 }
 

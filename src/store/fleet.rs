@@ -68,6 +68,32 @@ impl Store {
         Ok(())
     }
 
+    /// A clean stop: leaves the group if nothing is pending here (what is pending stays, for
+    /// the others to reclaim).
+    pub async fn leave_group(&self, name: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let mine: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+            .arg(self.keys.jobs())
+            .arg(GROUP)
+            .arg("-")
+            .arg("+")
+            .arg(1)
+            .arg(name)
+            .query_async(&mut conn)
+            .await?;
+        if !mine.ids.is_empty() {
+            return Ok(false);
+        }
+        let _: i64 = redis::cmd("XGROUP")
+            .arg("DELCONSUMER")
+            .arg(self.keys.jobs())
+            .arg(GROUP)
+            .arg(name)
+            .query_async(&mut conn)
+            .await?;
+        Ok(true)
+    }
+
     /// Every consumer of the group, with its heartbeat: two round trips however many.
     pub async fn consumers(&self) -> Result<Vec<ConsumerState>, StoreError> {
         let mut conn = self.conn();

@@ -69,6 +69,10 @@ impl Keys {
     pub fn limiter(&self) -> String {
         format!("{}:limiter", self.tag)
     }
+    /// Per-minute counts of job outcomes; `minute` is Unix ms / 60 000.
+    pub fn stats(&self, minute: i64) -> String {
+        format!("{}:stats:{minute}", self.tag)
+    }
     /// A worker's heartbeat: present (short TTL) while the consumer `name` is alive.
     pub fn heartbeat(&self, name: &str) -> String {
         format!("{}:hb:{name}", self.tag)

@@ -3,7 +3,9 @@
 
 mod checks;
 mod codes;
+mod dead;
 mod fleet;
+mod inspect;
 mod jobs;
 mod keys;
 mod scripts;
@@ -17,7 +19,9 @@ use redis::{AsyncConnectionConfig, Client};
 
 pub use checks::{CaptchaCheck, Verification};
 pub use codes::{Idempotency, IssueOutcome, NewCode, NewMessage};
+pub use dead::{DeadLetter, Replay};
 pub use fleet::{ConsumerState, Grant, Lease, RatePolicy};
+pub use inspect::{PENDING_SAMPLE, QueueState};
 pub use jobs::{JobRecord, StatusEvent};
 pub use keys::{GROUP, Keys};
 pub use stream::Entry;

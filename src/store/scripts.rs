@@ -25,6 +25,7 @@ pub(crate) struct Scripts {
     pub pause: Script,
     pub reap: Script,
     pub touch: Script,
+    pub replay: Script,
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -42,4 +43,5 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     pause: load(include_str!("lua/pause.lua")),
     reap: load(include_str!("lua/reap.lua")),
     touch: load(include_str!("lua/touch.lua")),
+    replay: load(include_str!("lua/replay.lua")),
 });

@@ -12,8 +12,10 @@ use crate::domain::{Code, Job, JobKind, JobStatus};
 pub enum Begin {
     /// Marked `sending`. For code jobs, the plain code, read just now from its `otp` key.
     Send(Option<Code>),
-    /// Ended without a send (`superseded`, `expired`), or was already terminal; acked.
+    /// Ended now without a send (`superseded`, `expired`); acked.
     Skipped(JobStatus),
+    /// Already in this terminal status (a reclaimed or replayed entry); only acked.
+    Finished(JobStatus),
     /// Delivered this many times without an outcome: dead-lettered (a poison pill).
     Poisoned(u32),
 }
@@ -59,7 +61,8 @@ impl Outcome {
 
 impl Store {
     /// The keys and arguments every job transition starts with: KEYS job record, events,
-    /// stream, otp; ARGV job id, entry id, group, now, status ttl, events maxlen.
+    /// stream, otp, this minute's stats; ARGV job id, entry id, group, now, status ttl,
+    /// events maxlen.
     fn job_script<'s>(
         &self,
         script: &'s Script,
@@ -73,6 +76,7 @@ impl Store {
             .key(k.events())
             .key(k.jobs())
             .key(k.otp(id))
+            .key(k.stats(now_ms / 60_000))
             .arg(id)
             .arg(entry_id)
             .arg(GROUP)
@@ -108,7 +112,7 @@ impl Store {
             }),
             "superseded" => Begin::Skipped(JobStatus::Superseded),
             "expired" => Begin::Skipped(JobStatus::Expired),
-            "terminal" => Begin::Skipped(parse_status(field(&reply, 1)?)?),
+            "terminal" => Begin::Finished(parse_status(field(&reply, 1)?)?),
             "poison" => Begin::Poisoned(field(&reply, 1)?.parse().unwrap_or(0)),
             other => return Err(StoreError::Reply(format!("begin: {other:?}"))),
         })
@@ -171,6 +175,7 @@ impl Store {
             .poison
             .key(self.keys.jobs())
             .key(self.keys.dead())
+            .key(self.keys.stats(now_ms / 60_000))
             .arg(&entry.entry_id)
             .arg(GROUP)
             .arg(&entry.raw)

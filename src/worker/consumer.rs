@@ -125,6 +125,7 @@ impl Consumer {
         }
         let mut entries = self.store.claim_own(&self.name, &counted, true).await?;
         entries.extend(self.store.claim_own(&self.name, &uncounted, false).await?);
+        crate::metrics::reclaimed("redelivery", entries.len());
         Ok(entries)
     }
 
@@ -146,6 +147,7 @@ impl Consumer {
                     .reap(&consumer.name, &self.name, room, ws.heartbeat)
                     .await?;
                 if !entries.is_empty() {
+                    crate::metrics::reclaimed("dead_worker", entries.len());
                     tracing::warn!(
                         count = entries.len(),
                         dead = %consumer.name,
@@ -163,6 +165,7 @@ impl Consumer {
             self.next_backstop = now + (idle / 2).max(Duration::from_millis(500));
             claimed = self.store.claim_idle(&self.name, idle, count).await?;
             if !claimed.is_empty() {
+                crate::metrics::reclaimed("idle", claimed.len());
                 tracing::warn!(
                     count = claimed.len(),
                     idle_ms = idle.as_millis() as u64,

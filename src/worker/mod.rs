@@ -50,6 +50,8 @@ pub struct Report {
 pub enum WorkerError {
     #[error("cannot set up the consumer group: {0}")]
     Setup(#[source] StoreError),
+    #[error("cannot listen on {0} (worker.metrics_listen): {1}")]
+    Metrics(std::net::SocketAddr, #[source] std::io::Error),
 }
 
 /// `host-pid-random`: unique per process, readable in `XINFO CONSUMERS`.
@@ -115,6 +117,14 @@ impl Worker {
         tracing::info!(consumer = %name, concurrency = self.concurrency, "worker started");
 
         let stop_background = CancellationToken::new();
+        if let Some(addr) = ws.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| WorkerError::Metrics(addr, e))?;
+            tracing::info!(%addr, "serving /metrics");
+            let (ctx, stop) = (self.ctx.clone(), stop_background.clone());
+            tokio::spawn(serve_metrics(listener, ctx, stop));
+        }
         let background = [
             tokio::spawn(promote_retries(store.clone(), stop_background.clone())),
             tokio::spawn(beat(
@@ -135,6 +145,7 @@ impl Worker {
                 handled += 1;
                 self.note(joined);
             }
+            crate::metrics::in_flight(tasks.len());
             let free = tokio::select! {
                 // Wait for at least one free slot, then read as many entries as are free.
                 permit = slots.acquire() => {
@@ -174,9 +185,13 @@ impl Worker {
         for task in background {
             let _ = task.await;
         }
-        // Gone at once: what is still pending here is reclaimed by the others right away.
+        // Gone at once: what is still pending here is reclaimed by the others right away;
+        // with nothing pending, we leave the group so `smsq status` does not list us as dead.
         if let Err(e) = store.drop_heartbeat(&name).await {
             tracing::warn!(error = %e, "cannot remove the heartbeat; it expires by itself");
+        }
+        if let Err(e) = store.leave_group(&name).await {
+            tracing::warn!(error = %e, "cannot leave the consumer group");
         }
         Ok(report)
     }
@@ -192,6 +207,32 @@ impl Worker {
             // candidate (its delivery count grows each time).
             Err(e) => tracing::error!(error = %e, "a send task failed"),
         }
+    }
+}
+
+/// `GET /metrics` of a worker: its own counters plus the queue's gauges.
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    ctx: Arc<Context>,
+    stop: CancellationToken,
+) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let ctx = ctx.clone();
+            async move {
+                let snapshot = crate::ops::Snapshot::take(&ctx.store, &ctx.settings)
+                    .await
+                    .ok();
+                crate::metrics::render(snapshot.as_ref())
+            }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+    {
+        tracing::warn!(error = %e, "the metrics endpoint stopped");
     }
 }
 

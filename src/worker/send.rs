@@ -1,13 +1,14 @@
 //! One job, from its stream entry to a recorded outcome.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::RngExt;
 use tracing::Instrument;
 
 use super::Context;
 use super::retry::{self, Next};
-use crate::domain::{Job, now_ms};
+use crate::domain::{Job, JobStatus, now_ms};
+use crate::metrics;
 use crate::provider::{Accepted, Action, SendError, TemplateSms};
 use crate::store::{Begin, Entry, Outcome, ProviderFailure, StoreError};
 
@@ -83,18 +84,24 @@ async fn deliver(ctx: &Context, entry_id: &str, job: &Job) -> Result<(), StoreEr
     wait_for_slot(ctx, entry_id).await;
     let code = match ctx.store.begin(entry_id, job, now_ms()).await? {
         Begin::Skipped(status) => {
-            tracing::info!(%status, "not sent");
+            transition(job, status, "", "not sent");
+            return Ok(());
+        }
+        Begin::Finished(status) => {
+            tracing::info!(%status, "already finished; acked");
             return Ok(());
         }
         Begin::Poisoned(deliveries) => {
-            tracing::error!(
-                deliveries,
-                "delivered too often without finishing: dead-lettered"
-            );
+            let why = format!("delivered {deliveries} times without finishing: dead-lettered");
+            transition(job, JobStatus::Dead, "", &why);
             return Ok(());
         }
         Begin::Send(code) => code,
     };
+    if let Some(arrived) = entry_ms(entry_id) {
+        metrics::queue_wait(ms_since(arrived));
+    }
+    transition(job, JobStatus::Sending, "", "");
     let datas: Vec<String> = code
         .iter()
         .map(|c| c.expose().to_owned())
@@ -106,17 +113,62 @@ async fn deliver(ctx: &Context, entry_id: &str, job: &Job) -> Result<(), StoreEr
         datas: &datas,
         req_id: Some(job.id.as_str()),
     };
+    let called = Instant::now();
     let result = ctx.client.send(&sms).await;
+    metrics::provider_call(called.elapsed());
+    if let Err(e) = &result {
+        metrics::provider_error(&e.status_code());
+    }
 
     // The SMS may be out: from here on, writing the outcome is worth waiting for.
     let (outcome, attempts) = outcome_of(ctx, job, result).await;
-    log(&outcome);
-    persist(|| {
+    let settle = || {
         ctx.store
             .settle(entry_id, job, attempts, &outcome, now_ms())
-    })
-    .await
-    .map(drop)
+    };
+    let status = persist(settle).await?;
+    if status != outcome.status() {
+        // Another delivery of this entry finished it first; nothing changed here.
+        tracing::info!(%status, "already finished");
+        return Ok(());
+    }
+    if matches!(outcome, Outcome::Sent { .. }) {
+        metrics::enqueue_to_accepted(ms_since(job.created_ms));
+    }
+    let (provider_status, error) = match &outcome {
+        Outcome::Sent {
+            provider_status, ..
+        } => (provider_status.as_str(), ""),
+        Outcome::Failed(f) | Outcome::RetryAt(_, f) | Outcome::Dead(f) | Outcome::Expired(f) => {
+            (f.provider_status.as_str(), f.error.as_str())
+        }
+    };
+    transition(job, status, provider_status, error);
+    Ok(())
+}
+
+/// One log line and one count per status change. The span carries the job id, the attempt
+/// and the masked mobile; nothing here holds a code or a credential.
+fn transition(job: &Job, status: JobStatus, provider_status: &str, error: &str) {
+    let latency_ms = now_ms() - job.created_ms;
+    if status != JobStatus::Sending {
+        metrics::job_status(status.as_str());
+    }
+    match status {
+        JobStatus::Failed | JobStatus::Dead | JobStatus::Expired | JobStatus::Retrying => {
+            tracing::warn!(%status, provider_status, latency_ms, error, "job transition")
+        }
+        _ => tracing::info!(%status, provider_status, latency_ms, error, "job transition"),
+    }
+}
+
+/// The Unix ms in a stream entry id (`<ms>-<seq>`): when it arrived on the stream.
+fn entry_ms(entry_id: &str) -> Option<i64> {
+    entry_id.split('-').next()?.parse().ok()
+}
+
+fn ms_since(then_ms: i64) -> Duration {
+    Duration::from_millis((now_ms() - then_ms).max(0) as u64)
 }
 
 /// What the provider's answer means for this job, and the provider attempts it has used:
@@ -186,22 +238,6 @@ async fn pause_all(ctx: &Context, job: &Job, failure: ProviderFailure) -> Outcom
         tracing::warn!(error = %e, "cannot share the pause; pausing this worker only");
     }
     retry_at(job, until, failure)
-}
-
-fn log(outcome: &Outcome) {
-    match outcome {
-        Outcome::Sent {
-            provider_status,
-            message_id,
-        } => tracing::info!(%provider_status, %message_id, "sent"),
-        Outcome::Failed(f) => tracing::warn!(error = %f.error, "failed permanently"),
-        Outcome::RetryAt(due, f) => {
-            tracing::warn!(error = %f.error, retry_in_ms = due - now_ms(), "will retry")
-        }
-        Outcome::Dead(f) | Outcome::Expired(f) => {
-            tracing::warn!(error = %f.error, status = %outcome.status(), "giving up")
-        }
-    }
 }
 
 /// Retries a status write through a short Redis outage (a restart, a failover) so a sent SMS

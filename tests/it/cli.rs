@@ -218,7 +218,13 @@ async fn smsq_send_and_smsq_job_use_the_same_path_as_the_api() {
     let fake = spawn_fake(fake_options()).await;
     let env = child_env(&app.settings, &fake.base_url());
     let out = smsq_command(None)
-        .args(["send", "+86 139 0013 9000", "--purpose", "smoke"])
+        .args([
+            "send",
+            "+86 139 0013 9000",
+            "--purpose",
+            "smoke",
+            "--no-follow",
+        ])
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()
         .unwrap();
@@ -236,7 +242,7 @@ async fn smsq_send_and_smsq_job_use_the_same_path_as_the_api() {
     );
     // Same rules as the API: a second send within the interval is refused.
     let again = smsq_command(None)
-        .args(["send", "13900139000", "--purpose", "smoke"])
+        .args(["send", "13900139000", "--purpose", "smoke", "--no-follow"])
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()
         .unwrap();

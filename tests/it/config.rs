@@ -162,12 +162,18 @@ fn smsq_config_prints_the_effective_configuration_with_secrets_masked() {
 }
 
 #[test]
-fn unknown_subcommands_are_usage_errors_and_unbuilt_ones_say_so() {
+fn unknown_subcommands_are_usage_errors_and_an_unreachable_redis_is_down() {
     let out = smsq_command(None).arg("frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = smsq_command(None).arg("status").output().unwrap();
+    let out = smsq_command(None)
+        .arg("status")
+        .env("SMSQ_REDIS__URL", "redis://127.0.0.1:1")
+        .env("SMSQ_REDIS__TIMEOUT_MS", "300")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not yet available"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("down (redis unreachable"), "{stdout}");
 }
 
 #[test]

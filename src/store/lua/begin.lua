@@ -2,7 +2,8 @@
 -- and hands back the plain code, all in one step.
 -- Returns {'terminal', status} | {'superseded'} | {'expired'} | {'send', code} |
 --         {'poison', deliveries}
-local job_key, events, stream, otp, code_key, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local job_key, events, stream, otp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local code_key, dead = KEYS[6], KEYS[7]
 local job_id, entry_id, group, now, ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local attempt, kind, expires, max_deliveries, job_json = ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]), ARGV[11]
 -- code_key is the code record for code jobs, any key of the tag for message jobs.
@@ -17,6 +18,7 @@ if deliveries > max_deliveries then
     'attempts', attempt - 1, 'ts', now)
   -- The job record may be the very thing that is broken: record the end if it can be.
   pcall(record, job_key, events, job_id, 'dead', attempt - 1, err, now, ttl, events_maxlen)
+  tally(stats, 'dead')
   redis.call('DEL', otp)
   settle(stream, group, entry_id)
   return {'poison', tostring(deliveries)}
@@ -32,6 +34,7 @@ end
 
 local function stop(outcome)
   record(job_key, events, job_id, outcome, attempt - 1, '', now, ttl, events_maxlen)
+  tally(stats, outcome)
   redis.call('DEL', otp)
   settle(stream, group, entry_id)
   return {outcome}

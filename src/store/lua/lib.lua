@@ -19,6 +19,13 @@ local function record(job_key, events_key, job_id, status, attempt, err, now, tt
     'id', job_id, 'status', status, 'attempt', attempt, 'error', err, 'ts', now)
 end
 
+-- One more job reached `status` this minute: per-minute counters for `smsq status` (kept two
+-- hours), cheaper than re-reading the events stream.
+local function tally(stats_key, status)
+  redis.call('HINCRBY', stats_key, status, 1)
+  redis.call('EXPIRE', stats_key, 7260)
+end
+
 -- Acknowledge and delete a stream entry: done with it, and no payload left behind.
 local function settle(stream, group, entry_id)
   redis.call('XACK', stream, group, entry_id)

@@ -1,8 +1,10 @@
--- A provider call ended. Its outcome is written, the plain code dropped once the job ends,
+-- A provider call ended. Its outcome is written, the plain code dropped once the job ends
+-- (a dead code job keeps it until its TTL, for a replay),
 -- and the stream entry acked and deleted, in one step: a crash can resend, never lose.
 -- A job waiting for its next attempt goes to the retry set; a dead one also to the dead
 -- letters. A job that is already terminal (reclaimed, replayed) is only acked.
-local job_key, events, stream, otp, retry, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local job_key, events, stream, otp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local retry, dead = KEYS[6], KEYS[7]
 local job_id, entry_id, group, now, ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local status, attempt, err, provider_status, message_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local next_job, due, received_job = ARGV[12], ARGV[13], ARGV[14]
@@ -19,12 +21,13 @@ if message_id ~= '' then
 end
 if status == 'retrying' then
   redis.call('ZADD', retry, due, next_job)
+elseif status == 'dead' then
+  -- The code was never delivered; it stays (until its TTL) so `smsq dlq replay` can send it.
+  redis.call('XADD', dead, '*', 'job', received_job, 'error', err, 'attempts', attempt, 'ts', now)
 else
-  if status == 'dead' then
-    redis.call('XADD', dead, '*', 'job', received_job, 'error', err, 'attempts', attempt, 'ts', now)
-  end
   redis.call('DEL', otp)
 end
 record(job_key, events, job_id, status, attempt, err, now, ttl, events_maxlen, extra)
+tally(stats, status)
 settle(stream, group, entry_id)
 return status

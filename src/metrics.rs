@@ -1,0 +1,125 @@
+//! Prometheus metrics, served at `/metrics` by the API and by each worker
+//! (`worker.metrics_listen`). Counters and histograms are recorded where things happen;
+//! gauges come from the same [`Snapshot`] as `smsq status`, read when Prometheus scrapes.
+//!
+//! Names follow Prometheus conventions (`smsq_…_total`, base units, `_seconds`). Labels are
+//! small closed sets (status, reason, provider code): never a mobile number or a job id.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::ops::Snapshot;
+
+/// Buckets of every `_seconds` histogram: 1 ms to 1 min.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process's recorder on first use. `None` if another recorder was installed
+/// first (then nothing is recorded here, and `/metrics` says so).
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+                .ok()?;
+            builder.install_recorder().ok()
+        })
+        .as_ref()
+}
+
+/// The exposition text, with the gauges set from `snapshot` when there is one.
+pub fn render(snapshot: Option<&Snapshot>) -> String {
+    if let Some(s) = snapshot {
+        set_gauges(s);
+    }
+    match install() {
+        Some(handle) => handle.render(),
+        None => "# metrics recorder unavailable in this process\n".to_owned(),
+    }
+}
+
+fn set_gauges(s: &Snapshot) {
+    gauge!("smsq_backlog").set(s.stream.backlog as f64);
+    gauge!("smsq_pending").set(s.stream.pending as f64);
+    gauge!("smsq_oldest_pending_seconds")
+        .set(s.stream.oldest_pending_age_ms.unwrap_or(0) as f64 / 1000.0);
+    gauge!("smsq_retry_waiting").set(s.retries.waiting as f64);
+    gauge!("smsq_dead_letters").set(s.dead_letters as f64);
+    let live = s.live_consumers();
+    gauge!("smsq_workers", "state" => "live").set(live as f64);
+    gauge!("smsq_workers", "state" => "dead").set((s.consumers.len() - live) as f64);
+    gauge!("smsq_limiter_wait_seconds").set(s.limiter.wait_ms as f64 / 1000.0);
+    gauge!("smsq_paused").set(if s.limiter.paused_until_ms.is_some() {
+        1.0
+    } else {
+        0.0
+    });
+    let verdict = |v: &str| if s.verdict.status == v { 1.0 } else { 0.0 };
+    for v in ["ok", "degraded", "down"] {
+        gauge!("smsq_verdict", "status" => v).set(verdict(v));
+    }
+}
+
+pub fn code_issued() {
+    counter!("smsq_codes_issued_total").increment(1);
+}
+
+/// `reason` is the API's error code (`resend_too_soon`, `daily_limit`, …).
+pub fn code_refused(reason: &'static str) {
+    counter!("smsq_code_requests_refused_total", "reason" => reason).increment(1);
+}
+
+pub fn message_queued() {
+    counter!("smsq_messages_queued_total").increment(1);
+}
+
+/// `result`: `valid`, `mismatch`, `too_many_attempts`, `expired`.
+pub fn verification(result: &'static str) {
+    counter!("smsq_verifications_total", "result" => result).increment(1);
+}
+
+/// A job reached `status` (`sent`, `failed`, `dead`, `expired`, `superseded`, `retrying`).
+pub fn job_status(status: &'static str) {
+    counter!("smsq_jobs_total", "status" => status).increment(1);
+}
+
+/// A provider call that did not succeed, by the provider's code (`172001` for the network).
+pub fn provider_error(code: &str) {
+    // The label set stays small: codes are six digits from a fixed table.
+    let code = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+        code.to_owned()
+    } else {
+        "other".to_owned()
+    };
+    counter!("smsq_provider_errors_total", "code" => code).increment(1);
+}
+
+/// `how`: `dead_worker` (heartbeat lapsed), `idle` (the backstop), `redelivery`.
+pub fn reclaimed(how: &'static str, count: usize) {
+    counter!("smsq_reclaimed_total", "how" => how).increment(count as u64);
+}
+
+pub fn provider_call(took: Duration) {
+    histogram!("smsq_provider_call_seconds").record(took.as_secs_f64());
+}
+
+/// From the API's accepting the job to the provider's accepting the SMS.
+pub fn enqueue_to_accepted(took: Duration) {
+    histogram!("smsq_enqueue_to_accepted_seconds").record(took.as_secs_f64());
+}
+
+/// From an entry's arrival on the stream (enqueue or retry) to its send starting.
+pub fn queue_wait(took: Duration) {
+    histogram!("smsq_queue_wait_seconds").record(took.as_secs_f64());
+}
+
+/// Sends in flight in this worker process.
+pub fn in_flight(n: usize) {
+    gauge!("smsq_in_flight").set(n as f64);
+}

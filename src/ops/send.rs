@@ -1,0 +1,78 @@
+//! `smsq send MOBILE`: issue a code through the same atomic path as the API, then follow the
+//! job to its end, printing each status change with its time since the request.
+
+use std::time::{Duration, Instant};
+
+use crate::codes::{CodeError, CodeRequest, Codes};
+use crate::domain::{JobId, JobStatus, Mobile, Purpose};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("the code was refused: {0}")]
+    Refused(#[from] CodeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("job {0} did not end within {1:?} (is a worker running?)")]
+    Timeout(String, Duration),
+}
+
+/// Issues the code and follows its job; returns the terminal status.
+pub async fn send_and_follow(
+    codes: &Codes,
+    store: &Store,
+    mobile: Mobile,
+    purpose: Purpose,
+    timeout: Duration,
+) -> Result<JobStatus, SendError> {
+    let started = Instant::now();
+    let accepted = codes
+        .issue(CodeRequest {
+            mobile: mobile.clone(),
+            purpose,
+            client_ip: None,
+            captcha: None,
+            idempotency: None,
+        })
+        .await?;
+    println!(
+        "{:>8}  issued job {} for {mobile} (code valid {} s)",
+        ms(started),
+        accepted.job_id,
+        accepted.expires_in
+    );
+    let id = JobId::parse(&accepted.job_id)
+        .ok_or_else(|| StoreError::Reply(format!("bad job id {}", accepted.job_id)))?;
+    let mut seen = 0;
+    loop {
+        let events = store.events_of(&id).await?;
+        for e in events.iter().skip(seen) {
+            let error = if e.error.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", e.error)
+            };
+            println!(
+                "{:>8}  {} (attempt {}){error}",
+                ms(started),
+                e.status,
+                e.attempt
+            );
+        }
+        seen = seen.max(events.len());
+        let last = events
+            .last()
+            .and_then(|e| e.status.parse::<JobStatus>().ok());
+        if let Some(status) = last.filter(|s| s.is_terminal()) {
+            return Ok(status);
+        }
+        if started.elapsed() > timeout {
+            return Err(SendError::Timeout(accepted.job_id, timeout));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn ms(since: Instant) -> String {
+    format!("+{} ms", since.elapsed().as_millis())
+}

@@ -1,0 +1,245 @@
+//! One snapshot of the queue, several views: `smsq status` (text and `--json`) and the
+//! Prometheus gauges all render this value. Field names are the documented JSON contract.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::store::{QueueState, Store, StoreError};
+
+/// Minutes of outcome counters read: the current one and the 59 before it.
+const HOUR: usize = 60;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Snapshot {
+    /// Unix ms, Redis's clock.
+    pub taken_at_ms: i64,
+    pub verdict: Verdict,
+    pub stream: StreamView,
+    pub consumers: Vec<ConsumerView>,
+    pub retries: RetryView,
+    pub dead_letters: u64,
+    pub limiter: LimiterView,
+    pub throughput: Throughput,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Verdict {
+    /// `ok`, `degraded` or `down`.
+    pub status: &'static str,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StreamView {
+    /// Entries on the send stream: not yet sent (acked entries are deleted).
+    pub backlog: u64,
+    /// Entries not yet delivered to any worker.
+    pub lag: Option<u64>,
+    /// Delivered to a worker, not yet finished.
+    pub pending: u64,
+    /// Age of the oldest pending entry, from its id.
+    pub oldest_pending_age_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ConsumerView {
+    pub name: String,
+    /// Its heartbeat key exists.
+    pub alive: bool,
+    pub pending: u64,
+    /// Since it last read or claimed.
+    pub idle_ms: u64,
+    /// Highest delivery count among its entries within the 100 oldest pending ones.
+    pub max_deliveries: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RetryView {
+    pub waiting: u64,
+    /// Negative when overdue (no worker promoting them).
+    pub next_due_in_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LimiterView {
+    /// As the workers published it; `None` before a worker ran.
+    pub rate_per_sec: Option<u32>,
+    pub burst: Option<u32>,
+    /// How long a send asked for now would wait for its slot.
+    pub wait_ms: u64,
+    pub paused_until_ms: Option<i64>,
+    pub pause_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Throughput {
+    /// Jobs that reached `sent` per second over the last minute.
+    pub sent_per_sec_1m: f64,
+    /// … over the last hour.
+    pub sent_per_sec_1h: f64,
+    /// Outcomes over the last hour (the current minute and the 59 before): `sent`, `failed`,
+    /// `dead`, `expired`, `superseded`, and `retrying` (failed attempts that will retry).
+    pub last_hour: BTreeMap<String, u64>,
+}
+
+impl Snapshot {
+    pub async fn take(store: &Store, settings: &Settings) -> Result<Self, StoreError> {
+        Ok(Self::from_state(store.inspect(HOUR).await?, settings))
+    }
+
+    pub fn from_state(s: QueueState, settings: &Settings) -> Self {
+        let now = s.now_ms;
+        let mut consumers: Vec<ConsumerView> = s
+            .consumers
+            .iter()
+            .map(|c| ConsumerView {
+                name: c.name.clone(),
+                alive: c.alive,
+                pending: c.pending as u64,
+                idle_ms: c.idle.as_millis() as u64,
+                max_deliveries: s
+                    .oldest_pending
+                    .iter()
+                    .filter(|(_, owner, ..)| *owner == c.name)
+                    .map(|(.., n)| *n)
+                    .max()
+                    .unwrap_or(0),
+            })
+            .collect();
+        consumers.sort_by(|a, b| (!a.alive, &a.name).cmp(&(!b.alive, &b.name)));
+        let oldest_pending_age_ms = s
+            .oldest_pending
+            .first()
+            .and_then(|(id, ..)| id.split('-').next()?.parse::<i64>().ok())
+            .map(|ms| (now - ms).max(0) as u64);
+        let paused = s.pause.clone().filter(|(until, _)| *until > now);
+        let snapshot = Snapshot {
+            taken_at_ms: now,
+            verdict: Verdict {
+                status: "ok",
+                reasons: Vec::new(),
+            },
+            stream: StreamView {
+                backlog: s.backlog,
+                lag: s.lag,
+                pending: s.pending,
+                oldest_pending_age_ms,
+            },
+            consumers,
+            retries: RetryView {
+                waiting: s.retry_waiting,
+                next_due_in_ms: s.next_retry_due_ms.map(|due| due - now),
+            },
+            dead_letters: s.dead_letters,
+            limiter: LimiterView {
+                rate_per_sec: s.limit.map(|l| l.0),
+                burst: s.limit.map(|l| l.1),
+                wait_ms: limiter_wait_ms(&s),
+                paused_until_ms: paused.as_ref().map(|p| p.0),
+                pause_reason: paused.map(|p| p.1),
+            },
+            throughput: throughput(&s.minutes, now),
+        };
+        let verdict = verdict(&snapshot, settings);
+        Snapshot {
+            verdict,
+            ..snapshot
+        }
+    }
+
+    pub fn live_consumers(&self) -> usize {
+        self.consumers.iter().filter(|c| c.alive).count()
+    }
+}
+
+/// The GCRA state says when the schedule's next slot is; the burst lets a send go earlier.
+fn limiter_wait_ms(s: &QueueState) -> u64 {
+    let (Some(tat), Some((rate, burst))) = (s.rate_tat_us, s.limit) else {
+        return 0;
+    };
+    let tolerance_us = i64::from(burst.saturating_sub(1)) * 1_000_000 / i64::from(rate.max(1));
+    ((tat - tolerance_us - s.now_ms * 1000).max(0) / 1000) as u64
+}
+
+fn throughput(minutes: &[BTreeMap<String, u64>], now_ms: i64) -> Throughput {
+    let mut last_hour = BTreeMap::new();
+    for minute in minutes {
+        for (status, n) in minute {
+            *last_hour.entry(status.clone()).or_insert(0) += n;
+        }
+    }
+    let sent =
+        |m: Option<&BTreeMap<String, u64>>| m.and_then(|m| m.get("sent")).copied().unwrap_or(0);
+    // The current minute is partial: the last minute is it plus the one before, over the
+    // seconds they span.
+    let into_minute = (now_ms % 60_000) as f64 / 1000.0;
+    let recent = sent(minutes.first()) + sent(minutes.get(1));
+    let hour: u64 = minutes.iter().map(|m| sent(Some(m))).sum();
+    let hour_span = 60.0 * (minutes.len().max(1) - 1) as f64 + into_minute;
+    Throughput {
+        sent_per_sec_1m: round2(recent as f64 / (60.0 + into_minute)),
+        sent_per_sec_1h: round2(hour as f64 / hour_span.max(1.0)),
+        last_hour,
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// `down`: work is waiting and no worker is alive. `degraded`: something needs a look.
+fn verdict(s: &Snapshot, settings: &Settings) -> Verdict {
+    let live = s.live_consumers();
+    let waiting = s.stream.backlog + s.retries.waiting;
+    if live == 0 && waiting > 0 {
+        return Verdict {
+            status: "down",
+            reasons: vec![format!("no live worker and {waiting} job(s) waiting")],
+        };
+    }
+    let mut reasons = Vec::new();
+    let orphaned: u64 = s
+        .consumers
+        .iter()
+        .filter(|c| !c.alive)
+        .map(|c| c.pending)
+        .sum();
+    if orphaned > 0 {
+        reasons.push(format!("{orphaned} job(s) pending at dead workers"));
+    }
+    let idle_limit = settings.worker.claim_idle.as_millis() as u64;
+    if let Some(age) = s.stream.oldest_pending_age_ms.filter(|a| *a > idle_limit) {
+        reasons.push(format!("a job has been pending {} s", age / 1000));
+    }
+    if let (Some(until), Some(code)) = (s.limiter.paused_until_ms, &s.limiter.pause_reason) {
+        let left = (until - s.taken_at_ms).max(0) / 1000;
+        reasons.push(format!(
+            "sends paused by the provider ({code}) for {left} s more"
+        ));
+    }
+    let dead = s.throughput.last_hour.get("dead").copied().unwrap_or(0);
+    if dead > 0 {
+        reasons.push(format!("{dead} job(s) dead-lettered in the last hour"));
+    }
+    if let Some(due) = s.retries.next_due_in_ms.filter(|d| *d < -5_000) {
+        reasons.push(format!("retries overdue by {} s", -due / 1000));
+    }
+    let rate = f64::from(
+        s.limiter
+            .rate_per_sec
+            .unwrap_or(settings.worker.rate_per_sec.get()),
+    );
+    let drain_secs = s.stream.backlog as f64 / rate;
+    if drain_secs > 60.0 {
+        reasons.push(format!(
+            "backlog of {} needs {:.0} s at the rate limit",
+            s.stream.backlog, drain_secs
+        ));
+    }
+    Verdict {
+        status: if reasons.is_empty() { "ok" } else { "degraded" },
+        reasons,
+    }
+}

@@ -1,0 +1,152 @@
+//! `smsq status`: the snapshot as text (one screen), as JSON, or redrawn every second.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::Snapshot;
+use crate::config::Settings;
+use crate::store::Store;
+
+/// What `smsq status` printed, and whether the queue is healthy.
+pub struct Shown {
+    pub text: String,
+    pub healthy: bool,
+}
+
+/// One snapshot, rendered. A Redis that does not answer is itself the verdict `down`.
+pub async fn show(store: &Store, settings: &Settings, json: bool) -> Shown {
+    match Snapshot::take(store, settings).await {
+        Ok(s) => Shown {
+            healthy: s.verdict.status != "down",
+            text: if json {
+                serde_json::to_string_pretty(&s).unwrap_or_default()
+            } else {
+                render(&s)
+            },
+        },
+        Err(e) => {
+            let reason = format!("redis unreachable: {e}");
+            Shown {
+                healthy: false,
+                text: if json {
+                    serde_json::json!({"verdict": {"status": "down", "reasons": [reason]}})
+                        .to_string()
+                } else {
+                    format!("smsq status: down ({reason})")
+                },
+            }
+        }
+    }
+}
+
+/// Redraws every second until `stop`.
+pub async fn watch(store: &Store, settings: &Settings, json: bool, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let shown = show(store, settings, json).await;
+        // Clear the screen and go home, then draw: no flicker of a half-cleared screen.
+        print!("\x1b[2J\x1b[H{}\n(every 1 s; Ctrl-C to stop)\n", shown.text);
+    }
+}
+
+pub fn render(s: &Snapshot) -> String {
+    let mut out = String::new();
+    let taken = Utc
+        .timestamp_millis_opt(s.taken_at_ms)
+        .single()
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default();
+    let why = if s.verdict.reasons.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", s.verdict.reasons.join("; "))
+    };
+    let _ = writeln!(out, "smsq status: {}{why}   ({taken})", s.verdict.status);
+    let st = &s.stream;
+    let _ = writeln!(
+        out,
+        "queue      backlog {}   lag {}   pending {}   oldest pending {}",
+        st.backlog,
+        st.lag.map_or("?".to_owned(), |l| l.to_string()),
+        st.pending,
+        st.oldest_pending_age_ms.map_or("-".to_owned(), secs),
+    );
+    let next = match s.retries.next_due_in_ms {
+        Some(ms) if ms < 0 => format!(", next overdue by {}", secs(-ms as u64)),
+        Some(ms) => format!(", next due in {}", secs(ms as u64)),
+        None => String::new(),
+    };
+    let _ = writeln!(out, "retries    {} waiting{next}", s.retries.waiting);
+    let _ = writeln!(out, "dead       {} dead letter(s)", s.dead_letters);
+    let l = &s.limiter;
+    let limit = match (l.rate_per_sec, l.burst) {
+        (Some(r), Some(b)) => format!("{r}/s burst {b}"),
+        _ => "not published yet".to_owned(),
+    };
+    let pause = match (l.paused_until_ms, &l.pause_reason) {
+        (Some(until), Some(code)) => format!(
+            "PAUSED by {code} for {}",
+            secs((until - s.taken_at_ms).max(0) as u64)
+        ),
+        _ => "none".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "limiter    {limit}   wait {} ms   pause {pause}",
+        l.wait_ms
+    );
+    let t = &s.throughput;
+    let _ = writeln!(
+        out,
+        "sent       {:.2}/s over 1 min   {:.2}/s over 1 h",
+        t.sent_per_sec_1m, t.sent_per_sec_1h
+    );
+    let counts: Vec<String> = [
+        "sent",
+        "failed",
+        "dead",
+        "expired",
+        "superseded",
+        "retrying",
+    ]
+    .iter()
+    .map(|k| format!("{k} {}", t.last_hour.get(*k).copied().unwrap_or(0)))
+    .collect();
+    let _ = writeln!(out, "last hour  {}", counts.join("   "));
+    let live = s.live_consumers();
+    let _ = writeln!(
+        out,
+        "workers    {live} live, {} dead",
+        s.consumers.len() - live
+    );
+    if !s.consumers.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {:<32} {:<5} {:>8} {:>9} {:>11}",
+            "CONSUMER", "STATE", "PENDING", "IDLE", "DELIVERIES"
+        );
+    }
+    for c in &s.consumers {
+        let _ = writeln!(
+            out,
+            "  {:<32} {:<5} {:>8} {:>9} {:>11}",
+            c.name,
+            if c.alive { "live" } else { "dead" },
+            c.pending,
+            secs(c.idle_ms),
+            c.max_deliveries
+        );
+    }
+    out
+}
+
+fn secs(ms: u64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
