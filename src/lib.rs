@@ -9,7 +9,12 @@
 //! * **`smsq worker`** ([`worker`]) — a consumer group on the stream; for each job it reads the
 //!   code just before sending, calls the [`provider`], and writes the outcome, drops the code
 //!   and acks the entry in one script. Failures are classified once ([`provider::classify`])
-//!   into retry, back off or give up.
+//!   into retry, back off, pause every worker, or give up. Every worker shares one send rate
+//!   and one pause through Redis, keeps a heartbeat, and reclaims the jobs of dead workers.
+//!
+//! Around them: [`startup`] wires both (the binary, `smsq dev` and the tests alike); [`ops`]
+//! is what on-call runs (`smsq status`, `smsq dlq`, `smsq send`) and [`metrics`] what
+//! Prometheus scrapes; [`dev`] holds the demo, the provider simulator and a private Redis.
 //!
 //! A job's life: `queued → sending → sent`, or `retrying → sending …`, ending `sent`,
 //! `failed`, `dead`, `expired` or `superseded`. See docs/contract.md for the contract.

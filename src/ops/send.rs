@@ -1,10 +1,11 @@
 //! `smsq send MOBILE`: issue a code through the same atomic path as the API, then follow the
-//! job to its end, printing each status change with its time since the request.
+//! job to its end, printing each status change with its time since the request (from the
+//! events' own timestamps, in ms).
 
 use std::time::{Duration, Instant};
 
 use crate::codes::{CodeError, CodeRequest, Codes};
-use crate::domain::{JobId, JobStatus, Mobile, Purpose};
+use crate::domain::{JobId, JobStatus, Mobile, Purpose, now_ms};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,7 @@ pub async fn send_and_follow(
     timeout: Duration,
 ) -> Result<JobStatus, SendError> {
     let started = Instant::now();
+    let issued_ms = now_ms();
     let accepted = codes
         .issue(CodeRequest {
             mobile: mobile.clone(),
@@ -52,12 +54,9 @@ pub async fn send_and_follow(
             } else {
                 format!(": {}", e.error)
             };
-            println!(
-                "{:>8}  {} (attempt {}){error}",
-                ms(started),
-                e.status,
-                e.attempt
-            );
+            // The event's own time (written by the script), not when this loop saw it.
+            let at = format!("+{} ms", (e.ts - issued_ms).max(0));
+            println!("{at:>8}  {} (attempt {}){error}", e.status, e.attempt);
         }
         seen = seen.max(events.len());
         let last = events

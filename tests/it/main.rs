@@ -9,6 +9,7 @@ mod api_errors;
 mod cli;
 mod config;
 mod fleet;
+mod ops;
 mod provider;
 mod recovery;
 mod verify;
