@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use smsq::codes::CodeRequest;
 use smsq::config::{ConfigError, RawConfig, Secrets, Settings};
 use smsq::dev::fake::FakeOptions;
 use smsq::domain::{JobId, JobStatus, Mobile, Purpose};
@@ -279,15 +278,7 @@ async fn send(
     let app = application(settings)?;
     let codes = app.codes().map_err(exit_code)?;
     let Some(timeout) = follow else {
-        let accepted = codes
-            .issue(CodeRequest {
-                mobile: mobile.clone(),
-                purpose,
-                client_ip: None,
-                captcha: None,
-                idempotency: None,
-            })
-            .await?;
+        let accepted = ops::send::issue(&codes, mobile.clone(), purpose).await?;
         println!(
             "queued job {} for {mobile} (expires in {} s)",
             accepted.job_id, accepted.expires_in

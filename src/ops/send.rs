@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::codes::{CodeError, CodeRequest, Codes};
+use crate::codes::{CodeAccepted, CodeError, CodeRequest, Codes};
 use crate::domain::{JobId, JobStatus, Mobile, Purpose, now_ms};
 use crate::store::{Store, StoreError};
 
@@ -18,6 +18,23 @@ pub enum SendError {
     Timeout(String, Duration),
 }
 
+/// Issues a code as the API would (no client IP, captcha or idempotency key).
+pub async fn issue(
+    codes: &Codes,
+    mobile: Mobile,
+    purpose: Purpose,
+) -> Result<CodeAccepted, CodeError> {
+    codes
+        .issue(CodeRequest {
+            mobile,
+            purpose,
+            client_ip: None,
+            captcha: None,
+            idempotency: None,
+        })
+        .await
+}
+
 /// Issues the code and follows its job; returns the terminal status.
 pub async fn send_and_follow(
     codes: &Codes,
@@ -28,15 +45,7 @@ pub async fn send_and_follow(
 ) -> Result<JobStatus, SendError> {
     let started = Instant::now();
     let issued_ms = now_ms();
-    let accepted = codes
-        .issue(CodeRequest {
-            mobile: mobile.clone(),
-            purpose,
-            client_ip: None,
-            captcha: None,
-            idempotency: None,
-        })
-        .await?;
+    let accepted = issue(codes, mobile.clone(), purpose).await?;
     println!(
         "{:>8}  issued job {} for {mobile} (code valid {} s)",
         ms(started),

@@ -83,19 +83,7 @@ async fn sigterm_lets_in_flight_sends_finish_and_exits_0() {
     );
 
     let ids = app.queue_messages(13600000000, 6).await;
-    eventually(
-        Duration::from_secs(10),
-        "all six jobs in flight",
-        || async {
-            for id in &ids {
-                if app.get(&format!("/v1/jobs/{id}")).await.1["status"] != "sending" {
-                    return None;
-                }
-            }
-            Some(())
-        },
-    )
-    .await;
+    app.wait_all(&ids, "sending", Duration::from_secs(10)).await;
     let sent_at = Instant::now();
     signal(&worker, libc::SIGTERM);
     let status =

@@ -191,19 +191,7 @@ async fn a_killed_workers_sends_are_resumed_by_another_within_seconds() {
     let mut victim = KillOnDrop(spawn_worker_process(&env, "victim", &default_block));
     // As many as the victim's concurrency (16): all of them in flight when it dies.
     let ids = app.queue_messages(13720000000, 16).await;
-    eventually(
-        Duration::from_secs(10),
-        "16 sends in flight at the victim",
-        || async {
-            for id in &ids {
-                if app.get(&format!("/v1/jobs/{id}")).await.1["status"] != "sending" {
-                    return None;
-                }
-            }
-            Some(())
-        },
-    )
-    .await;
+    app.wait_all(&ids, "sending", Duration::from_secs(10)).await;
     let _survivor = KillOnDrop(spawn_worker_process(&env, "survivor", &default_block));
     signal(&victim.0, libc::SIGKILL);
     let killed = Instant::now();

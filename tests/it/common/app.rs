@@ -113,6 +113,20 @@ impl App {
         ids
     }
 
+    /// Polls until every job in `ids` has status `wanted`.
+    pub async fn wait_all(&self, ids: &[String], wanted: &str, within: Duration) {
+        let what = format!("{} jobs to be {wanted}", ids.len());
+        eventually(within, &what, || async {
+            for id in ids {
+                if self.get(&format!("/v1/jobs/{id}")).await.1["status"] != wanted {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await
+    }
+
     pub fn prefix(&self) -> &str {
         &self.settings.redis.prefix
     }
