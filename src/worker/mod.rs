@@ -5,11 +5,13 @@
 //! the script that writes its outcome; a crash in between leaves it pending, and the reaper
 //! (ours or another worker's) reclaims it after `worker.claim_idle_ms`.
 
+mod background;
 mod consumer;
 mod limiter;
 pub mod retry;
 mod send;
 
+use background::{beat, heartbeat_text, promote_retries, serve_metrics};
 use send::Handled;
 
 use std::sync::Arc;
@@ -23,7 +25,6 @@ pub use consumer::Consumer;
 pub use limiter::Limiter;
 
 use crate::config::Settings;
-use crate::domain::now_ms;
 use crate::provider::Client;
 use crate::store::{Store, StoreError};
 
@@ -210,63 +211,6 @@ impl Worker {
     }
 }
 
-/// `GET /metrics` of a worker: its own counters plus the queue's gauges.
-async fn serve_metrics(
-    listener: tokio::net::TcpListener,
-    ctx: Arc<Context>,
-    stop: CancellationToken,
-) {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let ctx = ctx.clone();
-            async move {
-                let snapshot = crate::ops::Snapshot::take(&ctx.store, &ctx.settings)
-                    .await
-                    .ok();
-                crate::metrics::render(snapshot.as_ref())
-            }
-        }),
-    );
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
-    {
-        tracing::warn!(error = %e, "the metrics endpoint stopped");
-    }
-}
-
-fn heartbeat_text(concurrency: usize) -> String {
-    serde_json::json!({
-        "pid": std::process::id(),
-        "started_ms": now_ms(),
-        "concurrency": concurrency,
-        "version": env!("CARGO_PKG_VERSION"),
-    })
-    .to_string()
-}
-
-/// Refreshes the heartbeat every `interval` (the key lives 3 × that).
-async fn beat(
-    store: Store,
-    name: String,
-    about: String,
-    interval: Duration,
-    stop: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.cancelled() => return,
-        }
-        if let Err(e) = store.heartbeat(&name, &about, interval * 3).await {
-            tracing::warn!(error = %e, "cannot refresh the heartbeat");
-        }
-    }
-}
-
 /// Doubling pause between failed reads, 100 ms up to 5 s.
 struct Backoff(Duration);
 
@@ -330,27 +274,4 @@ async fn drain(mut tasks: JoinSet<Handled>, mut handled: u64, grace: Duration) -
     }
     tracing::info!(handled, abandoned, "worker stopped");
     Report { handled, abandoned }
-}
-
-/// Moves due retries back onto the stream, a few times a second.
-async fn promote_retries(store: Store, shutdown: CancellationToken) {
-    const BATCH: usize = 256;
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.cancelled() => return,
-        }
-        loop {
-            match store.promote_due(now_ms(), BATCH).await {
-                Ok(moved) if moved == BATCH => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot promote due retries");
-                    break;
-                }
-            }
-        }
-    }
 }

@@ -1,0 +1,91 @@
+//! What runs beside a worker's pool: the heartbeat, the retry promoter and the optional
+//! `/metrics` endpoint. Each stops with the token it is given.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Context;
+use crate::domain::now_ms;
+use crate::store::Store;
+
+pub(super) fn heartbeat_text(concurrency: usize) -> String {
+    serde_json::json!({
+        "pid": std::process::id(),
+        "started_ms": now_ms(),
+        "concurrency": concurrency,
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+    .to_string()
+}
+
+/// Refreshes the heartbeat every `interval` (the key lives 3 × that).
+pub(super) async fn beat(
+    store: Store,
+    name: String,
+    about: String,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(e) = store.heartbeat(&name, &about, interval * 3).await {
+            tracing::warn!(error = %e, "cannot refresh the heartbeat");
+        }
+    }
+}
+
+/// `GET /metrics` of a worker: its own counters plus the queue's gauges.
+pub(super) async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    ctx: Arc<Context>,
+    stop: CancellationToken,
+) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let ctx = ctx.clone();
+            async move {
+                let snapshot = crate::ops::Snapshot::take(&ctx.store, &ctx.settings)
+                    .await
+                    .ok();
+                crate::metrics::render(snapshot.as_ref())
+            }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+    {
+        tracing::warn!(error = %e, "the metrics endpoint stopped");
+    }
+}
+
+/// Moves due retries back onto the stream, a few times a second.
+pub(super) async fn promote_retries(store: Store, shutdown: CancellationToken) {
+    const BATCH: usize = 256;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        loop {
+            match store.promote_due(now_ms(), BATCH).await {
+                Ok(moved) if moved == BATCH => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot promote due retries");
+                    break;
+                }
+            }
+        }
+    }
+}
