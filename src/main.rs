@@ -44,6 +44,9 @@ enum Command {
     },
     /// Local demo: Redis, fake provider, API and worker; sends and verifies one code.
     Dev,
+    /// The benchmark (`bench/run`): prints the table, writes bench/results.json.
+    #[command(hide = true)]
+    Bench(smsq::dev::bench::BenchOptions),
     /// A faithful TemplateSMS simulator for development and tests.
     FakeProvider(Box<FakeOptions>),
     /// Stream inspection (not yet available).
@@ -107,7 +110,7 @@ enum Dlq {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    smsq::telemetry::init(if matches!(cli.command, Command::Dev) {
+    smsq::telemetry::init(if matches!(cli.command, Command::Dev | Command::Bench(_)) {
         "warn"
     } else {
         "info"
@@ -141,6 +144,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::FakeProvider(opts) = cli.command {
         return fake_provider(*opts).await;
     }
+    if let Command::Bench(opts) = cli.command {
+        smsq::dev::bench::run(opts).await?;
+        return Ok(());
+    }
     let raw = RawConfig::load(path, &env)?;
     let settings = Settings::from_raw(&raw, Secrets::from_env(&env))?;
     match cli.command {
@@ -168,7 +175,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Job { id, json } => job(settings, &id, json).await,
         Command::Status { json, watch } => status(settings, json, watch).await,
         Command::Dlq(command) => dlq(settings, command).await,
-        Command::FakeProvider(_) => unreachable!("handled above"),
+        Command::FakeProvider(_) | Command::Bench(_) => unreachable!("handled above"),
     }
 }
 

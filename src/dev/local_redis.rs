@@ -62,6 +62,11 @@ impl LocalRedis {
         }
     }
 
+    /// The server's process id while it runs (the bench reads its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops the server (SIGKILL: as abrupt as a crash). Data is not persisted.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

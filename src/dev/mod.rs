@@ -5,6 +5,7 @@
 //! Also home of the development tooling the demo and the tests share: the TemplateSMS
 //! simulator ([`fake`]) and a private `redis-server` child ([`local_redis`]).
 
+pub mod bench;
 pub mod fake;
 pub mod local_redis;
 

@@ -21,6 +21,11 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Microseconds since the Unix epoch, for latencies measured across processes.
+pub fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
 /// China has one time zone and no daylight saving: days and hours for caps are counted in it.
 pub fn beijing() -> chrono::FixedOffset {
     chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")

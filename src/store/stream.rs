@@ -17,8 +17,11 @@ pub struct Entry {
     /// The raw `job` field, kept for the dead-letter record of a poison entry.
     pub raw: String,
     pub job: Result<Job, String>,
+    /// Read as new (`>`): delivered once, so `begin` need not count its deliveries.
+    pub first_delivery: bool,
 }
 
+/// An entry delivered again (reclaimed, resumed, redelivered).
 pub(super) fn parse_entry(id: StreamId) -> Entry {
     let raw: Option<String> = id.get("job");
     match raw {
@@ -26,11 +29,13 @@ pub(super) fn parse_entry(id: StreamId) -> Entry {
             job: Job::from_json(&raw),
             raw,
             entry_id: id.id,
+            first_delivery: false,
         },
         None => Entry {
             job: Err("stream entry has no `job` field".to_owned()),
             raw: format!("{:?}", id.map.keys().collect::<Vec<_>>()),
             entry_id: id.id,
+            first_delivery: false,
         },
     }
 }
@@ -86,11 +91,15 @@ impl Store {
         let reply: Option<StreamReadReply> = conn
             .xread_options(&[self.keys.jobs()], &[start], options)
             .await?;
+        let first_delivery = start == ">";
         Ok(reply
             .into_iter()
             .flat_map(|r| r.keys)
             .flat_map(|k| k.ids)
-            .map(parse_entry)
+            .map(|id| Entry {
+                first_delivery,
+                ..parse_entry(id)
+            })
             .collect())
     }
 

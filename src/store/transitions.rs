@@ -86,7 +86,15 @@ impl Store {
         call
     }
 
-    pub async fn begin(&self, entry_id: &str, job: &Job, now_ms: i64) -> Result<Begin, StoreError> {
+    /// `first_delivery`: the entry was read as new, so counting its deliveries (the
+    /// poison-pill check) can be skipped.
+    pub async fn begin(
+        &self,
+        entry_id: &str,
+        job: &Job,
+        first_delivery: bool,
+        now_ms: i64,
+    ) -> Result<Begin, StoreError> {
         let code_key = match (&job.kind, &job.purpose) {
             (JobKind::Code, Some(p)) => self.keys.code(p.as_str(), job.to.as_str()),
             _ => self.keys.job(job.id.as_str()),
@@ -101,7 +109,11 @@ impl Store {
                 JobKind::Message => "message",
             })
             .arg(job.expires_ms.map(|e| e.to_string()).unwrap_or_default())
-            .arg(self.retention.max_deliveries)
+            .arg(if first_delivery {
+                0
+            } else {
+                self.retention.max_deliveries
+            })
             .arg(job.to_json())
             .invoke_async(&mut self.conn())
             .await?;

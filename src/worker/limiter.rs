@@ -188,7 +188,10 @@ impl Limiter {
             match slots.next(Instant::now(), inner.policy.lateness) {
                 Next::Use(slot) => {
                     drop(slots);
-                    tokio::time::sleep_until(slot).await;
+                    // A timer rounds up to the next millisecond: only sleep for a future slot.
+                    if slot > Instant::now() {
+                        tokio::time::sleep_until(slot).await;
+                    }
                     // Woken too late (a busy runtime): the slot is gone, take another.
                     if Instant::now() <= slot + inner.policy.lateness {
                         break;

@@ -43,7 +43,7 @@ pub(super) async fn handle(ctx: &Context, entry: Entry) -> Handled {
     };
     let span =
         tracing::info_span!("job", job_id = %job.id, mobile = %job.to, attempt = job.attempt + 1);
-    match deliver(ctx, &entry.entry_id, &job)
+    match deliver(ctx, &entry.entry_id, entry.first_delivery, &job)
         .instrument(span.clone())
         .await
     {
@@ -80,9 +80,18 @@ async fn wait_for_slot(ctx: &Context, entry_id: &str) {
     }
 }
 
-async fn deliver(ctx: &Context, entry_id: &str, job: &Job) -> Result<(), StoreError> {
+async fn deliver(
+    ctx: &Context,
+    entry_id: &str,
+    first_delivery: bool,
+    job: &Job,
+) -> Result<(), StoreError> {
     wait_for_slot(ctx, entry_id).await;
-    let code = match ctx.store.begin(entry_id, job, now_ms()).await? {
+    let code = match ctx
+        .store
+        .begin(entry_id, job, first_delivery, now_ms())
+        .await?
+    {
         Begin::Skipped(status) => {
             transition(job, status, "", "not sent");
             return Ok(());

@@ -4,13 +4,14 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::AsyncCommands;
+use smsq::dev::bench::busiest_second;
 use smsq::startup::Application;
 use smsq::store::Grant;
 use smsq::worker::Limiter;
 
 use crate::common::{
-    KillOnDrop, busiest_second, child_env, eventually, fake_options, history, settings, signal,
-    spawn_app, spawn_fake, spawn_worker_process, wait_for_status,
+    KillOnDrop, child_env, eventually, fake_options, history, settings, signal, spawn_app,
+    spawn_fake, spawn_worker_process, wait_for_status,
 };
 
 fn now_us() -> i64 {

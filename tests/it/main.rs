@@ -6,6 +6,7 @@ mod common;
 mod api_captcha;
 mod api_codes;
 mod api_errors;
+mod bench;
 mod cli;
 mod config;
 mod fleet;

@@ -9,10 +9,14 @@ local attempt, kind, expires, max_deliveries, job_json = ARGV[7], ARGV[8], ARGV[
 -- code_key is the code record for code jobs, any key of the tag for message jobs.
 
 -- A poison pill: delivered again and again without ever finishing (it crashes the worker, or
--- a script fails on it every time). Checked first, before anything that might be what fails.
-local pending = redis.call('XPENDING', stream, group, entry_id, entry_id, 1)
-local deliveries = pending[1] and pending[1][4] or 0
-if deliveries > max_deliveries then
+-- a script fails on it every time). Checked first, before anything that might be what fails;
+-- max_deliveries is 0 for an entry read as new (delivered once: nothing to count).
+local deliveries = 0
+if max_deliveries > 0 then
+  local pending = redis.call('XPENDING', stream, group, entry_id, entry_id, 1)
+  deliveries = pending[1] and pending[1][4] or 0
+end
+if max_deliveries > 0 and deliveries > max_deliveries then
   local err = 'delivered ' .. deliveries .. ' times without finishing'
   redis.call('XADD', dead, '*', 'entry', entry_id, 'job', job_json, 'error', err,
     'attempts', attempt - 1, 'ts', now)

@@ -22,8 +22,10 @@ end
 -- One more job reached `status` this minute: per-minute counters for `smsq status` (kept two
 -- hours), cheaper than re-reading the events stream.
 local function tally(stats_key, status)
-  redis.call('HINCRBY', stats_key, status, 1)
-  redis.call('EXPIRE', stats_key, 7260)
+  -- The first count of a status in a minute sets the TTL (again, harmlessly, for a later one).
+  if redis.call('HINCRBY', stats_key, status, 1) == 1 then
+    redis.call('EXPIRE', stats_key, 7260)
+  end
 end
 
 -- Acknowledge and delete a stream entry: done with it, and no payload left behind.

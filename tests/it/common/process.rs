@@ -79,18 +79,3 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
-
-/// The most of `times_us` (µs) that fall in any one-second window.
-pub fn busiest_second(times_us: &[i64]) -> usize {
-    let mut times = times_us.to_vec();
-    times.sort_unstable();
-    let mut start = 0;
-    let mut best = 0;
-    for end in 0..times.len() {
-        while times[end] - times[start] >= 1_000_000 {
-            start += 1;
-        }
-        best = best.max(end - start + 1);
-    }
-    best
-}

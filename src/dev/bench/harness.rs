@@ -1,0 +1,273 @@
+//! The bench's world: a private Redis, child processes with the right environment, and the
+//! in-process handles that prefill queues and watch them drain.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use tokio::task::JoinSet;
+
+use super::procs::Proc;
+use super::{BenchError, Row, Sizes};
+use crate::codes::{Codes, MessageRequest};
+use crate::config::{RawConfig, Secrets, Settings};
+use crate::dev::fake::FakeMessage;
+use crate::dev::local_redis::{Listen, LocalRedis};
+use crate::domain::{Mobile, TemplateId};
+use crate::startup::Application;
+
+const SID: &str = "8a216da8bench00000000000000000aa";
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const APP_ID: &str = "8a216da8bench00000000000000000bb";
+const SECRET: &str = "bench-secret-0123456789";
+
+/// Mobiles of the bench: `13000000000 + n`, all valid and distinct.
+pub fn mobile(n: u64) -> String {
+    (13_000_000_000u64 + n % 1_000_000_000).to_string()
+}
+
+pub struct Bench {
+    pub sizes: Sizes,
+    pub redis: LocalRedis,
+    pub app: Application,
+    pub codes: Codes,
+    env: HashMap<String, String>,
+    rows: Vec<Row>,
+    provider_ceiling: f64,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Bench {
+    pub async fn start(sizes: Sizes) -> Result<Self, BenchError> {
+        let dir = std::env::temp_dir().join(format!("smsq-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| BenchError::Io("temp dir", e))?;
+        let socket = dir.join("redis.sock");
+        let dir2 = dir.clone();
+        let redis =
+            tokio::task::spawn_blocking(move || LocalRedis::start(&dir2, Listen::Unix(socket)))
+                .await
+                .map_err(|e| BenchError::Stuck(format!("starting redis: {e}")))??;
+        let env: HashMap<String, String> = [
+            ("SMSQ_REDIS__URL", redis.url()),
+            ("SMSQ_REDIS__PREFIX", "bench".to_owned()),
+            ("RONGLIAN_ACCOUNT_SID", SID.to_owned()),
+            ("RONGLIAN_AUTH_TOKEN", TOKEN.to_owned()),
+            ("RONGLIAN_APP_ID", APP_ID.to_owned()),
+            ("SMSQ_SECRET", SECRET.to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let mut raw = RawConfig::default();
+        raw.redis.url = redis.url();
+        raw.redis.prefix = "bench".into();
+        // The bench's own prefill may queue behind a busy server; it is not what is measured.
+        raw.redis.timeout_ms = 10_000;
+        let settings = Settings::from_raw(&raw, Secrets::from_env(&env))?;
+        let app = Application::build(settings)?;
+        let codes = app.codes()?;
+        Ok(Self {
+            sizes,
+            redis,
+            app,
+            codes,
+            env,
+            rows: Vec::new(),
+            provider_ceiling: 0.0,
+            _dir: TempDir(dir),
+        })
+    }
+
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
+    pub fn provider_ceiling(&self) -> f64 {
+        self.provider_ceiling
+    }
+
+    pub fn set_provider_ceiling(&mut self, rate: f64) {
+        self.provider_ceiling = rate;
+    }
+
+    pub fn row(&mut self, row: Row) {
+        eprintln!(
+            "  {}: {} = {:.2} {}",
+            row.scenario, row.figure, row.value, row.unit
+        );
+        self.rows.push(row);
+    }
+
+    pub async fn conn(&self) -> Result<redis::aio::MultiplexedConnection, BenchError> {
+        Ok(redis::Client::open(self.redis.url())?
+            .get_multiplexed_async_connection()
+            .await?)
+    }
+
+    /// An empty Redis for the next scenario.
+    pub async fn flush(&self) -> Result<(), BenchError> {
+        // ASYNC: a synchronous flush of millions of keys would stall Redis for seconds.
+        let mut conn = self.conn().await?;
+        let _: () = redis::cmd("FLUSHALL")
+            .arg("ASYNC")
+            .query_async(&mut conn)
+            .await?;
+        // … and the background free is over before the next measurement competes with it.
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("memory")
+                .query_async(&mut conn)
+                .await?;
+            let pending = info
+                .lines()
+                .find_map(|l| l.strip_prefix("lazyfree_pending_objects:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            if pending == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The fake provider as its own process, answering after `delay_ms`.
+    pub async fn fake(&self, delay_ms: u64) -> Result<(Proc, String), BenchError> {
+        let port = LocalRedis::free_port().map_err(|e| BenchError::Io("free port", e))?;
+        let listen = format!("127.0.0.1:{port}");
+        let delay = delay_ms.to_string();
+        let args = ["fake-provider", "--listen", &listen, "--delay-ms", &delay];
+        let proc = Proc::smsq(&args, &self.env).map_err(|e| BenchError::Io("fake", e))?;
+        let base = format!("http://{listen}");
+        wait_listening(&format!("{base}/_fake/messages")).await?;
+        Ok((proc, base))
+    }
+
+    /// `smsq api` on a free port.
+    pub async fn api(&self) -> Result<(Proc, String), BenchError> {
+        let port = LocalRedis::free_port().map_err(|e| BenchError::Io("free port", e))?;
+        let mut env = self.env.clone();
+        env.insert("SMSQ_API__LISTEN".into(), format!("127.0.0.1:{port}"));
+        let proc = Proc::smsq(&["api"], &env).map_err(|e| BenchError::Io("api", e))?;
+        let base = format!("http://127.0.0.1:{port}");
+        wait_listening(&format!("{base}/healthz")).await?;
+        Ok((proc, base))
+    }
+
+    /// `smsq worker` sending to `provider`, with `extra` settings on top of the shipped ones.
+    pub fn worker(
+        &self,
+        name: &str,
+        concurrency: usize,
+        provider: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Proc, BenchError> {
+        let mut env = self.env.clone();
+        env.insert("SMSQ_PROVIDER__BASE_URL".into(), provider.to_owned());
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let c = concurrency.to_string();
+        Proc::smsq(&["worker", "--name", name, "--concurrency", &c], &env)
+            .map_err(|e| BenchError::Io("worker", e))
+    }
+
+    /// Queues `n` notifications through the same script as the API, 64 at a time.
+    pub async fn prefill(&self, first: u64, n: u64) -> Result<(), BenchError> {
+        let template = TemplateId::parse("1").map_err(|e| BenchError::Stuck(e.to_string()))?;
+        let mut tasks = JoinSet::new();
+        for lane in 0..64u64 {
+            let (codes, template) = (self.codes.clone(), template.clone());
+            tasks.spawn(async move {
+                let mut i = lane;
+                while i < n {
+                    let to = Mobile::parse(&mobile(first + i)).map_err(|_| "bad mobile")?;
+                    let req = MessageRequest {
+                        to,
+                        template_id: template.clone(),
+                        datas: vec!["bench".into()],
+                        idempotency: None,
+                    };
+                    codes
+                        .enqueue_message(req)
+                        .await
+                        .map_err(|_| "enqueue failed")?;
+                    i += 64;
+                }
+                Ok::<(), &'static str>(())
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.map_err(|e| BenchError::Stuck(e.to_string()))?
+                .map_err(|e| BenchError::Stuck(e.to_owned()))?;
+        }
+        Ok(())
+    }
+
+    /// Entries on the send stream (acked ones are deleted).
+    pub async fn backlog(&self) -> Result<u64, BenchError> {
+        Ok(self
+            .conn()
+            .await?
+            .xlen(self.app.store().keys().jobs())
+            .await?)
+    }
+
+    /// Waits until the stream is empty (every job acked), at most `within`.
+    pub async fn drained(&self, within: Duration) -> Result<Duration, BenchError> {
+        let started = Instant::now();
+        while self.backlog().await? > 0 {
+            if started.elapsed() > within {
+                return Err(BenchError::Stuck(format!("not drained within {within:?}")));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(started.elapsed())
+    }
+
+    pub async fn used_memory(&self) -> Result<u64, BenchError> {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut self.conn().await?)
+            .await?;
+        Ok(info
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0))
+    }
+}
+
+/// What the fake provider received, with arrival times.
+pub async fn fake_messages(base: &str) -> Result<Vec<FakeMessage>, BenchError> {
+    let answer = reqwest::get(format!("{base}/_fake/messages"))
+        .await
+        .map_err(|e| BenchError::Stuck(format!("fake messages: {e}")))?;
+    answer
+        .json()
+        .await
+        .map_err(|e| BenchError::Stuck(format!("fake messages: {e}")))
+}
+
+async fn wait_listening(url: &str) -> Result<(), BenchError> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if reqwest::get(url).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(BenchError::Stuck(format!(
+        "{url} did not answer within 10 s"
+    )))
+}

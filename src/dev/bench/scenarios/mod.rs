@@ -1,0 +1,37 @@
+//! The scenarios, each on an empty Redis with its own processes.
+
+mod fleet;
+mod throughput;
+
+use super::{Bench, BenchError};
+
+/// Every scenario, or those named in `only`.
+pub async fn run(bench: &mut Bench, only: &[String]) -> Result<(), BenchError> {
+    eprintln!("smsq bench ({:?})", bench.sizes);
+    let on = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    if on("provider") {
+        throughput::provider_ceiling(bench).await?;
+    }
+    if on("enqueue") {
+        throughput::enqueue(bench).await?;
+    }
+    if on("drain0") {
+        throughput::drain(bench, 0, 200).await?;
+    }
+    if on("drain100") {
+        throughput::drain(bench, 100, 2000).await?;
+    }
+    if on("e2e") {
+        throughput::end_to_end(bench).await?;
+    }
+    if on("limiter") {
+        fleet::limiter(bench).await?;
+    }
+    if on("recovery") {
+        fleet::recovery(bench).await?;
+    }
+    if on("memory") {
+        throughput::memory(bench).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! Enqueue, drain, end-to-end latency and memory.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::codes::CodeRequest;
+use crate::config::ProviderSettings;
+use crate::dev::bench::harness::{fake_messages, mobile};
+use crate::dev::bench::load::{MakeRequest, closed_loop, open_loop, percentile};
+use crate::dev::bench::procs::{cpu, peak_rss};
+use crate::dev::bench::{Bench, BenchError, Row};
+use crate::domain::{Mobile, Purpose};
+use crate::provider::{Client, TemplateSms};
+
+/// How many sends per second the provider stand-in takes from our own client, 200 at a time:
+/// the ceiling of every drain figure.
+pub async fn provider_ceiling(bench: &mut Bench) -> Result<(), BenchError> {
+    let (_fake, base) = bench.fake(0).await?;
+    let settings = ProviderSettings {
+        base_url: base,
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(1),
+    };
+    let account = bench.app.settings().secrets.ronglian()?;
+    let client = Arc::new(Client::new(&settings, account)?);
+    let run = bench.sizes.run;
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for lane in 0..200u64 {
+        let client = client.clone();
+        tasks.spawn(async move {
+            let (mut n, mut ok) = (lane, 0u64);
+            let datas = vec!["x".to_owned()];
+            while started.elapsed() < run {
+                let to = mobile(n);
+                let sms = TemplateSms {
+                    to: &to,
+                    template_id: "1",
+                    datas: &datas,
+                    req_id: None,
+                };
+                ok += u64::from(client.send(&sms).await.is_ok());
+                n += 200;
+            }
+            ok
+        });
+    }
+    let mut ok = 0;
+    while let Some(n) = tasks.join_next().await {
+        ok += n.unwrap_or(0);
+    }
+    let rate = ok as f64 / started.elapsed().as_secs_f64();
+    bench.row(Row {
+        scenario: "provider stand-in",
+        figure: "sends/s it takes (`smsq fake-provider`, 0 ms, our client × 200)".into(),
+        value: rate,
+        unit: "/s",
+        ceiling: None,
+        ceiling_is: "",
+    });
+    bench.set_provider_ceiling(rate);
+    Ok(())
+}
+
+fn issue_code() -> impl Fn(&str) -> MakeRequest {
+    |base: &str| {
+        let url = format!("{base}/v1/codes");
+        Arc::new(move |http: &reqwest::Client, n: u64| {
+            http.post(&url)
+                .json(&serde_json::json!({"mobile": mobile(n), "purpose": "bench"}))
+        })
+    }
+}
+
+/// `POST /v1/codes` at saturation, then latency at half that load.
+pub async fn enqueue(bench: &mut Bench) -> Result<(), BenchError> {
+    bench.flush().await?;
+    let (_api, base) = bench.api().await?;
+    let run = bench.sizes.run;
+    let health = format!("{base}/healthz");
+    let ceiling: MakeRequest = Arc::new(move |http: &reqwest::Client, _| http.get(&health));
+    let (generator, _) = closed_loop(64, run, 0, ceiling).await;
+    let (codes, failed) = closed_loop(64, run, 0, issue_code()(&base)).await;
+    bench.row(Row {
+        scenario: "enqueue",
+        figure: format!(
+            "codes/s, `POST /v1/codes`, distinct mobiles, 64 connections ({failed} failed)"
+        ),
+        value: codes,
+        unit: "/s",
+        ceiling: Some(generator),
+        ceiling_is: "generator on `GET /healthz`",
+    });
+    let half = codes / 2.0;
+    bench.flush().await?;
+    let (mut latencies, failed, _) = open_loop(half, run, 500_000_000, issue_code()(&base)).await;
+    for (p, name) in [(50.0, "p50"), (99.0, "p99")] {
+        let us = percentile(&mut latencies, p);
+        bench.row(Row {
+            scenario: "enqueue",
+            figure: format!("{name} at half load ({half:.0}/s, {failed} failed)"),
+            value: us as f64 / 1000.0,
+            unit: "ms",
+            ceiling: (p == 99.0).then_some(2.0),
+            ceiling_is: "target",
+        });
+    }
+    Ok(())
+}
+
+/// One worker draining a backlog from a provider answering in `delay_ms`.
+pub async fn drain(bench: &mut Bench, delay_ms: u64, concurrency: usize) -> Result<(), BenchError> {
+    bench.flush().await?;
+    let n = bench.sizes.backlog;
+    bench.prefill(0, n).await?;
+    let (_fake, base) = bench.fake(delay_ms).await?;
+    let redis_pid = bench.redis.pid().unwrap_or(0);
+    let redis_cpu = cpu(redis_pid);
+    let unlimited = [
+        ("SMSQ_WORKER__RATE_PER_SEC", "1000000"),
+        ("SMSQ_WORKER__BURST", "100000"),
+    ];
+    let worker = bench.worker("drain", concurrency, &base, &unlimited)?;
+    bench.drained(Duration::from_secs(600)).await?;
+    let (worker_cpu, rss) = (cpu(worker.pid()), peak_rss(worker.pid()));
+    let redis_cpu = cpu(redis_pid).saturating_sub(redis_cpu);
+    let received: Vec<i64> = fake_messages(&base)
+        .await?
+        .iter()
+        .map(|m| m.received_us)
+        .collect();
+    let (first, last) = (received.iter().min(), received.iter().max());
+    let span = match (first, last) {
+        (Some(f), Some(l)) if l > f => (l - f) as f64 / 1e6,
+        _ => return Err(BenchError::Stuck("nothing reached the provider".into())),
+    };
+    let rate = (received.len() - 1) as f64 / span;
+    let scenario = if delay_ms == 0 {
+        "drain, 0 ms provider"
+    } else {
+        "drain, 100 ms provider"
+    };
+    let ceiling = if delay_ms == 0 {
+        bench.provider_ceiling()
+    } else {
+        // Little's law: concurrency / latency.
+        concurrency as f64 / (delay_ms as f64 / 1000.0)
+    };
+    bench.row(Row {
+        scenario,
+        figure: format!("sends/s, 1 worker, concurrency {concurrency}, {n} queued"),
+        value: rate,
+        unit: "/s",
+        ceiling: Some(ceiling),
+        ceiling_is: if delay_ms == 0 {
+            "provider stand-in"
+        } else {
+            "Little's law"
+        },
+    });
+    let per_send = |d: Duration| d.as_micros() as f64 / n as f64;
+    let target = if delay_ms == 0 { 30.0 } else { 40.0 };
+    bench.row(Row {
+        scenario,
+        figure: "worker CPU per send".into(),
+        value: per_send(worker_cpu),
+        unit: "µs",
+        ceiling: Some(target),
+        ceiling_is: "target",
+    });
+    bench.row(Row {
+        scenario,
+        figure: "redis-server CPU per send".into(),
+        value: per_send(redis_cpu),
+        unit: "µs",
+        ceiling: (delay_ms == 0).then_some(25.0),
+        ceiling_is: "target",
+    });
+    bench.row(Row {
+        scenario,
+        figure: "worker peak RSS".into(),
+        value: rss as f64 / 1_048_576.0,
+        unit: "MB",
+        ceiling: (delay_ms > 0).then_some(48.0),
+        ceiling_is: "target",
+    });
+    Ok(())
+}
+
+/// Codes at a steady rate through the API, a worker sending them: request start → the
+/// provider receiving the SMS, both on the wall clock in µs (same host).
+pub async fn end_to_end(bench: &mut Bench) -> Result<(), BenchError> {
+    bench.flush().await?;
+    let (_fake, provider) = bench.fake(0).await?;
+    let (_api, base) = bench.api().await?;
+    let _worker = bench.worker(
+        "e2e",
+        200,
+        &provider,
+        &[("SMSQ_WORKER__RATE_PER_SEC", "100000")],
+    )?;
+    let rate = bench.sizes.e2e_rate;
+    let (_, failed, starts) = open_loop(rate, bench.sizes.run, 0, issue_code()(&base)).await;
+    bench.drained(Duration::from_secs(60)).await?;
+    let received = fake_messages(&provider).await?;
+    let sent_at: std::collections::HashMap<String, i64> =
+        starts.into_iter().map(|(n, at)| (mobile(n), at)).collect();
+    let mut latencies: Vec<u64> = received
+        .iter()
+        .filter_map(|m| Some((m.received_us - sent_at.get(&m.to)?).max(0) as u64))
+        .collect();
+    for (p, name, target) in [
+        (50.0, "p50", None),
+        (99.0, "p99", Some(2.0)),
+        (99.9, "p99.9", Some(5.0)),
+    ] {
+        let us = percentile(&mut latencies, p);
+        bench.row(Row {
+            scenario: "end to end",
+            figure: format!("enqueue → provider {name} at {rate:.0} codes/s ({failed} failed)"),
+            value: us as f64 / 1000.0,
+            unit: "ms",
+            ceiling: target,
+            ceiling_is: "target",
+        });
+    }
+    Ok(())
+}
+
+/// Redis memory per queued code job: everything one issued, unsent code keeps.
+pub async fn memory(bench: &mut Bench) -> Result<(), BenchError> {
+    bench.flush().await?;
+    let n = bench.sizes.backlog;
+    let before = bench.used_memory().await?;
+    let purpose = Purpose::parse("login").map_err(|e| BenchError::Stuck(e.to_string()))?;
+    let mut tasks = JoinSet::new();
+    for lane in 0..64u64 {
+        let (codes, purpose) = (bench.codes.clone(), purpose.clone());
+        tasks.spawn(async move {
+            let mut i = lane;
+            while i < n {
+                let Ok(mobile) = Mobile::parse(&mobile(i)) else {
+                    break;
+                };
+                let req = CodeRequest {
+                    mobile,
+                    purpose: purpose.clone(),
+                    client_ip: None,
+                    captcha: None,
+                    idempotency: None,
+                };
+                let _ = codes.issue(req).await;
+                i += 64;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let queued = bench.backlog().await?;
+    let after = bench.used_memory().await?;
+    bench.row(Row {
+        scenario: "memory",
+        figure: format!("Redis bytes per queued code job ({queued} queued)"),
+        value: after.saturating_sub(before) as f64 / queued.max(1) as f64,
+        unit: "B",
+        ceiling: Some(1024.0),
+        ceiling_is: "target",
+    });
+    Ok(())
+}
