@@ -105,6 +105,12 @@ pub fn reclaimed(how: &'static str, count: usize) {
     counter!("smsq_reclaimed_total", "how" => how).increment(count as u64);
 }
 
+/// A push from the platform: `delivered`, `undelivered`, `duplicate`, `unmatched` (no job
+/// for it), `inbound` (a user's reply), `malformed`.
+pub fn delivery_report(result: &'static str) {
+    counter!("smsq_delivery_reports_total", "result" => result).increment(1);
+}
+
 pub fn provider_call(took: Duration) {
     histogram!("smsq_provider_call_seconds").record(took.as_secs_f64());
 }

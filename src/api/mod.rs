@@ -6,6 +6,7 @@ mod extract;
 mod health;
 mod jobs;
 mod messages;
+mod reports;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,8 +55,15 @@ pub fn router(codes: Codes, store: Store) -> Router {
         .route("/v1/jobs/{id}", get(jobs::show))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
 
+    // Outside the bearer-token layer: the platform authenticates by the secret path.
+    let callbacks = Router::new().route(
+        "/v1/provider/ronglian/reports/{token}",
+        post(reports::receive),
+    );
+
     Router::new()
         .merge(v1)
+        .merge(callbacks)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -22,6 +22,8 @@ pub struct Secrets {
     pub secret: Option<Secret>,
     /// Bearer tokens accepted by the API; empty means no authentication.
     pub api_tokens: Vec<Secret>,
+    /// The secret path segment of the delivery-report callback; unset = reports refused.
+    pub reports_token: Option<Secret>,
 }
 
 impl Secrets {
@@ -32,6 +34,7 @@ impl Secrets {
             auth_token: get("RONGLIAN_AUTH_TOKEN").map(Secret::new),
             app_id: get("RONGLIAN_APP_ID"),
             secret: get("SMSQ_SECRET").map(Secret::new),
+            reports_token: get("SMSQ_REPORTS_TOKEN").map(Secret::new),
             api_tokens: get("SMSQ_API_TOKENS")
                 .map(|v| {
                     v.split(',')
@@ -45,7 +48,7 @@ impl Secrets {
     }
 
     /// Which secrets are set, for `smsq config`: ids shortened, everything else hidden.
-    pub fn summary(&self) -> [(&'static str, String); 5] {
+    pub fn summary(&self) -> [(&'static str, String); 6] {
         let shown = |set: bool| if set { "set (hidden)" } else { "not set" }.to_owned();
         let id = |id: &Option<String>| id.as_deref().map_or("not set".to_owned(), mask_id);
         let tokens = match self.api_tokens.len() {
@@ -58,6 +61,13 @@ impl Secrets {
             ("RONGLIAN_APP_ID", id(&self.app_id)),
             ("SMSQ_SECRET", shown(self.secret.is_some())),
             ("SMSQ_API_TOKENS", tokens),
+            (
+                "SMSQ_REPORTS_TOKEN",
+                match self.reports_token {
+                    Some(_) => "set (hidden)".to_owned(),
+                    None => "not set (delivery reports refused)".to_owned(),
+                },
+            ),
         ]
     }
 

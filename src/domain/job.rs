@@ -63,10 +63,14 @@ pub enum JobStatus {
     Dead,
     Expired,
     Superseded,
+    /// After `sent`: the carrier's report says it reached the handset.
+    Delivered,
+    /// After `sent`: the carrier's report says it did not.
+    Undelivered,
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 9] = [
+    pub const ALL: [JobStatus; 11] = [
         Self::Queued,
         Self::Sending,
         Self::Retrying,
@@ -76,6 +80,8 @@ impl JobStatus {
         Self::Dead,
         Self::Expired,
         Self::Superseded,
+        Self::Delivered,
+        Self::Undelivered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,16 +95,25 @@ impl JobStatus {
             Self::Dead => "dead",
             Self::Expired => "expired",
             Self::Superseded => "superseded",
+            Self::Delivered => "delivered",
+            Self::Undelivered => "undelivered",
         }
     }
 }
 
 impl JobStatus {
-    /// No later status follows (a replay starts a new life from `dead`).
+    /// No later status follows from the queue (a replay starts a new life from `dead`; a
+    /// delivery report may still follow `sent`).
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Self::Sent | Self::Failed | Self::Dead | Self::Expired | Self::Superseded
+            Self::Sent
+                | Self::Failed
+                | Self::Dead
+                | Self::Expired
+                | Self::Superseded
+                | Self::Delivered
+                | Self::Undelivered
         )
     }
 }

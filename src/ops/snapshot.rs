@@ -80,8 +80,11 @@ pub struct Throughput {
     /// … over the last hour.
     pub sent_per_sec_1h: f64,
     /// Outcomes over the last hour (the current minute and the 59 before): `sent`, `failed`,
-    /// `dead`, `expired`, `superseded`, and `retrying` (failed attempts that will retry).
+    /// `dead`, `expired`, `superseded`, `delivered`, `undelivered`, and `retrying` (failed
+    /// attempts that will retry).
     pub last_hour: BTreeMap<String, u64>,
+    /// Share of the last hour's delivery reports that say "delivered"; `None` without reports.
+    pub delivery_rate_1h: Option<f64>,
 }
 
 impl Snapshot {
@@ -178,9 +181,12 @@ fn throughput(minutes: &[BTreeMap<String, u64>], now_ms: i64) -> Throughput {
     let recent = sent(minutes.first()) + sent(minutes.get(1));
     let hour: u64 = minutes.iter().map(|m| sent(Some(m))).sum();
     let hour_span = 60.0 * (minutes.len().max(1) - 1) as f64 + into_minute;
+    let count = |k: &str| last_hour.get(k).copied().unwrap_or(0);
+    let reports = count("delivered") + count("undelivered");
     Throughput {
         sent_per_sec_1m: round2(recent as f64 / (60.0 + into_minute)),
         sent_per_sec_1h: round2(hour as f64 / hour_span.max(1.0)),
+        delivery_rate_1h: (reports > 0).then(|| round2(count("delivered") as f64 / reports as f64)),
         last_hour,
     }
 }

@@ -120,6 +120,15 @@ pub fn render(s: &Snapshot) -> String {
     .map(|k| format!("{k} {}", t.last_hour.get(*k).copied().unwrap_or(0)))
     .collect();
     let _ = writeln!(out, "last hour  {}", counts.join("   "));
+    let rate = t.delivery_rate_1h.map_or("no reports".to_owned(), |r| {
+        format!("{:.0} % delivered", r * 100.0)
+    });
+    let _ = writeln!(
+        out,
+        "handsets   delivered {}   undelivered {}   ({rate})",
+        t.last_hour.get("delivered").copied().unwrap_or(0),
+        t.last_hour.get("undelivered").copied().unwrap_or(0),
+    );
     let live = s.live_consumers();
     let _ = writeln!(
         out,

@@ -2,9 +2,11 @@
 //! its answers. The simulator tests and the demo talk to lives in `dev::fake`.
 
 mod classify;
+mod report;
 mod ronglian;
 
 pub use classify::{Action, Verdict, classify};
+pub use report::{Report, ReportError, StatusReport};
 pub use ronglian::{
     Accepted, Client, ClientError, SendError, SignedRequest, TemplateSms, TransportKind,
     authorization, install_crypto, sign, signature, timestamp,

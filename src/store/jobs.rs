@@ -23,6 +23,12 @@ pub struct JobRecord {
     pub last_error: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// The carrier's code from the delivery report (`DELIVRD`, …), once one came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliver_code: Option<String>,
+    /// When the handset got it, per the delivery report (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
 }
 
 /// One entry of the events stream.
@@ -63,6 +69,8 @@ impl Store {
             last_error: non_empty(&h, "last_error"),
             created_at: rfc3339(h.get("created_ms")),
             updated_at: rfc3339(h.get("updated_ms")),
+            deliver_code: non_empty(&h, "deliver_code"),
+            delivered_at: non_empty(&h, "delivered_at"),
         }))
     }
 

@@ -69,6 +69,18 @@ impl Keys {
     pub fn limiter(&self) -> String {
         format!("{}:limiter", self.tag)
     }
+    /// A sent message's job, by the provider's message id and the number (delivery reports).
+    pub fn sid(&self, message_id: &str, mobile: &str) -> String {
+        format!("{}:sid:{message_id}:{mobile}", self.tag)
+    }
+    /// A delivery report that came before the `sent` write it belongs to.
+    pub fn early_report(&self, message_id: &str, mobile: &str) -> String {
+        format!("{}:early:{message_id}:{mobile}", self.tag)
+    }
+    /// The job record key without the id: for a script that finds the id in Redis.
+    pub fn job_prefix(&self) -> String {
+        format!("{}:job:", self.tag)
+    }
     /// Per-minute counts of job outcomes; `minute` is Unix ms / 60 000.
     pub fn stats(&self, minute: i64) -> String {
         format!("{}:stats:{minute}", self.tag)

@@ -8,6 +8,7 @@ mod fleet;
 mod inspect;
 mod jobs;
 mod keys;
+mod reports;
 mod scripts;
 mod stream;
 mod transitions;
@@ -24,6 +25,7 @@ pub use fleet::{ConsumerState, Grant, Lease, RatePolicy};
 pub use inspect::{PENDING_SAMPLE, QueueState};
 pub use jobs::{JobRecord, StatusEvent};
 pub use keys::{GROUP, Keys};
+pub use reports::ReportOutcome;
 pub use stream::Entry;
 pub use transitions::{Begin, Outcome, ProviderFailure};
 

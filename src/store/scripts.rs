@@ -26,6 +26,7 @@ pub(crate) struct Scripts {
     pub reap: Script,
     pub touch: Script,
     pub replay: Script,
+    pub report: Script,
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -44,4 +45,5 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     reap: load(include_str!("lua/reap.lua")),
     touch: load(include_str!("lua/touch.lua")),
     replay: load(include_str!("lua/replay.lua")),
+    report: load(include_str!("lua/report.lua")),
 });

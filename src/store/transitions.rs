@@ -168,6 +168,8 @@ impl Store {
             .job_script(&SCRIPTS.settle, entry_id, job, now_ms)
             .key(self.keys.retry())
             .key(self.keys.dead())
+            .key(self.keys.sid(message_id, job.to.as_str()))
+            .key(self.keys.early_report(message_id, job.to.as_str()))
             .arg(outcome.status().as_str())
             .arg(attempt)
             .arg(&failure.error)

@@ -15,5 +15,6 @@ mod ops;
 mod protocol;
 mod provider;
 mod recovery;
+mod reports;
 mod verify;
 mod worker;

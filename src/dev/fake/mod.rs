@@ -26,7 +26,10 @@ use tokio_util::sync::CancellationToken;
 
 mod answers;
 mod checks;
+mod reports;
 mod state;
+
+pub use reports::ReportFormat;
 
 use answers::{Format, dropped_connection, error_answer, success_answer};
 use checks::check;
@@ -81,6 +84,18 @@ pub struct FakeOptions {
     /// `111111` to see every worker pause); later requests are handled normally.
     #[arg(long, value_delimiter = ',')]
     pub answer_first: Vec<String>,
+    /// Push each accepted message's delivery report to this URL, like the platform.
+    #[arg(long)]
+    pub report_url: Option<String>,
+    /// How long after accepting a message its report is pushed.
+    #[arg(long, default_value_t = 200)]
+    pub report_delay_ms: u64,
+    /// Fraction of reports that say "undelivered" (deliverCode UNDELIV).
+    #[arg(long, default_value_t = 0.0)]
+    pub undelivered_rate: f64,
+    /// The form of the pushed reports.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+    pub report_format: ReportFormat,
     /// Append every accepted message to this file as a JSON line.
     #[arg(long)]
     pub record: Option<PathBuf>,
@@ -105,6 +120,10 @@ impl FakeOptions {
             timestamp_window_secs: 86_400,
             seed: None,
             answer_first: Vec::new(),
+            report_url: None,
+            report_delay_ms: 200,
+            undelivered_rate: 0.0,
+            report_format: ReportFormat::Json,
             record: None,
         }
     }
@@ -135,6 +154,8 @@ pub struct ScriptedAnswer {
 struct Fake {
     opts: Arc<FakeOptions>,
     inner: Arc<Mutex<Inner>>,
+    /// For pushing delivery reports.
+    http: reqwest::Client,
 }
 
 /// A running simulator (in-process, for tests and `smsq dev`).
@@ -195,8 +216,10 @@ impl Fake {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_rng(&mut rand::rng()),
         };
+        crate::provider::install_crypto();
         Self {
             opts: Arc::new(opts),
+            http: reqwest::Client::new(),
             inner: Arc::new(Mutex::new(Inner {
                 rng,
                 last_sent: HashMap::new(),
@@ -283,7 +306,10 @@ async fn template_sms(
                 error_answer(format, "160000", "系统错误")
             } else {
                 match accept(&fake, request, received_us).await {
-                    Ok(m) => success_answer(format, &m),
+                    Ok(m) => {
+                        reports::push(&fake, &m);
+                        success_answer(format, &m)
+                    }
                     Err(f) => error_answer(format, f.code, f.msg),
                 }
             }

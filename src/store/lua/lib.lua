@@ -1,7 +1,8 @@
 -- Shared helpers, prepended to every smsq script when it is loaded (one EVALSHA per script).
 -- Every key a script touches is passed in KEYS and shares one hash tag (Redis Cluster safe).
 
-local TERMINAL = {sent = true, failed = true, dead = true, expired = true, superseded = true}
+local TERMINAL = {sent = true, failed = true, dead = true, expired = true, superseded = true,
+  delivered = true, undelivered = true}
 
 -- A status change: the job record and one entry on the events stream.
 local function record(job_key, events_key, job_id, status, attempt, err, now, ttl, events_maxlen, extra)
@@ -57,4 +58,23 @@ local function enqueue(job_key, stream, events, job_id, job_json, now, ttl, even
   redis.call('XADD', stream, '*', 'job', job_json)
   redis.call('XADD', events, 'MAXLEN', '~', events_maxlen, '*',
     'id', job_id, 'status', 'queued', 'attempt', 0, 'error', '', 'ts', now)
+end
+
+-- A delivery report for a job: only a `sent` job moves (to `delivered` or `undelivered`); a
+-- report never turns a job back, and a duplicate changes nothing.
+-- Returns the new status, or 'duplicate' / 'ignored'.
+local function deliver_report(job_key, events, stats, job_id, delivered, deliver_code, received_at, now, ttl, events_maxlen)
+  local current = redis.call('HMGET', job_key, 'status', 'attempts')
+  if current[1] == 'delivered' or current[1] == 'undelivered' then return 'duplicate' end
+  if current[1] ~= 'sent' then return 'ignored' end
+  local status = 'undelivered'
+  local err = deliver_code
+  if delivered == '1' then
+    status = 'delivered'
+    err = ''
+  end
+  record(job_key, events, job_id, status, current[2] or 0, err, now, ttl, events_maxlen,
+    {'deliver_code', deliver_code, 'delivered_at', received_at})
+  tally(stats, status)
+  return status
 end

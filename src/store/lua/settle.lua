@@ -4,7 +4,7 @@
 -- A job waiting for its next attempt goes to the retry set; a dead one also to the dead
 -- letters. A job that is already terminal (reclaimed, replayed) is only acked.
 local job_key, events, stream, otp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local retry, dead = KEYS[6], KEYS[7]
+local retry, dead, sid_key, early_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local job_id, entry_id, group, now, ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local status, attempt, err, provider_status, message_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local next_job, due, received_job = ARGV[12], ARGV[13], ARGV[14]
@@ -29,5 +29,14 @@ else
 end
 record(job_key, events, job_id, status, attempt, err, now, ttl, events_maxlen, extra)
 tally(stats, status)
+if status == 'sent' and message_id ~= '' then
+  -- Where a delivery report finds its job; and a report that came before this write.
+  redis.call('SET', sid_key, job_id, 'EX', ttl)
+  local early = redis.call('HMGET', early_key, 'delivered', 'deliver_code', 'received_at')
+  if early[1] then
+    deliver_report(job_key, events, stats, job_id, early[1], early[2], early[3], now, ttl, events_maxlen)
+    redis.call('DEL', early_key)
+  end
+end
 settle(stream, group, entry_id)
 return status

@@ -25,6 +25,7 @@ pub const SID: &str = "aaf98f89488d0aad0148a8e0d8d40a07";
 pub const TOKEN: &str = "e33d4b7d2f6e4b6bb1e2a0b1f2c3d4e5";
 pub const APP_ID: &str = "8a216da85f5c89b1015f7e6e3c2a0b1c";
 pub const SECRET: &str = "test-secret-0123456789";
+pub const REPORTS_TOKEN: &str = "reports-0123456789abcdef";
 
 struct Shared {
     redis: LocalRedis,
@@ -149,6 +150,7 @@ pub fn settings_on(url: &str, tweak: impl FnOnce(&mut RawConfig)) -> Settings {
         app_id: Some(APP_ID.into()),
         secret: Some(Secret::new(SECRET)),
         api_tokens: Vec::new(),
+        reports_token: Some(Secret::new(REPORTS_TOKEN)),
     };
     Settings::from_raw(&raw, secrets).expect("valid test settings")
 }

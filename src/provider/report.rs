@@ -1,0 +1,189 @@
+//! Delivery reports (状态报告) the platform pushes, in its JSON or XML form (docs/provider.md
+//! §4), parsed into a [`Report`] once, at the edge.
+
+use std::collections::HashMap;
+
+use chrono::{NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use quick_xml::events::Event;
+use serde_json::Value;
+
+use crate::domain::{Mobile, beijing};
+
+/// What a push said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// `smsType` 1: what became of one message to one number.
+    Status(StatusReport),
+    /// `smsType` 0: the user replied.
+    Inbound { from: Mobile, text: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusReport {
+    /// `content`: the `smsMessageSid` the send was answered with.
+    pub message_id: String,
+    /// `fromNum`: the number the message went to.
+    pub mobile: Mobile,
+    /// `status` "0".
+    pub delivered: bool,
+    /// The carrier's code (`DELIVRD`, `UNDELIV`, …).
+    pub deliver_code: String,
+    /// `recvTime` (Beijing wall clock in the push), RFC 3339 UTC; empty if absent or unreadable.
+    pub received_at: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReportError {
+    #[error("the body is neither the JSON nor the XML form of a report")]
+    Unreadable,
+    #[error("the report has no `{0}`")]
+    Missing(&'static str),
+    #[error("`{0}` is not a mainland mobile number")]
+    BadNumber(&'static str),
+    #[error("unknown smsType {0:?}")]
+    UnknownType(String),
+}
+
+impl Report {
+    /// The push body as received: `{"Request": {…}}` or `<Request>…</Request>`.
+    pub fn parse(body: &[u8]) -> Result<Self, ReportError> {
+        let fields = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => json_fields(body)?,
+            Some(b'<') => xml_fields(body)?,
+            _ => return Err(ReportError::Unreadable),
+        };
+        let get = |k: &'static str| fields.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        let need = |k: &'static str| get(k).ok_or(ReportError::Missing(k));
+        let number =
+            |k: &'static str| Mobile::parse(need(k)?).map_err(|_| ReportError::BadNumber(k));
+        match need("smsType")? {
+            "1" => Ok(Report::Status(StatusReport {
+                message_id: need("content")?.to_owned(),
+                mobile: number("fromNum")?,
+                delivered: need("status")? == "0",
+                deliver_code: get("deliverCode").unwrap_or("").to_owned(),
+                received_at: get("recvTime").map(rfc3339).unwrap_or_default(),
+            })),
+            "0" => Ok(Report::Inbound {
+                from: number("fromNum")?,
+                text: get("content").unwrap_or("").to_owned(),
+            }),
+            other => Err(ReportError::UnknownType(other.to_owned())),
+        }
+    }
+}
+
+fn json_fields(body: &[u8]) -> Result<HashMap<String, String>, ReportError> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| ReportError::Unreadable)?;
+    let request = v
+        .get("Request")
+        .and_then(Value::as_object)
+        .ok_or(ReportError::Unreadable)?;
+    Ok(request
+        .iter()
+        .filter_map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            Some((k.clone(), text))
+        })
+        .collect())
+}
+
+/// The flat `<Request><name>value</name>…</Request>` form.
+fn xml_fields(body: &[u8]) -> Result<HashMap<String, String>, ReportError> {
+    let mut reader = quick_xml::Reader::from_reader(body);
+    let mut fields = HashMap::new();
+    let (mut in_request, mut current, mut saw_request) = (false, None::<String>, false);
+    loop {
+        match reader.read_event().map_err(|_| ReportError::Unreadable)? {
+            Event::Start(e) => {
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                if name == "Request" {
+                    (in_request, saw_request) = (true, true);
+                } else if in_request {
+                    current = Some(name);
+                }
+            }
+            Event::Text(t) => {
+                if let Some(name) = &current {
+                    let text = t.decode().map_err(|_| ReportError::Unreadable)?;
+                    fields.insert(name.clone(), text.trim().to_owned());
+                }
+            }
+            Event::End(e) => {
+                if e.name().as_ref() == b"Request" {
+                    in_request = false;
+                }
+                current = None;
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if saw_request {
+        Ok(fields)
+    } else {
+        Err(ReportError::Unreadable)
+    }
+}
+
+/// `yyyyMMddHHmmss` in Beijing time → RFC 3339 UTC.
+fn rfc3339(beijing_time: &str) -> String {
+    NaiveDateTime::parse_from_str(beijing_time, "%Y%m%d%H%M%S")
+        .ok()
+        .and_then(|t| beijing().from_local_datetime(&t).single())
+        .map(|t| {
+            t.with_timezone(&Utc)
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JSON: &str = r#"{"Request":{"action":"SMSArrived","smsType":"1","apiVersion":"2013-12-26",
+        "content":"4121908f3d1b4edb9210f0eb4742f62c","fromNum":"13912345678",
+        "dateSent":"20130923010000","deliverCode":"DELIVRD","recvTime":"20130923010010",
+        "status":"0","reqId":"123","smsCount":"2","spCode":"10690876"}}"#;
+
+    #[test]
+    fn the_json_and_xml_forms_read_the_same() {
+        let xml = "<?xml version=\"1.0\"?><Request><action>SMSArrived</action><smsType>1</smsType>\
+            <content>4121908f3d1b4edb9210f0eb4742f62c</content><fromNum>13912345678</fromNum>\
+            <deliverCode>DELIVRD</deliverCode><recvTime>20130923010010</recvTime>\
+            <status>0</status></Request>";
+        let expected = Report::Status(StatusReport {
+            message_id: "4121908f3d1b4edb9210f0eb4742f62c".into(),
+            mobile: Mobile::parse("13912345678").unwrap(),
+            delivered: true,
+            deliver_code: "DELIVRD".into(),
+            received_at: "2013-09-22T17:00:10Z".into(),
+        });
+        assert_eq!(Report::parse(JSON.as_bytes()).unwrap(), expected);
+        assert_eq!(Report::parse(xml.as_bytes()).unwrap(), expected);
+    }
+
+    #[test]
+    fn malformed_reports_say_why() {
+        assert_eq!(Report::parse(b"hello"), Err(ReportError::Unreadable));
+        assert_eq!(Report::parse(b"{\"x\":1}"), Err(ReportError::Unreadable));
+        assert_eq!(
+            Report::parse(JSON.replace("\"content\"", "\"c\"").as_bytes()),
+            Err(ReportError::Missing("content"))
+        );
+        assert_eq!(
+            Report::parse(JSON.replace("13912345678", "123").as_bytes()),
+            Err(ReportError::BadNumber("fromNum"))
+        );
+        let reply = JSON.replace("\"smsType\":\"1\"", "\"smsType\":\"0\"");
+        assert!(matches!(
+            Report::parse(reply.as_bytes()),
+            Ok(Report::Inbound { .. })
+        ));
+    }
+}

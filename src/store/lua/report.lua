@@ -1,0 +1,20 @@
+-- A delivery report from the platform, matched by (message id, number) through the index the
+-- `sent` write left. A report that comes before that write (the platform can be faster than
+-- our status write) is kept an hour for it; so is one that is not ours, until it expires.
+-- Returns {status} (see deliver_report) | {'early'} | {'duplicate'}
+local sid_key, early_key, events, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local job_prefix, delivered, deliver_code, received_at = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, ttl, events_maxlen = ARGV[5], ARGV[6], ARGV[7]
+
+local job_id = redis.call('GET', sid_key)
+if not job_id then
+  if redis.call('EXISTS', early_key) == 1 then return {'duplicate'} end
+  redis.call('HSET', early_key, 'delivered', delivered, 'deliver_code', deliver_code,
+    'received_at', received_at)
+  redis.call('EXPIRE', early_key, 3600)
+  return {'early'}
+end
+-- The job record shares the tag; its key is derived from the index, as issue_code derives
+-- an old otp key.
+return {deliver_report(job_prefix .. job_id, events, stats, job_id, delivered, deliver_code,
+  received_at, now, ttl, events_maxlen), job_id}
