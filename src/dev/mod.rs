@@ -38,6 +38,8 @@ pub fn dev_env(mut env: HashMap<String, String>) -> HashMap<String, String> {
     default("RONGLIAN_ACCOUNT_SID", DEV_ACCOUNT_SID.to_owned());
     default("RONGLIAN_AUTH_TOKEN", DEV_AUTH_TOKEN.to_owned());
     default("RONGLIAN_APP_ID", DEV_APP_ID.to_owned());
+    let token: [u8; 16] = rand::rng().random();
+    default("SMSQ_REPORTS_TOKEN", crate::domain::hex_lower(&token));
     env
 }
 
@@ -78,18 +80,6 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> Result<
     let _redis = ensure_redis(&mut settings, &dir.0).await?;
     let account = settings.secrets.ronglian()?;
 
-    let mut fake_opts = FakeOptions::new(
-        &account.account_sid,
-        account.auth_token.expose(),
-        &account.app_id,
-    );
-    fake_opts.templates = vec![settings.code.template_id.to_string()];
-    fake_opts.record = Some(dir.0.join("messages.jsonl"));
-    let fake = fake::spawn(fake_opts)
-        .await
-        .map_err(io("starting the fake provider"))?;
-    settings.provider.base_url = fake.base_url();
-
     let listener = match TcpListener::bind(settings.api.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -103,6 +93,25 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> Result<
         }
     };
     let api_addr = listener.local_addr().map_err(io("binding the API"))?;
+    let mut fake_opts = FakeOptions::new(
+        &account.account_sid,
+        account.auth_token.expose(),
+        &account.app_id,
+    );
+    fake_opts.templates = vec![settings.code.template_id.to_string()];
+    fake_opts.record = Some(dir.0.join("messages.jsonl"));
+    // The fake pushes delivery reports to our API, as the platform would.
+    if let Some(token) = &settings.secrets.reports_token {
+        fake_opts.report_url = Some(format!(
+            "http://{api_addr}/v1/provider/ronglian/reports/{}",
+            token.expose()
+        ));
+    }
+    let fake = fake::spawn(fake_opts)
+        .await
+        .map_err(io("starting the fake provider"))?;
+    settings.provider.base_url = fake.base_url();
+
     let app = Application::build(settings)?;
     let settings = app.settings();
     let stop = CancellationToken::new();
@@ -230,14 +239,28 @@ async fn demo(base: &str, fake: &fake::FakeHandle) -> Result<(), DevError> {
     if verified["valid"] != serde_json::Value::Bool(true) {
         return Err(DevError::Demo(format!("verification failed: {verified}")));
     }
-    let job: serde_json::Value = http
-        .get(format!("{base}/v1/jobs/{job_id}"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    println!("\n4. GET {base}/v1/jobs/{job_id}\n   → {job}");
-    println!("\nverified: the code that was sent is the code that verifies.");
+    // The fake pushes the delivery report a moment after accepting the SMS.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let job = loop {
+        let job: serde_json::Value = http
+            .get(format!("{base}/v1/jobs/{job_id}"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if job["status"] == "delivered" || Instant::now() > deadline {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!("\n4. GET {base}/v1/jobs/{job_id}   (after the delivery report)\n   → {job}");
+    if job["status"] != "delivered" {
+        return Err(DevError::Demo(format!("no delivery report within 10 s: {job}")));
+    }
+    println!(
+        "\nverified: the code that was sent is the code that verifies, and it reached the handset \
+         (queued → sending → sent → delivered)."
+    );
     Ok(())
 }
 
