@@ -255,7 +255,9 @@ async fn demo(base: &str, fake: &fake::FakeHandle) -> Result<(), DevError> {
     };
     println!("\n4. GET {base}/v1/jobs/{job_id}   (after the delivery report)\n   → {job}");
     if job["status"] != "delivered" {
-        return Err(DevError::Demo(format!("no delivery report within 10 s: {job}")));
+        return Err(DevError::Demo(format!(
+            "no delivery report within 10 s: {job}"
+        )));
     }
     println!(
         "\nverified: the code that was sent is the code that verifies, and it reached the handset \

@@ -86,23 +86,10 @@ pub async fn replay(store: &Store, ids: &[String], all: bool) -> Result<Replayed
     let total = store.dead_letter_count().await? as usize;
     let letters = store.dead_letters(total.max(1)).await?;
     let mut done = Replayed::default();
-    let chosen: Vec<&DeadLetter> = if all {
+    let chosen = if all {
         letters.iter().collect()
     } else {
-        let mut chosen = Vec::new();
-        for id in ids {
-            let found = letters.iter().find(|d| {
-                d.id == *id || d.job.as_ref().is_ok_and(|j| j.id.as_str() == id.as_str())
-            });
-            match found {
-                Some(d) => chosen.push(d),
-                None => {
-                    done.not_found += 1;
-                    let _ = writeln!(done.report, "not found: {id} (no such dead letter)");
-                }
-            }
-        }
-        chosen
+        choose(&letters, ids, &mut done)
     };
     for letter in chosen {
         let name = letter
@@ -143,6 +130,28 @@ pub async fn replay(store: &Store, ids: &[String], all: bool) -> Result<Replayed
         done.replayed, done.refused, done.not_found
     );
     Ok(done)
+}
+
+/// The dead letters named by dead-letter id or job id; the others are counted not found.
+fn choose<'a>(
+    letters: &'a [DeadLetter],
+    ids: &[String],
+    done: &mut Replayed,
+) -> Vec<&'a DeadLetter> {
+    let mut chosen = Vec::new();
+    for id in ids {
+        let named = |d: &&DeadLetter| {
+            d.id == *id || d.job.as_ref().is_ok_and(|j| j.id.as_str() == id.as_str())
+        };
+        match letters.iter().find(named) {
+            Some(d) => chosen.push(d),
+            None => {
+                done.not_found += 1;
+                let _ = writeln!(done.report, "not found: {id} (no such dead letter)");
+            }
+        }
+    }
+    chosen
 }
 
 /// Without `yes`, only says what would go.

@@ -58,6 +58,15 @@ pub async fn watch(store: &Store, settings: &Settings, json: bool, stop: Cancell
 
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::new();
+    header(&mut out, s);
+    queue(&mut out, s);
+    limiter(&mut out, s);
+    throughput(&mut out, s);
+    workers(&mut out, s);
+    out
+}
+
+fn header(out: &mut String, s: &Snapshot) {
     let taken = Utc
         .timestamp_millis_opt(s.taken_at_ms)
         .single()
@@ -69,6 +78,9 @@ pub fn render(s: &Snapshot) -> String {
         format!(": {}", s.verdict.reasons.join("; "))
     };
     let _ = writeln!(out, "smsq status: {}{why}   ({taken})", s.verdict.status);
+}
+
+fn queue(out: &mut String, s: &Snapshot) {
     let st = &s.stream;
     let _ = writeln!(
         out,
@@ -85,6 +97,9 @@ pub fn render(s: &Snapshot) -> String {
     };
     let _ = writeln!(out, "retries    {} waiting{next}", s.retries.waiting);
     let _ = writeln!(out, "dead       {} dead letter(s)", s.dead_letters);
+}
+
+fn limiter(out: &mut String, s: &Snapshot) {
     let l = &s.limiter;
     let limit = match (l.rate_per_sec, l.burst) {
         (Some(r), Some(b)) => format!("{r}/s burst {b}"),
@@ -102,7 +117,11 @@ pub fn render(s: &Snapshot) -> String {
         "limiter    {limit}   wait {} ms   pause {pause}",
         l.wait_ms
     );
+}
+
+fn throughput(out: &mut String, s: &Snapshot) {
     let t = &s.throughput;
+    let count = |k: &str| t.last_hour.get(k).copied().unwrap_or(0);
     let _ = writeln!(
         out,
         "sent       {:.2}/s over 1 min   {:.2}/s over 1 h",
@@ -117,7 +136,7 @@ pub fn render(s: &Snapshot) -> String {
         "retrying",
     ]
     .iter()
-    .map(|k| format!("{k} {}", t.last_hour.get(*k).copied().unwrap_or(0)))
+    .map(|k| format!("{k} {}", count(k)))
     .collect();
     let _ = writeln!(out, "last hour  {}", counts.join("   "));
     let rate = t.delivery_rate_1h.map_or("no reports".to_owned(), |r| {
@@ -126,15 +145,15 @@ pub fn render(s: &Snapshot) -> String {
     let _ = writeln!(
         out,
         "handsets   delivered {}   undelivered {}   ({rate})",
-        t.last_hour.get("delivered").copied().unwrap_or(0),
-        t.last_hour.get("undelivered").copied().unwrap_or(0),
+        count("delivered"),
+        count("undelivered"),
     );
+}
+
+fn workers(out: &mut String, s: &Snapshot) {
     let live = s.live_consumers();
-    let _ = writeln!(
-        out,
-        "workers    {live} live, {} dead",
-        s.consumers.len() - live
-    );
+    let dead = s.consumers.len() - live;
+    let _ = writeln!(out, "workers    {live} live, {dead} dead");
     if !s.consumers.is_empty() {
         let _ = writeln!(
             out,
@@ -153,7 +172,6 @@ pub fn render(s: &Snapshot) -> String {
             c.max_deliveries
         );
     }
-    out
 }
 
 fn secs(ms: u64) -> String {

@@ -14,12 +14,13 @@
 //! **Why exact.** The schedule itself obeys GCRA: in any window of length `w` it holds at most
 //! `w·rate + b` slots, `b` being its burst. A send may go later than its slot (the task wakes
 //! late, Redis's answer took a while), never earlier; so a send is used only if it starts
-//! within `lateness` of its slot, otherwise the slot is dropped and another taken. Then the
-//! sends of any 1-second window come from slots of a window `1 s + lateness` long: at most
-//! `rate·(1 s + lateness) + b`. The script's burst is therefore `b = burst − ⌈rate·lateness⌉`
+//! within a lateness budget of its slot, otherwise the slot is dropped and another taken.
+//! Then the sends of any 1-second window come from slots of a window `1 s + budget` long: at
+//! most `rate·(1 s + budget) + b`. The script's burst is therefore `b = burst − ⌊rate·budget⌋`
 //! (at least 1), which makes the worst case `rate + burst` sends in any 1-second window, the
-//! promise of the configuration. The budget is 50 ms, shortened when `rate × 50 ms` would eat
-//! the whole burst; a slot may be used up to 80 % of it late. The other 20 % is kept for the
+//! promise of the configuration (and `⌈rate·t⌉ + burst` in any window `t`; unit-tested).
+//! The budget is 50 ms, shortened when `rate × 50 ms` would eat the whole burst; a slot may
+//! be used up to 80 % of it late. The other 20 % is kept for the
 //! reply's travel: a slot is placed on the local clock when the reply arrives, which can only
 //! make a send later than Redis meant, by one Redis round trip (well under a millisecond on a
 //! LAN). Integer arithmetic throughout, so the bound is not off by a rounding.
@@ -246,6 +247,18 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn over_any_window_the_fleet_sends_at_most_rate_times_t_plus_burst() {
+        for (rate, burst) in [(40, 5), (100, 20), (7, 3), (1000, 20)] {
+            let p = Policy::new(rate, burst);
+            for ms in [10, 100, 250, 1000, 2500, 60_000] {
+                let t = Duration::from_millis(ms);
+                let bound = (f64::from(rate) * t.as_secs_f64()).ceil() as u64 + u64::from(burst);
+                assert!(p.worst_case(t) <= bound, "{rate}/{burst} over {t:?}: {p:?}");
+            }
+        }
+    }
 
     #[test]
     fn the_worst_one_second_window_is_rate_plus_burst() {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 pub use consumer::Consumer;
@@ -99,43 +99,8 @@ impl Worker {
 
     /// Runs until `shutdown`, then drains in-flight sends within `worker.shutdown_grace_ms`.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<Report, WorkerError> {
-        let store = self.ctx.store.clone();
-        store.ensure_group().await.map_err(WorkerError::Setup)?;
-        let ws = &self.ctx.settings.worker;
-        let name = self.consumer.name().to_owned();
-        let about = heartbeat_text(self.concurrency);
-        // Alive before the first read, so no reaper takes us for dead.
-        store
-            .heartbeat(&name, &about, ws.heartbeat * 3)
-            .await
-            .map_err(WorkerError::Setup)?;
-        if let Err(e) = store
-            .publish_limit(ws.rate_per_sec.get(), ws.burst.get())
-            .await
-        {
-            tracing::warn!(error = %e, "cannot publish the rate limit");
-        }
-        tracing::info!(consumer = %name, concurrency = self.concurrency, "worker started");
-
         let stop_background = CancellationToken::new();
-        if let Some(addr) = ws.metrics_listen {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| WorkerError::Metrics(addr, e))?;
-            tracing::info!(%addr, "serving /metrics");
-            let (ctx, stop) = (self.ctx.clone(), stop_background.clone());
-            tokio::spawn(serve_metrics(listener, ctx, stop));
-        }
-        let background = [
-            tokio::spawn(promote_retries(store.clone(), stop_background.clone())),
-            tokio::spawn(beat(
-                store.clone(),
-                name.clone(),
-                about,
-                ws.heartbeat,
-                stop_background.clone(),
-            )),
-        ];
+        let background = self.start(&stop_background).await?;
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let mut tasks = JoinSet::new();
         let mut handled = 0u64;
@@ -160,12 +125,8 @@ impl Worker {
                     backoff = Backoff::default();
                     entries
                 }
-                Err(e) => {
-                    if !recover(&store, &e, &mut backoff, &shutdown).await {
-                        break;
-                    }
-                    continue;
-                }
+                Err(e) if recover(&self.ctx.store, &e, &mut backoff, &shutdown).await => continue,
+                Err(_) => break,
             };
             // Entries already delivered to us are handled even if shutdown came meanwhile:
             // they are ours now, and handling beats leaving them for the reaper.
@@ -186,15 +147,57 @@ impl Worker {
         for task in background {
             let _ = task.await;
         }
-        // Gone at once: what is still pending here is reclaimed by the others right away;
-        // with nothing pending, we leave the group so `smsq status` does not list us as dead.
-        if let Err(e) = store.drop_heartbeat(&name).await {
+        self.leave().await;
+        Ok(report)
+    }
+
+    /// The group, the first heartbeat (alive before the first read, so no reaper takes us
+    /// for dead), the published limit, and the tasks that run beside the pool.
+    async fn start(&self, stop: &CancellationToken) -> Result<Vec<JoinHandle<()>>, WorkerError> {
+        let (store, ws) = (&self.ctx.store, &self.ctx.settings.worker);
+        store.ensure_group().await.map_err(WorkerError::Setup)?;
+        let name = self.consumer.name().to_owned();
+        let about = heartbeat_text(self.concurrency);
+        store
+            .heartbeat(&name, &about, ws.heartbeat * 3)
+            .await
+            .map_err(WorkerError::Setup)?;
+        let published = store.publish_limit(ws.rate_per_sec.get(), ws.burst.get());
+        if let Err(e) = published.await {
+            tracing::warn!(error = %e, "cannot publish the rate limit");
+        }
+        let mut background = Vec::new();
+        if let Some(addr) = ws.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| WorkerError::Metrics(addr, e))?;
+            tracing::info!(%addr, "serving /metrics");
+            let ctx = self.ctx.clone();
+            background.push(tokio::spawn(serve_metrics(listener, ctx, stop.clone())));
+        }
+        background.push(tokio::spawn(promote_retries(store.clone(), stop.clone())));
+        let beating = beat(
+            store.clone(),
+            name.clone(),
+            about,
+            ws.heartbeat,
+            stop.clone(),
+        );
+        background.push(tokio::spawn(beating));
+        tracing::info!(consumer = %name, concurrency = self.concurrency, "worker started");
+        Ok(background)
+    }
+
+    /// Gone at once: what is still pending here is reclaimed by the others right away; with
+    /// nothing pending, we leave the group so `smsq status` does not list us as dead.
+    async fn leave(&self) {
+        let (store, name) = (&self.ctx.store, self.consumer.name());
+        if let Err(e) = store.drop_heartbeat(name).await {
             tracing::warn!(error = %e, "cannot remove the heartbeat; it expires by itself");
         }
-        if let Err(e) = store.leave_group(&name).await {
+        if let Err(e) = store.leave_group(name).await {
             tracing::warn!(error = %e, "cannot leave the consumer group");
         }
-        Ok(report)
     }
 
     fn note(&mut self, joined: Result<Handled, tokio::task::JoinError>) {

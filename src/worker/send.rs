@@ -7,7 +7,7 @@ use tracing::Instrument;
 
 use super::Context;
 use super::retry::{self, Next};
-use crate::domain::{Job, JobStatus, now_ms};
+use crate::domain::{Code, Job, JobStatus, now_ms};
 use crate::metrics;
 use crate::provider::{Accepted, Action, SendError, TemplateSms};
 use crate::store::{Begin, Entry, Outcome, ProviderFailure, StoreError};
@@ -111,23 +111,7 @@ async fn deliver(
         metrics::queue_wait(ms_since(arrived));
     }
     transition(job, JobStatus::Sending, "", "");
-    let datas: Vec<String> = code
-        .iter()
-        .map(|c| c.expose().to_owned())
-        .chain(job.datas.iter().cloned())
-        .collect();
-    let sms = TemplateSms {
-        to: job.to.as_str(),
-        template_id: job.template_id.as_str(),
-        datas: &datas,
-        req_id: Some(job.id.as_str()),
-    };
-    let called = Instant::now();
-    let result = ctx.client.send(&sms).await;
-    metrics::provider_call(called.elapsed());
-    if let Err(e) = &result {
-        metrics::provider_error(&e.status_code());
-    }
+    let result = call_provider(ctx, job, code).await;
 
     // The SMS may be out: from here on, writing the outcome is worth waiting for.
     let (outcome, attempts) = outcome_of(ctx, job, result).await;
@@ -154,6 +138,33 @@ async fn deliver(
     };
     transition(job, status, provider_status, error);
     Ok(())
+}
+
+/// The TemplateSMS call: a code job sends `[code, …datas]`, a message its `datas`; the job
+/// id is the `reqId`, the same on every attempt.
+async fn call_provider(
+    ctx: &Context,
+    job: &Job,
+    code: Option<Code>,
+) -> Result<Accepted, SendError> {
+    let datas: Vec<String> = code
+        .iter()
+        .map(|c| c.expose().to_owned())
+        .chain(job.datas.iter().cloned())
+        .collect();
+    let sms = TemplateSms {
+        to: job.to.as_str(),
+        template_id: job.template_id.as_str(),
+        datas: &datas,
+        req_id: Some(job.id.as_str()),
+    };
+    let called = Instant::now();
+    let result = ctx.client.send(&sms).await;
+    metrics::provider_call(called.elapsed());
+    if let Err(e) = &result {
+        metrics::provider_error(&e.status_code());
+    }
+    result
 }
 
 /// One log line and one count per status change. The span carries the job id, the attempt

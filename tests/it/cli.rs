@@ -151,7 +151,10 @@ fn smsq_dev_sends_and_verifies_a_code_and_stops_on_sigint() {
     assert_eq!(code.len(), 6);
     assert!(text.contains(&format!("\"code\": \"{code}\"")), "{text}");
     assert!(text.contains(r#"{"valid":true}"#), "{text}");
-    assert!(text.contains("queued → sending → sent → delivered"), "{text}");
+    assert!(
+        text.contains("queued → sending → sent → delivered"),
+        "{text}"
+    );
     assert!(text.contains(r#""status":"delivered""#), "{text}");
     assert!(text.contains("starting a private redis-server"), "{text}");
 
