@@ -264,11 +264,14 @@ async fn worker(
 }
 
 async fn fake_provider(opts: FakeOptions) -> anyhow::Result<()> {
+    // Signals are ours before the port answers: a SIGTERM right after must not kill us
+    // with the default action.
+    let shutdown = smsq::shutdown::on_signal();
     let handle = smsq::dev::fake::spawn(opts.clone())
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     eprintln!("fake provider listening on {}", handle.base_url());
-    smsq::shutdown::on_signal().cancelled().await;
+    shutdown.cancelled().await;
     handle.stop().await;
     Ok(())
 }

@@ -187,6 +187,7 @@ impl Store {
             .key(k.jobs())
             .key(k.events())
             .key(k.job(id))
+            .key(k.by_mobile(job.to.as_str()))
             .arg(fingerprint)
             .arg(answer)
             .arg(IDEMPOTENCY_TTL_SECS)

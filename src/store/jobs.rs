@@ -74,6 +74,23 @@ impl Store {
         }))
     }
 
+    /// The newest jobs (up to 50) sent to `mobile`, newest first.
+    pub async fn jobs_of(&self, mobile: &str, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        let ids: Vec<String> = self
+            .conn()
+            .zrevrange(
+                self.keys.by_mobile(mobile),
+                0,
+                limit.saturating_sub(1) as isize,
+            )
+            .await?;
+        let mut records = Vec::with_capacity(ids.len());
+        for id in ids.iter().filter_map(|id| JobId::parse(id)) {
+            records.extend(self.job(&id).await?);
+        }
+        Ok(records)
+    }
+
     /// The status history of one job, oldest first. Scans the (capped) events stream, so it
     /// is an operator's tool, not something to call per request.
     pub async fn events_of(&self, id: &JobId) -> Result<Vec<StatusEvent>, StoreError> {

@@ -81,6 +81,10 @@ impl Keys {
     pub fn job_prefix(&self) -> String {
         format!("{}:job:", self.tag)
     }
+    /// The newest jobs to a number (sorted set of job ids by creation ms), for support.
+    pub fn by_mobile(&self, mobile: &str) -> String {
+        format!("{}:mobile:{mobile}", self.tag)
+    }
     /// Per-minute counts of job outcomes; `minute` is Unix ms / 60 000.
     pub fn stats(&self, minute: i64) -> String {
         format!("{}:stats:{minute}", self.tag)

@@ -50,8 +50,12 @@ local function remember_answer(key, fingerprint, response, ttl)
   redis.call('EXPIRE', key, ttl)
 end
 
--- Creates the job record, the stream entry and the first event.
-local function enqueue(job_key, stream, events, job_id, job_json, now, ttl, events_maxlen, fields)
+-- Creates the job record, the stream entry and the first event, and lists the job under its
+-- number (the newest 50, for support's search by mobile).
+local function enqueue(job_key, stream, events, by_mobile, job_id, job_json, now, ttl, events_maxlen, fields)
+  redis.call('ZADD', by_mobile, now, job_id)
+  redis.call('ZREMRANGEBYRANK', by_mobile, 0, -51)
+  redis.call('EXPIRE', by_mobile, ttl)
   redis.call('HSET', job_key, 'id', job_id, 'status', 'queued', 'attempts', 0,
     'created_ms', now, 'updated_ms', now, unpack(fields))
   redis.call('EXPIRE', job_key, ttl)
