@@ -1,12 +1,15 @@
 //! `smsq api`: the HTTP API a web app's backend calls (server to server). See docs/contract.md.
 
+mod admin;
 mod codes;
+mod dashboard;
 mod error;
 mod extract;
 mod health;
 mod jobs;
 mod messages;
 mod reports;
+mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,15 +58,30 @@ pub fn router(codes: Codes, store: Store) -> Router {
         .route("/v1/jobs/{id}", get(jobs::show))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
 
-    // Outside the bearer-token layer: the platform authenticates by the secret path.
+    // Outside the bearer-token layer: the platform authenticates by the secret path, the
+    // admin endpoints by a bearer token or a dashboard session (their own extractor).
     let callbacks = Router::new().route(
         "/v1/provider/ronglian/reports/{token}",
         post(reports::receive),
     );
+    let admin = Router::new()
+        .route("/v1/admin/session", get(admin::session))
+        .route("/v1/admin/status", get(admin::status))
+        .route("/v1/admin/jobs", get(admin::jobs))
+        .route("/v1/admin/jobs/{id}", get(admin::job))
+        .route("/v1/admin/dead", get(admin::dead))
+        .route("/v1/admin/dead/replay", post(admin::replay))
+        .route("/v1/admin/dead/purge", post(admin::purge))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/app.js", get(dashboard::script))
+        .route("/dashboard/app.css", get(dashboard::style))
+        .route("/dashboard/login", post(dashboard::login))
+        .route("/dashboard/logout", post(dashboard::logout));
 
     Router::new()
         .merge(v1)
         .merge(callbacks)
+        .merge(admin)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

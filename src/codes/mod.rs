@@ -114,6 +114,11 @@ impl Codes {
         &self.settings
     }
 
+    /// The keyed hash, also used to sign dashboard sessions.
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
     fn code_context(mobile: &Mobile, purpose: &Purpose) -> String {
         format!("code:{}:{}", purpose.as_str(), mobile.as_str())
     }

@@ -22,6 +22,9 @@ use crate::startup::{Application, StartupError};
 use fake::FakeOptions;
 use local_redis::{Listen, LocalRedis};
 
+/// Marks an API token `smsq dev` made up (and may therefore print).
+const DEV_TOKEN_PREFIX: &str = "dev-";
+
 /// Made-up credentials for the fake provider, used when `RONGLIAN_*` are not set.
 const DEV_ACCOUNT_SID: &str = "8a216da8dev0000000000000000000aa";
 const DEV_AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
@@ -40,6 +43,12 @@ pub fn dev_env(mut env: HashMap<String, String>) -> HashMap<String, String> {
     default("RONGLIAN_APP_ID", DEV_APP_ID.to_owned());
     let token: [u8; 16] = rand::rng().random();
     default("SMSQ_REPORTS_TOKEN", crate::domain::hex_lower(&token));
+    // The dashboard needs an API token to log in with; one the demo made up says so.
+    let token: [u8; 12] = rand::rng().random();
+    default(
+        "SMSQ_API_TOKENS",
+        format!("{DEV_TOKEN_PREFIX}{}", crate::domain::hex_lower(&token)),
+    );
     env
 }
 
@@ -128,12 +137,18 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> Result<
         mask_url_password(&settings.redis.url),
         fake.base_url()
     );
+    let token = settings
+        .secrets
+        .api_tokens
+        .first()
+        .map(|t| t.expose().to_owned())
+        .unwrap_or_default();
     let demo = tokio::select! {
-        result = demo(&base, &fake) => result,
+        result = demo(&base, &token, &fake) => result,
         _ = shutdown.cancelled() => Ok(()),
     };
     match &demo {
-        Ok(()) => print_next_steps(&base, &fake.base_url()),
+        Ok(()) => print_next_steps(&base, &token, &fake.base_url()),
         Err(e) => println!("\ndemo failed: {e}"),
     }
     if demo.is_ok() {
@@ -182,10 +197,15 @@ async fn ensure_redis(
     Ok(Some(redis))
 }
 
-async fn demo(base: &str, fake: &fake::FakeHandle) -> Result<(), DevError> {
+async fn demo(base: &str, token: &str, fake: &fake::FakeHandle) -> Result<(), DevError> {
     crate::provider::install_crypto();
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(bearer) = format!("Bearer {token}").parse() {
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
+    }
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .default_headers(headers)
         .build()?;
     let mobile = format!("138{:08}", rand::rng().random_range(0..100_000_000u32));
     println!("\n1. POST {base}/v1/codes  {{\"mobile\": \"{mobile}\", \"purpose\": \"login\"}}");
@@ -266,12 +286,23 @@ async fn demo(base: &str, fake: &fake::FakeHandle) -> Result<(), DevError> {
     Ok(())
 }
 
-fn print_next_steps(base: &str, fake: &str) {
+fn print_next_steps(base: &str, token: &str, fake: &str) {
+    // Only a token the demo made up is printed; one from the environment stays secret.
+    let (shown, login) = if token.starts_with(DEV_TOKEN_PREFIX) {
+        (token, format!("log in with the token {token}"))
+    } else {
+        (
+            "$TOKEN",
+            "log in with one of your SMSQ_API_TOKENS".to_owned(),
+        )
+    };
+    let auth = format!("-H 'authorization: Bearer {shown}'");
     println!(
-        "\nTry next (Ctrl-C stops everything):
-  curl -s -XPOST {base}/v1/codes -H 'content-type: application/json' -d '{{\"mobile\":\"13800138000\"}}'
+        "\nDashboard: {base}/dashboard  ({login})
+\nTry next (Ctrl-C stops everything):
+  curl -s -XPOST {base}/v1/codes {auth} -H 'content-type: application/json' -d '{{\"mobile\":\"13800138000\"}}'
   curl -s {fake}/_fake/messages
-  curl -s -XPOST {base}/v1/codes/verify -H 'content-type: application/json' -d '{{\"mobile\":\"13800138000\",\"code\":\"<code>\"}}'
+  curl -s -XPOST {base}/v1/codes/verify {auth} -H 'content-type: application/json' -d '{{\"mobile\":\"13800138000\",\"code\":\"<code>\"}}'
   curl -s {base}/readyz"
     );
 }

@@ -9,6 +9,7 @@ mod api_errors;
 mod bench;
 mod cli;
 mod config;
+mod dashboard;
 mod fleet;
 mod metrics;
 mod ops;
