@@ -86,10 +86,22 @@ async fn wrong_tokens_unknown_ids_malformed_bodies_and_duplicates() {
         "a wrong token looks like no route"
     );
 
+    smsq::metrics::install();
     let (status, answer) = push(&app, REPORTS_TOKEN, body.clone()).await;
     assert_eq!(
         (status, answer["received"].as_str()),
         (200, Some("unmatched"))
+    );
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    let counted = metrics.text().await.unwrap();
+    assert!(
+        counted.contains(r#"smsq_delivery_reports_total{result="unmatched"}"#),
+        "unknown reports are counted:\n{counted}"
     );
     let (status, answer) = push(&app, REPORTS_TOKEN, "<html>".into()).await;
     assert_eq!(
