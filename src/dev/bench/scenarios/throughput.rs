@@ -96,17 +96,9 @@ pub async fn enqueue(bench: &mut Bench) -> Result<(), BenchError> {
     let half = codes / 2.0;
     bench.flush().await?;
     let (mut latencies, failed, _) = open_loop(half, run, 500_000_000, issue_code()(&base)).await;
-    for (p, name) in [(50.0, "p50"), (99.0, "p99")] {
-        let us = percentile(&mut latencies, p);
-        bench.row(Row {
-            scenario: "enqueue",
-            figure: format!("{name} at half load ({half:.0}/s, {failed} failed)"),
-            value: us as f64 / 1000.0,
-            unit: "ms",
-            ceiling: (p == 99.0).then_some(2.0),
-            ceiling_is: "target",
-        });
-    }
+    let label = format!("at half load ({half:.0}/s, {failed} failed)");
+    let targets = [(50.0, "p50", None), (99.0, "p99", Some(2.0))];
+    latency_rows(bench, "enqueue", &label, &mut latencies, &targets);
     Ok(())
 }
 
@@ -211,22 +203,34 @@ pub async fn end_to_end(bench: &mut Bench) -> Result<(), BenchError> {
         .iter()
         .filter_map(|m| Some((m.received_us - sent_at.get(&m.to)?).max(0) as u64))
         .collect();
-    for (p, name, target) in [
+    let label = format!("at {rate:.0} codes/s ({failed} failed), enqueue → provider");
+    let targets = [
         (50.0, "p50", None),
         (99.0, "p99", Some(2.0)),
         (99.9, "p99.9", Some(5.0)),
-    ] {
-        let us = percentile(&mut latencies, p);
+    ];
+    latency_rows(bench, "end to end", &label, &mut latencies, &targets);
+    Ok(())
+}
+
+/// One row per percentile of `latencies` (µs), in ms, each with its target if it has one.
+fn latency_rows(
+    bench: &mut Bench,
+    scenario: &'static str,
+    label: &str,
+    latencies: &mut [u64],
+    targets: &[(f64, &str, Option<f64>)],
+) {
+    for (p, name, target) in targets {
         bench.row(Row {
-            scenario: "end to end",
-            figure: format!("enqueue → provider {name} at {rate:.0} codes/s ({failed} failed)"),
-            value: us as f64 / 1000.0,
+            scenario,
+            figure: format!("{name} {label}"),
+            value: percentile(latencies, *p) as f64 / 1000.0,
             unit: "ms",
-            ceiling: target,
+            ceiling: *target,
             ceiling_is: "target",
         });
     }
-    Ok(())
 }
 
 /// Redis memory per queued code job: everything one issued, unsent code keeps.
