@@ -28,6 +28,14 @@ fn ct_eq(a: &str, b: &str) -> bool {
     bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+/// The `Authorization: Bearer …` token of a request, if any.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
 /// Whether `given` is one of the API's bearer tokens (every token checked, constant time).
 pub(super) fn valid_token(state: &AppState, given: &str) -> bool {
     let tokens = &state.codes.settings().secrets.api_tokens;
@@ -75,12 +83,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if bearer.is_some_and(|t| valid_token(state, t)) {
+        if bearer(&parts.headers).is_some_and(|t| valid_token(state, t)) {
             return Ok(Admin::Bearer);
         }
         match session(state, &parts.headers) {

@@ -23,17 +23,18 @@ impl Store {
     pub async fn record_report(&self, report: &StatusReport) -> Result<ReportOutcome, StoreError> {
         let k = &self.keys;
         let (id, mobile) = (report.message_id.as_str(), report.mobile.as_str());
+        let now = now_ms();
         let reply: Vec<String> = SCRIPTS
             .report
             .key(k.sid(id, mobile))
             .key(k.early_report(id, mobile))
             .key(k.events())
-            .key(k.stats(now_ms() / 60_000))
+            .key(k.stats(now / 60_000))
             .arg(k.job_prefix())
             .arg(if report.delivered { "1" } else { "0" })
             .arg(&report.deliver_code)
             .arg(&report.received_at)
-            .arg(now_ms())
+            .arg(now)
             .arg(self.retention.status_ttl_secs)
             .arg(self.retention.events_maxlen)
             .invoke_async(&mut self.conn())

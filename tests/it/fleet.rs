@@ -1,10 +1,11 @@
 //! Many workers, one account: the fleet-wide rate limit, the shared pause, heartbeats and fast
 //! reclaim after `kill -9`, and the poison-pill limit.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use smsq::dev::bench::busiest_second;
+use smsq::domain::now_us;
 use smsq::startup::Application;
 use smsq::store::Grant;
 use smsq::worker::Limiter;
@@ -13,12 +14,6 @@ use crate::common::{
     KillOnDrop, child_env, eventually, fake_options, history, settings, signal, spawn_app,
     spawn_fake, spawn_worker_process, wait_for_status,
 };
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_limiters_share_one_rate_even_when_one_dies_holding_slots() {
