@@ -77,19 +77,13 @@ impl Consumer {
         if !redelivered.is_empty() {
             return Ok(redelivered);
         }
-        let settings = self.settings.clone();
-        let ws = &settings.worker;
-        if self.conn.is_none() {
-            self.conn = Some(store::blocking_connection(&settings.redis, ws.block).await?);
-        }
-        let Some(conn) = self.conn.as_mut() else {
-            unreachable!("set just above")
-        };
-        if let Some(from) = self.pending_from.take() {
+        // Our own leftovers first. The cursor moves only on success: an error retries it.
+        if let Some(from) = self.pending_from.clone() {
+            let conn = blocking(&mut self.conn, &self.settings).await?;
             let entries = self.store.read_from(conn, &self.name, &from, count).await?;
-            if let Some(last) = entries.last() {
+            self.pending_from = entries.last().map(|last| last.entry_id.clone());
+            if !entries.is_empty() {
                 tracing::info!(count = entries.len(), "resuming our own pending entries");
-                self.pending_from = Some(last.entry_id.clone());
                 return Ok(entries);
             }
         }
@@ -97,34 +91,39 @@ impl Consumer {
         if !reaped.is_empty() {
             return Ok(reaped);
         }
+        let ws = &self.settings.worker;
         let block = ws.block.min(ws.heartbeat);
-        let Some(conn) = self.conn.as_mut() else {
-            unreachable!("set above")
-        };
+        let conn = blocking(&mut self.conn, &self.settings).await?;
         self.store.read(conn, &self.name, count, block).await
     }
 
+    /// Our interrupted entries whose delay is over. They leave the queue only once claimed:
+    /// a Redis error keeps them for the next batch.
     async fn due_redeliveries(&mut self, count: usize) -> Result<Vec<Entry>, StoreError> {
         let now = Instant::now();
-        let mut counted = Vec::new();
-        let mut uncounted = Vec::new();
-        while counted.len() + uncounted.len() < count
-            && self
-                .redeliveries
-                .front()
-                .is_some_and(|(due, ..)| *due <= now)
-        {
-            let Some((_, id, count_delivery)) = self.redeliveries.pop_front() else {
-                break;
-            };
-            if count_delivery {
-                counted.push(id);
-            } else {
-                uncounted.push(id);
-            }
+        let due = self
+            .redeliveries
+            .iter()
+            .take_while(|(at, ..)| *at <= now)
+            .take(count)
+            .count();
+        if due == 0 {
+            return Ok(Vec::new());
         }
+        let (counted, uncounted): (Vec<_>, Vec<_>) = self
+            .redeliveries
+            .iter()
+            .take(due)
+            .partition(|(.., counts)| *counts);
+        let ids = |v: Vec<&(Instant, String, bool)>| {
+            v.into_iter()
+                .map(|(_, id, _)| id.clone())
+                .collect::<Vec<_>>()
+        };
+        let (counted, uncounted) = (ids(counted), ids(uncounted));
         let mut entries = self.store.claim_own(&self.name, &counted, true).await?;
         entries.extend(self.store.claim_own(&self.name, &uncounted, false).await?);
+        self.redeliveries.drain(..due);
         crate::metrics::reclaimed("redelivery", entries.len());
         Ok(entries)
     }
@@ -175,4 +174,16 @@ impl Consumer {
         }
         Ok(claimed)
     }
+}
+
+/// The blocking-read connection, made on first use (and again after an error dropped it).
+async fn blocking<'c>(
+    slot: &'c mut Option<MultiplexedConnection>,
+    settings: &Settings,
+) -> Result<&'c mut MultiplexedConnection, StoreError> {
+    let conn = match slot.take() {
+        Some(conn) => conn,
+        None => store::blocking_connection(&settings.redis, settings.worker.block).await?,
+    };
+    Ok(slot.insert(conn))
 }
