@@ -182,13 +182,20 @@ impl Store {
             return Ok(reply.ids.into_iter().map(parse_entry).collect());
         }
         let ids: Vec<String> = claim.arg("JUSTID").query_async(&mut conn).await?;
-        let mut entries = Vec::with_capacity(ids.len());
-        for id in ids {
-            let found: redis::streams::StreamRangeReply =
-                conn.xrange_count(self.keys.jobs(), &id, &id, 1).await?;
-            entries.extend(found.ids.into_iter().map(parse_entry));
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(entries)
+        // JUSTID returns no payloads: read them in one pipelined round trip.
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.xrange_count(self.keys.jobs(), id, id, 1);
+        }
+        let found: Vec<redis::streams::StreamRangeReply> = pipe.query_async(&mut conn).await?;
+        Ok(found
+            .into_iter()
+            .flat_map(|r| r.ids)
+            .map(parse_entry)
+            .collect())
     }
 
     /// Up to `want` send slots of the fleet's rate, or how long to wait for one.
