@@ -10,7 +10,7 @@ use crate::codes::Codes;
 use crate::config::{ConfigError, Settings};
 use crate::domain::Hasher;
 use crate::provider::{Client, ClientError};
-use crate::store::{Store, StoreError};
+use crate::store::{LayoutError, Store, StoreError};
 use crate::worker::{Worker, default_consumer_name};
 
 /// Why a process could not be built. `Config` means exit code 2.
@@ -22,6 +22,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Layout(LayoutError),
     #[error("serving the API: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -91,6 +93,15 @@ impl Application {
         shutdown: CancellationToken,
     ) -> Result<(), StartupError> {
         let codes = self.codes()?;
+        // An API on another shard count than the workers would queue jobs nobody reads.
+        // While Redis is down there is nothing to check (and nothing to queue either).
+        match self.store.check_layout().await {
+            Ok(_) => {}
+            Err(LayoutError::Store(e)) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "cannot check the shard layout: Redis is unavailable");
+            }
+            Err(e) => return Err(StartupError::Layout(e)),
+        }
         crate::api::serve(listener, codes, self.store.clone(), shutdown).await?;
         Ok(())
     }

@@ -107,7 +107,7 @@ pub(super) async fn jobs(
         .map_err(|e| ApiError::bad_request("invalid_mobile", e.to_string()))?;
     let jobs = state
         .store
-        .jobs_of(mobile.as_str(), 50)
+        .jobs_of(&mobile, 50)
         .await
         .map_err(store_error)?;
     Ok(Json(

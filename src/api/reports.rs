@@ -38,7 +38,7 @@ pub(super) async fn receive(
         Report::Inbound { from, text } => {
             state
                 .store
-                .record_inbound(from.as_str(), text)
+                .record_inbound(from, text)
                 .await
                 .map_err(CodeError::from)?;
             tracing::info!(mobile = %from, "reply from a user recorded");

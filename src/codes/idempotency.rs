@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::{CodeError, Codes};
-use crate::domain::hex_lower;
+use crate::domain::{Mobile, hex_lower};
 use crate::store::StoreError;
 
 /// The client's `Idempotency-Key` and a fingerprint of the request body.
@@ -29,10 +29,11 @@ impl Codes {
     /// The earlier answer for this key and body, a conflict, or nothing yet.
     pub(super) async fn replay<T: DeserializeOwned>(
         &self,
+        mobile: &Mobile,
         name: &str,
         fingerprint: &str,
     ) -> Result<Option<T>, CodeError> {
-        match self.store.idempotent_answer(name).await? {
+        match self.store.idempotent_answer(mobile, name).await? {
             Some((fp, answer)) if fp == fingerprint => Ok(Some(parse_answer(&answer)?)),
             Some(_) => Err(CodeError::IdempotencyConflict),
             None => Ok(None),

@@ -25,12 +25,12 @@ impl Codes {
     pub async fn enqueue_message(&self, req: MessageRequest) -> Result<MessageAccepted, CodeError> {
         let idem = req.idempotency.as_ref().map(|i| i.digests("messages"));
         if let Some((name, fp)) = &idem
-            && let Some(answer) = self.replay(name, fp).await?
+            && let Some(answer) = self.replay(&req.to, name, fp).await?
         {
             return Ok(answer);
         }
         let job = Job {
-            id: JobId::generate(),
+            id: JobId::generate_in(self.store.shards().of_mobile(&req.to)),
             kind: JobKind::Message,
             to: req.to,
             purpose: None,

@@ -139,7 +139,7 @@ impl Codes {
         let cs = &self.settings.code;
         let idem = req.idempotency.as_ref().map(|i| i.digests("codes"));
         if let Some((name, fp)) = &idem
-            && let Some(answer) = self.replay(name, fp).await?
+            && let Some(answer) = self.replay(&req.mobile, name, fp).await?
         {
             return Ok(answer);
         }
@@ -188,7 +188,7 @@ impl Codes {
         let code = Code::generate(cs.length);
         let ttl_minutes = cs.ttl.as_secs().div_ceil(60).max(1);
         let job = Job {
-            id: JobId::generate(),
+            id: JobId::generate_in(self.store.shards().of_mobile(&req.mobile)),
             kind: JobKind::Code,
             to: req.mobile.clone(),
             purpose: Some(req.purpose.clone()),

@@ -32,6 +32,8 @@ pub struct RawRedis {
     pub url: String,
     pub prefix: String,
     pub timeout_ms: u64,
+    pub cluster: bool,
+    pub shards: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

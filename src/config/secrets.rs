@@ -108,6 +108,14 @@ impl Secrets {
 
 /// `redis://user:pass@host` → `redis://user:***@host`: a Redis password may sit in the URL.
 pub fn mask_url_password(url: &str) -> String {
+    if url.contains(',') {
+        // Cluster seed nodes.
+        return url
+            .split(',')
+            .map(mask_url_password)
+            .collect::<Vec<_>>()
+            .join(",");
+    }
     match reqwest::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("***"));

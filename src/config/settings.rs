@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::secrets::mask_url_password;
 use super::{ConfigError, RawConfig, Secrets};
-use crate::domain::TemplateId;
+use crate::domain::{Shards, TemplateId};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -27,7 +27,13 @@ pub struct Settings {
 
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
+    /// As configured: one URL, or (cluster only) seed nodes separated by commas.
     pub url: String,
+    /// The URLs in `url`, each checked.
+    pub seeds: Vec<String>,
+    /// Talk to a Redis Cluster (following MOVED/ASK and failovers).
+    pub cluster: bool,
+    pub shards: Shards,
     pub prefix: String,
     /// Response and connect timeout for every command that is not a blocking read.
     pub timeout: Duration,
@@ -114,7 +120,11 @@ impl Settings {
     pub fn from_raw(raw: &RawConfig, secrets: Secrets) -> Result<Self, ConfigError> {
         Ok(Settings {
             redis: RedisSettings {
-                url: redis_url(&raw.redis.url)?,
+                url: raw.redis.url.clone(),
+                seeds: redis_seeds(&raw.redis.url, raw.redis.cluster)?,
+                cluster: raw.redis.cluster,
+                shards: Shards::new(raw.redis.shards)
+                    .map_err(|e| ConfigError::new("redis.shards", e.to_string()))?,
                 prefix: key_prefix(&raw.redis.prefix)?,
                 timeout: millis("redis.timeout_ms", raw.redis.timeout_ms)?,
             },
@@ -270,10 +280,25 @@ fn millis(key: &str, v: u64) -> Result<Duration, ConfigError> {
     Ok(Duration::from_millis(ranged(key, v, 1, 86_400_000)?))
 }
 
-fn redis_url(url: &str) -> Result<String, ConfigError> {
-    redis::Client::open(url)
-        .map(|_| url.to_owned())
-        .map_err(|e| ConfigError::new("redis.url", format!("{e}")))
+fn redis_seeds(url: &str, cluster: bool) -> Result<Vec<String>, ConfigError> {
+    let seeds: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).collect();
+    if seeds.len() > 1 && !cluster {
+        return Err(ConfigError::new(
+            "redis.url",
+            "a list of nodes needs redis.cluster = true",
+        ));
+    }
+    for seed in &seeds {
+        redis::Client::open(seed.as_str())
+            .map_err(|e| ConfigError::new("redis.url", format!("{e}")))?;
+        if cluster && !seed.starts_with("redis://") && !seed.starts_with("rediss://") {
+            return Err(ConfigError::new(
+                "redis.url",
+                "Redis Cluster nodes are reached over TCP",
+            ));
+        }
+    }
+    Ok(seeds)
 }
 
 fn key_prefix(prefix: &str) -> Result<String, ConfigError> {

@@ -6,6 +6,8 @@ use std::fmt;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use super::Shard;
+
 macro_rules! hex_id {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
@@ -53,6 +55,21 @@ macro_rules! hex_id {
             }
         }
     };
+}
+
+impl JobId {
+    /// A new id naming `shard` in its first byte (the other 15 bytes are random).
+    pub fn generate_in(shard: Shard) -> Self {
+        let mut bytes: [u8; 16] = rand::rng().random();
+        bytes[0] = shard.index() as u8;
+        Self(super::code::hex(&bytes))
+    }
+
+    /// The first byte, which names the shard (see [`super::Shards::of_job`]).
+    pub(super) fn shard_byte(&self) -> u8 {
+        // Always 32 hex digits, so the first two parse.
+        u8::from_str_radix(&self.0[..2], 16).unwrap_or(0)
+    }
 }
 
 hex_id!(

@@ -6,6 +6,7 @@ mod ids;
 mod job;
 mod mobile;
 mod secret;
+mod shard;
 mod text;
 
 pub(crate) use code::hex as hex_lower;
@@ -14,6 +15,7 @@ pub use ids::{CaptchaId, JobId};
 pub use job::{Job, JobKind, JobStatus};
 pub use mobile::{InvalidMobile, Mobile};
 pub use secret::Secret;
+pub use shard::{InvalidShards, Shard, Shards};
 pub use text::{InvalidText, Purpose, TemplateId};
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp smsq stores.

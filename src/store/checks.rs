@@ -35,7 +35,9 @@ impl Store {
         purpose: &Purpose,
         matches: impl FnOnce(&str) -> bool,
     ) -> Result<Verification, StoreError> {
-        let key = self.keys.code(purpose.as_str(), mobile.as_str());
+        let key = self
+            .of_mobile(mobile)
+            .code(purpose.as_str(), mobile.as_str());
         let reply: Vec<String> = SCRIPTS
             .verify
             .key(&key)
@@ -81,7 +83,7 @@ impl Store {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let _: () = redis::cmd("SET")
-            .arg(self.keys.captcha(id.as_str()))
+            .arg(self.fleet().captcha(id.as_str()))
             .arg(answer_hash)
             .arg("PX")
             .arg(ms(ttl))
@@ -97,7 +99,7 @@ impl Store {
         matches: impl FnOnce(&str) -> bool,
     ) -> Result<CaptchaCheck, StoreError> {
         let stored: Option<String> = redis::cmd("GETDEL")
-            .arg(self.keys.captcha(id.as_str()))
+            .arg(self.fleet().captcha(id.as_str()))
             .query_async(&mut self.conn())
             .await?;
         Ok(match stored {

@@ -9,7 +9,7 @@ use redis::{Script, ScriptInvocation};
 use super::scripts::SCRIPTS;
 use super::{Store, StoreError, field};
 use crate::config::CodeSettings;
-use crate::domain::{Job, Purpose, beijing};
+use crate::domain::{Job, Mobile, Purpose, beijing};
 
 /// How long an `Idempotency-Key` is remembered.
 const IDEMPOTENCY_TTL_SECS: u64 = 24 * 3600;
@@ -106,7 +106,7 @@ impl Store {
         let w = windows(now_ms);
         let reply: (i64, i64) = SCRIPTS
             .ip_reserve
-            .key(self.keys.ip(ip, &w.hour))
+            .key(self.fleet().ip(ip, &w.hour))
             .arg(limit)
             .arg(w.hour_left_ms)
             .invoke_async(&mut self.conn())
@@ -121,21 +121,21 @@ impl Store {
         let w = windows(now_ms);
         let _: i64 = SCRIPTS
             .ip_release
-            .key(self.keys.ip(ip, &w.hour))
+            .key(self.fleet().ip(ip, &w.hour))
             .invoke_async(&mut self.conn())
             .await?;
         Ok(())
     }
 
     /// Checks the resend flag and the caps, then stores the code, the job and its stream
-    /// entry — or, if any check fails, changes nothing.
+    /// entry — or, if any check fails, changes nothing. All on the number's shard.
     pub async fn issue_code(
         &self,
         new: &NewCode<'_>,
         settings: &CodeSettings,
     ) -> Result<IssueOutcome, StoreError> {
         let job = new.job;
-        let k = &self.keys;
+        let k = self.of_mobile(&job.to);
         let (mobile, purpose) = (job.to.as_str(), new.purpose.as_str());
         let id = job.id.as_str();
         let w = windows(job.created_ms);
@@ -179,7 +179,7 @@ impl Store {
         idempotency: Option<Idempotency<'_>>,
         answer: &str,
     ) -> ScriptInvocation<'s> {
-        let k = &self.keys;
+        let k = self.of_mobile(&job.to);
         let id = job.id.as_str();
         let (digest, fingerprint) = idempotency.map_or(("-", ""), |i| (i.digest, i.fingerprint));
         let mut call = script.prepare_invoke();
@@ -202,13 +202,16 @@ impl Store {
         call
     }
 
-    /// The answer remembered for an `Idempotency-Key`, if any: `(fingerprint, answer)`.
+    /// The answer remembered for an `Idempotency-Key` of a request to `mobile`, if any:
+    /// `(fingerprint, answer)`. The record lives on the number's shard, written by the same
+    /// script as the job.
     pub async fn idempotent_answer(
         &self,
+        mobile: &Mobile,
         digest: &str,
     ) -> Result<Option<(String, String)>, StoreError> {
         let (fp, answer): (Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(self.keys.idempotency(digest))
+            .arg(self.of_mobile(mobile).idempotency(digest))
             .arg("fp")
             .arg("response")
             .query_async(&mut self.conn())

@@ -6,14 +6,18 @@ use redis::AsyncCommands;
 use redis::streams::{StreamId, StreamRangeReply};
 
 use super::scripts::SCRIPTS;
+use super::transitions::code_key;
 use super::{Store, StoreError, field};
-use crate::domain::{Job, JobKind, now_ms};
+use crate::domain::{Job, JobKind, Shard, now_ms};
 
-/// One entry of the dead-letter stream.
+/// One entry of a shard's dead-letter stream.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
-    /// The dead-letter stream's entry id.
+    /// What operators name it by: the entry id, with `@<shard>` past shard 0 (entry ids are
+    /// only unique within one stream).
     pub id: String,
+    pub shard: Shard,
+    pub entry_id: String,
     /// The job, or why its payload is not one (a poison entry).
     pub job: Result<Job, String>,
     pub error: String,
@@ -33,7 +37,7 @@ pub enum Replay {
     NotAJob(String),
 }
 
-fn read(entry: StreamId) -> DeadLetter {
+fn read(shard: Shard, entry: StreamId) -> DeadLetter {
     let text = |k: &str| entry.get::<String>(k).unwrap_or_default();
     let raw = text("job");
     DeadLetter {
@@ -41,22 +45,39 @@ fn read(entry: StreamId) -> DeadLetter {
         error: text("error"),
         attempts: text("attempts").parse().unwrap_or(0),
         ts_ms: text("ts").parse().unwrap_or(0),
-        id: entry.id,
+        id: if shard == Shard::FIRST {
+            entry.id.clone()
+        } else {
+            format!("{}@{shard}", entry.id)
+        },
+        shard,
+        entry_id: entry.id,
     }
 }
 
 impl Store {
-    /// The oldest `limit` dead letters.
+    /// The oldest `limit` dead letters of all shards, oldest first.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
-        let reply: StreamRangeReply = self
-            .conn()
-            .xrange_count(self.keys.dead(), "-", "+", limit)
-            .await?;
-        Ok(reply.ids.into_iter().map(read).collect())
+        let mut letters = Vec::new();
+        for shard in self.shards.all() {
+            let reply: StreamRangeReply = self
+                .conn()
+                .xrange_count(self.keys(shard).dead(), "-", "+", limit)
+                .await?;
+            letters.extend(reply.ids.into_iter().map(|e| read(shard, e)));
+        }
+        letters.sort_by_key(|d| d.ts_ms);
+        letters.truncate(limit);
+        Ok(letters)
     }
 
     pub async fn dead_letter_count(&self) -> Result<u64, StoreError> {
-        Ok(self.conn().xlen(self.keys.dead()).await?)
+        let mut total = 0;
+        for shard in self.shards.all() {
+            let n: u64 = self.conn().xlen(self.keys(shard).dead()).await?;
+            total += n;
+        }
+        Ok(total)
     }
 
     /// Re-queues the job of one dead letter with a fresh attempt budget.
@@ -65,12 +86,8 @@ impl Store {
             Ok(job) => job,
             Err(why) => return Ok(Replay::NotAJob(why.clone())),
         };
-        let k = &self.keys;
+        let k = self.keys(letter.shard);
         let id = job.id.as_str();
-        let code_key = match (&job.kind, &job.purpose) {
-            (JobKind::Code, Some(p)) => k.code(p.as_str(), job.to.as_str()),
-            _ => k.job(id),
-        };
         let mut fresh = job.clone();
         fresh.attempt = 0;
         let reply: Vec<String> = SCRIPTS
@@ -79,9 +96,9 @@ impl Store {
             .key(k.jobs())
             .key(k.events())
             .key(k.job(id))
-            .key(code_key)
+            .key(code_key(k, job))
             .key(k.otp(id))
-            .arg(&letter.id)
+            .arg(&letter.entry_id)
             .arg(id)
             .arg(fresh.to_json())
             .arg(match job.kind {
@@ -101,11 +118,20 @@ impl Store {
         })
     }
 
-    /// Deletes every dead letter up to the newest one there is now; returns how many. Letters
-    /// that workers add meanwhile stay.
+    /// Deletes every dead letter up to the newest one there is now, on every shard; returns
+    /// how many. Letters that workers add meanwhile stay.
     pub async fn purge_dead_letters(&self) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for shard in self.shards.all() {
+            removed += self.purge_shard(shard).await?;
+        }
+        Ok(removed)
+    }
+
+    async fn purge_shard(&self, shard: Shard) -> Result<u64, StoreError> {
         let mut conn = self.conn();
-        let newest: StreamRangeReply = conn.xrevrange_count(self.keys.dead(), "+", "-", 1).await?;
+        let dead = self.keys(shard).dead();
+        let newest: StreamRangeReply = conn.xrevrange_count(&dead, "+", "-", 1).await?;
         let Some(newest) = newest.ids.first() else {
             return Ok(0);
         };
@@ -115,7 +141,7 @@ impl Store {
             .unwrap_or((newest.id.as_str(), "0"));
         let seq: u64 = seq.parse().unwrap_or(0);
         let removed: u64 = redis::cmd("XTRIM")
-            .arg(self.keys.dead())
+            .arg(&dead)
             .arg("MINID")
             .arg(format!("{ms}-{}", seq + 1))
             .query_async(&mut conn)

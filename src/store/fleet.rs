@@ -9,6 +9,7 @@ use redis::streams::{StreamClaimReply, StreamInfoConsumersReply};
 use super::scripts::SCRIPTS;
 use super::stream::parse_entry;
 use super::{Entry, GROUP, Store, StoreError};
+use crate::domain::Shard;
 
 /// A consumer of the group and whether its heartbeat is present.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,32 +49,50 @@ pub struct RatePolicy {
 }
 
 impl Store {
-    /// Says "alive" for `ttl`, with a short description operators can read.
+    /// Says "alive" for `ttl` on every shard, with a short description operators can read.
     pub async fn heartbeat(
         &self,
         name: &str,
         about: &str,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let _: () = self
-            .conn()
-            .pset_ex(self.keys.heartbeat(name), about, ttl.as_millis() as u64)
-            .await?;
+        let beats = self.shards.all().map(|shard| async move {
+            let key = self.keys(shard).heartbeat(name);
+            let set: Result<(), _> = self
+                .conn()
+                .pset_ex(key, about, ttl.as_millis() as u64)
+                .await;
+            set
+        });
+        for beat in futures_util::future::join_all(beats).await {
+            beat?;
+        }
         Ok(())
     }
 
     /// A clean stop: the heartbeat goes at once, so what is still pending is reclaimed at once.
     pub async fn drop_heartbeat(&self, name: &str) -> Result<(), StoreError> {
-        let _: () = self.conn().del(self.keys.heartbeat(name)).await?;
+        for shard in self.shards.all() {
+            let _: () = self.conn().del(self.keys(shard).heartbeat(name)).await?;
+        }
         Ok(())
     }
 
-    /// A clean stop: leaves the group if nothing is pending here (what is pending stays, for
-    /// the others to reclaim).
-    pub async fn leave_group(&self, name: &str) -> Result<bool, StoreError> {
+    /// A clean stop: leaves the group of every shard where nothing is pending here (what is
+    /// pending stays, for the others to reclaim). True if it left them all.
+    pub async fn leave_groups(&self, name: &str) -> Result<bool, StoreError> {
+        let mut left = true;
+        for shard in self.shards.all() {
+            left &= self.leave_group(shard, name).await?;
+        }
+        Ok(left)
+    }
+
+    async fn leave_group(&self, shard: Shard, name: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn();
+        let jobs = self.keys(shard).jobs();
         let mine: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
-            .arg(self.keys.jobs())
+            .arg(&jobs)
             .arg(GROUP)
             .arg("-")
             .arg("+")
@@ -86,7 +105,7 @@ impl Store {
         }
         let _: i64 = redis::cmd("XGROUP")
             .arg("DELCONSUMER")
-            .arg(self.keys.jobs())
+            .arg(&jobs)
             .arg(GROUP)
             .arg(name)
             .query_async(&mut conn)
@@ -94,13 +113,15 @@ impl Store {
         Ok(true)
     }
 
-    /// Every consumer of the group, with its heartbeat: two round trips however many.
-    pub async fn consumers(&self) -> Result<Vec<ConsumerState>, StoreError> {
+    /// Every consumer of one shard's group, with its heartbeat there: two round trips
+    /// however many.
+    pub async fn consumers(&self, shard: Shard) -> Result<Vec<ConsumerState>, StoreError> {
         let mut conn = self.conn();
-        let info: StreamInfoConsumersReply = conn.xinfo_consumers(self.keys.jobs(), GROUP).await?;
+        let keys = self.keys(shard);
+        let info: StreamInfoConsumersReply = conn.xinfo_consumers(keys.jobs(), GROUP).await?;
         let mut pipe = redis::pipe();
         for c in &info.consumers {
-            pipe.exists(self.keys.heartbeat(&c.name));
+            pipe.exists(keys.heartbeat(&c.name));
         }
         let alive: Vec<bool> = if info.consumers.is_empty() {
             Vec::new()
@@ -120,19 +141,21 @@ impl Store {
             .collect())
     }
 
-    /// Claims up to `count` entries of `dead` for `me` if its heartbeat is still absent;
-    /// removes `dead` from the group once it holds nothing.
+    /// Claims up to `count` entries of `dead` on `shard` for `me` if its heartbeat is still
+    /// absent; removes `dead` from that group once it holds nothing there.
     pub async fn reap(
         &self,
+        shard: Shard,
         dead: &str,
         me: &str,
         count: usize,
         min_idle: Duration,
     ) -> Result<Vec<Entry>, StoreError> {
+        let keys = self.keys(shard);
         let reply: StreamClaimReply = SCRIPTS
             .reap
-            .key(self.keys.jobs())
-            .key(self.keys.heartbeat(dead))
+            .key(keys.jobs())
+            .key(keys.heartbeat(dead))
             .arg(GROUP)
             .arg(dead)
             .arg(me)
@@ -140,15 +163,19 @@ impl Store {
             .arg(min_idle.as_millis() as u64)
             .invoke_async(&mut self.conn())
             .await?;
-        Ok(reply.ids.into_iter().map(parse_entry).collect())
+        Ok(reply
+            .ids
+            .into_iter()
+            .map(|id| parse_entry(shard, id))
+            .collect())
     }
 
     /// Resets the idle time of an entry `me` still owns (waiting for a send slot), so the
     /// `claim_idle` backstop leaves it alone. Returns false if it is no longer ours.
-    pub async fn touch(&self, me: &str, entry_id: &str) -> Result<bool, StoreError> {
+    pub async fn touch(&self, me: &str, shard: Shard, entry_id: &str) -> Result<bool, StoreError> {
         let touched: i64 = SCRIPTS
             .touch
-            .key(self.keys.jobs())
+            .key(self.keys(shard).jobs())
             .arg(GROUP)
             .arg(me)
             .arg(entry_id)
@@ -163,6 +190,7 @@ impl Store {
     pub async fn claim_own(
         &self,
         me: &str,
+        shard: Shard,
         entry_ids: &[String],
         count_delivery: bool,
     ) -> Result<Vec<Entry>, StoreError> {
@@ -170,16 +198,13 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut conn = self.conn();
+        let jobs = self.keys(shard).jobs();
         let mut claim = redis::cmd("XCLAIM");
-        claim
-            .arg(self.keys.jobs())
-            .arg(GROUP)
-            .arg(me)
-            .arg(0)
-            .arg(entry_ids);
+        claim.arg(&jobs).arg(GROUP).arg(me).arg(0).arg(entry_ids);
         if count_delivery {
             let reply: StreamClaimReply = claim.query_async(&mut conn).await?;
-            return Ok(reply.ids.into_iter().map(parse_entry).collect());
+            let entries = reply.ids.into_iter().map(|id| parse_entry(shard, id));
+            return Ok(entries.collect());
         }
         let ids: Vec<String> = claim.arg("JUSTID").query_async(&mut conn).await?;
         if ids.is_empty() {
@@ -188,13 +213,13 @@ impl Store {
         // JUSTID returns no payloads: read them in one pipelined round trip.
         let mut pipe = redis::pipe();
         for id in &ids {
-            pipe.xrange_count(self.keys.jobs(), id, id, 1);
+            pipe.xrange_count(&jobs, id, id, 1);
         }
         let found: Vec<redis::streams::StreamRangeReply> = pipe.query_async(&mut conn).await?;
         Ok(found
             .into_iter()
             .flat_map(|r| r.ids)
-            .map(parse_entry)
+            .map(|id| parse_entry(shard, id))
             .collect())
     }
 
@@ -202,8 +227,8 @@ impl Store {
     pub async fn lease(&self, policy: &RatePolicy, want: usize) -> Result<Lease, StoreError> {
         let reply: Vec<i64> = SCRIPTS
             .rate
-            .key(self.keys.rate())
-            .key(self.keys.pause())
+            .key(self.fleet().rate())
+            .key(self.fleet().pause())
             .arg(policy.interval_us)
             .arg(policy.tolerance_us)
             .arg(want.max(1))
@@ -229,7 +254,7 @@ impl Store {
     pub async fn pause(&self, until_ms: i64, now_ms: i64, reason: &str) -> Result<i64, StoreError> {
         Ok(SCRIPTS
             .pause
-            .key(self.keys.pause())
+            .key(self.fleet().pause())
             .arg(until_ms)
             .arg(now_ms)
             .arg(reason)
@@ -242,7 +267,7 @@ impl Store {
         let _: () = self
             .conn()
             .hset_multiple(
-                self.keys.limiter(),
+                self.fleet().limiter(),
                 &[("rate_per_sec", rate_per_sec), ("burst", burst)],
             )
             .await?;

@@ -7,11 +7,12 @@ use redis::Value;
 use redis::streams::{StreamInfoGroupsReply, StreamPendingCountReply};
 
 use super::{ConsumerState, GROUP, Store, StoreError};
+use crate::domain::Shard;
 
 /// How many of the oldest pending entries are looked at (ages, delivery counts).
 pub const PENDING_SAMPLE: usize = 100;
 
-/// The queue as Redis holds it right now. Times are Redis's clock.
+/// The queue as Redis holds it right now, summed over the shards. Times are Redis's clock.
 #[derive(Debug, Clone, Default)]
 pub struct QueueState {
     pub now_ms: i64,
@@ -19,12 +20,16 @@ pub struct QueueState {
     /// Entries not yet delivered to the group (`None` when Redis cannot tell).
     pub lag: Option<u64>,
     pub pending: u64,
-    /// The oldest pending entries: (entry id, consumer, idle ms, deliveries).
+    /// The oldest pending entries of every shard, oldest first: (entry id, consumer, idle
+    /// ms, deliveries).
     pub oldest_pending: Vec<(String, String, u64, u64)>,
+    /// Each consumer once, its pending entries summed over the shards.
     pub consumers: Vec<ConsumerState>,
     pub retry_waiting: u64,
     pub next_retry_due_ms: Option<i64>,
     pub dead_letters: u64,
+    /// Per shard, shard 0 first: (backlog, pending, waiting retries).
+    pub shards: Vec<(u64, u64, u64)>,
     /// The limit the workers publish: (rate per second, burst).
     pub limit: Option<(u32, u32)>,
     /// GCRA state: the next send's theoretical time, µs.
@@ -35,56 +40,106 @@ pub struct QueueState {
     pub minutes: Vec<BTreeMap<String, u64>>,
 }
 
+/// One shard's part of the snapshot.
+#[derive(Default)]
+struct ShardState {
+    backlog: u64,
+    lag: Option<u64>,
+    pending: u64,
+    oldest_pending: Vec<(String, String, u64, u64)>,
+    consumers: Vec<ConsumerState>,
+    retry_waiting: u64,
+    next_retry_due_ms: Option<i64>,
+    dead_letters: u64,
+    minutes: Vec<BTreeMap<String, u64>>,
+}
+
 impl Store {
-    /// One snapshot of the queue: four round trips at most.
+    /// One snapshot of the queue: one round trip for what the fleet shares, then four per
+    /// shard at most, the shards in parallel.
     pub async fn inspect(&self, minutes: usize) -> Result<QueueState, StoreError> {
-        let k = &self.keys;
-        let mut conn = self.conn();
-        let (time, backlog, has_group): (Vec<i64>, u64, bool) = redis::pipe()
+        let k = self.fleet();
+        let (time, limit, tat, pause): (
+            Vec<i64>,
+            BTreeMap<String, u32>,
+            Option<String>,
+            Option<String>,
+        ) = redis::pipe()
             .cmd("TIME")
-            .xlen(k.jobs())
-            .exists(k.jobs())
-            .query_async(&mut conn)
+            .hgetall(k.limiter())
+            .get(k.rate())
+            .get(k.pause())
+            .query_async(&mut self.conn())
             .await?;
         let now_ms =
             time.first().copied().unwrap_or(0) * 1000 + time.get(1).copied().unwrap_or(0) / 1000;
+        let shards = self
+            .shards
+            .all()
+            .map(|shard| self.inspect_shard(shard, now_ms, minutes));
+        let mut state = QueueState {
+            now_ms,
+            lag: Some(0),
+            limit: limit
+                .get("rate_per_sec")
+                .zip(limit.get("burst"))
+                .map(|(r, b)| (*r, *b)),
+            rate_tat_us: tat.and_then(|t| t.parse().ok()),
+            pause: pause.and_then(|p| {
+                let (until, code) = p.split_once(' ')?;
+                Some((until.parse().ok()?, code.to_owned()))
+            }),
+            minutes: vec![BTreeMap::new(); minutes],
+            ..QueueState::default()
+        };
+        for shard in futures_util::future::join_all(shards).await {
+            add(&mut state, shard?);
+        }
+        state.oldest_pending.sort_by_key(|(id, ..)| entry_ms(id));
+        state.oldest_pending.truncate(PENDING_SAMPLE);
+        Ok(state)
+    }
+
+    async fn inspect_shard(
+        &self,
+        shard: Shard,
+        now_ms: i64,
+        minutes: usize,
+    ) -> Result<ShardState, StoreError> {
+        let k = self.keys(shard);
         let mut pipe = redis::pipe();
-        pipe.zcard(k.retry())
+        pipe.xlen(k.jobs())
+            .exists(k.jobs())
+            .zcard(k.retry())
             .zrange_withscores(k.retry(), 0, 0)
-            .xlen(k.dead())
-            .hgetall(k.limiter())
-            .get(k.rate())
-            .get(k.pause());
+            .xlen(k.dead());
         for m in 0..minutes as i64 {
             pipe.hgetall(k.stats(now_ms / 60_000 - m));
         }
-        let replies: Vec<Value> = pipe.query_async(&mut conn).await?;
-        let mut state = QueueState {
-            now_ms,
-            backlog,
-            ..QueueState::default()
-        };
-        read_counts(&mut state, replies)?;
-        if has_group {
-            self.inspect_group(&mut state).await?;
+        let replies: Vec<Value> = pipe.query_async(&mut self.conn()).await?;
+        let mut state = read_counts(replies)?;
+        if state.lag.is_some() {
+            self.inspect_group(shard, &mut state).await?;
         }
         Ok(state)
     }
 
-    async fn inspect_group(&self, state: &mut QueueState) -> Result<(), StoreError> {
+    async fn inspect_group(&self, shard: Shard, state: &mut ShardState) -> Result<(), StoreError> {
         let mut conn = self.conn();
+        let jobs = self.keys(shard).jobs();
         let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
             .arg("GROUPS")
-            .arg(self.keys.jobs())
+            .arg(&jobs)
             .query_async(&mut conn)
             .await?;
         let Some(group) = groups.groups.into_iter().find(|g| g.name == GROUP) else {
+            state.lag = Some(state.backlog);
             return Ok(());
         };
         state.lag = group.lag.map(|l| l as u64);
         state.pending = group.pending as u64;
         let oldest: StreamPendingCountReply = redis::cmd("XPENDING")
-            .arg(self.keys.jobs())
+            .arg(&jobs)
             .arg(GROUP)
             .arg("-")
             .arg("+")
@@ -99,39 +154,72 @@ impl Store {
                 (p.id, p.consumer, idle, times)
             })
             .collect();
-        state.consumers = self.consumers().await?;
+        state.consumers = self.consumers(shard).await?;
         Ok(())
     }
+}
+
+/// Adds one shard's counts to the total.
+fn add(total: &mut QueueState, shard: ShardState) {
+    total.backlog += shard.backlog;
+    total.lag = total.lag.zip(shard.lag).map(|(a, b)| a + b);
+    total.pending += shard.pending;
+    total.oldest_pending.extend(shard.oldest_pending);
+    for c in shard.consumers {
+        match total.consumers.iter_mut().find(|t| t.name == c.name) {
+            Some(t) => {
+                t.pending += c.pending;
+                t.idle = t.idle.min(c.idle);
+                // Its heartbeat is written to every shard at once: present on one is alive.
+                t.alive |= c.alive;
+            }
+            None => total.consumers.push(c),
+        }
+    }
+    total.retry_waiting += shard.retry_waiting;
+    total.next_retry_due_ms = match (total.next_retry_due_ms, shard.next_retry_due_ms) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    total.dead_letters += shard.dead_letters;
+    total
+        .shards
+        .push((shard.backlog, shard.pending, shard.retry_waiting));
+    for (sum, minute) in total.minutes.iter_mut().zip(shard.minutes) {
+        for (outcome, n) in minute {
+            *sum.entry(outcome).or_default() += n;
+        }
+    }
+}
+
+fn entry_ms(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
 fn parse<T: redis::FromRedisValue>(value: Value) -> Result<T, StoreError> {
     redis::from_redis_value(value).map_err(|e| StoreError::Reply(e.to_string()))
 }
 
-fn read_counts(state: &mut QueueState, replies: Vec<Value>) -> Result<(), StoreError> {
+/// The shard's counts pipeline; `lag` is `Some` (to be filled in) when the stream exists.
+fn read_counts(replies: Vec<Value>) -> Result<ShardState, StoreError> {
     let mut it = replies.into_iter();
     let mut next = || {
         it.next()
             .ok_or_else(|| StoreError::Reply("short pipeline".into()))
     };
+    let mut state = ShardState {
+        backlog: parse(next()?)?,
+        ..ShardState::default()
+    };
+    let exists: bool = parse(next()?)?;
+    state.lag = exists.then_some(0);
     state.retry_waiting = parse(next()?)?;
     let first: Vec<(String, f64)> = parse(next()?)?;
     state.next_retry_due_ms = first.first().map(|(_, due)| *due as i64);
     state.dead_letters = parse(next()?)?;
-    let limit: BTreeMap<String, u32> = parse(next()?)?;
-    state.limit = limit
-        .get("rate_per_sec")
-        .zip(limit.get("burst"))
-        .map(|(r, b)| (*r, *b));
-    let tat: Option<String> = parse(next()?)?;
-    state.rate_tat_us = tat.and_then(|t| t.parse().ok());
-    let pause: Option<String> = parse(next()?)?;
-    state.pause = pause.and_then(|p| {
-        let (until, code) = p.split_once(' ')?;
-        Some((until.parse().ok()?, code.to_owned()))
-    });
     for reply in it {
         state.minutes.push(parse(reply)?);
     }
-    Ok(())
+    Ok(state)
 }

@@ -8,7 +8,7 @@ use redis::streams::StreamRangeReply;
 use serde::Serialize;
 
 use super::{Store, StoreError};
-use crate::domain::JobId;
+use crate::domain::{JobId, Mobile};
 
 /// The job record as the API serves it: mobile masked, RFC 3339 times, never a code.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -54,7 +54,8 @@ fn non_empty(h: &HashMap<String, String>, k: &str) -> Option<String> {
 
 impl Store {
     pub async fn job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
-        let h: HashMap<String, String> = self.conn().hgetall(self.keys.job(id.as_str())).await?;
+        let key = self.keys(self.shards.of_job(id)).job(id.as_str());
+        let h: HashMap<String, String> = self.conn().hgetall(key).await?;
         if h.is_empty() {
             return Ok(None);
         }
@@ -75,11 +76,15 @@ impl Store {
     }
 
     /// The newest jobs (up to 50) sent to `mobile`, newest first.
-    pub async fn jobs_of(&self, mobile: &str, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+    pub async fn jobs_of(
+        &self,
+        mobile: &Mobile,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
         let ids: Vec<String> = self
             .conn()
             .zrevrange(
-                self.keys.by_mobile(mobile),
+                self.of_mobile(mobile).by_mobile(mobile.as_str()),
                 0,
                 limit.saturating_sub(1) as isize,
             )
@@ -94,7 +99,8 @@ impl Store {
     /// The status history of one job, oldest first. Scans the (capped) events stream, so it
     /// is an operator's tool, not something to call per request.
     pub async fn events_of(&self, id: &JobId) -> Result<Vec<StatusEvent>, StoreError> {
-        let reply: StreamRangeReply = self.conn().xrange_all(self.keys.events()).await?;
+        let events = self.keys(self.shards.of_job(id)).events();
+        let reply: StreamRangeReply = self.conn().xrange_all(events).await?;
         Ok(reply
             .ids
             .into_iter()

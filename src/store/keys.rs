@@ -1,8 +1,10 @@
 //! Every Redis key smsq uses, named in one place (docs/contract.md "Redis keys").
 //!
-//! Keys that one atomic script touches share the hash tag `{<prefix>:0}`, so each script runs
-//! on one Redis Cluster slot. The per-IP counters and captchas are touched alone and stay
-//! untagged, spreading over the cluster.
+//! Keys that one atomic script touches share the hash tag of one shard, `{<prefix>:<shard>}`,
+//! so each script runs on one Redis Cluster slot. The per-IP counters and captchas are touched
+//! alone and stay untagged, spreading over the cluster.
+
+use crate::domain::Shard;
 
 /// The consumer group every worker joins.
 pub const GROUP: &str = "senders";
@@ -10,15 +12,25 @@ pub const GROUP: &str = "senders";
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
+    shard: Shard,
     tag: String,
 }
 
 impl Keys {
-    pub fn new(prefix: &str) -> Self {
+    pub fn new(prefix: &str, shard: Shard) -> Self {
         Self {
             prefix: prefix.to_owned(),
-            tag: format!("{{{prefix}:0}}"),
+            shard,
+            tag: format!("{{{prefix}:{shard}}}"),
         }
+    }
+
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     pub fn jobs(&self) -> String {
@@ -89,7 +101,12 @@ impl Keys {
     pub fn stats(&self, minute: i64) -> String {
         format!("{}:stats:{minute}", self.tag)
     }
-    /// A worker's heartbeat: present (short TTL) while the consumer `name` is alive.
+    /// How many shards the queue is laid out in (shard 0 only), checked at start-up.
+    pub fn layout(&self) -> String {
+        format!("{}:shards", self.tag)
+    }
+    /// A worker's heartbeat: present (short TTL) while the consumer `name` is alive. Every
+    /// shard has one, so the reaper's check and claim stay one script on one slot.
     pub fn heartbeat(&self, name: &str) -> String {
         format!("{}:hb:{name}", self.tag)
     }
@@ -107,7 +124,7 @@ mod tests {
 
     #[test]
     fn keys_follow_the_spec_layout() {
-        let k = Keys::new("smsq");
+        let k = Keys::new("smsq", Shard::FIRST);
         assert_eq!(k.jobs(), "{smsq:0}:jobs");
         assert_eq!(k.otp("ab"), "{smsq:0}:otp:ab");
         assert_eq!(
@@ -125,5 +142,9 @@ mod tests {
         assert_eq!(k.captcha("x"), "smsq:captcha:x");
         assert_eq!(k.rate(), "{smsq:0}:rate");
         assert_eq!(k.heartbeat("w1"), "{smsq:0}:hb:w1");
+        let last = crate::domain::Shards::new(6).unwrap().all().last().unwrap();
+        let k = Keys::new("smsq", last);
+        assert_eq!(k.jobs(), "{smsq:5}:jobs");
+        assert_eq!(k.ip("::1", "2026112401"), "smsq:ip:::1:2026112401");
     }
 }

@@ -3,33 +3,36 @@
 
 mod checks;
 mod codes;
+mod conn;
 mod dead;
 mod fleet;
 mod inspect;
 mod jobs;
 mod keys;
+mod layout;
 mod reports;
 mod scripts;
 mod stream;
 mod transitions;
 
+use std::sync::Arc;
 use std::time::Duration;
-
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client};
 
 pub use checks::{CaptchaCheck, Verification};
 pub use codes::{Idempotency, IssueOutcome, NewCode, NewMessage};
+pub use conn::Conn;
 pub use dead::{DeadLetter, Replay};
 pub use fleet::{ConsumerState, Grant, Lease, RatePolicy};
 pub use inspect::{PENDING_SAMPLE, QueueState};
 pub use jobs::{JobRecord, StatusEvent};
 pub use keys::{GROUP, Keys};
+pub use layout::{Layout, LayoutError};
 pub use reports::ReportOutcome;
 pub use stream::Entry;
 pub use transitions::{Begin, Outcome, ProviderFailure};
 
 use crate::config::{RedisSettings, Settings};
+use crate::domain::{Mobile, Shard, Shards};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -70,12 +73,15 @@ impl StoreError {
     }
 }
 
-/// Handle on smsq's Redis data: a shared, self-healing multiplexed connection and the key
-/// layout. Cheap to clone; concurrent commands are pipelined on one socket.
+/// Handle on smsq's Redis data: a shared, self-healing multiplexed connection (to one Redis
+/// or a cluster) and the key layout of every shard. Cheap to clone; concurrent commands are
+/// pipelined on one socket per node.
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
-    keys: Keys,
+    conn: Conn,
+    /// One per shard, shard 0 first.
+    keys: Arc<[Keys]>,
+    shards: Shards,
     retention: Retention,
 }
 
@@ -99,26 +105,42 @@ impl Store {
             status_ttl_secs: settings.status.ttl.as_secs(),
             max_deliveries: settings.worker.max_deliveries.get(),
         };
-        let settings = &settings.redis;
-        let client = Client::open(settings.url.as_str())?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(settings.timeout))
-            .set_connection_timeout(Some(settings.timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let redis = &settings.redis;
         Ok(Self {
-            conn,
-            keys: Keys::new(&settings.prefix),
+            conn: Conn::open(redis, redis.timeout)?,
+            keys: redis
+                .shards
+                .all()
+                .map(|shard| Keys::new(&redis.prefix, shard))
+                .collect(),
+            shards: redis.shards,
             retention,
         })
     }
 
-    pub fn keys(&self) -> &Keys {
-        &self.keys
+    pub fn shards(&self) -> Shards {
+        self.shards
     }
 
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    /// The keys of one shard.
+    pub fn keys(&self, shard: Shard) -> &Keys {
+        // A `Shard` comes from `self.shards`, so it indexes `keys`; a stray one falls back
+        // to shard 0 rather than panic.
+        self.keys.get(shard.index()).unwrap_or(&self.keys[0])
+    }
+
+    /// Shard 0, which also holds what the whole fleet shares: the rate, the pause, the
+    /// published limit, the layout record.
+    pub(crate) fn fleet(&self) -> &Keys {
+        &self.keys[0]
+    }
+
+    /// The keys of a number's shard.
+    pub(crate) fn of_mobile(&self, mobile: &Mobile) -> &Keys {
+        self.keys(self.shards.of_mobile(mobile))
+    }
+
+    pub(crate) fn conn(&self) -> Conn {
         self.conn.clone()
     }
 
@@ -131,18 +153,9 @@ impl Store {
 
 /// A connection of its own for blocking reads (`XREADGROUP … BLOCK`): on the shared
 /// multiplexed socket a blocked read would hold up every command queued behind it, and the
-/// default 500 ms response timeout would cut it short.
-pub async fn blocking_connection(
-    settings: &RedisSettings,
-    block: Duration,
-) -> Result<MultiplexedConnection, StoreError> {
-    let client = Client::open(settings.url.as_str())?;
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(settings.timeout))
-        .set_response_timeout(Some(block + settings.timeout));
-    Ok(client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?)
+/// usual response timeout would cut it short.
+pub fn blocking_connection(settings: &RedisSettings, block: Duration) -> Result<Conn, StoreError> {
+    Conn::open(settings, block + settings.timeout)
 }
 
 /// Bulk replies from scripts are arrays of strings; read one field or say what was wrong.

@@ -4,7 +4,7 @@ use redis::AsyncCommands;
 
 use super::scripts::SCRIPTS;
 use super::{Store, StoreError, field};
-use crate::domain::now_ms;
+use crate::domain::{Mobile, now_ms};
 use crate::provider::StatusReport;
 
 /// What a status report did.
@@ -21,7 +21,7 @@ pub enum ReportOutcome {
 
 impl Store {
     pub async fn record_report(&self, report: &StatusReport) -> Result<ReportOutcome, StoreError> {
-        let k = &self.keys;
+        let k = self.of_mobile(&report.mobile);
         let (id, mobile) = (report.message_id.as_str(), report.mobile.as_str());
         let now = now_ms();
         let reply: Vec<String> = SCRIPTS
@@ -51,17 +51,17 @@ impl Store {
     }
 
     /// A reply from a user: on the events stream, keyed by number (masked nowhere else).
-    pub async fn record_inbound(&self, mobile: &str, text: &str) -> Result<(), StoreError> {
+    pub async fn record_inbound(&self, mobile: &Mobile, text: &str) -> Result<(), StoreError> {
         let _: String = self
             .conn()
             .xadd_maxlen(
-                self.keys.events(),
+                self.of_mobile(mobile).events(),
                 redis::streams::StreamMaxlen::Approx(self.retention.events_maxlen as usize),
                 "*",
                 &[
                     ("id", "inbound"),
                     ("status", "inbound"),
-                    ("mobile", mobile),
+                    ("mobile", mobile.as_str()),
                     ("text", text),
                     ("ts", &now_ms().to_string()),
                 ],

@@ -4,15 +4,16 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
 
-use super::{GROUP, Store, StoreError};
-use crate::domain::Job;
+use super::{Conn, GROUP, Store, StoreError};
+use crate::domain::{Job, Shard};
 
 /// One stream entry, parsed as far as it goes.
 #[derive(Debug)]
 pub struct Entry {
+    /// The shard whose stream it is on: every transition of its job runs there.
+    pub shard: Shard,
     pub entry_id: String,
     /// The raw `job` field, kept for the dead-letter record of a poison entry.
     pub raw: String,
@@ -22,56 +23,65 @@ pub struct Entry {
 }
 
 /// An entry delivered again (reclaimed, resumed, redelivered).
-pub(super) fn parse_entry(id: StreamId) -> Entry {
+pub(super) fn parse_entry(shard: Shard, id: StreamId) -> Entry {
     let raw: Option<String> = id.get("job");
-    match raw {
-        Some(raw) => Entry {
-            job: Job::from_json(&raw),
-            raw,
-            entry_id: id.id,
-            first_delivery: false,
-        },
-        None => Entry {
-            job: Err("stream entry has no `job` field".to_owned()),
-            raw: format!("{:?}", id.map.keys().collect::<Vec<_>>()),
-            entry_id: id.id,
-            first_delivery: false,
-        },
+    let (job, raw) = match raw {
+        Some(raw) => (Job::from_json(&raw), raw),
+        None => (
+            Err("stream entry has no `job` field".to_owned()),
+            format!("{:?}", id.map.keys().collect::<Vec<_>>()),
+        ),
+    };
+    Entry {
+        shard,
+        entry_id: id.id,
+        raw,
+        job,
+        first_delivery: false,
     }
 }
 
 impl Store {
-    /// Creates the consumer group (reading from the start of the stream) unless it exists.
+    /// Creates the consumer group of every shard (reading from the start of the stream)
+    /// unless it exists.
     pub async fn ensure_group(&self) -> Result<(), StoreError> {
-        let created: Result<(), redis::RedisError> = self
-            .conn()
-            .xgroup_create_mkstream(self.keys.jobs(), GROUP, "0")
-            .await;
-        match created {
-            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-            other => Ok(other?),
+        for shard in self.shards.all() {
+            let created: Result<(), redis::RedisError> = self
+                .conn()
+                .xgroup_create_mkstream(self.keys(shard).jobs(), GROUP, "0")
+                .await;
+            match created {
+                Err(e) if e.code() == Some("BUSYGROUP") => {}
+                other => other?,
+            }
         }
+        Ok(())
     }
 
-    /// New entries for `consumer`, blocking up to `block` when there are none.
+    /// New entries of `shard` for `consumer`, blocking up to `block` when there are none
+    /// (`None`: do not block).
     pub async fn read(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
+        shard: Shard,
         consumer: &str,
         count: usize,
-        block: Duration,
+        block: Option<Duration>,
     ) -> Result<Vec<Entry>, StoreError> {
-        let options = StreamReadOptions::default()
+        let mut options = StreamReadOptions::default()
             .group(GROUP, consumer)
-            .count(count)
-            .block(block.as_millis() as usize);
-        self.read_with(conn, ">", &options).await
+            .count(count);
+        if let Some(block) = block {
+            options = options.block(block.as_millis() as usize);
+        }
+        self.read_with(conn, shard, ">", &options).await
     }
 
     /// Entries already delivered to `consumer` and not acked, after id `from` (`"0"` = all).
     pub async fn read_from(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
+        shard: Shard,
         consumer: &str,
         from: &str,
         count: usize,
@@ -79,17 +89,18 @@ impl Store {
         let options = StreamReadOptions::default()
             .group(GROUP, consumer)
             .count(count);
-        self.read_with(conn, from, &options).await
+        self.read_with(conn, shard, from, &options).await
     }
 
     async fn read_with(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
+        shard: Shard,
         start: &str,
         options: &StreamReadOptions,
     ) -> Result<Vec<Entry>, StoreError> {
         let reply: Option<StreamReadReply> = conn
-            .xread_options(&[self.keys.jobs()], &[start], options)
+            .xread_options(&[self.keys(shard).jobs()], &[start], options)
             .await?;
         let first_delivery = start == ">";
         Ok(reply
@@ -98,7 +109,7 @@ impl Store {
             .flat_map(|k| k.ids)
             .map(|id| Entry {
                 first_delivery,
-                ..parse_entry(id)
+                ..parse_entry(shard, id)
             })
             .collect())
     }
@@ -106,6 +117,7 @@ impl Store {
     /// Takes over entries that other consumers left pending for `min_idle` (crashed workers).
     pub async fn claim_idle(
         &self,
+        shard: Shard,
         consumer: &str,
         min_idle: Duration,
         count: usize,
@@ -116,7 +128,7 @@ impl Store {
             let reply: redis::streams::StreamAutoClaimReply = self
                 .conn()
                 .xautoclaim_options(
-                    self.keys.jobs(),
+                    self.keys(shard).jobs(),
                     GROUP,
                     consumer,
                     min_idle.as_millis() as u64,
@@ -124,7 +136,7 @@ impl Store {
                     StreamAutoClaimOptions::default().count(count),
                 )
                 .await?;
-            claimed.extend(reply.claimed.into_iter().map(parse_entry));
+            claimed.extend(reply.claimed.into_iter().map(|id| parse_entry(shard, id)));
             if reply.next_stream_id == "0-0" || claimed.len() >= count {
                 return Ok(claimed);
             }

@@ -3,9 +3,10 @@
 
 use redis::{Script, ScriptInvocation};
 
+use super::Keys;
 use super::scripts::SCRIPTS;
 use super::{Entry, GROUP, Store, StoreError, field};
-use crate::domain::{Code, Job, JobKind, JobStatus};
+use crate::domain::{Code, Job, JobKind, JobStatus, Shard};
 
 /// What `begin` decided.
 #[derive(Debug)]
@@ -62,15 +63,15 @@ impl Outcome {
 impl Store {
     /// The keys and arguments every job transition starts with: KEYS job record, events,
     /// stream, otp, this minute's stats; ARGV job id, entry id, group, now, status ttl,
-    /// events maxlen.
+    /// events maxlen. All on the entry's shard (where its job was enqueued).
     fn job_script<'s>(
         &self,
         script: &'s Script,
-        entry_id: &str,
+        entry: &Entry,
         job: &Job,
         now_ms: i64,
     ) -> ScriptInvocation<'s> {
-        let (k, id) = (&self.keys, job.id.as_str());
+        let (k, id) = (self.keys(entry.shard), job.id.as_str());
         let mut call = script.prepare_invoke();
         call.key(k.job(id))
             .key(k.events())
@@ -78,7 +79,7 @@ impl Store {
             .key(k.otp(id))
             .key(k.stats(now_ms / 60_000))
             .arg(id)
-            .arg(entry_id)
+            .arg(&entry.entry_id)
             .arg(GROUP)
             .arg(now_ms)
             .arg(self.retention.status_ttl_secs)
@@ -86,30 +87,21 @@ impl Store {
         call
     }
 
-    /// `first_delivery`: the entry was read as new, so counting its deliveries (the
-    /// poison-pill check) can be skipped.
-    pub async fn begin(
-        &self,
-        entry_id: &str,
-        job: &Job,
-        first_delivery: bool,
-        now_ms: i64,
-    ) -> Result<Begin, StoreError> {
-        let code_key = match (&job.kind, &job.purpose) {
-            (JobKind::Code, Some(p)) => self.keys.code(p.as_str(), job.to.as_str()),
-            _ => self.keys.job(job.id.as_str()),
-        };
+    /// Marks the job of `entry` as sending, unless it should not be sent. An entry read as
+    /// new (`first_delivery`) skips counting its deliveries (the poison-pill check).
+    pub async fn begin(&self, entry: &Entry, job: &Job, now_ms: i64) -> Result<Begin, StoreError> {
+        let k = self.keys(entry.shard);
         let reply: Vec<String> = self
-            .job_script(&SCRIPTS.begin, entry_id, job, now_ms)
-            .key(code_key)
-            .key(self.keys.dead())
+            .job_script(&SCRIPTS.begin, entry, job, now_ms)
+            .key(code_key(k, job))
+            .key(k.dead())
             .arg(job.attempt + 1)
             .arg(match job.kind {
                 JobKind::Code => "code",
                 JobKind::Message => "message",
             })
             .arg(job.expires_ms.map(|e| e.to_string()).unwrap_or_default())
-            .arg(if first_delivery {
+            .arg(if entry.first_delivery {
                 0
             } else {
                 self.retention.max_deliveries
@@ -134,7 +126,7 @@ impl Store {
     /// status the job has now (an earlier terminal status wins over `outcome`).
     pub async fn settle(
         &self,
-        entry_id: &str,
+        entry: &Entry,
         job: &Job,
         attempt: u32,
         outcome: &Outcome,
@@ -164,12 +156,13 @@ impl Store {
             }
             None => (none.clone(), none),
         };
+        let k = self.keys(entry.shard);
         let status: String = self
-            .job_script(&SCRIPTS.settle, entry_id, job, now_ms)
-            .key(self.keys.retry())
-            .key(self.keys.dead())
-            .key(self.keys.sid(message_id, job.to.as_str()))
-            .key(self.keys.early_report(message_id, job.to.as_str()))
+            .job_script(&SCRIPTS.settle, entry, job, now_ms)
+            .key(k.retry())
+            .key(k.dead())
+            .key(k.sid(message_id, job.to.as_str()))
+            .key(k.early_report(message_id, job.to.as_str()))
             .arg(outcome.status().as_str())
             .arg(attempt)
             .arg(&failure.error)
@@ -185,11 +178,12 @@ impl Store {
 
     /// Dead-letters an entry that cannot be parsed, with the reason, and acks it.
     pub async fn poison(&self, entry: &Entry, error: &str, now_ms: i64) -> Result<(), StoreError> {
+        let k = self.keys(entry.shard);
         let _: i64 = SCRIPTS
             .poison
-            .key(self.keys.jobs())
-            .key(self.keys.dead())
-            .key(self.keys.stats(now_ms / 60_000))
+            .key(k.jobs())
+            .key(k.dead())
+            .key(k.stats(now_ms / 60_000))
             .arg(&entry.entry_id)
             .arg(GROUP)
             .arg(&entry.raw)
@@ -200,17 +194,32 @@ impl Store {
         Ok(())
     }
 
-    /// Moves due retries back onto the stream; returns how many moved.
-    pub async fn promote_due(&self, now_ms: i64, batch: usize) -> Result<usize, StoreError> {
+    /// Moves due retries of `shard` back onto its stream; returns how many moved.
+    pub async fn promote_due(
+        &self,
+        shard: Shard,
+        now_ms: i64,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let k = self.keys(shard);
         let moved: usize = SCRIPTS
             .promote
-            .key(self.keys.retry())
-            .key(self.keys.jobs())
+            .key(k.retry())
+            .key(k.jobs())
             .arg(now_ms)
             .arg(batch)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(moved)
+    }
+}
+
+/// What `begin` and `replay` check a job against: the code record of a code job (is it still
+/// this job's code?); a message job has none, so its own record stands in.
+pub(super) fn code_key(k: &Keys, job: &Job) -> String {
+    match (&job.kind, &job.purpose) {
+        (JobKind::Code, Some(p)) => k.code(p.as_str(), job.to.as_str()),
+        _ => k.job(job.id.as_str()),
     }
 }
 

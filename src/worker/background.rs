@@ -67,7 +67,7 @@ pub(super) async fn serve_metrics(
     }
 }
 
-/// Moves due retries back onto the stream, a few times a second.
+/// Moves due retries back onto their shard's stream, a few times a second.
 pub(super) async fn promote_retries(store: Store, shutdown: CancellationToken) {
     const BATCH: usize = 256;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -77,13 +77,15 @@ pub(super) async fn promote_retries(store: Store, shutdown: CancellationToken) {
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        loop {
-            match store.promote_due(now_ms(), BATCH).await {
-                Ok(moved) if moved == BATCH => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot promote due retries");
-                    break;
+        for shard in store.shards().all() {
+            loop {
+                match store.promote_due(shard, now_ms(), BATCH).await {
+                    Ok(moved) if moved == BATCH => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, %shard, "cannot promote due retries");
+                        break;
+                    }
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! One consumer of the `senders` group: where the next batch of entries comes from.
+//! One consumer of the `senders` group of every shard: where the next batch of entries
+//! comes from.
 //!
 //! Order of preference:
 //! 1. our own entries that a Redis error left with us, once their short delay is over;
@@ -6,34 +7,54 @@
 //! 3. entries of consumers whose heartbeat lapsed (crashed workers), claimed at once; and,
 //!    every `worker.claim_idle_ms / 2`, entries idle that long anywhere (a live worker that
 //!    hangs: the backstop);
-//! 4. new entries, blocking up to `worker.block_ms` (at most one heartbeat interval, so the
-//!    reaper above runs on time).
+//! 4. new entries. With one shard, one read blocking up to `worker.block_ms` (at most one
+//!    heartbeat interval, so the reaper above runs on time). With several, every shard is
+//!    asked at once for an equal share of the batch, the share's remainder going to a
+//!    different shard each time, then what is left of the batch to shards that filled their
+//!    share: a backlog on one shard cannot starve another. When all are empty, the read
+//!    blocks on one shard in turn for at most [`SHARD_POLL`] (Redis Cluster cannot block on
+//!    streams of several slots at once), so an idle worker notices a new job on any shard
+//!    within that.
 //!
-//! The blocking read has a connection of its own (a blocked read would hold up every command
+//! The reads have a connection of their own (a blocked read would hold up every command
 //! behind it on the shared socket).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::MultiplexedConnection;
+use futures_util::future::join_all;
 
 use crate::config::Settings;
-use crate::store::{self, Entry, Store, StoreError};
+use crate::domain::Shard;
+use crate::store::{self, Conn, Entry, Store, StoreError};
 
 /// How long an entry that hit a Redis error waits before we try it again.
 const REDELIVERY_DELAY: Duration = Duration::from_millis(300);
+
+/// With several shards, how long an idle read blocks on one of them before asking them all.
+pub const SHARD_POLL: Duration = Duration::from_millis(10);
+
+/// One of our entries to take again.
+struct Redelivery {
+    due: Instant,
+    shard: Shard,
+    entry_id: String,
+    /// The claim counts as a delivery (towards the poison-pill limit).
+    counts: bool,
+}
 
 pub struct Consumer {
     settings: Arc<Settings>,
     store: Store,
     name: String,
-    /// For `XREADGROUP … BLOCK`; dropped after an error and made again on the next call.
-    conn: Option<MultiplexedConnection>,
-    /// Where the rescan of our own pending entries goes on; `None` once it is done.
-    pending_from: Option<String>,
-    /// Our entries to take again: (due, entry id, whether it counts as a delivery).
-    redeliveries: VecDeque<(Instant, String, bool)>,
+    /// For the reads; dropped after an error and made again on the next call.
+    conn: Option<Conn>,
+    /// Per shard: where the rescan of our own pending entries goes on; `None` once done.
+    pending_from: Vec<Option<String>>,
+    redeliveries: VecDeque<Redelivery>,
+    /// The shard that gets the share's remainder (and the idle block) next.
+    turn: usize,
     next_reap: Instant,
     next_backstop: Instant,
 }
@@ -42,12 +63,13 @@ impl Consumer {
     pub fn new(settings: Arc<Settings>, store: Store, name: String) -> Self {
         Self {
             settings,
+            // "0": every entry already delivered to this name and not acked.
+            pending_from: vec![Some("0".to_owned()); store.shards().count()],
             store,
             name,
             conn: None,
-            // "0": every entry already delivered to this name and not acked.
-            pending_from: Some("0".to_owned()),
             redeliveries: VecDeque::new(),
+            turn: 0,
             next_reap: Instant::now(),
             next_backstop: Instant::now(),
         }
@@ -58,9 +80,13 @@ impl Consumer {
     }
 
     /// An entry of ours that a Redis error interrupted: it comes back in a later batch.
-    pub fn redeliver(&mut self, entry_id: String, count_delivery: bool) {
-        let due = Instant::now() + REDELIVERY_DELAY;
-        self.redeliveries.push_back((due, entry_id, count_delivery));
+    pub fn redeliver(&mut self, shard: Shard, entry_id: String, count_delivery: bool) {
+        self.redeliveries.push_back(Redelivery {
+            due: Instant::now() + REDELIVERY_DELAY,
+            shard,
+            entry_id,
+            counts: count_delivery,
+        });
     }
 
     /// Up to `count` entries to handle now (possibly none, after the blocking read's timeout).
@@ -77,24 +103,88 @@ impl Consumer {
         if !redelivered.is_empty() {
             return Ok(redelivered);
         }
-        // Our own leftovers first. The cursor moves only on success: an error retries it.
-        if let Some(from) = self.pending_from.clone() {
-            let conn = blocking(&mut self.conn, &self.settings).await?;
-            let entries = self.store.read_from(conn, &self.name, &from, count).await?;
-            self.pending_from = entries.last().map(|last| last.entry_id.clone());
-            if !entries.is_empty() {
-                tracing::info!(count = entries.len(), "resuming our own pending entries");
-                return Ok(entries);
-            }
+        let resumed = self.own_pending(count).await?;
+        if !resumed.is_empty() {
+            tracing::info!(count = resumed.len(), "resuming our own pending entries");
+            return Ok(resumed);
         }
         let reaped = self.reap(count).await?;
         if !reaped.is_empty() {
             return Ok(reaped);
         }
+        self.read_new(count).await
+    }
+
+    /// Our own leftovers, shard by shard. A cursor moves only on success: an error retries it.
+    async fn own_pending(&mut self, count: usize) -> Result<Vec<Entry>, StoreError> {
+        for shard in self.store.shards().all() {
+            let Some(from) = self.pending_from[shard.index()].clone() else {
+                continue;
+            };
+            let conn = reader(&mut self.conn, &self.settings)?;
+            let entries = self
+                .store
+                .read_from(conn, shard, &self.name, &from, count)
+                .await?;
+            self.pending_from[shard.index()] = entries.last().map(|last| last.entry_id.clone());
+            if !entries.is_empty() {
+                return Ok(entries);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// New entries, fairly from every shard (see the module's comment).
+    async fn read_new(&mut self, count: usize) -> Result<Vec<Entry>, StoreError> {
         let ws = &self.settings.worker;
         let block = ws.block.min(ws.heartbeat);
-        let conn = blocking(&mut self.conn, &self.settings).await?;
-        self.store.read(conn, &self.name, count, block).await
+        let shards = self.store.shards();
+        let conn = reader(&mut self.conn, &self.settings)?;
+        if shards.count() == 1 {
+            return self
+                .store
+                .read(conn, Shard::FIRST, &self.name, count, Some(block))
+                .await;
+        }
+        let n = shards.count();
+        let turn = self.turn;
+        self.turn = (turn + 1) % n;
+        // The first `count % n` shards from `turn` on get one more than the others.
+        let shares: Vec<(Shard, usize)> = shards
+            .all()
+            .map(|s| {
+                let extra = usize::from((s.index() + n - turn) % n < count % n);
+                (s, count / n + extra)
+            })
+            .filter(|(_, share)| *share > 0)
+            .collect();
+        let (store, name) = (&self.store, self.name.as_str());
+        let reads = shares.iter().map(|&(shard, share)| {
+            let mut conn = conn.clone();
+            async move { store.read(&mut conn, shard, name, share, None).await }
+        });
+        let mut entries = Vec::new();
+        let mut full = Vec::new();
+        for (read, &(shard, share)) in join_all(reads).await.into_iter().zip(&shares) {
+            let read = read?;
+            if read.len() == share {
+                full.push(shard);
+            }
+            entries.extend(read);
+        }
+        for shard in full {
+            let room = count - entries.len();
+            if room == 0 {
+                break;
+            }
+            entries.extend(store.read(conn, shard, name, room, None).await?);
+        }
+        if !entries.is_empty() {
+            return Ok(entries);
+        }
+        let shard = shards.all().nth(turn).unwrap_or(Shard::FIRST);
+        let block = block.min(SHARD_POLL);
+        store.read(conn, shard, name, count, Some(block)).await
     }
 
     /// Our interrupted entries whose delay is over. They leave the queue only once claimed:
@@ -104,25 +194,26 @@ impl Consumer {
         let due = self
             .redeliveries
             .iter()
-            .take_while(|(at, ..)| *at <= now)
+            .take_while(|r| r.due <= now)
             .take(count)
             .count();
         if due == 0 {
             return Ok(Vec::new());
         }
-        let (counted, uncounted): (Vec<_>, Vec<_>) = self
-            .redeliveries
-            .iter()
-            .take(due)
-            .partition(|(.., counts)| *counts);
-        let ids = |v: Vec<&(Instant, String, bool)>| {
-            v.into_iter()
-                .map(|(_, id, _)| id.clone())
-                .collect::<Vec<_>>()
-        };
-        let (counted, uncounted) = (ids(counted), ids(uncounted));
-        let mut entries = self.store.claim_own(&self.name, &counted, true).await?;
-        entries.extend(self.store.claim_own(&self.name, &uncounted, false).await?);
+        let mut entries = Vec::new();
+        for shard in self.store.shards().all() {
+            for counts in [true, false] {
+                let ids: Vec<String> = self
+                    .redeliveries
+                    .iter()
+                    .take(due)
+                    .filter(|r| r.shard == shard && r.counts == counts)
+                    .map(|r| r.entry_id.clone())
+                    .collect();
+                let claimed = self.store.claim_own(&self.name, shard, &ids, counts);
+                entries.extend(claimed.await?);
+            }
+        }
         self.redeliveries.drain(..due);
         crate::metrics::reclaimed("redelivery", entries.len());
         Ok(entries)
@@ -136,33 +227,42 @@ impl Consumer {
         let mut claimed = Vec::new();
         if now >= self.next_reap {
             self.next_reap = now + ws.heartbeat / 2;
-            for consumer in self.store.consumers().await? {
-                if consumer.alive || consumer.name == self.name {
-                    continue;
-                }
-                let room = count - claimed.len();
-                let entries = self
-                    .store
-                    .reap(&consumer.name, &self.name, room, ws.heartbeat)
-                    .await?;
-                if !entries.is_empty() {
-                    crate::metrics::reclaimed("dead_worker", entries.len());
-                    tracing::warn!(
-                        count = entries.len(),
-                        dead = %consumer.name,
-                        "reclaimed entries of a worker whose heartbeat stopped"
-                    );
-                }
-                claimed.extend(entries);
-                if claimed.len() >= count {
-                    break;
+            'shards: for shard in self.store.shards().all() {
+                for consumer in self.store.consumers(shard).await? {
+                    if consumer.alive || consumer.name == self.name {
+                        continue;
+                    }
+                    let room = count - claimed.len();
+                    let entries = self
+                        .store
+                        .reap(shard, &consumer.name, &self.name, room, ws.heartbeat)
+                        .await?;
+                    if !entries.is_empty() {
+                        crate::metrics::reclaimed("dead_worker", entries.len());
+                        tracing::warn!(
+                            count = entries.len(),
+                            dead = %consumer.name,
+                            %shard,
+                            "reclaimed entries of a worker whose heartbeat stopped"
+                        );
+                    }
+                    claimed.extend(entries);
+                    if claimed.len() >= count {
+                        break 'shards;
+                    }
                 }
             }
         }
         if claimed.is_empty() && now >= self.next_backstop {
             let idle = ws.claim_idle;
             self.next_backstop = now + (idle / 2).max(Duration::from_millis(500));
-            claimed = self.store.claim_idle(&self.name, idle, count).await?;
+            for shard in self.store.shards().all() {
+                let room = count - claimed.len();
+                if room == 0 {
+                    break;
+                }
+                claimed.extend(self.store.claim_idle(shard, &self.name, idle, room).await?);
+            }
             if !claimed.is_empty() {
                 crate::metrics::reclaimed("idle", claimed.len());
                 tracing::warn!(
@@ -176,14 +276,11 @@ impl Consumer {
     }
 }
 
-/// The blocking-read connection, made on first use (and again after an error dropped it).
-async fn blocking<'c>(
-    slot: &'c mut Option<MultiplexedConnection>,
-    settings: &Settings,
-) -> Result<&'c mut MultiplexedConnection, StoreError> {
+/// The reads' connection, made on first use (and again after an error dropped it).
+fn reader<'c>(slot: &'c mut Option<Conn>, settings: &Settings) -> Result<&'c mut Conn, StoreError> {
     let conn = match slot.take() {
         Some(conn) => conn,
-        None => store::blocking_connection(&settings.redis, settings.worker.block).await?,
+        None => store::blocking_connection(&settings.redis, settings.worker.block)?,
     };
     Ok(slot.insert(conn))
 }

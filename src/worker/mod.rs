@@ -26,7 +26,7 @@ pub use limiter::Limiter;
 
 use crate::config::Settings;
 use crate::provider::Client;
-use crate::store::{Store, StoreError};
+use crate::store::{LayoutError, Store, StoreError};
 
 /// Everything a job needs, shared by the pool's tasks.
 pub(crate) struct Context {
@@ -51,6 +51,8 @@ pub struct Report {
 pub enum WorkerError {
     #[error("cannot set up the consumer group: {0}")]
     Setup(#[source] StoreError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
     #[error("cannot listen on {0} (worker.metrics_listen): {1}")]
     Metrics(std::net::SocketAddr, #[source] std::io::Error),
 }
@@ -151,10 +153,11 @@ impl Worker {
         Ok(report)
     }
 
-    /// The group, the first heartbeat (alive before the first read, so no reaper takes us
+    /// The shard layout check, the groups, the first heartbeat (alive before the first read, so no reaper takes us
     /// for dead), the published limit, and the tasks that run beside the pool.
     async fn start(&self, stop: &CancellationToken) -> Result<Vec<JoinHandle<()>>, WorkerError> {
         let (store, ws) = (&self.ctx.store, &self.ctx.settings.worker);
+        store.check_layout().await?;
         store.ensure_group().await.map_err(WorkerError::Setup)?;
         let name = self.consumer.name().to_owned();
         let about = heartbeat_text(self.concurrency);
@@ -195,7 +198,7 @@ impl Worker {
         if let Err(e) = store.drop_heartbeat(name).await {
             tracing::warn!(error = %e, "cannot remove the heartbeat; it expires by itself");
         }
-        if let Err(e) = store.leave_group(name).await {
+        if let Err(e) = store.leave_groups(name).await {
             tracing::warn!(error = %e, "cannot leave the consumer group");
         }
     }
@@ -204,9 +207,10 @@ impl Worker {
         match joined {
             Ok(Handled::Done) => {}
             Ok(Handled::Stuck {
+                shard,
                 entry_id,
                 count_delivery,
-            }) => self.consumer.redeliver(entry_id, count_delivery),
+            }) => self.consumer.redeliver(shard, entry_id, count_delivery),
             // A panic in a send task: the entry stays pending and is reclaimed as a poison
             // candidate (its delivery count grows each time).
             Err(e) => tracing::error!(error = %e, "a send task failed"),

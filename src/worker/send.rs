@@ -7,7 +7,7 @@ use tracing::Instrument;
 
 use super::Context;
 use super::retry::{self, Next};
-use crate::domain::{Code, Job, JobStatus, now_ms};
+use crate::domain::{Code, Job, JobStatus, Shard, now_ms};
 use crate::metrics;
 use crate::provider::{Accepted, Action, SendError, TemplateSms};
 use crate::store::{Begin, Entry, Outcome, ProviderFailure, StoreError};
@@ -20,6 +20,7 @@ pub(super) enum Handled {
     /// A Redis error left it pending with us: try it again soon. `count_delivery` when the
     /// error was not an outage (a script failing on this entry), so a poison pill ends.
     Stuck {
+        shard: Shard,
         entry_id: String,
         count_delivery: bool,
     },
@@ -36,35 +37,33 @@ pub(super) async fn handle(ctx: &Context, entry: Entry) -> Handled {
                 Ok(()) => Handled::Done,
                 Err(e) => {
                     tracing::error!(entry = %entry.entry_id, error = %e, "cannot dead-letter; entry stays pending");
-                    stuck(entry.entry_id, &e)
+                    stuck(entry, &e)
                 }
             };
         }
     };
     let span =
         tracing::info_span!("job", job_id = %job.id, mobile = %job.to, attempt = job.attempt + 1);
-    match deliver(ctx, &entry.entry_id, entry.first_delivery, &job)
-        .instrument(span.clone())
-        .await
-    {
+    match deliver(ctx, &entry, &job).instrument(span.clone()).await {
         Ok(()) => Handled::Done,
         Err(e) => {
             span.in_scope(|| tracing::error!(error = %e, "redis error; entry stays pending"));
-            stuck(entry.entry_id, &e)
+            stuck(entry, &e)
         }
     }
 }
 
-fn stuck(entry_id: String, error: &StoreError) -> Handled {
+fn stuck(entry: Entry, error: &StoreError) -> Handled {
     Handled::Stuck {
-        entry_id,
+        shard: entry.shard,
+        entry_id: entry.entry_id,
         count_delivery: !error.is_unavailable(),
     }
 }
 
 /// Waits for a send slot of the fleet's rate. A long wait (a pause, a low rate) keeps the
 /// entry's idle time fresh so the `claim_idle` backstop does not hand it to another worker.
-async fn wait_for_slot(ctx: &Context, entry_id: &str) {
+async fn wait_for_slot(ctx: &Context, entry: &Entry) {
     let slot = ctx.limiter.acquire();
     tokio::pin!(slot);
     let every = (ctx.settings.worker.claim_idle / 3).max(Duration::from_millis(100));
@@ -72,7 +71,7 @@ async fn wait_for_slot(ctx: &Context, entry_id: &str) {
         tokio::select! {
             () = &mut slot => return,
             () = tokio::time::sleep(every) => {
-                if let Err(e) = ctx.store.touch(&ctx.consumer, entry_id).await {
+                if let Err(e) = ctx.store.touch(&ctx.consumer, entry.shard, &entry.entry_id).await {
                     tracing::warn!(error = %e, "cannot refresh a waiting entry");
                 }
             }
@@ -80,18 +79,9 @@ async fn wait_for_slot(ctx: &Context, entry_id: &str) {
     }
 }
 
-async fn deliver(
-    ctx: &Context,
-    entry_id: &str,
-    first_delivery: bool,
-    job: &Job,
-) -> Result<(), StoreError> {
-    wait_for_slot(ctx, entry_id).await;
-    let code = match ctx
-        .store
-        .begin(entry_id, job, first_delivery, now_ms())
-        .await?
-    {
+async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreError> {
+    wait_for_slot(ctx, entry).await;
+    let code = match ctx.store.begin(entry, job, now_ms()).await? {
         Begin::Skipped(status) => {
             transition(job, status, "", "not sent");
             return Ok(());
@@ -107,7 +97,7 @@ async fn deliver(
         }
         Begin::Send(code) => code,
     };
-    if let Some(arrived) = entry_ms(entry_id) {
+    if let Some(arrived) = entry_ms(&entry.entry_id) {
         metrics::queue_wait(ms_since(arrived));
     }
     transition(job, JobStatus::Sending, "", "");
@@ -115,10 +105,7 @@ async fn deliver(
 
     // The SMS may be out: from here on, writing the outcome is worth waiting for.
     let (outcome, attempts) = outcome_of(ctx, job, result).await;
-    let settle = || {
-        ctx.store
-            .settle(entry_id, job, attempts, &outcome, now_ms())
-    };
+    let settle = || ctx.store.settle(entry, job, attempts, &outcome, now_ms());
     let status = persist(settle).await?;
     if status != outcome.status() {
         // Another delivery of this entry finished it first; nothing changed here.

@@ -1,5 +1,6 @@
 //! `Idempotency-Key` replays and image captchas on `POST /v1/codes`.
 
+use smsq::domain::Shard;
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -79,7 +80,7 @@ async fn captcha_is_required_when_configured_and_used_once() {
     );
     assert_eq!(captcha["expires_in"], 300);
     let id = captcha["captcha_id"].as_str().unwrap().to_owned();
-    let key = app.store.keys().captcha(&id);
+    let key = app.store.keys(Shard::FIRST).captcha(&id);
     let stored: String = app.redis().await.get(&key).await.unwrap();
     assert_eq!(stored.len(), 64, "a keyed hash, not the answer");
 

@@ -4,6 +4,7 @@ use redis::AsyncCommands;
 use serde_json::json;
 use smsq::domain::Hasher;
 use smsq::domain::Secret;
+use smsq::domain::Shard;
 
 use crate::common::{App, SECRET, logs, settings, spawn_app};
 
@@ -43,7 +44,7 @@ async fn a_code_request_queues_one_job_and_stores_only_a_hash() {
     assert_eq!(job_id.len(), 32);
 
     let mut redis = app.redis().await;
-    let keys = app.store.keys();
+    let keys = app.store.keys(Shard::FIRST);
     assert_eq!(app.backlog().await, 1);
     let code = app.otp(&job_id).await.expect("otp key holds the code");
     assert_eq!(code.len(), 10);
@@ -105,7 +106,7 @@ async fn mobile_inputs_are_normalised_or_rejected() {
         let exists: bool = app
             .redis()
             .await
-            .exists(app.store.keys().code("default", normalised))
+            .exists(app.store.keys(Shard::FIRST).code("default", normalised))
             .await
             .unwrap();
         assert!(exists, "{input} was not stored as {normalised}");

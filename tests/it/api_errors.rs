@@ -1,5 +1,6 @@
 //! Every error of the API, each with its status and `{"error", "message"}` body.
 
+use smsq::domain::Shard;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
@@ -230,7 +231,7 @@ async fn a_full_queue_answers_503_rather_than_dropping_jobs() {
     let mut redis = app.redis().await;
     let mut pipe = redis::pipe();
     for _ in 0..1000 {
-        pipe.xadd(app.store.keys().jobs(), "*", &[("job", "{}")])
+        pipe.xadd(app.store.keys(Shard::FIRST).jobs(), "*", &[("job", "{}")])
             .ignore();
     }
     let () = pipe.query_async(&mut redis).await.unwrap();
@@ -241,7 +242,7 @@ async fn a_full_queue_answers_503_rather_than_dropping_jobs() {
     assert_eq!(app.backlog().await, 1000);
     assert!(
         !redis
-            .exists::<_, bool>(app.store.keys().code("default", "13800138060"))
+            .exists::<_, bool>(app.store.keys(Shard::FIRST).code("default", "13800138060"))
             .await
             .unwrap()
     );

@@ -1,6 +1,7 @@
 //! `smsq` as separate processes: two workers sharing a stream, SIGTERM during sends, and the
 //! `smsq dev` demo.
 
+use smsq::domain::Shard;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::mpsc;
@@ -43,7 +44,7 @@ async fn two_worker_processes_send_each_of_200_jobs_exactly_once() {
     // Both consumers joined the one group.
     let mut redis = app.redis().await;
     let consumers: redis::streams::StreamInfoConsumersReply = redis
-        .xinfo_consumers(app.store.keys().jobs(), smsq::store::GROUP)
+        .xinfo_consumers(app.store.keys(Shard::FIRST).jobs(), smsq::store::GROUP)
         .await
         .unwrap();
     let mut names: Vec<String> = consumers.consumers.into_iter().map(|c| c.name).collect();

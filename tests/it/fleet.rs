@@ -1,6 +1,7 @@
 //! Many workers, one account: the fleet-wide rate limit, the shared pause, heartbeats and fast
 //! reclaim after `kill -9`, and the poison-pill limit.
 
+use smsq::domain::Shard;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
@@ -104,7 +105,10 @@ async fn a_pause_stops_every_limiter_until_it_ends() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let pause_key: Option<String> = conn.get(app.store().keys().pause()).await.unwrap();
+    let pause_key: Option<String> = conn
+        .get(app.store().keys(Shard::FIRST).pause())
+        .await
+        .unwrap();
     assert_eq!(pause_key, None, "the pause key expires with the pause");
 }
 
@@ -224,7 +228,7 @@ async fn an_entry_that_fails_every_time_is_dead_lettered_and_the_rest_are_sent()
     let poison = app.queue_message("13730000000").await;
     // Its job record holds a value of the wrong type: every script that touches it fails.
     let mut redis = app.redis().await;
-    let key = app.store.keys().job(&poison);
+    let key = app.store.keys(Shard::FIRST).job(&poison);
     let _: () = redis.del(&key).await.unwrap();
     let _: () = redis.set(&key, "not a hash").await.unwrap();
     let others = app.queue_messages(13730000001, 5).await;
@@ -239,7 +243,7 @@ async fn an_entry_that_fails_every_time_is_dead_lettered_and_the_rest_are_sent()
             let dead: redis::streams::StreamRangeReply = app
                 .redis()
                 .await
-                .xrange_all(app.store.keys().dead())
+                .xrange_all(app.store.keys(Shard::FIRST).dead())
                 .await
                 .unwrap();
             dead.ids.into_iter().next()
@@ -277,7 +281,13 @@ async fn entries_waiting_for_a_slot_are_never_taken_from_a_live_worker() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while fake.messages().len() < ids.len() {
         let pending: redis::streams::StreamPendingCountReply = redis
-            .xpending_count(app.store.keys().jobs(), smsq::store::GROUP, "-", "+", 10)
+            .xpending_count(
+                app.store.keys(Shard::FIRST).jobs(),
+                smsq::store::GROUP,
+                "-",
+                "+",
+                10,
+            )
             .await
             .unwrap();
         for p in pending.ids {

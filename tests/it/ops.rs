@@ -3,6 +3,7 @@
 
 use redis::AsyncCommands;
 use serde_json::json;
+use smsq::domain::Shard;
 use smsq::store::GROUP;
 
 use crate::common::{
@@ -40,7 +41,7 @@ async fn status_reports_a_seeded_queue_exactly_as_json_and_as_text() {
     // A backlog of five: one delivered to a live consumer, two to a dead one, two unread.
     app.queue_messages(13750000010, 5).await;
     let mut redis = app.redis().await;
-    let keys = app.store.keys();
+    let keys = app.store.keys(Shard::FIRST);
     let _: () = redis
         .set_ex(keys.heartbeat("alive-1"), "{}", 60)
         .await
@@ -159,7 +160,7 @@ async fn dlq_replay_sends_a_dead_job_again_and_never_a_stale_code() {
     // The code job's code is gone (expired, as far as smsq can tell): refused.
     let mut redis = app.redis().await;
     let _: () = redis
-        .del(app.store.keys().code("default", "13760000001"))
+        .del(app.store.keys(Shard::FIRST).code("default", "13760000001"))
         .await
         .unwrap();
     let (code, out, _) = smsq(&app, &healthy.base_url(), &["dlq", "replay", &code_job]);

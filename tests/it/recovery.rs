@@ -1,6 +1,7 @@
 //! The worker through faults: a crashed consumer's entries, replays, shutdown, a Redis
 //! restart, a provider that lies or hangs.
 
+use smsq::domain::Shard;
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -23,7 +24,7 @@ async fn a_job_left_pending_by_a_crashed_consumer_is_reclaimed_without_using_an_
     let mut redis = app.redis().await;
     let taken: redis::streams::StreamReadReply = redis
         .xread_options(
-            &[app.store.keys().jobs()],
+            &[app.store.keys(Shard::FIRST).jobs()],
             &[">"],
             &redis::streams::StreamReadOptions::default()
                 .group(GROUP, "crashed-worker")
@@ -54,7 +55,7 @@ async fn a_replayed_entry_never_overwrites_a_terminal_status() {
     let mut redis = app.redis().await;
     let _: String = redis
         .xadd(
-            app.store.keys().jobs(),
+            app.store.keys(Shard::FIRST).jobs(),
             "*",
             &[("job", payload.to_string())],
         )
@@ -67,7 +68,7 @@ async fn a_replayed_entry_never_overwrites_a_terminal_status() {
             let n: usize = app
                 .redis()
                 .await
-                .xlen(app.store.keys().jobs())
+                .xlen(app.store.keys(Shard::FIRST).jobs())
                 .await
                 .unwrap();
             (n == 0).then_some(())

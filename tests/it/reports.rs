@@ -1,11 +1,13 @@
 //! Delivery reports: pushed by the fake like the platform (JSON and XML), matched to their
 //! jobs, refused when wrong, idempotent, and not lost when faster than our `sent` write.
 
+use std::time::Duration;
+
 use redis::AsyncCommands;
 use serde_json::json;
 use smsq::dev::fake::ReportFormat;
-use smsq::domain::{Job, now_ms};
-use smsq::store::{GROUP, Outcome};
+use smsq::domain::{Shard, now_ms};
+use smsq::store::{Outcome, blocking_connection};
 
 use crate::common::{
     App, REPORTS_TOKEN, fake_options, history, settings, spawn_app, spawn_fake, wait_for_status,
@@ -126,7 +128,7 @@ async fn wrong_tokens_unknown_ids_malformed_bodies_and_duplicates() {
     let events: redis::streams::StreamRangeReply = app
         .redis()
         .await
-        .xrange_all(app.store.keys().events())
+        .xrange_all(app.store.keys(Shard::FIRST).events())
         .await
         .unwrap();
     let inbound = events
@@ -174,23 +176,12 @@ async fn a_report_that_beats_the_sent_write_is_applied_by_it() {
     let app = spawn_app(settings(|_| {})).await;
     let id = app.queue_message("13810000006").await;
     // Take the entry as a worker would, up to the provider's answer.
-    let mut redis = app.redis().await;
-    let jobs = app.store.keys().jobs();
-    let _: () = redis
-        .xgroup_create_mkstream(&jobs, GROUP, "0")
-        .await
-        .unwrap();
-    let opts = redis::streams::StreamReadOptions::default()
-        .group(GROUP, "racer")
-        .count(1);
-    let read: redis::streams::StreamReadReply =
-        redis.xread_options(&[&jobs], &[">"], &opts).await.unwrap();
-    let entry = &read.keys[0].ids[0];
-    let job = Job::from_json(&entry.get::<String>("job").unwrap()).unwrap();
-    app.store
-        .begin(&entry.id, &job, true, now_ms())
-        .await
-        .unwrap();
+    app.store.ensure_group().await.unwrap();
+    let mut conn = blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
+    let read = app.store.read(&mut conn, Shard::FIRST, "racer", 1, None);
+    let entry = read.await.unwrap().remove(0);
+    let job = entry.job.clone().unwrap();
+    app.store.begin(&entry, &job, now_ms()).await.unwrap();
     // The platform is faster than our status write.
     let sid = "fedcba9876543210fedcba9876543210";
     let (status, early) = push(&app, REPORTS_TOKEN, report(sid, "13810000006", "0")).await;
@@ -203,7 +194,7 @@ async fn a_report_that_beats_the_sent_write_is_applied_by_it() {
         message_id: sid.into(),
     };
     app.store
-        .settle(&entry.id, &job, 1, &sent, now_ms())
+        .settle(&entry, &job, 1, &sent, now_ms())
         .await
         .unwrap();
     let (_, record) = app.get(&format!("/v1/jobs/{id}")).await;

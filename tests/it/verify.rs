@@ -2,6 +2,7 @@
 
 use redis::AsyncCommands;
 use serde_json::json;
+use smsq::domain::Shard;
 
 use crate::common::{App, settings, spawn_app};
 
@@ -55,7 +56,7 @@ async fn a_right_code_verifies_once() {
     let exists: bool = app
         .redis()
         .await
-        .exists(app.store.keys().code("login", "13800138100"))
+        .exists(app.store.keys(Shard::FIRST).code("login", "13800138100"))
         .await
         .unwrap();
     assert!(!exists);
@@ -114,7 +115,7 @@ async fn unknown_used_and_expired_codes_answer_alike() {
     let _: () = app
         .redis()
         .await
-        .del(app.store.keys().code("login", "13800138105"))
+        .del(app.store.keys(Shard::FIRST).code("login", "13800138105"))
         .await
         .unwrap();
     let expired = verify(&app, "13800138105", "login", &code).await;
@@ -163,7 +164,7 @@ async fn a_new_code_replaces_the_old_one() {
     let _: () = app
         .redis()
         .await
-        .del(app.store.keys().resend("login", "13800138108"))
+        .del(app.store.keys(Shard::FIRST).resend("login", "13800138108"))
         .await
         .unwrap();
     let second = issue(&app, "13800138108", "login").await;

@@ -1,6 +1,7 @@
 //! The worker pool in-process: end to end through HTTP, superseded and expired jobs, poison
 //! entries, retries and dead letters, reclaiming what a crashed consumer left.
 
+use smsq::domain::Shard;
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -54,7 +55,7 @@ async fn the_code_the_provider_received_is_the_one_that_verifies() {
         .collect();
     assert!(holders.is_empty(), "plain code left in {holders:?}");
     let pending: redis::streams::StreamPendingReply = redis
-        .xpending(app.store.keys().jobs(), GROUP)
+        .xpending(app.store.keys(Shard::FIRST).jobs(), GROUP)
         .await
         .unwrap();
     assert_eq!(pending.count(), 0);
@@ -82,7 +83,11 @@ async fn a_reissued_code_supersedes_the_unsent_one() {
     let _: () = app
         .redis()
         .await
-        .del(app.store.keys().resend("default", "13800138201"))
+        .del(
+            app.store
+                .keys(Shard::FIRST)
+                .resend("default", "13800138201"),
+        )
         .await
         .unwrap();
     let (_, second) = app
@@ -133,7 +138,7 @@ async fn a_code_that_expired_in_the_queue_is_not_sent() {
 async fn a_poison_entry_is_dead_lettered_and_the_pool_goes_on() {
     let app = spawn_app(settings(|_| {})).await;
     let mut redis = app.redis().await;
-    let keys = app.store.keys();
+    let keys = app.store.keys(Shard::FIRST);
     let _: String = redis
         .xadd(keys.jobs(), "*", &[("job", "{not json")])
         .await
@@ -191,18 +196,23 @@ async fn transient_failures_are_retried_until_attempts_run_out_then_dead_lettere
         ]
     );
     let mut redis = app.redis().await;
-    let dead: redis::streams::StreamRangeReply =
-        redis.xrange_all(app.store.keys().dead()).await.unwrap();
+    let dead: redis::streams::StreamRangeReply = redis
+        .xrange_all(app.store.keys(Shard::FIRST).dead())
+        .await
+        .unwrap();
     assert_eq!(dead.ids.len(), 1);
     let payload: String = dead.ids[0].get("job").unwrap();
     assert!(payload.contains(&job_id));
     assert_eq!(dead.ids[0].get::<String>("attempts").as_deref(), Some("3"));
     // The unsent code stays for `smsq dlq replay`, never past the code's own expiry.
-    let ttl: i64 = redis.pttl(app.store.keys().otp(&job_id)).await.unwrap();
+    let ttl: i64 = redis
+        .pttl(app.store.keys(Shard::FIRST).otp(&job_id))
+        .await
+        .unwrap();
     assert!((1..=300_000).contains(&ttl), "otp ttl {ttl}");
     assert_eq!(
         redis
-            .zcard::<_, usize>(app.store.keys().retry())
+            .zcard::<_, usize>(app.store.keys(Shard::FIRST).retry())
             .await
             .unwrap(),
         0

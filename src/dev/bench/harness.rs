@@ -214,13 +214,15 @@ impl Bench {
         Ok(())
     }
 
-    /// Entries on the send stream (acked ones are deleted).
+    /// Entries on the send streams of every shard (acked ones are deleted).
     pub async fn backlog(&self) -> Result<u64, BenchError> {
-        Ok(self
-            .conn()
-            .await?
-            .xlen(self.app.store().keys().jobs())
-            .await?)
+        let store = self.app.store();
+        let mut total = 0;
+        for shard in store.shards().all() {
+            let n: u64 = store.conn().xlen(store.keys(shard).jobs()).await?;
+            total += n;
+        }
+        Ok(total)
     }
 
     /// Waits until the stream is empty (every job acked), at most `within`.

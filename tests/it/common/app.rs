@@ -1,5 +1,6 @@
 //! The API and workers in-process, built through `startup::Application` like the binary.
 
+use smsq::domain::Shard;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,7 +77,7 @@ impl App {
     pub async fn backlog(&self) -> usize {
         self.redis()
             .await
-            .xlen(self.store.keys().jobs())
+            .xlen(self.store.keys(Shard::FIRST).jobs())
             .await
             .expect("XLEN")
     }
@@ -143,18 +144,21 @@ impl App {
     pub async fn otp(&self, job_id: &str) -> Option<String> {
         self.redis()
             .await
-            .get(self.store.keys().otp(job_id))
+            .get(self.store.keys(Shard::FIRST).otp(job_id))
             .await
             .expect("GET otp")
     }
 
     /// Every key of this test's prefix with its DUMP, for before/after comparisons.
+    /// Every key of this test (but the shard layout, recorded when the API starts), dumped.
     pub async fn dump(&self) -> HashMap<String, Vec<u8>> {
         let mut conn = self.redis().await;
+        let layout = self.store.keys(Shard::FIRST).layout();
         let mut keys: Vec<String> = conn
             .keys(format!("*{}:*", self.prefix()))
             .await
             .expect("KEYS");
+        keys.retain(|k| *k != layout);
         keys.sort();
         let mut out = HashMap::new();
         for k in keys {

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::dev::bench::harness::fake_messages;
 use crate::dev::bench::{Bench, BenchError, Row, busiest_second};
+use crate::domain::Shard;
 use crate::store::GROUP;
 
 /// Four worker processes, 200/s and burst 20 for the fleet.
@@ -65,7 +66,7 @@ pub async fn recovery(bench: &mut Bench) -> Result<(), BenchError> {
     loop {
         // NOGROUP until the victim has created the group.
         let pending: Result<redis::streams::StreamPendingReply, _> = redis::cmd("XPENDING")
-            .arg(bench.app.store().keys().jobs())
+            .arg(bench.app.store().keys(Shard::FIRST).jobs())
             .arg(GROUP)
             .query_async(&mut bench.conn().await?)
             .await;

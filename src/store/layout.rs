@@ -1,0 +1,94 @@
+//! The shard count a queue was laid out in, recorded on shard 0 by the first process that
+//! starts. A process configured with another count checks that changing it strands nothing:
+//! growing never does (every old shard is still read); shrinking does if the shards that would
+//! no longer be read still hold queued, retrying or dead jobs, and is then refused.
+
+use redis::AsyncCommands;
+
+use super::{Store, StoreError};
+use crate::domain::{Shard, Shards};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "redis.shards = {configured}, but this queue is laid out in {recorded} shards and \
+         shards {configured}..{recorded} still hold {jobs} jobs that nothing would read any more. \
+         Drain them first (stop the API, keep workers running with redis.shards = {recorded} \
+         until `smsq status` shows no backlog, retries or dead letters), or keep \
+         redis.shards = {recorded}"
+    )]
+    Stranded {
+        configured: usize,
+        recorded: usize,
+        jobs: u64,
+    },
+}
+
+/// What the start-up check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// As configured (recorded now if it was the first start).
+    Same,
+    /// Changed from this many shards, with nothing stranded.
+    Changed(usize),
+}
+
+impl Store {
+    /// Checks the configured shard count against the recorded one, and records it.
+    pub async fn check_layout(&self) -> Result<Layout, LayoutError> {
+        let key = self.fleet().layout();
+        let configured = self.shards.count();
+        let mut conn = self.conn();
+        let recorded: Option<String> = conn.get(&key).await.map_err(StoreError::from)?;
+        let recorded = match recorded.and_then(|r| r.parse::<usize>().ok()) {
+            None => {
+                // First start under this prefix (or the record was lost: then the old layout
+                // is unknown and only the configured shards can be checked).
+                let _: () = conn.set(&key, configured).await.map_err(StoreError::from)?;
+                return Ok(Layout::Same);
+            }
+            Some(n) if n == configured => return Ok(Layout::Same),
+            Some(n) => n,
+        };
+        if recorded > configured {
+            let old = Shards::new(recorded as u64).unwrap_or(Shards::ONE);
+            let gone: Vec<Shard> = old.all().skip(configured).collect();
+            let jobs = self.jobs_in(&gone).await?;
+            if jobs > 0 {
+                return Err(LayoutError::Stranded {
+                    configured,
+                    recorded,
+                    jobs,
+                });
+            }
+        }
+        let _: () = conn.set(&key, configured).await.map_err(StoreError::from)?;
+        tracing::warn!(
+            from = recorded,
+            to = configured,
+            "redis.shards changed; numbers that moved shard lose their outstanding code and \
+             resend window, and job records of removed shards are no longer found by id"
+        );
+        Ok(Layout::Changed(recorded))
+    }
+
+    /// Queued, retrying and dead jobs on these shards (which may lie past the configured
+    /// count, so their keys are made here).
+    async fn jobs_in(&self, shards: &[Shard]) -> Result<u64, StoreError> {
+        let prefix = self.fleet().prefix();
+        let mut total = 0;
+        for &shard in shards {
+            let k = super::Keys::new(prefix, shard);
+            let (queued, retrying, dead): (u64, u64, u64) = redis::pipe()
+                .xlen(k.jobs())
+                .zcard(k.retry())
+                .xlen(k.dead())
+                .query_async(&mut self.conn())
+                .await?;
+            total += queued + retrying + dead;
+        }
+        Ok(total)
+    }
+}
