@@ -33,16 +33,28 @@ pub struct LocalRedis {
     child: Option<Child>,
     listen: Listen,
     dir: PathBuf,
+    /// More `redis-server` arguments (cluster mode).
+    extra: Vec<String>,
 }
 
 impl LocalRedis {
     /// Starts `redis-server` with its files (and its socket, for `Listen::Unix`) in `dir`,
     /// without persistence, and waits until it answers PING.
     pub fn start(dir: &Path, listen: Listen) -> Result<Self, LocalRedisError> {
+        Self::start_with(dir, listen, Vec::new())
+    }
+
+    /// [`LocalRedis::start`] with more server arguments.
+    pub fn start_with(
+        dir: &Path,
+        listen: Listen,
+        extra: Vec<String>,
+    ) -> Result<Self, LocalRedisError> {
         let mut server = Self {
             child: None,
             listen,
             dir: dir.to_owned(),
+            extra,
         };
         server.spawn()?;
         Ok(server)
@@ -89,6 +101,7 @@ impl LocalRedis {
             .arg(&self.dir)
             .arg("--logfile")
             .arg(&log)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

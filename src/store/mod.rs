@@ -48,7 +48,8 @@ impl StoreError {
         matches!(self, StoreError::Redis(e) if e.code() == Some("NOGROUP"))
     }
 
-    /// Connection-level trouble (down, restarting, timed out), as opposed to a bug.
+    /// Connection-level trouble (down, restarting, timed out, a cluster failing over), as
+    /// opposed to a bug.
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Redis(e) => {
@@ -59,13 +60,18 @@ impl StoreError {
                     || e.is_connection_refusal()
                     || matches!(
                         e.kind(),
-                        ErrorKind::Server(
-                            S::BusyLoading
-                                | S::TryAgain
-                                | S::ClusterDown
-                                | S::MasterDown
-                                | S::ReadOnly
-                        )
+                        ErrorKind::ClusterConnectionNotFound
+                            | ErrorKind::Server(
+                                S::BusyLoading
+                                    | S::TryAgain
+                                    | S::ClusterDown
+                                    | S::MasterDown
+                                    | S::ReadOnly
+                                    // The cluster client follows redirections a few times;
+                                    // one that survives that is a topology still moving.
+                                    | S::Moved
+                                    | S::Ask
+                            )
                     )
             }
             StoreError::Reply(_) => false,

@@ -19,7 +19,7 @@
 //! The reads have a connection of their own (a blocked read would hold up every command
 //! behind it on the shared socket).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,9 @@ pub struct Consumer {
     /// Per shard: where the rescan of our own pending entries goes on; `None` once done.
     pending_from: Vec<Option<String>>,
     redeliveries: VecDeque<Redelivery>,
+    /// Entries handed out by `next_batch` and not yet `finished`: a rescan of our pending
+    /// entries must not hand them out twice.
+    in_flight: HashSet<(Shard, String)>,
     /// The shard that gets the share's remainder (and the idle block) next.
     turn: usize,
     next_reap: Instant,
@@ -69,6 +72,7 @@ impl Consumer {
             name,
             conn: None,
             redeliveries: VecDeque::new(),
+            in_flight: HashSet::new(),
             turn: 0,
             next_reap: Instant::now(),
             next_backstop: Instant::now(),
@@ -89,13 +93,28 @@ impl Consumer {
         });
     }
 
+    /// An entry from `next_batch` is handled (or stuck, and queued for redelivery).
+    pub fn finished(&mut self, shard: Shard, entry_id: &str) {
+        self.in_flight.remove(&(shard, entry_id.to_owned()));
+    }
+
     /// Up to `count` entries to handle now (possibly none, after the blocking read's timeout).
     pub async fn next_batch(&mut self, count: usize) -> Result<Vec<Entry>, StoreError> {
-        let result = self.try_next_batch(count.max(1)).await;
-        if result.is_err() {
-            self.conn = None;
+        match self.try_next_batch(count.max(1)).await {
+            Ok(entries) => {
+                let ids = entries.iter().map(|e| (e.shard, e.entry_id.clone()));
+                self.in_flight.extend(ids);
+                Ok(entries)
+            }
+            Err(e) => {
+                self.conn = None;
+                // A read whose reply was lost (a timeout, a failover) still delivered its
+                // entries to us: rescan our pending entries rather than leave them to the
+                // idle backstop.
+                self.pending_from.fill(Some("0".to_owned()));
+                Err(e)
+            }
         }
-        result
     }
 
     async fn try_next_batch(&mut self, count: usize) -> Result<Vec<Entry>, StoreError> {
@@ -115,20 +134,21 @@ impl Consumer {
         self.read_new(count).await
     }
 
-    /// Our own leftovers, shard by shard. A cursor moves only on success: an error retries it.
+    /// Our own leftovers (but those in flight here), shard by shard. A cursor moves only on
+    /// success: an error retries it.
     async fn own_pending(&mut self, count: usize) -> Result<Vec<Entry>, StoreError> {
         for shard in self.store.shards().all() {
-            let Some(from) = self.pending_from[shard.index()].clone() else {
-                continue;
-            };
-            let conn = reader(&mut self.conn, &self.settings)?;
-            let entries = self
-                .store
-                .read_from(conn, shard, &self.name, &from, count)
-                .await?;
-            self.pending_from[shard.index()] = entries.last().map(|last| last.entry_id.clone());
-            if !entries.is_empty() {
-                return Ok(entries);
+            while let Some(from) = self.pending_from[shard.index()].clone() {
+                let conn = reader(&mut self.conn, &self.settings)?;
+                let mut entries = self
+                    .store
+                    .read_from(conn, shard, &self.name, &from, count)
+                    .await?;
+                self.pending_from[shard.index()] = entries.last().map(|last| last.entry_id.clone());
+                entries.retain(|e| !self.in_flight.contains(&(shard, e.entry_id.clone())));
+                if !entries.is_empty() {
+                    return Ok(entries);
+                }
             }
         }
         Ok(Vec::new())

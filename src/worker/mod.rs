@@ -12,7 +12,7 @@ pub mod retry;
 mod send;
 
 use background::{beat, heartbeat_text, promote_retries, serve_metrics};
-use send::Handled;
+use send::{Ending, Handled};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,12 +205,13 @@ impl Worker {
 
     fn note(&mut self, joined: Result<Handled, tokio::task::JoinError>) {
         match joined {
-            Ok(Handled::Done) => {}
-            Ok(Handled::Stuck {
-                shard,
-                entry_id,
-                count_delivery,
-            }) => self.consumer.redeliver(shard, entry_id, count_delivery),
+            Ok(handled) => {
+                self.consumer.finished(handled.shard, &handled.entry_id);
+                if let Ending::Stuck { count_delivery } = handled.ending {
+                    self.consumer
+                        .redeliver(handled.shard, handled.entry_id, count_delivery);
+                }
+            }
             // A panic in a send task: the entry stays pending and is reclaimed as a poison
             // candidate (its delivery count grows each time).
             Err(e) => tracing::error!(error = %e, "a send task failed"),

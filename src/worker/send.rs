@@ -14,49 +14,59 @@ use crate::store::{Begin, Entry, Outcome, ProviderFailure, StoreError};
 
 /// How handling an entry ended, for the consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Handled {
+pub(super) struct Handled {
+    pub shard: Shard,
+    pub entry_id: String,
+    pub ending: Ending,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ending {
     /// Its outcome is recorded (or it was dead-lettered) and it is acked.
     Done,
     /// A Redis error left it pending with us: try it again soon. `count_delivery` when the
     /// error was not an outage (a script failing on this entry), so a poison pill ends.
-    Stuck {
-        shard: Shard,
-        entry_id: String,
-        count_delivery: bool,
-    },
+    Stuck { count_delivery: bool },
 }
 
 /// Handles one entry. Never panics on bad input and never acks before the outcome is written:
 /// on a Redis failure the entry stays pending with us and comes back.
 pub(super) async fn handle(ctx: &Context, entry: Entry) -> Handled {
+    let ending = handle_entry(ctx, &entry).await;
+    Handled {
+        shard: entry.shard,
+        entry_id: entry.entry_id,
+        ending,
+    }
+}
+
+async fn handle_entry(ctx: &Context, entry: &Entry) -> Ending {
     let job = match &entry.job {
         Ok(job) => job.clone(),
         Err(reason) => {
             tracing::warn!(entry = %entry.entry_id, %reason, "poison entry: dead-lettered");
-            return match ctx.store.poison(&entry, reason, now_ms()).await {
-                Ok(()) => Handled::Done,
+            return match ctx.store.poison(entry, reason, now_ms()).await {
+                Ok(()) => Ending::Done,
                 Err(e) => {
                     tracing::error!(entry = %entry.entry_id, error = %e, "cannot dead-letter; entry stays pending");
-                    stuck(entry, &e)
+                    stuck(&e)
                 }
             };
         }
     };
     let span =
         tracing::info_span!("job", job_id = %job.id, mobile = %job.to, attempt = job.attempt + 1);
-    match deliver(ctx, &entry, &job).instrument(span.clone()).await {
-        Ok(()) => Handled::Done,
+    match deliver(ctx, entry, &job).instrument(span.clone()).await {
+        Ok(()) => Ending::Done,
         Err(e) => {
             span.in_scope(|| tracing::error!(error = %e, "redis error; entry stays pending"));
-            stuck(entry, &e)
+            stuck(&e)
         }
     }
 }
 
-fn stuck(entry: Entry, error: &StoreError) -> Handled {
-    Handled::Stuck {
-        shard: entry.shard,
-        entry_id: entry.entry_id,
+fn stuck(error: &StoreError) -> Ending {
+    Ending::Stuck {
         count_delivery: !error.is_unavailable(),
     }
 }

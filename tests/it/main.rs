@@ -8,6 +8,7 @@ mod api_codes;
 mod api_errors;
 mod bench;
 mod cli;
+mod cluster;
 mod config;
 mod dashboard;
 mod fleet;

@@ -73,13 +73,9 @@ impl App {
         self.post(path, body).await.status().as_u16()
     }
 
-    /// Entries on the send stream: unsent jobs (acked entries are deleted).
+    /// Entries on the send streams of every shard: unsent jobs (acked entries are deleted).
     pub async fn backlog(&self) -> usize {
-        self.redis()
-            .await
-            .xlen(self.store.keys(Shard::FIRST).jobs())
-            .await
-            .expect("XLEN")
+        self.store.inspect(0).await.expect("inspect").backlog as usize
     }
 
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {

@@ -18,6 +18,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use smsq::config::{RawConfig, Secrets, Settings};
+use smsq::dev::local_cluster::LocalCluster;
 use smsq::dev::local_redis::{Listen, LocalRedis};
 use smsq::domain::Secret;
 
@@ -81,6 +82,14 @@ pub fn redis_url() -> String {
         })
         .redis
         .url()
+}
+
+/// A private Redis Cluster of `masters` nodes with `replicas` each, for one test.
+pub fn private_cluster(masters: usize, replicas: usize) -> LocalCluster {
+    let dir = temp_dir("cluster");
+    LocalCluster::start(&dir, masters, replicas).unwrap_or_else(|e| {
+        panic!("\n\nthe cluster tests need redis-server and redis-cli: {e}\n\n")
+    })
 }
 
 /// A private redis-server, for tests that stop and restart it.

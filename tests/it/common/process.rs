@@ -13,6 +13,14 @@ pub fn child_env(settings: &Settings, provider_base: &str) -> Vec<(String, Strin
     vec![
         ("SMSQ_REDIS__URL".into(), settings.redis.url.clone()),
         ("SMSQ_REDIS__PREFIX".into(), settings.redis.prefix.clone()),
+        (
+            "SMSQ_REDIS__CLUSTER".into(),
+            settings.redis.cluster.to_string(),
+        ),
+        (
+            "SMSQ_REDIS__SHARDS".into(),
+            settings.redis.shards.count().to_string(),
+        ),
         ("SMSQ_PROVIDER__BASE_URL".into(), provider_base.to_owned()),
         ("SMSQ_WORKER__BLOCK_MS".into(), "100".into()),
         ("RONGLIAN_ACCOUNT_SID".into(), SID.into()),

@@ -1,0 +1,226 @@
+//! smsq on a real Redis Cluster (private nodes on loopback ports, joined with
+//! `redis-cli --cluster create`): the whole flow over six shards with two worker processes,
+//! one of them killed mid-run; and a master killed under load with replicas standing by.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use smsq::config::{RawConfig, Settings};
+use smsq::dev::fake::FakeHandle;
+use smsq::dev::local_cluster::LocalCluster;
+
+use crate::common::{
+    App, KillOnDrop, child_env, eventually, fake_options, history, private_cluster, settings_on,
+    signal, spawn_app, spawn_fake, spawn_worker_process,
+};
+
+/// Settings on `cluster` with `shards` shards under the default prefix (the cluster is this
+/// test's alone). With the prefix `smsq`, the tags `{smsq:0}` … `{smsq:5}` hash to slots on
+/// all three masters of an evenly split cluster (see README "Past one machine").
+fn on_cluster(cluster: &LocalCluster, shards: u64, tweak: impl FnOnce(&mut RawConfig)) -> Settings {
+    settings_on(&cluster.url(), |c| {
+        c.redis.cluster = true;
+        c.redis.shards = shards;
+        c.redis.prefix = "smsq".into();
+        c.redis.timeout_ms = 1000;
+        c.code.hourly_limit_per_ip = 10_000;
+        tweak(c);
+    })
+}
+
+/// Issues a code to each of `count` numbers and a message to each of `count` others.
+async fn enqueue(app: &App, first: u64, count: u64) -> (Vec<(String, String)>, Vec<String>) {
+    let mut codes = Vec::new();
+    for n in first..first + count {
+        let mobile = n.to_string();
+        let (status, body) = app.call("/v1/codes", json!({"mobile": mobile})).await;
+        assert_eq!(status, 202, "{body}");
+        codes.push((mobile, body["job_id"].as_str().expect("job_id").to_owned()));
+    }
+    let messages = app.queue_messages(first + 10_000, count).await;
+    (codes, messages)
+}
+
+/// Every job ends `sent`, with exactly one `sent` in its history, and the provider got each
+/// `reqId` exactly once.
+async fn assert_each_sent_once(app: &App, fake: &FakeHandle, ids: &[String]) {
+    app.wait_all(ids, "sent", Duration::from_secs(30)).await;
+    for id in ids {
+        let sent = history(app, id).await;
+        assert_eq!(
+            sent.iter().filter(|s| *s == "sent").count(),
+            1,
+            "{id}: {sent:?}"
+        );
+    }
+    let mut by_req: BTreeMap<String, usize> = BTreeMap::new();
+    for m in fake.messages() {
+        *by_req.entry(m.req_id.unwrap_or_default()).or_default() += 1;
+    }
+    let wanted: BTreeSet<&String> = ids.iter().collect();
+    let got: BTreeSet<&String> = by_req.keys().collect();
+    assert_eq!(got, wanted, "the provider got other messages than the jobs");
+    assert!(
+        by_req.values().all(|n| *n == 1),
+        "a message went twice: {by_req:?}"
+    );
+}
+
+/// The masters that hold at least one of the queue's send streams.
+fn masters_with_streams(cluster: &LocalCluster, shards: u64) -> BTreeSet<usize> {
+    let mut holders = BTreeSet::new();
+    for i in 0..cluster.len() {
+        let url = cluster.node_url(i).expect("node");
+        let mut conn = redis::Client::open(url)
+            .and_then(|c| c.get_connection())
+            .expect("node connection");
+        for shard in 0..shards {
+            let stream = format!("{{smsq:{shard}}}:jobs");
+            let slot: u16 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(&stream)
+                .query(&mut conn)
+                .expect("KEYSLOT");
+            let here: usize = redis::cmd("CLUSTER")
+                .arg("COUNTKEYSINSLOT")
+                .arg(slot)
+                .query(&mut conn)
+                .expect("COUNTKEYSINSLOT");
+            if here > 0 && cluster.is_master(i) {
+                holders.insert(i);
+            }
+        }
+    }
+    holders
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_and_messages_flow_over_six_shards_and_survive_a_killed_worker() {
+    let cluster = tokio::task::spawn_blocking(|| private_cluster(3, 0))
+        .await
+        .expect("cluster");
+    let app = spawn_app(on_cluster(&cluster, 6, |_| {})).await;
+    let mut opts = fake_options();
+    opts.delay_ms = 50;
+    let fake = spawn_fake(opts).await;
+    let env = child_env(&app.settings, &fake.base_url());
+    let mut a = KillOnDrop(spawn_worker_process(&env, "worker-a", &[]));
+    let _b = KillOnDrop(spawn_worker_process(&env, "worker-b", &[]));
+
+    let (codes, messages) = enqueue(&app, 13900000000, 60).await;
+    let mut ids: Vec<String> = codes.iter().map(|(_, id)| id.clone()).collect();
+    ids.extend(messages);
+    // Mid-run: some sent, most not.
+    eventually(Duration::from_secs(20), "the first sends", || async {
+        (fake.messages().len() >= 10).then_some(())
+    })
+    .await;
+    signal(&a.0, libc::SIGKILL);
+    let _ = a.0.wait();
+    assert!(
+        fake.messages().len() < ids.len(),
+        "the run was over before the kill"
+    );
+
+    assert_each_sent_once(&app, &fake, &ids).await;
+    // Each code arrives as sent and verifies once.
+    let texts: BTreeMap<String, String> = fake
+        .messages()
+        .into_iter()
+        .map(|m| (m.to, m.datas.first().cloned().unwrap_or_default()))
+        .collect();
+    for (mobile, _) in &codes {
+        let code = &texts[mobile];
+        let (status, body) = app
+            .call("/v1/codes/verify", json!({"mobile": mobile, "code": code}))
+            .await;
+        assert_eq!((status, &body["valid"]), (200, &json!(true)), "{mobile}");
+    }
+    // The queue is empty on every shard, and the shards' streams sit on all three masters.
+    let state = app.store.inspect(0).await.expect("inspect");
+    assert_eq!(state.shards.len(), 6);
+    assert_eq!(
+        (state.backlog, state.pending, state.retry_waiting),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        masters_with_streams(&cluster, 6),
+        BTreeSet::from([0, 1, 2]),
+        "shards should spread over every master"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_gives_503_only_while_it_lasts_and_loses_no_job() {
+    let mut cluster = tokio::task::spawn_blocking(|| private_cluster(3, 1))
+        .await
+        .expect("cluster");
+    let app = spawn_app(on_cluster(&cluster, 6, |_| {})).await;
+    let fake = spawn_fake(fake_options()).await;
+    let env = child_env(&app.settings, &fake.base_url());
+    let _worker = KillOnDrop(spawn_worker_process(&env, "worker", &[]));
+
+    let (codes, mut ids) = enqueue(&app, 13910000000, 20).await;
+    ids.extend(codes.into_iter().map(|(_, id)| id));
+    // Node 0 is a master (`--cluster create` makes the first nodes masters). Redis
+    // replicates asynchronously: a write the master acknowledged in its last milliseconds can
+    // die with it (README "Past one machine"), so the kill waits until the replica has all.
+    assert!(cluster.is_master(0));
+    eventually(
+        Duration::from_secs(5),
+        "the replica to catch up",
+        || async { cluster.replicas_caught_up(0).then_some(()) },
+    )
+    .await;
+    cluster.kill(0);
+    let killed = Instant::now();
+    // Keep issuing while the replica takes over: every answer is 202 or 503, never another.
+    let mut unavailable = Vec::new();
+    let mut n = 13920000000u64;
+    let recovered = loop {
+        let (status, body) = app
+            .call(
+                "/v1/messages",
+                json!({"to": n.to_string(), "template_id": "1", "datas": []}),
+            )
+            .await;
+        n += 1;
+        match status {
+            202 => ids.push(body["job_id"].as_str().expect("job_id").to_owned()),
+            503 => unavailable.push(killed.elapsed()),
+            other => panic!(
+                "answer {other} during the failover: {body}\n{}",
+                crate::common::logs()
+                    .lines()
+                    .filter(|l| l.contains("storage error"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        }
+        // Over when a replica has taken the dead master's slots and every node agrees.
+        let masters = (1..cluster.len()).filter(|&i| cluster.is_master(i)).count();
+        let healthy = masters == 3 && (1..cluster.len()).all(|i| cluster.state_ok(i));
+        if healthy && status == 202 && killed.elapsed() > Duration::from_millis(500) {
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "no failover within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    println!(
+        "failover: healthy again {recovered:?} after the kill; {} answers were 503, the last at {:?}",
+        unavailable.len(),
+        unavailable.last()
+    );
+    // After the failover every request succeeds.
+    let after = app.queue_messages(13930000000, 10).await;
+    ids.extend(after);
+    assert!(
+        unavailable.iter().all(|t| *t <= recovered),
+        "503 after the cluster was healthy again"
+    );
+    assert_each_sent_once(&app, &fake, &ids).await;
+}
