@@ -10,8 +10,8 @@
 //! 4. new entries. With one shard, one read blocking up to `worker.block_ms` (at most one
 //!    heartbeat interval, so the reaper above runs on time). With several, every shard is
 //!    asked at once for an equal share of the batch, the share's remainder going to a
-//!    different shard each time, then what is left of the batch to shards that filled their
-//!    share: a backlog on one shard cannot starve another. When all are empty, the read
+//!    different shard each time, then what is left of the batch to shards not found empty,
+//!    in turn: a backlog on one shard cannot starve another. When all are empty, the read
 //!    blocks on one shard in turn for at most [`SHARD_POLL`] (Redis Cluster cannot block on
 //!    streams of several slots at once), so an idle worker notices a new job on any shard
 //!    within that.
@@ -184,15 +184,18 @@ impl Consumer {
             async move { store.read(&mut conn, shard, name, share, None).await }
         });
         let mut entries = Vec::new();
-        let mut full = Vec::new();
+        let mut drained = Vec::new();
         for (read, &(shard, share)) in join_all(reads).await.into_iter().zip(&shares) {
             let read = read?;
-            if read.len() == share {
-                full.push(shard);
+            if read.len() < share {
+                drained.push(shard);
             }
             entries.extend(read);
         }
-        for shard in full {
+        // The rest of the batch: every shard not known to be empty, in turn from `turn`
+        // (with a batch smaller than the shard count, some shards had no share at all).
+        let rest = shards.all().cycle().skip(turn).take(n);
+        for shard in rest.filter(|s| !drained.contains(s)) {
             let room = count - entries.len();
             if room == 0 {
                 break;

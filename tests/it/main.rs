@@ -18,5 +18,6 @@ mod protocol;
 mod provider;
 mod recovery;
 mod reports;
+mod shards;
 mod verify;
 mod worker;
