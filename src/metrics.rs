@@ -46,6 +46,11 @@ pub fn render(snapshot: Option<&Snapshot>) -> String {
 
 fn set_gauges(s: &Snapshot) {
     gauge!("smsq_backlog").set(s.stream.backlog as f64);
+    for v in &s.stream.shards {
+        let shard = v.shard.to_string();
+        gauge!("smsq_shard_backlog", "shard" => shard.clone()).set(v.backlog as f64);
+        gauge!("smsq_shard_pending", "shard" => shard).set(v.pending as f64);
+    }
     gauge!("smsq_pending").set(s.stream.pending as f64);
     gauge!("smsq_oldest_pending_seconds")
         .set(s.stream.oldest_pending_age_ms.unwrap_or(0) as f64 / 1000.0);

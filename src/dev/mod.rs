@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Settings, mask_url_password};
 use crate::startup::{Application, StartupError};
 use fake::FakeOptions;
+use local_cluster::LocalCluster;
 use local_redis::{Listen, LocalRedis};
 
 /// Marks an API token `smsq dev` made up (and may therefore print).
@@ -164,14 +165,20 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> Result<
     demo
 }
 
-/// The configured Redis if it answers, else a private `redis-server` on a free port.
+/// A Redis `smsq dev` started, kept until it ends.
+pub enum PrivateRedis {
+    Single(LocalRedis),
+    Cluster(LocalCluster),
+}
+
+/// The configured Redis (or cluster) if it answers, else a private `redis-server` on a free
+/// port (or, with `redis.cluster`, a private three-master cluster).
 async fn ensure_redis(
     settings: &mut Settings,
     dir: &std::path::Path,
-) -> Result<Option<LocalRedis>, DevError> {
+) -> Result<Option<PrivateRedis>, DevError> {
     let reachable = async {
-        let client = redis::Client::open(settings.redis.url.as_str()).ok()?;
-        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        let mut conn = crate::store::Conn::open(&settings.redis, settings.redis.timeout).ok()?;
         redis::cmd("PING")
             .query_async::<String>(&mut conn)
             .await
@@ -185,17 +192,31 @@ async fn ensure_redis(
     {
         return Ok(None);
     }
-    println!(
-        "smsq dev: nothing answers at {}; starting a private redis-server",
-        mask_url_password(&settings.redis.url)
-    );
-    let port = LocalRedis::free_port().map_err(io("finding a free port"))?;
     let dir = dir.to_owned();
-    let redis = tokio::task::spawn_blocking(move || LocalRedis::start(&dir, Listen::Tcp(port)))
-        .await
-        .map_err(|e| DevError::Demo(format!("starting redis-server: {e}")))??;
-    settings.redis.url = redis.url();
-    Ok(Some(redis))
+    let private = if settings.redis.cluster {
+        println!(
+            "smsq dev: no cluster answers at {}; starting a private Redis Cluster (3 masters)",
+            mask_url_password(&settings.redis.url)
+        );
+        let cluster = tokio::task::spawn_blocking(move || LocalCluster::start(&dir, 3, 0))
+            .await
+            .map_err(|e| DevError::Demo(format!("starting the cluster: {e}")))??;
+        settings.redis.url = cluster.url();
+        PrivateRedis::Cluster(cluster)
+    } else {
+        println!(
+            "smsq dev: nothing answers at {}; starting a private redis-server",
+            mask_url_password(&settings.redis.url)
+        );
+        let port = LocalRedis::free_port().map_err(io("finding a free port"))?;
+        let redis = tokio::task::spawn_blocking(move || LocalRedis::start(&dir, Listen::Tcp(port)))
+            .await
+            .map_err(|e| DevError::Demo(format!("starting redis-server: {e}")))??;
+        settings.redis.url = redis.url();
+        PrivateRedis::Single(redis)
+    };
+    settings.redis.seeds = settings.redis.url.split(',').map(str::to_owned).collect();
+    Ok(Some(private))
 }
 
 async fn demo(base: &str, token: &str, fake: &fake::FakeHandle) -> Result<(), DevError> {

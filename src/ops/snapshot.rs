@@ -41,6 +41,16 @@ pub struct StreamView {
     pub pending: u64,
     /// Age of the oldest pending entry, from its id.
     pub oldest_pending_age_ms: Option<u64>,
+    /// The same per shard (`redis.shards`), shard 0 first; one entry with one shard.
+    pub shards: Vec<ShardView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ShardView {
+    pub shard: usize,
+    pub backlog: u64,
+    pub pending: u64,
+    pub retry_waiting: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -129,6 +139,17 @@ impl Snapshot {
                 lag: s.lag,
                 pending: s.pending,
                 oldest_pending_age_ms,
+                shards: s
+                    .shards
+                    .iter()
+                    .enumerate()
+                    .map(|(shard, &(backlog, pending, retry_waiting))| ShardView {
+                        shard,
+                        backlog,
+                        pending,
+                        retry_waiting,
+                    })
+                    .collect(),
             },
             consumers,
             retries: RetryView {

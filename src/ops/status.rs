@@ -95,6 +95,14 @@ fn queue(out: &mut String, s: &Snapshot) {
         Some(ms) => format!(", next due in {}", secs(ms as u64)),
         None => String::new(),
     };
+    if st.shards.len() > 1 {
+        let each: Vec<String> = st
+            .shards
+            .iter()
+            .map(|v| format!("{}:{}/{}", v.shard, v.backlog, v.pending))
+            .collect();
+        let _ = writeln!(out, "shards     backlog/pending  {}", each.join("  "));
+    }
     let _ = writeln!(out, "retries    {} waiting{next}", s.retries.waiting);
     let _ = writeln!(out, "dead       {} dead letter(s)", s.dead_letters);
 }

@@ -110,13 +110,29 @@ async fn sigterm_lets_in_flight_sends_finish_and_exits_0() {
 #[test]
 fn smsq_dev_sends_and_verifies_a_code_and_stops_on_sigint() {
     let dir = temp_dir("dev");
+    // Nothing listens here, so `smsq dev` starts its own redis-server.
+    let url = format!("redis+unix://{}/absent.sock", dir.display());
+    let text = dev_demo(&[("SMSQ_REDIS__URL", url)]);
+    assert!(text.contains("starting a private redis-server"), "{text}");
+}
+
+#[test]
+fn smsq_dev_runs_on_a_private_cluster_with_shards() {
+    let port = smsq::dev::local_redis::LocalRedis::free_port().unwrap();
+    let text = dev_demo(&[
+        ("SMSQ_REDIS__URL", format!("redis://127.0.0.1:{port}")),
+        ("SMSQ_REDIS__CLUSTER", "true".into()),
+        ("SMSQ_REDIS__SHARDS", "6".into()),
+    ]);
+    assert!(text.contains("starting a private Redis Cluster"), "{text}");
+}
+
+/// Runs `smsq dev` with `env` through its demo, checks the demo's story, stops it with
+/// SIGINT; returns what it printed.
+fn dev_demo(env: &[(&str, String)]) -> String {
     let mut child = smsq_command(None)
         .arg("dev")
-        // Nothing listens here, so `smsq dev` starts its own redis-server.
-        .env(
-            "SMSQ_REDIS__URL",
-            format!("redis+unix://{}/absent.sock", dir.display()),
-        )
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("SMSQ_API__LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -157,13 +173,13 @@ fn smsq_dev_sends_and_verifies_a_code_and_stops_on_sigint() {
         "{text}"
     );
     assert!(text.contains(r#""status":"delivered""#), "{text}");
-    assert!(text.contains("starting a private redis-server"), "{text}");
 
     signal(&child, libc::SIGINT);
     let status = wait_exit(&mut child, Duration::from_secs(15));
     assert!(status.success(), "exit status {status:?}");
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

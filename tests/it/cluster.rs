@@ -12,7 +12,7 @@ use smsq::dev::local_cluster::LocalCluster;
 
 use crate::common::{
     App, KillOnDrop, child_env, eventually, fake_options, history, private_cluster, settings_on,
-    signal, spawn_app, spawn_fake, spawn_worker_process,
+    signal, smsq_command, spawn_app, spawn_fake, spawn_worker_process,
 };
 
 /// Settings on `cluster` with `shards` shards under the default prefix (the cluster is this
@@ -137,13 +137,37 @@ async fn codes_and_messages_flow_over_six_shards_and_survive_a_killed_worker() {
             .await;
         assert_eq!((status, &body["valid"]), (200, &json!(true)), "{mobile}");
     }
-    // The queue is empty on every shard, and the shards' streams sit on all three masters.
-    let state = app.store.inspect(0).await.expect("inspect");
-    assert_eq!(state.shards.len(), 6);
+    // The queue is empty on every shard, as the CLI (a cluster client too) reads it, and
+    // the shards' streams sit on all three masters.
+    let out = smsq_command(None)
+        .args(["status", "--json"])
+        .envs(child_env(&app.settings, &fake.base_url()))
+        .output()
+        .expect("smsq status");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let stream = &status["stream"];
     assert_eq!(
-        (state.backlog, state.pending, state.retry_waiting),
-        (0, 0, 0)
+        stream["shards"].as_array().map(Vec::len),
+        Some(6),
+        "{status}"
     );
+    assert_eq!(
+        (
+            &stream["backlog"],
+            &stream["pending"],
+            &status["retries"]["waiting"]
+        ),
+        (&json!(0), &json!(0), &json!(0)),
+        "{status}"
+    );
+    let live: Vec<&serde_json::Value> = status["consumers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["alive"] == json!(true))
+        .map(|c| &c["name"])
+        .collect();
+    assert_eq!(live, [&json!("worker-b")], "{status}");
     assert_eq!(
         masters_with_streams(&cluster, 6),
         BTreeSet::from([0, 1, 2]),

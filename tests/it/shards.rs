@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use smsq::domain::{Mobile, Shards};
-use smsq::ops::{Snapshot, dlq};
+use smsq::ops::{Snapshot, dlq, status};
 use smsq::startup::Application;
 use smsq::store::{Layout, LayoutError};
 
@@ -78,6 +78,13 @@ async fn dead_letters_and_the_snapshot_cover_every_shard() {
 
     let snapshot = Snapshot::take(&app.store, &app.settings).await.unwrap();
     assert_eq!(snapshot.dead_letters, 2);
+    let per_shard: Vec<usize> = snapshot.stream.shards.iter().map(|v| v.shard).collect();
+    assert_eq!(per_shard, [0, 1, 2]);
+    let text = status::render(&snapshot);
+    assert!(
+        text.contains("shards     backlog/pending  0:0/0  1:0/0  2:0/0"),
+        "{text}"
+    );
     let letters = app.store.dead_letters(10).await.unwrap();
     let mut named: Vec<(usize, bool)> = letters
         .iter()
