@@ -142,6 +142,17 @@ impl LocalCluster {
                 .all(|r| r.contains(&format!("offset={offset},")))
     }
 
+    /// Empties every master (replicas follow).
+    pub fn flush(&self) -> Result<(), redis::RedisError> {
+        for (i, node) in self.nodes.iter().enumerate() {
+            if self.is_master(i) {
+                let mut conn = redis::Client::open(node.url())?.get_connection()?;
+                redis::cmd("FLUSHALL").query::<()>(&mut conn)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Kills node `i` (SIGKILL, as abrupt as a crash).
     pub fn kill(&mut self, i: usize) {
         if let Some(node) = self.nodes.get_mut(i) {

@@ -26,6 +26,7 @@ fn the_quick_bench_prints_every_scenario_and_writes_the_raw_numbers() {
         "| limiter |",
         "| recovery |",
         "| memory |",
+        "| cluster, 3 masters |",
     ] {
         assert!(stdout.contains(scenario), "{scenario} missing:\n{stdout}");
     }

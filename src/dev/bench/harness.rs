@@ -16,6 +16,7 @@ use crate::dev::fake::FakeMessage;
 use crate::dev::local_redis::{Listen, LocalRedis};
 use crate::domain::{Mobile, TemplateId};
 use crate::startup::Application;
+use crate::store::Store;
 
 const SID: &str = "8a216da8bench00000000000000000aa";
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
@@ -184,57 +185,33 @@ impl Bench {
 
     /// Queues `n` notifications through the same script as the API, 64 at a time.
     pub async fn prefill(&self, first: u64, n: u64) -> Result<(), BenchError> {
-        let template = TemplateId::parse("1").map_err(|e| BenchError::Stuck(e.to_string()))?;
-        let mut tasks = JoinSet::new();
-        for lane in 0..64u64 {
-            let (codes, template) = (self.codes.clone(), template.clone());
-            tasks.spawn(async move {
-                let mut i = lane;
-                while i < n {
-                    let to = Mobile::parse(&mobile(first + i)).map_err(|_| "bad mobile")?;
-                    let req = MessageRequest {
-                        to,
-                        template_id: template.clone(),
-                        datas: vec!["bench".into()],
-                        idempotency: None,
-                    };
-                    codes
-                        .enqueue_message(req)
-                        .await
-                        .map_err(|_| "enqueue failed")?;
-                    i += 64;
-                }
-                Ok::<(), &'static str>(())
-            });
-        }
-        while let Some(done) = tasks.join_next().await {
-            done.map_err(|e| BenchError::Stuck(e.to_string()))?
-                .map_err(|e| BenchError::Stuck(e.to_owned()))?;
-        }
-        Ok(())
+        prefill(&self.codes, first, n).await
     }
 
     /// Entries on the send streams of every shard (acked ones are deleted).
     pub async fn backlog(&self) -> Result<u64, BenchError> {
-        let store = self.app.store();
-        let mut total = 0;
-        for shard in store.shards().all() {
-            let n: u64 = store.conn().xlen(store.keys(shard).jobs()).await?;
-            total += n;
-        }
-        Ok(total)
+        backlog(self.app.store()).await
     }
 
     /// Waits until the stream is empty (every job acked), at most `within`.
     pub async fn drained(&self, within: Duration) -> Result<Duration, BenchError> {
-        let started = Instant::now();
-        while self.backlog().await? > 0 {
-            if started.elapsed() > within {
-                return Err(BenchError::Stuck(format!("not drained within {within:?}")));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok(started.elapsed())
+        drained(self.app.store(), within).await
+    }
+
+    /// The bench's settings with `url`, `cluster` and `shards` for Redis.
+    pub fn settings_on(
+        &self,
+        url: &str,
+        cluster: bool,
+        shards: u64,
+    ) -> Result<Settings, BenchError> {
+        let mut settings = (**self.app.settings()).clone();
+        settings.redis.url = url.to_owned();
+        settings.redis.seeds = url.split(',').map(str::to_owned).collect();
+        settings.redis.cluster = cluster;
+        settings.redis.shards = crate::domain::Shards::new(shards)
+            .map_err(|e| BenchError::Stuck(format!("shards: {e}")))?;
+        Ok(settings)
     }
 
     pub async fn used_memory(&self) -> Result<u64, BenchError> {
@@ -272,4 +249,58 @@ async fn wait_listening(url: &str) -> Result<(), BenchError> {
     Err(BenchError::Stuck(format!(
         "{url} did not answer within 10 s"
     )))
+}
+
+/// Queues `n` notifications through `codes` (the API's script), 64 at a time.
+pub async fn prefill(codes: &Codes, first: u64, n: u64) -> Result<(), BenchError> {
+    let template = TemplateId::parse("1").map_err(|e| BenchError::Stuck(e.to_string()))?;
+    let mut tasks = JoinSet::new();
+    for lane in 0..64u64 {
+        let (codes, template) = (codes.clone(), template.clone());
+        tasks.spawn(async move {
+            let mut i = lane;
+            while i < n {
+                let to = Mobile::parse(&mobile(first + i)).map_err(|_| "bad mobile")?;
+                let req = MessageRequest {
+                    to,
+                    template_id: template.clone(),
+                    datas: vec!["bench".into()],
+                    idempotency: None,
+                };
+                codes
+                    .enqueue_message(req)
+                    .await
+                    .map_err(|_| "enqueue failed")?;
+                i += 64;
+            }
+            Ok::<(), &'static str>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| BenchError::Stuck(e.to_string()))?
+            .map_err(|e| BenchError::Stuck(e.to_owned()))?;
+    }
+    Ok(())
+}
+
+/// Entries on the send streams of every shard of `store` (acked ones are deleted).
+pub async fn backlog(store: &Store) -> Result<u64, BenchError> {
+    let mut total = 0;
+    for shard in store.shards().all() {
+        let n: u64 = store.conn().xlen(store.keys(shard).jobs()).await?;
+        total += n;
+    }
+    Ok(total)
+}
+
+/// Waits until `store`'s streams are empty (every job acked), at most `within`.
+pub async fn drained(store: &Store, within: Duration) -> Result<Duration, BenchError> {
+    let started = Instant::now();
+    while backlog(store).await? > 0 {
+        if started.elapsed() > within {
+            return Err(BenchError::Stuck(format!("not drained within {within:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(started.elapsed())
 }

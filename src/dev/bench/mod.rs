@@ -58,7 +58,7 @@ pub struct BenchOptions {
     #[arg(long)]
     pub quick: bool,
     /// Only these scenarios (comma-separated: provider, enqueue, drain0, drain100, e2e,
-    /// limiter, recovery, memory); the drain ceiling needs `provider`.
+    /// limiter, recovery, memory, cluster); the drain ceiling needs `provider`.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Where to write the raw numbers (default: bench/results.json, or

@@ -1,5 +1,6 @@
 //! The scenarios, each on an empty Redis with its own processes.
 
+mod cluster;
 mod fleet;
 mod throughput;
 
@@ -32,6 +33,9 @@ pub async fn run(bench: &mut Bench, only: &[String]) -> Result<(), BenchError> {
     }
     if on("memory") {
         throughput::memory(bench).await?;
+    }
+    if on("cluster") {
+        cluster::shards(bench).await?;
     }
     Ok(())
 }
