@@ -211,7 +211,8 @@ impl Consumer {
     }
 
     /// Our interrupted entries whose delay is over. They leave the queue only once claimed:
-    /// a Redis error keeps them for the next batch.
+    /// a Redis error keeps them for the next batch. One that a rescan of our pending entries
+    /// handed out meanwhile (and is in flight again) is not claimed twice.
     async fn due_redeliveries(&mut self, count: usize) -> Result<Vec<Entry>, StoreError> {
         let now = Instant::now();
         let due = self
@@ -231,6 +232,7 @@ impl Consumer {
                     .iter()
                     .take(due)
                     .filter(|r| r.shard == shard && r.counts == counts)
+                    .filter(|r| !self.in_flight.contains(&(r.shard, r.entry_id.clone())))
                     .map(|r| r.entry_id.clone())
                     .collect();
                 let claimed = self.store.claim_own(&self.name, shard, &ids, counts);
