@@ -10,9 +10,11 @@ use smsq::config::{RawConfig, Settings};
 use smsq::dev::fake::FakeHandle;
 use smsq::dev::local_cluster::LocalCluster;
 
+use smsq::ops::dlq;
+
 use crate::common::{
-    App, KillOnDrop, child_env, eventually, fake_options, history, private_cluster, settings_on,
-    signal, smsq_command, spawn_app, spawn_fake, spawn_worker_process,
+    App, KillOnDrop, REPORTS_TOKEN, child_env, eventually, fake_options, history, private_cluster,
+    settings_on, signal, smsq_command, spawn_app, spawn_fake, spawn_worker_process,
 };
 
 /// Settings on `cluster` with `shards` shards under the default prefix (the cluster is this
@@ -247,4 +249,53 @@ async fn a_failover_gives_503_only_while_it_lasts_and_loses_no_job() {
         "503 after the cluster was healthy again"
     );
     assert_each_sent_once(&app, &fake, &ids).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_dead_letters_replays_and_delivery_reports_run_on_a_cluster() {
+    let cluster = tokio::task::spawn_blocking(|| private_cluster(3, 0))
+        .await
+        .expect("cluster");
+    let app = spawn_app(on_cluster(&cluster, 6, |c| c.retry.max_attempts = 2)).await;
+    // Twelve numbers: jobs on most of the six shards, so on every master.
+    let ids = app.queue_messages(13940000000, 12).await;
+    let mut broken = fake_options();
+    broken.error_rate = 1.0;
+    let broken = spawn_fake(broken).await;
+    let (worker, stop) = app.spawn_worker(&broken.base_url(), 4);
+    app.wait_all(&ids, "dead", Duration::from_secs(20)).await;
+    stop.cancel();
+    worker.await.expect("worker");
+
+    let mut healthy = fake_options();
+    healthy.report_url = Some(format!(
+        "{}/v1/provider/ronglian/reports/{REPORTS_TOKEN}",
+        app.base
+    ));
+    healthy.report_delay_ms = 20;
+    let healthy = spawn_fake(healthy).await;
+    let (_worker, stop) = app.spawn_worker(&healthy.base_url(), 4);
+    let replayed = dlq::replay(&app.store, &[], true).await.expect("replay");
+    assert_eq!(replayed.replayed, 12, "{}", replayed.report);
+    app.wait_all(&ids, "delivered", Duration::from_secs(20))
+        .await;
+    for id in &ids {
+        assert_eq!(
+            history(&app, id).await,
+            [
+                "queued",
+                "sending",
+                "retrying",
+                "sending",
+                "dead",
+                "replayed",
+                "sending",
+                "sent",
+                "delivered"
+            ],
+            "{id}"
+        );
+    }
+    assert_eq!(app.store.dead_letter_count().await.expect("count"), 0);
+    stop.cancel();
 }
