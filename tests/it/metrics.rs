@@ -90,6 +90,7 @@ async fn api_and_worker_metrics_count_what_happened() {
         1.0
     );
     assert_eq!(value(&s, "smsq_backlog", None), 3.0);
+    assert_eq!(value(&s, "smsq_shard_backlog", Some(("shard", "0"))), 3.0);
     assert_eq!(value(&s, "smsq_workers", Some(("state", "live"))), 0.0);
 
     let worker = KillOnDrop(
