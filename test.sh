@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite. Installs what it needs when missing (redis-server, chromium and node
-# from Debian; playwright-core from npm into tests/browser/node_modules), then runs
+# The whole test suite. Installs what it needs when missing (redis-server, redis-cli for the
+# cluster tests, chromium and node from Debian; playwright-core from npm into tests/browser/node_modules), then runs
 # `cargo test --locked`; extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
