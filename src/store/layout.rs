@@ -41,16 +41,24 @@ impl Store {
         let key = self.fleet().layout();
         let configured = self.shards.count();
         let mut conn = self.conn();
+        // First start under this prefix (or the record was lost: then the old layout is
+        // unknown and only the configured shards can be checked): record it, unless another
+        // process just did, whose record is then checked like any other.
+        let first: bool = redis::cmd("SET")
+            .arg(&key)
+            .arg(configured)
+            .arg("NX")
+            .query_async::<Option<String>>(&mut conn)
+            .await
+            .map_err(StoreError::from)?
+            .is_some();
+        if first {
+            return Ok(Layout::Same);
+        }
         let recorded: Option<String> = conn.get(&key).await.map_err(StoreError::from)?;
         let recorded = match recorded.and_then(|r| r.parse::<usize>().ok()) {
-            None => {
-                // First start under this prefix (or the record was lost: then the old layout
-                // is unknown and only the configured shards can be checked).
-                let _: () = conn.set(&key, configured).await.map_err(StoreError::from)?;
-                return Ok(Layout::Same);
-            }
-            Some(n) if n == configured => return Ok(Layout::Same),
-            Some(n) => n,
+            Some(n) if n != configured => n,
+            _ => return Ok(Layout::Same),
         };
         if recorded > configured {
             let old = Shards::new(recorded as u64).unwrap_or(Shards::ONE);
