@@ -1,6 +1,7 @@
 //! smsq: SMS verification codes for web apps, delivered through Ronglian (容联云) TemplateSMS.
 //!
-//! Two processes share one Redis:
+//! Two processes share one Redis, or one Redis Cluster with the queue split into shards
+//! (each atomic step on one shard's hash tag, so on one slot):
 //!
 //! * **`smsq api`** ([`api`]) — a web app's backend asks for a code; [`codes`] validates the
 //!   number, enforces resend interval and caps, generates the code and, in one Lua script
