@@ -232,3 +232,56 @@ async fn smsq_send_follows_the_code_to_sent() {
     assert_eq!(code, 1);
     assert!(err.contains("is a worker running?"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_watch_redraws_what_changed_until_interrupted() {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+
+    let app = spawn_app(settings(|_| {})).await;
+    let mut child = crate::common::KillOnDrop(
+        smsq_command(None)
+            .args(["status", "--watch"])
+            .envs(child_env(&app.settings, "http://127.0.0.1:9"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    // Screens are separated by "clear screen, cursor home".
+    let mut seen = String::new();
+    let mut wait_for = |wanted: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let screens: Vec<&str> = seen.split("\x1b[2J\x1b[H").collect();
+            if screens
+                .iter()
+                .skip(1)
+                .any(|s| s.contains(wanted) && s.contains("Ctrl-C to stop"))
+            {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!("no screen with {wanted:?}:\n{seen}"),
+            }
+        }
+    };
+    wait_for("backlog 0 ");
+    app.queue_message("13790000000").await;
+    wait_for("backlog 1 ");
+    crate::common::signal(&child.0, libc::SIGINT);
+    let status = crate::common::wait_exit(&mut child.0, Duration::from_secs(5));
+    assert!(status.success(), "{status:?}");
+}
