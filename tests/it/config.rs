@@ -54,6 +54,23 @@ fn environment_overrides_win_over_the_file() {
     assert_eq!(s.code.template_id.as_str(), "42");
     assert!(s.captcha.required);
     assert_eq!(s.redis.url, "redis+unix:///tmp/x.sock");
+    let cluster = Settings::load(
+        None,
+        &env(&[
+            (
+                "SMSQ_REDIS__URL",
+                "redis://10.0.0.1:7000, redis://10.0.0.2:7000",
+            ),
+            ("SMSQ_REDIS__CLUSTER", "true"),
+            ("SMSQ_REDIS__SHARDS", "6"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        cluster.redis.seeds,
+        ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]
+    );
+    assert_eq!(cluster.redis.shards.count(), 6);
     // The file still counts where the environment is silent.
     let s = Settings::load(Some(&path), &HashMap::new()).unwrap();
     assert_eq!(s.worker.concurrency.get(), 8);
@@ -74,6 +91,19 @@ fn bad_values_and_unknown_keys_are_named() {
             "provider.base_url",
         ),
         (&[("SMSQ_RETRY__MAX_MS", "10")], "retry.max_ms"),
+        (&[("SMSQ_REDIS__SHARDS", "0")], "redis.shards"),
+        (&[("SMSQ_REDIS__SHARDS", "257")], "redis.shards"),
+        (
+            &[("SMSQ_REDIS__URL", "redis://a:7000,redis://b:7000")],
+            "redis.url",
+        ),
+        (
+            &[
+                ("SMSQ_REDIS__URL", "redis+unix:///tmp/x.sock"),
+                ("SMSQ_REDIS__CLUSTER", "true"),
+            ],
+            "redis.url",
+        ),
     ];
     for (vars, key) in cases {
         let err = Settings::load(None, &env(vars)).unwrap_err();
