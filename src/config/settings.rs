@@ -29,14 +29,19 @@ pub struct Settings {
 pub struct RedisSettings {
     /// As configured: one URL, or (cluster only) seed nodes separated by commas.
     pub url: String,
-    /// The URLs in `url`, each checked.
-    pub seeds: Vec<String>,
     /// Talk to a Redis Cluster (following MOVED/ASK and failovers).
     pub cluster: bool,
     pub shards: Shards,
     pub prefix: String,
     /// Response and connect timeout for every command that is not a blocking read.
     pub timeout: Duration,
+}
+
+impl RedisSettings {
+    /// The URLs in `url` (checked when the settings were made).
+    pub fn seeds(&self) -> impl Iterator<Item = &str> {
+        self.url.split(',').map(str::trim)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -120,8 +125,7 @@ impl Settings {
     pub fn from_raw(raw: &RawConfig, secrets: Secrets) -> Result<Self, ConfigError> {
         Ok(Settings {
             redis: RedisSettings {
-                url: raw.redis.url.clone(),
-                seeds: redis_seeds(&raw.redis.url, raw.redis.cluster)?,
+                url: redis_url(&raw.redis.url, raw.redis.cluster)?,
                 cluster: raw.redis.cluster,
                 shards: Shards::new(raw.redis.shards)
                     .map_err(|e| ConfigError::new("redis.shards", e.to_string()))?,
@@ -280,17 +284,17 @@ fn millis(key: &str, v: u64) -> Result<Duration, ConfigError> {
     Ok(Duration::from_millis(ranged(key, v, 1, 86_400_000)?))
 }
 
-fn redis_seeds(url: &str, cluster: bool) -> Result<Vec<String>, ConfigError> {
-    let seeds: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).collect();
+/// One URL, or (cluster only) seed nodes separated by commas, each a URL the client takes.
+fn redis_url(url: &str, cluster: bool) -> Result<String, ConfigError> {
+    let seeds: Vec<&str> = url.split(',').map(str::trim).collect();
     if seeds.len() > 1 && !cluster {
         return Err(ConfigError::new(
             "redis.url",
             "a list of nodes needs redis.cluster = true",
         ));
     }
-    for seed in &seeds {
-        redis::Client::open(seed.as_str())
-            .map_err(|e| ConfigError::new("redis.url", format!("{e}")))?;
+    for seed in seeds {
+        redis::Client::open(seed).map_err(|e| ConfigError::new("redis.url", format!("{e}")))?;
         if cluster && !seed.starts_with("redis://") && !seed.starts_with("rediss://") {
             return Err(ConfigError::new(
                 "redis.url",
@@ -298,7 +302,7 @@ fn redis_seeds(url: &str, cluster: bool) -> Result<Vec<String>, ConfigError> {
             ));
         }
     }
-    Ok(seeds)
+    Ok(url.to_owned())
 }
 
 fn key_prefix(prefix: &str) -> Result<String, ConfigError> {

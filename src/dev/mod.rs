@@ -215,7 +215,6 @@ async fn ensure_redis(
         settings.redis.url = redis.url();
         PrivateRedis::Single(redis)
     };
-    settings.redis.seeds = settings.redis.url.split(',').map(str::to_owned).collect();
     Ok(Some(private))
 }
 

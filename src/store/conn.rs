@@ -23,7 +23,7 @@ impl Conn {
     /// the first command, so a process starts while Redis is down.
     pub fn open(settings: &RedisSettings, response: Duration) -> Result<Self, StoreError> {
         if settings.cluster {
-            let client = ClusterClientBuilder::new(settings.seeds.iter().map(String::as_str))
+            let client = ClusterClientBuilder::new(settings.seeds())
                 // A failover takes a few seconds; a request may wait through MOVED/ASK and
                 // reconnects for up to twice the response timeout before it fails (and the
                 // API answers 503).

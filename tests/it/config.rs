@@ -67,7 +67,7 @@ fn environment_overrides_win_over_the_file() {
     )
     .unwrap();
     assert_eq!(
-        cluster.redis.seeds,
+        cluster.redis.seeds().collect::<Vec<_>>(),
         ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]
     );
     assert_eq!(cluster.redis.shards.count(), 6);

@@ -207,7 +207,6 @@ impl Bench {
     ) -> Result<Settings, BenchError> {
         let mut settings = (**self.app.settings()).clone();
         settings.redis.url = url.to_owned();
-        settings.redis.seeds = url.split(',').map(str::to_owned).collect();
         settings.redis.cluster = cluster;
         settings.redis.shards = crate::domain::Shards::new(shards)
             .map_err(|e| BenchError::Stuck(format!("shards: {e}")))?;
