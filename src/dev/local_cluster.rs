@@ -122,6 +122,19 @@ impl LocalCluster {
             .is_some_and(|info| info.contains("role:master"))
     }
 
+    /// The node that holds `key` (a node answers `MOVED` for the keys of other nodes' slots,
+    /// and so does a replica).
+    pub fn node_holding(&self, key: &str) -> Option<usize> {
+        (0..self.nodes.len()).find(|&i| {
+            let exists = || -> redis::RedisResult<bool> {
+                let client = redis::Client::open(self.nodes[i].url())?;
+                let mut conn = client.get_connection_with_timeout(Duration::from_millis(200))?;
+                redis::cmd("EXISTS").arg(key).query(&mut conn)
+            };
+            exists().unwrap_or(false)
+        })
+    }
+
     /// Every replica of master `i` has acknowledged all it was sent.
     pub fn replicas_caught_up(&self, i: usize) -> bool {
         let Some(info) = self.info(i, "INFO", "replication") else {

@@ -69,32 +69,11 @@ async fn assert_each_sent_once(app: &App, fake: &FakeHandle, ids: &[String]) {
     );
 }
 
-/// The masters that hold at least one of the queue's send streams.
-fn masters_with_streams(cluster: &LocalCluster, shards: u64) -> BTreeSet<usize> {
-    let mut holders = BTreeSet::new();
-    for i in 0..cluster.len() {
-        let url = cluster.node_url(i).expect("node");
-        let mut conn = redis::Client::open(url)
-            .and_then(|c| c.get_connection())
-            .expect("node connection");
-        for shard in 0..shards {
-            let stream = format!("{{smsq:{shard}}}:jobs");
-            let slot: u16 = redis::cmd("CLUSTER")
-                .arg("KEYSLOT")
-                .arg(&stream)
-                .query(&mut conn)
-                .expect("KEYSLOT");
-            let here: usize = redis::cmd("CLUSTER")
-                .arg("COUNTKEYSINSLOT")
-                .arg(slot)
-                .query(&mut conn)
-                .expect("COUNTKEYSINSLOT");
-            if here > 0 && cluster.is_master(i) {
-                holders.insert(i);
-            }
-        }
-    }
-    holders
+/// The nodes that hold the queue's send streams.
+fn nodes_with_streams(cluster: &LocalCluster, shards: u64) -> BTreeSet<usize> {
+    (0..shards)
+        .filter_map(|shard| cluster.node_holding(&format!("{{smsq:{shard}}}:jobs")))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,7 +150,7 @@ async fn codes_and_messages_flow_over_six_shards_and_survive_a_killed_worker() {
         .collect();
     assert_eq!(live, [&json!("worker-b")], "{status}");
     assert_eq!(
-        masters_with_streams(&cluster, 6),
+        nodes_with_streams(&cluster, 6),
         BTreeSet::from([0, 1, 2]),
         "shards should spread over every master"
     );

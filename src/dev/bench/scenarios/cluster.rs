@@ -56,7 +56,7 @@ async fn run(bench: &mut Bench, cluster: &LocalCluster) -> Result<(), BenchError
             _ => return Err(BenchError::Stuck("nothing reached the provider".into())),
         };
         let drain = (received.len() - 1) as f64 / span;
-        let nodes = masters_used(&app).await?;
+        let nodes = nodes_used(cluster, &app);
         let scenario = "cluster, 3 masters";
         bench.row(Row {
             scenario,
@@ -78,34 +78,13 @@ async fn run(bench: &mut Bench, cluster: &LocalCluster) -> Result<(), BenchError
     Ok(())
 }
 
-/// How many masters the shards' hash tags land on.
-async fn masters_used(app: &Application) -> Result<usize, BenchError> {
+/// How many nodes the shards' streams are on.
+fn nodes_used(cluster: &LocalCluster, app: &Application) -> usize {
     let store = app.store();
-    let mut nodes = std::collections::BTreeSet::new();
-    for shard in store.shards().all() {
-        let mut conn = store.conn();
-        let slot: u16 = redis::cmd("CLUSTER")
-            .arg("KEYSLOT")
-            .arg(store.keys(shard).jobs())
-            .query_async(&mut conn)
-            .await?;
-        // [[first slot, last slot, [master ip, port, id], replicas…], …]
-        let ranges: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
-            .arg("SLOTS")
-            .query_async(&mut conn)
-            .await?;
-        for range in ranges {
-            let bound = |i: usize| {
-                range
-                    .get(i)
-                    .and_then(|v| redis::from_redis_value::<u16>(v.clone()).ok())
-            };
-            if let (Some(lo), Some(hi), Some(master)) = (bound(0), bound(1), range.get(2))
-                && (lo..=hi).contains(&slot)
-            {
-                nodes.insert(format!("{master:?}"));
-            }
-        }
-    }
-    Ok(nodes.len())
+    let nodes: std::collections::BTreeSet<usize> = store
+        .shards()
+        .all()
+        .filter_map(|shard| cluster.node_holding(&store.keys(shard).jobs()))
+        .collect();
+    nodes.len()
 }
