@@ -15,6 +15,16 @@ pub enum JobKind {
     Message,
 }
 
+impl JobKind {
+    /// As in the payload (`"kind"`) and the scripts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Code => "code",
+            JobKind::Message => "message",
+        }
+    }
+}
+
 /// The stream payload. For a code job, `datas` holds the template values after the code (the
 /// validity in minutes); the worker puts the code in front just before sending.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use redis::streams::{StreamId, StreamRangeReply};
 use super::scripts::SCRIPTS;
 use super::transitions::code_key;
 use super::{Store, StoreError, field};
-use crate::domain::{Job, JobKind, Shard, now_ms};
+use crate::domain::{Job, Shard, now_ms};
 
 /// One entry of a shard's dead-letter stream.
 #[derive(Debug, Clone)]
@@ -101,10 +101,7 @@ impl Store {
             .arg(&letter.entry_id)
             .arg(id)
             .arg(fresh.to_json())
-            .arg(match job.kind {
-                JobKind::Code => "code",
-                JobKind::Message => "message",
-            })
+            .arg(job.kind.as_str())
             .arg(now_ms())
             .arg(self.retention.status_ttl_secs)
             .arg(self.retention.events_maxlen)

@@ -58,11 +58,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let beats = self.shards.all().map(|shard| async move {
             let key = self.keys(shard).heartbeat(name);
-            let set: Result<(), _> = self
-                .conn()
-                .pset_ex(key, about, ttl.as_millis() as u64)
-                .await;
-            set
+            self.conn()
+                .pset_ex::<_, _, ()>(key, about, ttl.as_millis() as u64)
+                .await
         });
         for beat in futures_util::future::join_all(beats).await {
             beat?;

@@ -96,10 +96,7 @@ impl Store {
             .key(code_key(k, job))
             .key(k.dead())
             .arg(job.attempt + 1)
-            .arg(match job.kind {
-                JobKind::Code => "code",
-                JobKind::Message => "message",
-            })
+            .arg(job.kind.as_str())
             .arg(job.expires_ms.map(|e| e.to_string()).unwrap_or_default())
             .arg(if entry.first_delivery {
                 0
