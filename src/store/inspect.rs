@@ -40,20 +40,6 @@ pub struct QueueState {
     pub minutes: Vec<BTreeMap<String, u64>>,
 }
 
-/// One shard's part of the snapshot.
-#[derive(Default)]
-struct ShardState {
-    backlog: u64,
-    lag: Option<u64>,
-    pending: u64,
-    oldest_pending: Vec<(String, String, u64, u64)>,
-    consumers: Vec<ConsumerState>,
-    retry_waiting: u64,
-    next_retry_due_ms: Option<i64>,
-    dead_letters: u64,
-    minutes: Vec<BTreeMap<String, u64>>,
-}
-
 impl Store {
     /// One snapshot of the queue: one round trip for what the fleet shares, then four per
     /// shard at most, the shards in parallel.
@@ -105,7 +91,7 @@ impl Store {
         shard: Shard,
         now_ms: i64,
         minutes: usize,
-    ) -> Result<ShardState, StoreError> {
+    ) -> Result<QueueState, StoreError> {
         let k = self.keys(shard);
         let mut pipe = redis::pipe();
         pipe.xlen(k.jobs())
@@ -124,7 +110,7 @@ impl Store {
         Ok(state)
     }
 
-    async fn inspect_group(&self, shard: Shard, state: &mut ShardState) -> Result<(), StoreError> {
+    async fn inspect_group(&self, shard: Shard, state: &mut QueueState) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let jobs = self.keys(shard).jobs();
         let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
@@ -159,8 +145,8 @@ impl Store {
     }
 }
 
-/// Adds one shard's counts to the total.
-fn add(total: &mut QueueState, shard: ShardState) {
+/// Adds one shard's counts (a `QueueState` with the fleet's fields left empty) to the total.
+fn add(total: &mut QueueState, shard: QueueState) {
     total.backlog += shard.backlog;
     total.lag = total.lag.zip(shard.lag).map(|(a, b)| a + b);
     total.pending += shard.pending;
@@ -202,15 +188,15 @@ fn parse<T: redis::FromRedisValue>(value: Value) -> Result<T, StoreError> {
 }
 
 /// The shard's counts pipeline; `lag` is `Some` (to be filled in) when the stream exists.
-fn read_counts(replies: Vec<Value>) -> Result<ShardState, StoreError> {
+fn read_counts(replies: Vec<Value>) -> Result<QueueState, StoreError> {
     let mut it = replies.into_iter();
     let mut next = || {
         it.next()
             .ok_or_else(|| StoreError::Reply("short pipeline".into()))
     };
-    let mut state = ShardState {
+    let mut state = QueueState {
         backlog: parse(next()?)?,
-        ..ShardState::default()
+        ..QueueState::default()
     };
     let exists: bool = parse(next()?)?;
     state.lag = exists.then_some(0);
