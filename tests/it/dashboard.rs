@@ -3,14 +3,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::json;
 use smsq::domain::Secret;
 
 use crate::common::{
-    REPORTS_TOKEN, child_env, fake_options, settings, smsq_command, spawn_app, spawn_fake,
-    temp_dir, wait_for_status,
+    REPORTS_TOKEN, child_env, eventually, fake_options, history, settings, smsq_command, spawn_app,
+    spawn_fake, temp_dir, wait_for_status,
 };
 
 const ADMIN_TOKEN: &str = "dashboard-token-0123456789";
@@ -138,9 +139,20 @@ async fn the_dashboard_shows_the_queue_finds_jobs_and_replays_dead_letters() {
         assert!(!pages.contains(secret), "{secret} reached the page");
     }
 
-    // The replayed job is sent once a worker runs again, and the page shows it.
+    // The replayed job is sent once a worker runs again, and the page shows it. Its history,
+    // not its status: the fake's delivery report turns `sent` into `delivered` 20 ms later,
+    // quicker than a poll may look.
     let (_worker, stop) = app.spawn_worker(&fake.base_url(), 2);
-    wait_for_status(&app, &dead_job, "sent").await;
+    eventually(
+        Duration::from_secs(10),
+        "the replayed job to be sent",
+        || async {
+            let seen = history(&app, &dead_job).await;
+            let replayed = ["dead", "replayed", "sending", "sent"];
+            seen.windows(4).any(|w| w == replayed).then_some(())
+        },
+    )
+    .await;
     let shot = dir.join("dashboard.png");
     let screenshot = shot.display().to_string();
     tokio::task::spawn_blocking(move || run("after", vec![("SCREENSHOT", screenshot)]))
