@@ -18,17 +18,41 @@ const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
+/// How often recorded histogram samples are folded into their buckets when nobody scrapes.
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process's recorder on first use. `None` if another recorder was installed
 /// first (then nothing is recorded here, and `/metrics` says so).
+///
+/// The recorder keeps every histogram sample in a queue until it is folded into the
+/// buckets, which only `render` or `run_upkeep` do. A worker nobody scrapes (the default:
+/// no `worker.metrics_listen`) would keep every sample it ever took, so a thread of its
+/// own runs the upkeep: samples live at most [`UPKEEP_EVERY`], whoever scrapes or not. A
+/// thread, not a task, because the recorder outlives any runtime and the upkeep is a few
+/// microseconds of locking, never I/O.
 pub fn install() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
                 .ok()?;
-            builder.install_recorder().ok()
+            let handle = builder.install_recorder().ok()?;
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(e) = spawned {
+                // Scrapes still drain the samples; say why an unscraped process grows.
+                tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
+            }
+            Some(handle)
         })
         .as_ref()
 }

@@ -111,6 +111,9 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> Result<
     );
     fake_opts.templates = vec![settings.code.template_id.to_string()];
     fake_opts.record = Some(dir.0.join("messages.jsonl"));
+    // The demo shares its process with the fake: the file keeps every message, memory only
+    // the recent ones, so a `smsq dev` left running for days does not grow with its traffic.
+    fake_opts.keep = 1_000;
     // The fake pushes delivery reports to our API, as the platform would.
     if let Some(token) = &settings.secrets.reports_token {
         fake_opts.report_url = Some(format!(

@@ -19,5 +19,6 @@ mod provider;
 mod recovery;
 mod reports;
 mod shards;
+mod soak;
 mod verify;
 mod worker;

@@ -140,27 +140,86 @@ impl Bench {
         }
     }
 
+    /// The bench's temporary directory (removed when the bench ends).
+    pub fn dir(&self) -> &std::path::Path {
+        &self._dir.0
+    }
+
+    /// The environment every child gets: the bench's Redis, account and secret.
+    pub fn env(&self) -> &HashMap<String, String> {
+        &self.env
+    }
+
     /// The fake provider as its own process, answering after `delay_ms`.
     pub async fn fake(&self, delay_ms: u64) -> Result<(Proc, String), BenchError> {
+        self.fake_with(&["--delay-ms", &delay_ms.to_string()]).await
+    }
+
+    /// The fake provider as its own process, with `args` (faults, reports, …).
+    pub async fn fake_with(&self, args: &[&str]) -> Result<(Proc, String), BenchError> {
         let port = LocalRedis::free_port().map_err(|e| BenchError::Io("free port", e))?;
         let listen = format!("127.0.0.1:{port}");
-        let delay = delay_ms.to_string();
-        let args = ["fake-provider", "--listen", &listen, "--delay-ms", &delay];
-        let proc = Proc::smsq(&args, &self.env).map_err(|e| BenchError::Io("fake", e))?;
+        let mut all = vec!["fake-provider", "--listen", &listen];
+        all.extend_from_slice(args);
+        let proc = Proc::smsq(&all, &self.env).map_err(|e| BenchError::Io("fake", e))?;
         let base = format!("http://{listen}");
-        wait_listening(&format!("{base}/_fake/messages")).await?;
+        wait_listening(&format!("{base}/_fake/messages"), START_WITHIN).await?;
         Ok((proc, base))
     }
 
     /// `smsq api` on a free port.
     pub async fn api(&self) -> Result<(Proc, String), BenchError> {
+        let (env, base) = self.api_env(&[])?;
+        let proc = Proc::smsq(&["api"], &env).map_err(|e| BenchError::Io("api", e))?;
+        wait_listening(&format!("{base}/readyz"), START_WITHIN).await?;
+        Ok((proc, base))
+    }
+
+    /// `smsq api` on a free port as its users start it (see [`Proc::smsq_logged`]), with
+    /// `extra` settings.
+    pub async fn api_logged(
+        &self,
+        extra: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> Result<(Proc, String), BenchError> {
+        let (env, base) = self.api_env(extra)?;
+        let proc = Proc::smsq_logged(&["api"], &env, log).map_err(|e| BenchError::Io("api", e))?;
+        wait_listening(&format!("{base}/readyz"), START_WITHIN).await?;
+        Ok((proc, base))
+    }
+
+    fn api_env(
+        &self,
+        extra: &[(&str, &str)],
+    ) -> Result<(HashMap<String, String>, String), BenchError> {
         let port = LocalRedis::free_port().map_err(|e| BenchError::Io("free port", e))?;
         let mut env = self.env.clone();
         env.insert("SMSQ_API__LISTEN".into(), format!("127.0.0.1:{port}"));
-        let proc = Proc::smsq(&["api"], &env).map_err(|e| BenchError::Io("api", e))?;
-        let base = format!("http://127.0.0.1:{port}");
-        wait_listening(&format!("{base}/healthz")).await?;
-        Ok((proc, base))
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        Ok((env, format!("http://127.0.0.1:{port}")))
+    }
+
+    /// `smsq worker` at the shipped concurrency and log level (see [`Proc::smsq_logged`]).
+    pub fn worker_logged(
+        &self,
+        name: &str,
+        provider: &str,
+        extra: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> Result<Proc, BenchError> {
+        let mut env = self.env.clone();
+        env.insert("SMSQ_PROVIDER__BASE_URL".into(), provider.to_owned());
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        Proc::smsq_logged(&["worker", "--name", name], &env, log)
+            .map_err(|e| BenchError::Io("worker", e))
     }
 
     /// `smsq worker` sending to `provider`, with `extra` settings on top of the shipped ones.
@@ -228,7 +287,12 @@ impl Bench {
 
 /// What the fake provider received, with arrival times.
 pub async fn fake_messages(base: &str) -> Result<Vec<FakeMessage>, BenchError> {
-    let answer = reqwest::get(format!("{base}/_fake/messages"))
+    fake_messages_since(base, 0).await
+}
+
+/// What the fake provider received from its `seq` number `since` on.
+pub async fn fake_messages_since(base: &str, since: u64) -> Result<Vec<FakeMessage>, BenchError> {
+    let answer = reqwest::get(format!("{base}/_fake/messages?since={since}"))
         .await
         .map_err(|e| BenchError::Stuck(format!("fake messages: {e}")))?;
     answer
@@ -237,16 +301,24 @@ pub async fn fake_messages(base: &str) -> Result<Vec<FakeMessage>, BenchError> {
         .map_err(|e| BenchError::Stuck(format!("fake messages: {e}")))
 }
 
-async fn wait_listening(url: &str) -> Result<(), BenchError> {
+/// How long a child process may take to answer after it was started.
+const START_WITHIN: Duration = Duration::from_secs(30);
+
+/// Waits until `url` answers a success: a process that listens but is not ready yet (its
+/// Redis checks still running) answers 503 and is waited for, not raced.
+pub async fn wait_listening(url: &str, within: Duration) -> Result<(), BenchError> {
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(10) {
-        if reqwest::get(url).await.is_ok() {
-            return Ok(());
+    let mut last = String::from("no answer");
+    while started.elapsed() < within {
+        match reqwest::get(url).await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => last = format!("answered {}", r.status()),
+            Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Err(BenchError::Stuck(format!(
-        "{url} did not answer within 10 s"
+        "{url} was not ready within {within:?} ({last})"
     )))
 }
 

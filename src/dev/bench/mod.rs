@@ -58,9 +58,20 @@ pub struct BenchOptions {
     #[arg(long)]
     pub quick: bool,
     /// Only these scenarios (comma-separated: provider, enqueue, drain0, drain100, e2e,
-    /// limiter, recovery, memory, cluster); the drain ceiling needs `provider`.
+    /// limiter, recovery, memory, cluster, soak); the drain ceiling needs `provider`. The
+    /// soak runs only when named (`bench/soak`).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// The soak's length, in seconds.
+    #[arg(long, default_value_t = 1800)]
+    pub soak_secs: u64,
+    /// The soak's rate of `POST /v1/codes`, per second (to the API, and the same to `smsq dev`).
+    #[arg(long, default_value_t = 300.0)]
+    pub soak_rate: f64,
+    /// Run the soak's API, workers and `smsq dev` from this build of smsq instead of this
+    /// one: an A/B of two builds in one harness.
+    #[arg(long, hide = true)]
+    pub exe: Option<PathBuf>,
     /// Where to write the raw numbers (default: bench/results.json, or
     /// bench/results-quick.json with --quick).
     #[arg(long)]
@@ -102,6 +113,9 @@ pub enum BenchError {
 /// Runs every scenario and prints the table.
 pub async fn run(opts: BenchOptions) -> Result<Vec<Row>, BenchError> {
     procs::raise_open_files();
+    if let Some(exe) = &opts.exe {
+        procs::set_exe(exe.clone());
+    }
     crate::provider::install_crypto();
     let sizes = if opts.quick {
         Sizes::quick()
@@ -109,7 +123,11 @@ pub async fn run(opts: BenchOptions) -> Result<Vec<Row>, BenchError> {
         Sizes::full()
     };
     let mut bench = Bench::start(sizes).await?;
-    scenarios::run(&mut bench, &opts.only).await?;
+    let soak = scenarios::Soak {
+        run: Duration::from_secs(opts.soak_secs),
+        rate: opts.soak_rate,
+    };
+    scenarios::run(&mut bench, &opts.only, soak).await?;
     let rows = bench.rows().to_vec();
     println!("{}", table(&rows));
     let path = opts.json.unwrap_or_else(|| {

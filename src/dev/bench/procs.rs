@@ -6,6 +6,22 @@ use std::io;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// The binary the soak's processes under test run: this one, unless `smsq bench --exe`
+/// named another build (an A/B of two builds in one harness; the fake stays this one's).
+static EXE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Makes the children run `exe` instead of this binary; only the first call counts.
+pub fn set_exe(exe: std::path::PathBuf) {
+    let _ = EXE.set(exe);
+}
+
+fn exe() -> io::Result<std::path::PathBuf> {
+    match EXE.get() {
+        Some(p) => Ok(p.clone()),
+        None => std::env::current_exe(),
+    }
+}
+
 /// A child `smsq` process, killed when dropped.
 pub struct Proc {
     child: Child,
@@ -26,6 +42,34 @@ impl Proc {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        Ok(Self {
+            child: cmd.spawn()?,
+        })
+    }
+
+    /// As its users start it: the shipped log level (no `RUST_LOG`), stdout and stderr
+    /// appended to `log`, as under a process manager that keeps the output in a file.
+    pub fn smsq_logged(
+        args: &[&str],
+        env: &HashMap<String, String>,
+        log: &std::path::Path,
+    ) -> io::Result<Self> {
+        let exe = exe()?;
+        let mut cmd = Command::new(exe);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SMSQ_") || k.starts_with("RONGLIAN_") || k == "RUST_LOG" {
+                cmd.env_remove(k);
+            }
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        cmd.args(args)
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
         Ok(Self {
             child: cmd.spawn()?,
         })
@@ -72,13 +116,22 @@ pub fn cpu(pid: u32) -> Duration {
 
 /// Peak resident memory (VmHWM), in bytes.
 pub fn peak_rss(pid: u32) -> u64 {
+    status_kb(pid, "VmHWM:") * 1024
+}
+
+/// Resident memory now (VmRSS), in bytes; 0 once the process is gone.
+pub fn rss(pid: u32) -> u64 {
+    status_kb(pid, "VmRSS:") * 1024
+}
+
+fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let line = s.lines().find(|l| l.starts_with(field))?;
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         })
-        .map_or(0, |kb| kb * 1024)
+        .unwrap_or(0)
 }
 
 /// Lets this process and its children hold the sockets a 2,000-send concurrency needs.

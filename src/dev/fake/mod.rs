@@ -5,7 +5,7 @@
 //! error tables (the published table only gives ranges); every fault gets a distinct, real-family
 //! code so a test can tell them apart.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -99,6 +99,10 @@ pub struct FakeOptions {
     /// Append every accepted message to this file as a JSON line.
     #[arg(long)]
     pub record: Option<PathBuf>,
+    /// How many accepted messages (and reqIds, for the duplicate check) are kept in memory;
+    /// older ones are forgotten, so a long-running fake (`smsq dev`, a soak) stays bounded.
+    #[arg(long, default_value_t = 100_000)]
+    pub keep: usize,
 }
 
 impl FakeOptions {
@@ -125,6 +129,7 @@ impl FakeOptions {
             undelivered_rate: 0.0,
             report_format: ReportFormat::Json,
             record: None,
+            keep: 100_000,
         }
     }
 }
@@ -141,6 +146,10 @@ pub struct FakeMessage {
     /// When the request arrived (before any `--delay-ms`), µs since the epoch.
     #[serde(default)]
     pub received_us: i64,
+    /// The message's place among every message this fake accepted, from 0: what
+    /// `GET /_fake/messages?since=N` counts in.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// A request answered from `--answer-first` instead of being accepted.
@@ -171,8 +180,9 @@ impl FakeHandle {
         format!("http://{}", self.addr)
     }
 
+    /// The messages still kept (the last `--keep`), oldest first.
     pub fn messages(&self) -> Vec<FakeMessage> {
-        self.fake.lock().messages.clone()
+        self.fake.lock().messages.iter().cloned().collect()
     }
 
     /// The requests answered from `--answer-first`.
@@ -224,8 +234,11 @@ impl Fake {
                 rng,
                 last_sent: HashMap::new(),
                 daily: HashMap::new(),
+                daily_day: String::new(),
                 req_ids: HashSet::new(),
-                messages: Vec::new(),
+                req_id_order: VecDeque::new(),
+                messages: VecDeque::new(),
+                accepted: 0,
                 scripted: Vec::new(),
             })),
         }
@@ -259,8 +272,17 @@ impl Fake {
     }
 }
 
-async fn list_messages(State(fake): State<Fake>) -> Response {
-    axum::Json(fake.lock().messages.clone()).into_response()
+#[derive(Debug, serde::Deserialize)]
+struct Since {
+    #[serde(default)]
+    since: u64,
+}
+
+/// The kept messages whose `seq` is at least `?since=` (all of them without it).
+async fn list_messages(State(fake): State<Fake>, Query(q): Query<Since>) -> Response {
+    let inner = fake.lock();
+    let newer: Vec<&FakeMessage> = inner.messages.iter().filter(|m| m.seq >= q.since).collect();
+    axum::Json(newer).into_response()
 }
 
 async fn template_sms(

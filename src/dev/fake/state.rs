@@ -1,7 +1,7 @@
 //! What the simulator remembers: numbers' last sends and daily counts, reqIds seen today, the
 //! accepted messages (and the record file).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::Utc;
 use rand::RngExt;
@@ -16,9 +16,37 @@ pub(super) struct Inner {
     pub rng: StdRng,
     pub last_sent: HashMap<String, chrono::DateTime<Utc>>,
     pub daily: HashMap<String, u32>,
+    /// The Beijing day `daily` counts; a new day starts it empty.
+    pub daily_day: String,
     pub req_ids: HashSet<(String, String)>,
-    pub messages: Vec<FakeMessage>,
+    /// `req_ids` in the order they came, to forget the oldest past `--keep`.
+    pub req_id_order: VecDeque<(String, String)>,
+    /// The last `--keep` accepted messages, oldest first.
+    pub messages: VecDeque<FakeMessage>,
+    /// Every message ever accepted, kept or not: the next message's `seq`.
+    pub accepted: u64,
     pub scripted: Vec<ScriptedAnswer>,
+}
+
+impl Inner {
+    /// Remembers `message` (and its reqId), forgetting the oldest past `keep`.
+    fn remember(&mut self, message: FakeMessage, day: &str, keep: usize) {
+        if let Some(req_id) = &message.req_id {
+            let key = (day.to_owned(), req_id.clone());
+            self.req_ids.insert(key.clone());
+            self.req_id_order.push_back(key);
+            while self.req_id_order.len() > keep {
+                if let Some(old) = self.req_id_order.pop_front() {
+                    self.req_ids.remove(&old);
+                }
+            }
+        }
+        self.accepted += 1;
+        self.messages.push_back(message);
+        while self.messages.len() > keep {
+            self.messages.pop_front();
+        }
+    }
 }
 
 /// Limits that depend on what was sent before, then the message is accepted and recorded.
@@ -37,6 +65,10 @@ pub(super) async fn accept(
         {
             return Err(fault("160054", "请求重复"));
         }
+        if inner.daily_day != day {
+            inner.daily.clear();
+            inner.daily_day.clone_from(&day);
+        }
         // Daily counts are per number and template, per Beijing day.
         let daily_key = |number: &str| format!("{number}/{}/{day}", request.template_id);
         for number in &request.to {
@@ -52,12 +84,14 @@ pub(super) async fn accept(
                 return Err(fault("160040", "验证码超出同模板同号码天发送上限"));
             }
         }
+        // Only the limits that are on keep a per-number memory: the fake stays bounded.
         for number in &request.to {
-            inner.last_sent.insert(number.clone(), now);
-            *inner.daily.entry(daily_key(number)).or_default() += 1;
-        }
-        if let Some(req_id) = &request.req_id {
-            inner.req_ids.insert((day.clone(), req_id.clone()));
+            if opts.per_number_interval_secs.is_some() {
+                inner.last_sent.insert(number.clone(), now);
+            }
+            if opts.daily_limit.is_some() {
+                *inner.daily.entry(daily_key(number)).or_default() += 1;
+            }
         }
         let sid_bytes: [u8; 16] = inner.rng.random();
         let message = FakeMessage {
@@ -71,8 +105,9 @@ pub(super) async fn accept(
                 .format("%Y%m%d%H%M%S")
                 .to_string(),
             received_us,
+            seq: inner.accepted,
         };
-        inner.messages.push(message.clone());
+        inner.remember(message.clone(), &day, opts.keep.max(1));
         message
     };
     if let Some(path) = &opts.record {

@@ -2,12 +2,15 @@
 
 mod cluster;
 mod fleet;
+mod soak;
 mod throughput;
+
+pub use soak::Soak;
 
 use super::{Bench, BenchError};
 
 /// Every scenario, or those named in `only`.
-pub async fn run(bench: &mut Bench, only: &[String]) -> Result<(), BenchError> {
+pub async fn run(bench: &mut Bench, only: &[String], soak: Soak) -> Result<(), BenchError> {
     eprintln!("smsq bench ({:?})", bench.sizes);
     let on = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     if on("provider") {
@@ -36,6 +39,10 @@ pub async fn run(bench: &mut Bench, only: &[String]) -> Result<(), BenchError> {
     }
     if on("cluster") {
         cluster::shards(bench).await?;
+    }
+    // Half an hour by default: only when asked for by name.
+    if only.iter().any(|o| o == "soak") {
+        soak::soak(bench, soak).await?;
     }
     Ok(())
 }
