@@ -49,7 +49,7 @@ enum Command {
     Bench(smsq::dev::bench::BenchOptions),
     /// A faithful TemplateSMS simulator for development and tests.
     FakeProvider(Box<FakeOptions>),
-    /// Stream inspection (not yet available).
+    /// Is it healthy? The queue, the workers and the limiter on one screen.
     Status {
         /// One JSON document (field names documented in the README).
         #[arg(long)]
@@ -64,7 +64,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Dead-letter handling (not yet available).
+    /// Dead letters: why they died, send again, delete.
     #[command(subcommand)]
     Dlq(Dlq),
     /// Issue a code through the same path as the API and follow it to its end (smoke test;
@@ -141,23 +141,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         env = smsq::dev::dev_env(env);
     }
     let path = cli.config.as_deref();
-    if let Command::FakeProvider(opts) = cli.command {
-        return fake_provider(*opts).await;
-    }
-    if let Command::Bench(opts) = cli.command {
-        smsq::dev::bench::run(opts).await?;
-        return Ok(());
-    }
-    let raw = RawConfig::load(path, &env)?;
-    let settings = Settings::from_raw(&raw, Secrets::from_env(&env))?;
+    // The simulator and the bench bring their own settings; every other command reads them.
+    let load = || -> anyhow::Result<(RawConfig, Settings)> {
+        let raw = RawConfig::load(path, &env)?;
+        let settings = Settings::from_raw(&raw, Secrets::from_env(&env)?)?;
+        Ok((raw, settings))
+    };
     match cli.command {
+        Command::FakeProvider(opts) => fake_provider(*opts).await,
+        Command::Bench(opts) => Ok(smsq::dev::bench::run(opts).await.map(drop)?),
         Command::Config => {
+            let (raw, settings) = load()?;
             print!("{}", Settings::describe(&raw, &settings.secrets));
             Ok(())
         }
-        Command::Api => api(settings).await,
-        Command::Worker { concurrency, name } => worker(settings, concurrency, name).await,
-        Command::Dev => match smsq::dev::run(settings, smsq::shutdown::on_signal()).await {
+        Command::Api => api(load()?.1).await,
+        Command::Worker { concurrency, name } => worker(load()?.1, concurrency, name).await,
+        Command::Dev => match smsq::dev::run(load()?.1, smsq::shutdown::on_signal()).await {
             // Keep exit code 2 for a bad configuration.
             Err(smsq::dev::DevError::Config(e)) => Err(e.into()),
             Err(smsq::dev::DevError::Startup(e)) => Err(exit_code(e)),
@@ -170,12 +170,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             no_follow,
         } => {
             let follow = (!no_follow).then_some(Duration::from_secs(timeout_secs));
-            send(settings, &mobile, &purpose, follow).await
+            send(load()?.1, &mobile, &purpose, follow).await
         }
-        Command::Job { id, json } => job(settings, &id, json).await,
-        Command::Status { json, watch } => status(settings, json, watch).await,
-        Command::Dlq(command) => dlq(settings, command).await,
-        Command::FakeProvider(_) | Command::Bench(_) => unreachable!("handled above"),
+        Command::Job { id, json } => job(load()?.1, &id, json).await,
+        Command::Status { json, watch } => status(load()?.1, json, watch).await,
+        Command::Dlq(command) => dlq(load()?.1, command).await,
     }
 }
 

@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use super::extract::JsonBody;
 use super::session::Admin;
 use super::{ApiError, AppState};
 use crate::codes::CodeError;
@@ -143,7 +144,7 @@ pub(super) async fn replay(
     admin: Admin,
     State(state): State<AppState>,
     headers: HeaderMap,
-    Json(body): Json<ReplayBody>,
+    JsonBody { value: body, .. }: JsonBody<ReplayBody>,
 ) -> Answer<serde_json::Value> {
     admin.check_csrf(&headers)?;
     let done = crate::ops::dlq::replay(&state.store, &body.ids, body.all)

@@ -79,6 +79,7 @@ pub fn router(codes: Codes, store: Store) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(deadline, within_deadline))
+        .layer(middleware::from_fn(error::json_errors))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

@@ -26,25 +26,24 @@ pub struct Secrets {
     pub reports_token: Option<Secret>,
 }
 
+/// The shortest bearer token accepted: anything shorter is guessable by a patient client.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
 impl Secrets {
-    pub fn from_env(env: &HashMap<String, String>) -> Self {
+    /// The secrets of `env`; a token list that cannot be what the operator meant is an error.
+    pub fn from_env(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
-        Self {
+        Ok(Self {
             account_sid: get("RONGLIAN_ACCOUNT_SID"),
             auth_token: get("RONGLIAN_AUTH_TOKEN").map(Secret::new),
             app_id: get("RONGLIAN_APP_ID"),
             secret: get("SMSQ_SECRET").map(Secret::new),
             reports_token: get("SMSQ_REPORTS_TOKEN").map(Secret::new),
-            api_tokens: get("SMSQ_API_TOKENS")
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|t| !t.is_empty())
-                        .map(Secret::new)
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }
+            api_tokens: match get("SMSQ_API_TOKENS") {
+                Some(list) => token_list("SMSQ_API_TOKENS", &list)?,
+                None => Vec::new(),
+            },
+        })
     }
 
     /// Which secrets are set, for `smsq config`: ids shortened, everything else hidden.
@@ -116,17 +115,144 @@ pub fn mask_url_password(url: &str) -> String {
             .collect::<Vec<_>>()
             .join(",");
     }
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        // Not a URL we can take apart: show none of it if it might hold a password.
+        return if url.contains('@') || url.to_ascii_lowercase().contains("pass") {
+            "(unparsable url, hidden)".to_owned()
+        } else {
+            url.to_owned()
+        };
+    };
+    let mut changed = false;
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+        changed = true;
     }
+    // redis-rs also takes the password as a query parameter (`?pass=` for unix sockets,
+    // `?password=`); a user name alone in the userinfo is not secret.
+    let secret_param =
+        |k: &str| k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password");
+    if parsed.query_pairs().any(|(k, _)| secret_param(&k)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret_param(&k) {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+        changed = true;
+    }
+    if changed {
+        parsed.to_string()
+    } else {
+        url.to_owned()
+    }
+}
+
+/// A comma-separated token list. Set but empty (only spaces or commas) would silently turn
+/// authentication off, so it is refused, as is a token too short to resist guessing; the
+/// message never shows a token.
+fn token_list(var: &'static str, list: &str) -> Result<Vec<Secret>, ConfigError> {
+    let tokens: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tokens.is_empty() {
+        return Err(ConfigError::new(
+            var,
+            "is set but holds no token (only spaces or commas); unset it to run without authentication",
+        ));
+    }
+    for (i, t) in tokens.iter().enumerate() {
+        let chars = t.chars().count();
+        if chars < MIN_TOKEN_CHARS {
+            return Err(ConfigError::new(
+                var,
+                format!(
+                    "token {} of {} has {chars} characters; tokens need at least {MIN_TOKEN_CHARS}",
+                    i + 1,
+                    tokens.len()
+                ),
+            ));
+        }
+    }
+    Ok(tokens.into_iter().map(Secret::new).collect())
 }
 
 /// Account and app ids are not secrets, but there is no reason to print them whole.
 fn mask_id(id: &str) -> String {
     let head: String = id.chars().take(4).collect();
     format!("{head}**** ({} chars)", id.chars().count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_form_of_a_redis_password_is_masked() {
+        for (url, shown) in [
+            ("redis://:hunter2@h:6379/0", "redis://:***@h:6379/0"),
+            ("redis://app:hunter2@h:6379", "redis://app:***@h:6379"),
+            (
+                "redis+unix:///run/r.sock?db=1&pass=hunter2",
+                "redis+unix:///run/r.sock?db=1&pass=***",
+            ),
+            (
+                "redis://h:6379/?password=hunter2",
+                "redis://h:6379/?password=***",
+            ),
+            (
+                "redis://h:6379/?PassWord=hunter2&protocol=resp3",
+                "redis://h:6379/?PassWord=***&protocol=resp3",
+            ),
+            (
+                "redis://a:x1@h1:7000,redis://a:x2@h2:7001",
+                "redis://a:***@h1:7000,redis://a:***@h2:7001",
+            ),
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            ("not a url with pass=hunter2", "(unparsable url, hidden)"),
+        ] {
+            let masked = mask_url_password(url);
+            assert_eq!(masked, shown, "{url}");
+            assert!(
+                !masked.contains("hunter2") && !masked.contains("x1"),
+                "{masked}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_list_that_cannot_be_meant_refuses_to_start() {
+        let env = |v: &str| HashMap::from([("SMSQ_API_TOKENS".to_owned(), v.to_owned())]);
+        for blank in [" ", ",", " , ,", ",,,"] {
+            let e = Secrets::from_env(&env(blank)).unwrap_err();
+            assert_eq!(e.key, "SMSQ_API_TOKENS");
+            assert!(e.message.contains("holds no token"), "{}", e.message);
+        }
+        let e = Secrets::from_env(&env("0123456789abcdef, short-one")).unwrap_err();
+        assert!(
+            e.message.contains("token 2 of 2 has 9 characters"),
+            "{}",
+            e.message
+        );
+        assert!(
+            !e.message.contains("short-one"),
+            "the message shows no token"
+        );
+        let ok = Secrets::from_env(&env(" 0123456789abcdef , fedcba9876543210,")).unwrap();
+        assert_eq!(ok.api_tokens.len(), 2);
+        assert!(
+            Secrets::from_env(&HashMap::new())
+                .unwrap()
+                .api_tokens
+                .is_empty()
+        );
+    }
 }

@@ -119,7 +119,7 @@ impl Settings {
     /// defaults"; an explicit path must exist.
     pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let raw = RawConfig::load(path, env)?;
-        Self::from_raw(&raw, Secrets::from_env(env))
+        Self::from_raw(&raw, Secrets::from_env(env)?)
     }
 
     pub fn from_raw(raw: &RawConfig, secrets: Secrets) -> Result<Self, ConfigError> {

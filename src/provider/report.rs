@@ -92,11 +92,17 @@ fn json_fields(body: &[u8]) -> Result<HashMap<String, String>, ReportError> {
         .collect())
 }
 
-/// The flat `<Request><name>value</name>…</Request>` form.
+/// The flat `<Request><name>value</name>…</Request>` form. A value is its text, CDATA and
+/// references together (`a &amp; b` is `a & b`): the five predefined entities and character
+/// references are resolved; nothing else is expanded — no DTD is read, so a report cannot
+/// define entities (billion laughs) or pull in files (XXE), and an unknown `&name;` stays
+/// as written.
 fn xml_fields(body: &[u8]) -> Result<HashMap<String, String>, ReportError> {
     let mut reader = quick_xml::Reader::from_reader(body);
     let mut fields = HashMap::new();
-    let (mut in_request, mut current, mut saw_request) = (false, None::<String>, false);
+    let (mut in_request, mut saw_request) = (false, false);
+    let mut current: Option<(String, String)> = None;
+    let bad = |_| ReportError::Unreadable;
     loop {
         match reader.read_event().map_err(|_| ReportError::Unreadable)? {
             Event::Start(e) => {
@@ -104,20 +110,42 @@ fn xml_fields(body: &[u8]) -> Result<HashMap<String, String>, ReportError> {
                 if name == "Request" {
                     (in_request, saw_request) = (true, true);
                 } else if in_request {
-                    current = Some(name);
+                    current = Some((name, String::new()));
                 }
             }
             Event::Text(t) => {
-                if let Some(name) = &current {
-                    let text = t.decode().map_err(|_| ReportError::Unreadable)?;
-                    fields.insert(name.clone(), text.trim().to_owned());
+                if let Some((_, value)) = &mut current {
+                    value.push_str(&t.decode().map_err(bad)?);
+                }
+            }
+            Event::CData(t) => {
+                if let Some((_, value)) = &mut current {
+                    value.push_str(&t.decode().map_err(bad)?);
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some((_, value)) = &mut current {
+                    let name = r.decode().map_err(bad)?;
+                    match r.resolve_char_ref().map_err(|_| ReportError::Unreadable)? {
+                        Some(ch) => value.push(ch),
+                        None => match quick_xml::escape::resolve_xml_entity(&name) {
+                            Some(text) => value.push_str(text),
+                            None => {
+                                value.push('&');
+                                value.push_str(&name);
+                                value.push(';');
+                            }
+                        },
+                    }
                 }
             }
             Event::End(e) => {
                 if e.name().as_ref() == b"Request" {
                     in_request = false;
                 }
-                current = None;
+                if let Some((name, value)) = current.take() {
+                    fields.insert(name, value.trim().to_owned());
+                }
             }
             Event::Eof => break,
             _ => {}
@@ -166,6 +194,46 @@ mod tests {
         });
         assert_eq!(Report::parse(JSON.as_bytes()).unwrap(), expected);
         assert_eq!(Report::parse(xml.as_bytes()).unwrap(), expected);
+    }
+
+    fn inbound_content(xml_content: &str) -> String {
+        let xml = format!(
+            "<?xml version=\"1.0\"?><Request><action>SMSArrived</action><smsType>0</smsType>\
+             <content>{xml_content}</content><fromNum>13912345678</fromNum></Request>"
+        );
+        match Report::parse(xml.as_bytes()) {
+            Ok(Report::Inbound { text, .. }) => text,
+            other => panic!("{xml_content}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn xml_values_keep_their_entities_and_cdata() {
+        assert_eq!(inbound_content("a &amp; b"), "a & b");
+        assert_eq!(
+            inbound_content("&lt;b&gt; &quot;x&quot; &apos;y&apos;"),
+            "<b> \"x\" 'y'"
+        );
+        assert_eq!(inbound_content("<![CDATA[hello <b>]]>"), "hello <b>");
+        assert_eq!(
+            inbound_content("x <![CDATA[<1>]]> &#20320;&#x597D;"),
+            "x <1> 你好"
+        );
+        // Only the predefined entities: anything else stays as it was written.
+        assert_eq!(inbound_content("&lol9;"), "&lol9;");
+    }
+
+    #[test]
+    fn a_dtd_defines_nothing() {
+        let laughs = "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY lol \"lol\">\
+            <!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\
+            <!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>\
+            <Request><action>SMSArrived</action><smsType>0</smsType>\
+            <content>&lol2;&xxe;</content><fromNum>13912345678</fromNum></Request>";
+        match Report::parse(laughs.as_bytes()) {
+            Ok(Report::Inbound { text, .. }) => assert_eq!(text, "&lol2;&xxe;"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

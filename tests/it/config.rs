@@ -159,7 +159,7 @@ fn smsq_config_prints_the_effective_configuration_with_secrets_masked() {
         .env("RONGLIAN_AUTH_TOKEN", "supersecrettoken0123456789abcdef")
         .env("RONGLIAN_ACCOUNT_SID", "aaf98f89488d0aad0148a8e0d8d40a07")
         .env("SMSQ_SECRET", "another-secret-value-123")
-        .env("SMSQ_API_TOKENS", "tok-one,tok-two")
+        .env("SMSQ_API_TOKENS", "tok-one-0123456789,tok-two-0123456789")
         .env(
             "SMSQ_REDIS__URL",
             "redis://app:hunter2-redis@127.0.0.1:6379/0",

@@ -12,6 +12,7 @@ mod cluster;
 mod config;
 mod dashboard;
 mod fleet;
+mod hardening;
 mod metrics;
 mod ops;
 mod protocol;

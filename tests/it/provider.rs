@@ -310,3 +310,59 @@ async fn an_untrusted_certificate_is_refused() {
         "the TLS handshake must fail"
     );
 }
+
+/// A provider-side 307/308 would make an HTTP client resend the body (the code in `datas`)
+/// to wherever `Location` points: the client must not follow it.
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_the_body_goes_nowhere_else() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+
+    let elsewhere_hits = Arc::new(AtomicUsize::new(0));
+    let hits = elsewhere_hits.clone();
+    let elsewhere = axum::Router::new().fallback(move || {
+        hits.fetch_add(1, Ordering::SeqCst);
+        async { StatusCode::OK }
+    });
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_url = format!("http://{}/stolen", other.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(other, elsewhere).await });
+    for status in [
+        StatusCode::TEMPORARY_REDIRECT,
+        StatusCode::PERMANENT_REDIRECT,
+    ] {
+        let location = other_url.clone();
+        let redirecting = axum::Router::new().fallback(move || {
+            let location = location.clone();
+            async move { (status, [(header::LOCATION, location)]).into_response() }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, redirecting).await });
+        let c = client(&base, TOKEN, 2000);
+        let datas = vec!["123456".to_owned(), "5".to_owned()];
+        let sms = TemplateSms {
+            to: "13800138000",
+            template_id: "1",
+            datas: &datas,
+            req_id: Some("r-redirect"),
+        };
+        let result = c.send(&sms).await;
+        match &result {
+            Err(e @ SendError::Http { status: s }) => {
+                assert_eq!(*s, status.as_u16());
+                assert_eq!(e.verdict().action, Action::GiveUp);
+                assert!(e.verdict().reason.contains("redirect"), "{:?}", e.verdict());
+            }
+            other => panic!("expected the {status} itself, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        elsewhere_hits.load(Ordering::SeqCst),
+        0,
+        "the body went to the redirect target"
+    );
+}

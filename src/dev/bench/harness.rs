@@ -73,7 +73,7 @@ impl Bench {
         raw.redis.prefix = "bench".into();
         // The bench's own prefill may queue behind a busy server; it is not what is measured.
         raw.redis.timeout_ms = 10_000;
-        let settings = Settings::from_raw(&raw, Secrets::from_env(&env))?;
+        let settings = Settings::from_raw(&raw, Secrets::from_env(&env)?)?;
         let app = Application::build(settings)?;
         let codes = app.codes()?;
         Ok(Self {

@@ -78,6 +78,10 @@ impl SendError {
                 action: Action::Retry,
                 reason: "provider HTTP error",
             },
+            SendError::Http { status } if (300..400).contains(status) => Verdict {
+                action: Action::GiveUp,
+                reason: "provider answered a redirect, not followed (check provider.base_url)",
+            },
             SendError::Http { .. } => Verdict {
                 action: Action::GiveUp,
                 reason: "unexpected HTTP status from provider",
@@ -143,6 +147,8 @@ impl Client {
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.timeout)
             .pool_idle_timeout(Duration::from_secs(60))
+            // A redirect would resend the body, code included, to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("smsq/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError(e.without_url().to_string()))?;

@@ -1,0 +1,224 @@
+//! Issue 17's smaller defects, each reproduced the way it was found: framework rejections
+//! that answered `text/plain`, bearer schemes in another case, token lists that could not be
+//! meant, and ANSI colour in logs written to a pipe.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use smsq::domain::Secret;
+
+use crate::common::{settings, smsq_command, spawn_app, wait_exit};
+
+const ADMIN: &str = "admin-token-0123456789";
+
+/// Every answer below must be the README's `{"error","message"}` with a JSON content type.
+async fn assert_json_error(response: reqwest::Response, status: u16, code: &str, what: &str) {
+    assert_eq!(response.status().as_u16(), status, "{what}");
+    let ct = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = response.text().await.unwrap();
+    assert!(ct.starts_with("application/json"), "{what}: {ct} {text:?}");
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["error"], code, "{what}: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{what}: {body}"
+    );
+}
+
+#[tokio::test]
+async fn framework_rejections_answer_the_documented_json_error() {
+    let mut s = settings(|_| {});
+    s.secrets.api_tokens = vec![Secret::new(ADMIN)];
+    let app = spawn_app(s).await;
+    let url = |p: &str| format!("{}{p}", app.base);
+    // A missing query field of an admin route.
+    let r = app
+        .http
+        .get(url("/v1/admin/jobs"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_json_error(r, 400, "invalid_request", "admin jobs without ?mobile=").await;
+    // Bad JSON and a wrong content type on an admin action.
+    let r = app
+        .http
+        .post(url("/v1/admin/dead/replay"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body("{\"ids\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_json_error(r, 400, "invalid_json", "admin replay with broken JSON").await;
+    let r = app
+        .http
+        .post(url("/v1/admin/dead/replay"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "text/plain")
+        .body("ids=1")
+        .send()
+        .await
+        .unwrap();
+    assert_json_error(r, 415, "unsupported_media_type", "admin replay as text").await;
+    // JSON sent to the login form.
+    let r = app
+        .http
+        .post(url("/dashboard/login"))
+        .json(&serde_json::json!({"token": ADMIN}))
+        .send()
+        .await
+        .unwrap();
+    assert_json_error(r, 415, "unsupported_media_type", "JSON to the login form").await;
+    // A path parameter the route cannot take, and an unknown route.
+    let r = app
+        .http
+        .get(url("/v1/admin/jobs/not-a-job"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    assert!(status == 400 || status == 404, "{status}");
+    let r = app.http.get(url("/nowhere")).send().await.unwrap();
+    assert_json_error(r, 404, "not_found", "unknown route").await;
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let mut s = settings(|_| {});
+    s.secrets.api_tokens = vec![Secret::new(ADMIN)];
+    let app = spawn_app(s).await;
+    let body = serde_json::json!({"mobile": "13800138001"});
+    for (n, scheme) in ["bearer", "BEARER", "Bearer", "bEaReR"].iter().enumerate() {
+        let mobile = format!("1380013810{n}");
+        let r = app
+            .http
+            .post(format!("{}/v1/codes", app.base))
+            .header("authorization", format!("{scheme} {ADMIN}"))
+            .json(&serde_json::json!({"mobile": mobile}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202, "{scheme}");
+        let r = app
+            .http
+            .get(format!("{}/v1/admin/status", app.base))
+            .header("authorization", format!("{scheme} {ADMIN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{scheme} on admin");
+    }
+    // Another scheme, or the token alone, is still refused.
+    for auth in [
+        format!("Basic {ADMIN}"),
+        ADMIN.to_owned(),
+        "bearer".to_owned(),
+    ] {
+        let r = app
+            .http
+            .post(format!("{}/v1/codes", app.base))
+            .header("authorization", &auth)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{auth}");
+    }
+}
+
+#[test]
+fn a_token_list_of_nothing_or_short_tokens_refuses_to_start() {
+    for (tokens, says) in [
+        (" , ,", "holds no token"),
+        ("   ", "holds no token"),
+        ("short", "has 5 characters"),
+    ] {
+        // An API that starts anyway would serve forever: it gets a deadline, not our patience.
+        let mut child = smsq_command(None)
+            .arg("api")
+            .env("SMSQ_API_TOKENS", tokens)
+            .env("SMSQ_SECRET", "0123456789abcdef0123")
+            .env("SMSQ_API__LISTEN", "127.0.0.1:0")
+            .env("SMSQ_REDIS__URL", "redis://127.0.0.1:1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_exit(&mut child, Duration::from_secs(10));
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(status.code(), Some(2), "{tokens:?}: {stderr}");
+        assert!(
+            stderr.contains("SMSQ_API_TOKENS") && stderr.contains(says),
+            "{tokens:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("short") || tokens != "short",
+            "the token is shown: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    // `smsq api` with Redis away logs warnings, then `api listening`; its stderr is a pipe.
+    let child = smsq_command(None)
+        .arg("api")
+        .env("SMSQ_SECRET", "0123456789abcdef0123")
+        .env("SMSQ_API__LISTEN", "127.0.0.1:0")
+        .env("SMSQ_REDIS__URL", "redis://127.0.0.1:1")
+        .env("SMSQ_REDIS__TIMEOUT_MS", "200")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    let stderr = child.stderr.take().unwrap();
+    let _child = crate::common::KillOnDrop(child);
+    // Lines up to `api listening`, read beside the test so a process that never gets there
+    // fails the test at the deadline instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let done = line.contains("api listening");
+            if tx.send(line).is_err() || done {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lines = Vec::new();
+    while !lines
+        .last()
+        .is_some_and(|l: &String| l.contains("api listening"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => panic!("no `api listening` within 20 s: {lines:?}"),
+        }
+    }
+    let text = lines.join("\n");
+    assert!(
+        text.contains("WARN") && text.contains("api listening"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI escape in piped logs: {text:?}"
+    );
+}
