@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codes::Codes;
 use crate::config::{ConfigError, Settings};
-use crate::domain::Hasher;
+use crate::domain::{CodeSealer, Hasher};
 use crate::provider::{Client, ClientError};
 use crate::store::{LayoutError, Store, StoreError};
 use crate::worker::{Worker, default_consumer_name};
@@ -29,8 +29,8 @@ pub enum StartupError {
 }
 
 /// Settings plus the shared Redis handle; builds each process's parts on demand, asking only
-/// for the secrets that part needs (the worker never needs `SMSQ_SECRET`, the API never
-/// needs the Ronglian account).
+/// for the secrets that part needs (both need `SMSQ_SECRET`: the API seals each code with
+/// it, the worker opens it; the API never needs the Ronglian account).
 #[derive(Clone)]
 pub struct Application {
     settings: Arc<Settings>,
@@ -57,15 +57,16 @@ impl Application {
 
     /// The code service (needs `SMSQ_SECRET`).
     pub fn codes(&self) -> Result<Codes, StartupError> {
-        let hasher = Hasher::new(self.settings.secrets.hash_key()?);
+        let key = self.settings.secrets.hash_key()?;
         Ok(Codes::new(
             self.settings.clone(),
             self.store.clone(),
-            hasher,
+            Hasher::new(key.clone()),
+            CodeSealer::new(&key),
         ))
     }
 
-    /// A worker process (needs the `RONGLIAN_*` account). `None` takes the configured
+    /// A worker process (needs the `RONGLIAN_*` account and `SMSQ_SECRET`). `None` takes the configured
     /// concurrency and a `host-pid-random` consumer name.
     pub fn worker(
         &self,
@@ -77,10 +78,12 @@ impl Application {
         }
         let account = self.settings.secrets.ronglian()?;
         let client = Client::new(&self.settings.provider, account)?;
+        let sealer = CodeSealer::new(&self.settings.secrets.hash_key()?);
         Ok(Worker::new(
             self.settings.clone(),
             self.store.clone(),
             client,
+            sealer,
             name.unwrap_or_else(default_consumer_name),
             concurrency.unwrap_or(self.settings.worker.concurrency.get()),
         ))

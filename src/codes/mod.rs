@@ -15,7 +15,7 @@ pub use idempotency::IdempotencyRequest;
 pub use messages::{MessageAccepted, MessageRequest};
 
 use crate::config::Settings;
-use crate::domain::{Code, Hasher, Job, JobId, JobKind, Mobile, Purpose, now_ms};
+use crate::domain::{Code, CodeSealer, Hasher, Job, JobId, JobKind, Mobile, Purpose, now_ms};
 use crate::store::{Idempotency, IssueOutcome, NewCode, Store, StoreError, Verification};
 use idempotency::parse_answer;
 
@@ -95,14 +95,21 @@ pub struct Codes {
     settings: std::sync::Arc<Settings>,
     store: Store,
     hasher: Hasher,
+    sealer: CodeSealer,
 }
 
 impl Codes {
-    pub fn new(settings: std::sync::Arc<Settings>, store: Store, hasher: Hasher) -> Self {
+    pub fn new(
+        settings: std::sync::Arc<Settings>,
+        store: Store,
+        hasher: Hasher,
+        sealer: CodeSealer,
+    ) -> Self {
         Self {
             settings,
             store,
             hasher,
+            sealer,
         }
     }
 
@@ -214,7 +221,7 @@ impl Codes {
                 &NewCode {
                     job: &job,
                     purpose: &req.purpose,
-                    code: &code,
+                    sealed: &self.sealer.seal(job.id.as_str(), &code),
                     code_hash: &code_hash,
                     idempotency: idem.map(|(digest, fingerprint)| Idempotency {
                         digest,

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use crate::domain::Secret;
 
 /// A plain one-time code. `Debug` hides it; the only ways out are [`Code::expose`] (for the
-/// `otp` key and the SMS itself) and the keyed hash.
+/// SMS itself and the sealer) and the keyed hash. It never reaches Redis: see `SealedCode`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Code(String);
 
@@ -24,9 +24,9 @@ impl Code {
         Self(format!("{n:0width$}", width = length as usize))
     }
 
-    /// Wraps the plain code a worker read back from its `otp` key, just before sending it.
-    pub fn from_stored(input: &str) -> Self {
-        Self(input.to_owned())
+    /// The plain code a worker opened from its sealed `otp` key, just before sending it.
+    pub(crate) fn from_opened(plain: String) -> Self {
+        Self(plain)
     }
 
     pub fn expose(&self) -> &str {
@@ -129,6 +129,9 @@ mod tests {
 
     #[test]
     fn debug_hides_the_code() {
-        assert_eq!(format!("{:?}", Code::from_stored("123456")), "Code(***)");
+        assert_eq!(
+            format!("{:?}", Code::from_opened("123456".into())),
+            "Code(***)"
+        );
     }
 }

@@ -19,7 +19,8 @@ const IDEMPOTENCY_TTL_SECS: u64 = 24 * 3600;
 pub struct NewCode<'a> {
     pub job: &'a Job,
     pub purpose: &'a Purpose,
-    pub code: &'a crate::domain::Code,
+    /// The code sealed for this job: the plain code never reaches Redis.
+    pub sealed: &'a crate::domain::SealedCode,
     pub code_hash: &'a str,
     pub idempotency: Option<Idempotency<'a>>,
     pub answer: &'a str,
@@ -147,7 +148,7 @@ impl Store {
             .key(k.otp(id))
             .arg(purpose)
             .arg(new.code_hash)
-            .arg(new.code.expose())
+            .arg(new.sealed.as_str())
             .arg(ms(settings.ttl))
             .arg(ms(settings.resend_interval))
             .arg(settings.hourly_limit_per_mobile.get())

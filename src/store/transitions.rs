@@ -6,13 +6,13 @@ use redis::{Script, ScriptInvocation};
 use super::Keys;
 use super::scripts::SCRIPTS;
 use super::{Entry, GROUP, Store, StoreError, field};
-use crate::domain::{Code, Job, JobKind, JobStatus, Shard};
+use crate::domain::{Job, JobKind, JobStatus, SealedCode, Shard};
 
 /// What `begin` decided.
 #[derive(Debug)]
 pub enum Begin {
-    /// Marked `sending`. For code jobs, the plain code, read just now from its `otp` key.
-    Send(Option<Code>),
+    /// Marked `sending`. For code jobs, the sealed code, read just now from its `otp` key.
+    Send(Option<SealedCode>),
     /// Ended now without a send (`superseded`, `expired`); acked.
     Skipped(JobStatus),
     /// Already in this terminal status (a reclaimed or replayed entry); only acked.
@@ -108,7 +108,7 @@ impl Store {
             .await?;
         Ok(match field(&reply, 0)? {
             "send" => Begin::Send(match job.kind {
-                JobKind::Code => Some(Code::from_stored(field(&reply, 1)?)),
+                JobKind::Code => Some(SealedCode::from_stored(field(&reply, 1)?)),
                 JobKind::Message => None,
             }),
             "superseded" => Begin::Skipped(JobStatus::Superseded),

@@ -25,6 +25,7 @@ pub use consumer::Consumer;
 pub use limiter::Limiter;
 
 use crate::config::Settings;
+use crate::domain::CodeSealer;
 use crate::provider::Client;
 use crate::store::{LayoutError, Store, StoreError};
 
@@ -33,6 +34,8 @@ pub(crate) struct Context {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub client: Client,
+    /// Opens each code just before its send.
+    pub sealer: CodeSealer,
     pub limiter: Limiter,
     /// This worker's consumer name.
     pub consumer: String,
@@ -80,6 +83,7 @@ impl Worker {
         settings: Arc<Settings>,
         store: Store,
         client: Client,
+        sealer: CodeSealer,
         name: String,
         concurrency: usize,
     ) -> Self {
@@ -91,6 +95,7 @@ impl Worker {
                 settings,
                 store,
                 client,
+                sealer,
                 limiter,
                 consumer: name,
             }),

@@ -7,7 +7,7 @@ use tracing::Instrument;
 
 use super::Context;
 use super::retry::{self, Next};
-use crate::domain::{Code, Job, JobStatus, Shard, now_ms};
+use crate::domain::{Code, Job, JobStatus, OpenError, Shard, now_ms};
 use crate::metrics;
 use crate::provider::{Accepted, Action, SendError, TemplateSms};
 use crate::store::{Begin, Entry, Outcome, ProviderFailure, StoreError};
@@ -91,7 +91,7 @@ async fn wait_for_slot(ctx: &Context, entry: &Entry) {
 
 async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreError> {
     wait_for_slot(ctx, entry).await;
-    let code = match ctx.store.begin(entry, job, now_ms()).await? {
+    let sealed = match ctx.store.begin(entry, job, now_ms()).await? {
         Begin::Skipped(status) => {
             transition(job, status, "", "not sent");
             return Ok(());
@@ -105,7 +105,14 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
             transition(job, JobStatus::Dead, "", &why);
             return Ok(());
         }
-        Begin::Send(code) => code,
+        Begin::Send(sealed) => sealed,
+    };
+    let code = match sealed
+        .map(|s| ctx.sealer.open(job.id.as_str(), &s))
+        .transpose()
+    {
+        Ok(code) => code,
+        Err(e) => return unopenable(ctx, entry, job, e).await,
     };
     if let Some(arrived) = entry_ms(&entry.entry_id) {
         metrics::queue_wait(ms_since(arrived));
@@ -134,6 +141,29 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
         }
     };
     transition(job, status, provider_status, error);
+    Ok(())
+}
+
+/// A code this worker cannot open (another `SMSQ_SECRET` than the API's, or a changed
+/// value) cannot be sent by any retry of ours: the job fails, truly, without a provider call
+/// and without using an attempt.
+async fn unopenable(
+    ctx: &Context,
+    entry: &Entry,
+    job: &Job,
+    error: OpenError,
+) -> Result<(), StoreError> {
+    let failure = ProviderFailure {
+        error: format!("not sent: {error}"),
+        provider_status: "unopenable".to_owned(),
+    };
+    let outcome = Outcome::Failed(failure);
+    let settle = || {
+        ctx.store
+            .settle(entry, job, job.attempt, &outcome, now_ms())
+    };
+    let status = persist(settle).await?;
+    transition(job, status, "unopenable", &format!("not sent: {error}"));
     Ok(())
 }
 

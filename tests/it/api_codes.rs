@@ -59,7 +59,7 @@ async fn a_code_request_queues_one_job_and_stores_only_a_hash() {
     let ttl: i64 = redis.ttl(keys.code("login", "13800138000")).await.unwrap();
     assert!((295..=300).contains(&ttl), "code ttl {ttl}");
 
-    // The plain code is in the otp key and nowhere else in Redis, nor in any log line.
+    // The plain code is nowhere in Redis (the otp key holds it sealed), nor in any log line.
     let holders: Vec<String> = app
         .all_stored_text()
         .await
@@ -67,7 +67,12 @@ async fn a_code_request_queues_one_job_and_stores_only_a_hash() {
         .filter(|(_, text)| text.contains(&code))
         .map(|(key, _)| key)
         .collect();
-    assert_eq!(holders, vec![keys.otp(&job_id)]);
+    assert!(holders.is_empty(), "plain code stored in {holders:?}");
+    let sealed = app.sealed_otp(&job_id).await.expect("otp key");
+    assert!(
+        sealed.starts_with("s1.") && !sealed.contains(&code),
+        "{sealed}"
+    );
     assert!(!logs().contains(&code), "the code appeared in a log line");
     assert!(
         logs().contains(&job_id),

@@ -19,6 +19,7 @@ mod protocol;
 mod provider;
 mod recovery;
 mod reports;
+mod secrecy;
 mod shards;
 mod soak;
 mod verify;

@@ -3,11 +3,12 @@ local idem, stream, events, job_key, by_mobile = KEYS[1], KEYS[2], KEYS[3], KEYS
 local code_key, resend_key, hourly_key, daily_key, otp = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local fingerprint, answer, answer_ttl, now, job_id, job_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local stream_maxlen, events_maxlen, ttl, masked, template_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-local purpose, code_hash, code, code_ttl_ms, resend_ms = ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16]
+local purpose, code_hash, sealed_code, code_ttl_ms, resend_ms = ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16]
 local hourly_limit, hourly_ttl_ms = tonumber(ARGV[17]), ARGV[18]
 local daily_limit, daily_ttl_ms = tonumber(ARGV[19]), ARGV[20]
 local verify_attempts, otp_prefix = ARGV[21], ARGV[22]
--- fingerprint is '' without an Idempotency-Key.
+-- fingerprint is '' without an Idempotency-Key. sealed_code is the code encrypted for this job
+-- (smsq never hands Redis the plain code: SLOWLOG and MONITOR show arguments).
 
 local replay = idempotent_replay(idem, fingerprint)
 if replay then return replay end
@@ -37,7 +38,7 @@ redis.call('PEXPIRE', code_key, code_ttl_ms)
 redis.call('SET', resend_key, job_id, 'PX', resend_ms)
 if redis.call('INCR', hourly_key) == 1 then redis.call('PEXPIRE', hourly_key, hourly_ttl_ms) end
 if redis.call('INCR', daily_key) == 1 then redis.call('PEXPIRE', daily_key, daily_ttl_ms) end
-redis.call('SET', otp, code, 'PX', code_ttl_ms)
+redis.call('SET', otp, sealed_code, 'PX', code_ttl_ms)
 enqueue(job_key, stream, events, by_mobile, job_id, job_json, now, ttl, events_maxlen,
   {'kind', 'code', 'mobile', masked, 'template_id', template_id, 'purpose', purpose})
 remember_answer(idem, fingerprint, answer, answer_ttl)

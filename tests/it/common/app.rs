@@ -137,7 +137,18 @@ impl App {
     }
 
     /// The plain code of a job, read from its otp key.
+    /// The code of a queued code job, opened from its sealed `otp` key as the worker does.
     pub async fn otp(&self, job_id: &str) -> Option<String> {
+        let sealed = self.sealed_otp(job_id).await?;
+        let key = self.settings.secrets.hash_key().expect("SMSQ_SECRET");
+        let code = smsq::domain::CodeSealer::new(&key)
+            .open(job_id, &smsq::domain::SealedCode::from_stored(&sealed))
+            .expect("the otp key opens with the API's key");
+        Some(code.expose().to_owned())
+    }
+
+    /// What the `otp` key of a job holds, as Redis stores it (sealed).
+    pub async fn sealed_otp(&self, job_id: &str) -> Option<String> {
         self.redis()
             .await
             .get(self.store.keys(Shard::FIRST).otp(job_id))
