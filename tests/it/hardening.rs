@@ -222,3 +222,50 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
         "ANSI escape in piped logs: {text:?}"
     );
 }
+
+/// Item 2: an entry of a finished job that came back more often than `max_deliveries`
+/// (reclaimed again and again) is acked; it must not be dead-lettered over its `sent`.
+#[tokio::test]
+async fn a_finished_job_redelivered_too_often_keeps_its_terminal_status() {
+    use redis::AsyncCommands;
+    use smsq::domain::{Shard, now_ms};
+    use smsq::store::Begin;
+
+    let app = spawn_app(settings(|c| c.worker.max_deliveries = 3)).await;
+    let id = app.queue_message("13810000031").await;
+    app.store.ensure_group().await.unwrap();
+    let mut conn = smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
+    let mut entry = app
+        .store
+        .read(&mut conn, Shard::FIRST, "stale", 1, None)
+        .await
+        .unwrap()
+        .remove(0);
+    let keys = app.store.keys(Shard::FIRST);
+    let mut redis = app.redis().await;
+    // Another delivery finished it; this entry's delivery count is far past the bound.
+    let _: () = redis.hset(keys.job(&id), "status", "sent").await.unwrap();
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(keys.jobs())
+        .arg(smsq::store::GROUP)
+        .arg("stale")
+        .arg(0)
+        .arg(&entry.entry_id)
+        .arg("RETRYCOUNT")
+        .arg(10)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    entry.first_delivery = false;
+    let job = entry.job.clone().unwrap();
+    let began = app.store.begin(&entry, &job, now_ms()).await.unwrap();
+    assert!(
+        matches!(began, Begin::Finished(smsq::domain::JobStatus::Sent)),
+        "{began:?}"
+    );
+    let (_, record) = app.get(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(record["status"], "sent", "{record}");
+    let dead: redis::streams::StreamRangeReply = redis.xrange_all(keys.dead()).await.unwrap();
+    assert!(dead.ids.is_empty(), "dead-lettered: {:?}", dead.ids);
+    assert_eq!(app.backlog().await, 0, "acked and deleted");
+}

@@ -1,5 +1,5 @@
 -- A worker takes a job: decides whether it may still be sent and, if so, marks it `sending`
--- and hands back the plain code, all in one step.
+-- and hands back the sealed code, all in one step.
 -- Returns {'terminal', status} | {'superseded'} | {'expired'} | {'send', code} |
 --         {'poison', deliveries}
 local job_key, events, stream, otp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -8,8 +8,18 @@ local job_id, entry_id, group, now, ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[
 local attempt, kind, expires, max_deliveries, job_json = ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]), ARGV[11]
 -- code_key is the code record for code jobs, any key of the tag for message jobs.
 
+-- A finished job's entry (reclaimed, replayed, redelivered) is only acked: its terminal
+-- status stands, however often the entry came back. Checked first; read under pcall because
+-- the job record may be the very thing that is broken (then the poison check below ends it).
+local read_ok, status = pcall(redis.call, 'HGET', job_key, 'status')
+if read_ok and status and TERMINAL[status] then
+  redis.call('DEL', otp)
+  settle(stream, group, entry_id)
+  return {'terminal', status}
+end
+
 -- A poison pill: delivered again and again without ever finishing (it crashes the worker, or
--- a script fails on it every time). Checked first, before anything that might be what fails;
+-- a script fails on it every time). Checked before anything else that might be what fails;
 -- max_deliveries is 0 for an entry read as new (delivered once: nothing to count).
 local deliveries = 0
 if max_deliveries > 0 then
@@ -26,14 +36,6 @@ if max_deliveries > 0 and deliveries > max_deliveries then
   redis.call('DEL', otp)
   settle(stream, group, entry_id)
   return {'poison', tostring(deliveries)}
-end
-
-local status = redis.call('HGET', job_key, 'status')
-if status and TERMINAL[status] then
-  -- A reclaimed or replayed entry of a finished job: never overwrite the terminal status.
-  redis.call('DEL', otp)
-  settle(stream, group, entry_id)
-  return {'terminal', status}
 end
 
 local function stop(outcome)
