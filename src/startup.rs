@@ -105,6 +105,7 @@ impl Application {
             }
             Err(e) => return Err(StartupError::Layout(e)),
         }
+        self.store.warn_if_evicting().await;
         crate::api::serve(listener, codes, self.store.clone(), shutdown).await?;
         Ok(())
     }

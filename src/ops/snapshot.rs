@@ -22,6 +22,13 @@ pub struct Snapshot {
     pub dead_letters: u64,
     pub limiter: LimiterView,
     pub throughput: Throughput,
+    pub redis: RedisView,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RedisView {
+    /// `maxmemory-policy`; `null` when Redis will not say (`CONFIG` renamed or denied).
+    pub maxmemory_policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -165,6 +172,9 @@ impl Snapshot {
                 pause_reason: paused.map(|p| p.1),
             },
             throughput: throughput(&s.minutes, now),
+            redis: RedisView {
+                maxmemory_policy: s.maxmemory_policy.clone(),
+            },
         };
         let verdict = verdict(&snapshot, settings);
         Snapshot {
@@ -263,6 +273,17 @@ fn verdict(s: &Snapshot, settings: &Settings) -> Verdict {
         reasons.push(format!(
             "backlog of {} needs {:.0} s at the rate limit",
             s.stream.backlog, drain_secs
+        ));
+    }
+    if let Some(policy) = s
+        .redis
+        .maxmemory_policy
+        .as_deref()
+        .filter(|p| *p != "noeviction")
+    {
+        reasons.push(format!(
+            "Redis maxmemory-policy is {policy}: Redis may evict smsq's keys (abuse counters, \
+             codes, idempotency records); set noeviction"
         ));
     }
     Verdict {

@@ -38,6 +38,8 @@ pub struct QueueState {
     pub pause: Option<(i64, String)>,
     /// Outcome counts per minute, newest first: `minutes[0]` is the current minute.
     pub minutes: Vec<BTreeMap<String, u64>>,
+    /// Redis's `maxmemory-policy` (`None` when Redis will not say: `CONFIG` renamed or denied).
+    pub maxmemory_policy: Option<String>,
 }
 
 impl Store {
@@ -83,7 +85,33 @@ impl Store {
         }
         state.oldest_pending.sort_by_key(|(id, ..)| entry_ms(id));
         state.oldest_pending.truncate(PENDING_SAMPLE);
+        state.maxmemory_policy = self.maxmemory_policy().await;
         Ok(state)
+    }
+
+    /// Redis's `maxmemory-policy`, or `None` when Redis will not say (managed services often
+    /// rename or deny `CONFIG`). Anything but `noeviction` lets Redis drop smsq's keys under
+    /// memory pressure: abuse counters reset, codes and idempotency records vanish.
+    pub async fn maxmemory_policy(&self) -> Option<String> {
+        let reply: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut self.conn())
+            .await
+            .ok()?;
+        reply.get(1).cloned()
+    }
+
+    /// Logs loudly at start when Redis may evict smsq's keys (`smsq status` says it too).
+    pub async fn warn_if_evicting(&self) {
+        if let Some(policy) = self.maxmemory_policy().await.filter(|p| p != "noeviction") {
+            tracing::warn!(
+                policy,
+                "Redis maxmemory-policy is not noeviction: under memory pressure Redis will evict \
+                 smsq's keys (abuse counters, codes, idempotency records); set \
+                 maxmemory-policy noeviction"
+            );
+        }
     }
 
     async fn inspect_shard(

@@ -163,6 +163,7 @@ impl Worker {
     async fn start(&self, stop: &CancellationToken) -> Result<Vec<JoinHandle<()>>, WorkerError> {
         let (store, ws) = (&self.ctx.store, &self.ctx.settings.worker);
         store.check_layout().await?;
+        store.warn_if_evicting().await;
         store.ensure_group().await.map_err(WorkerError::Setup)?;
         let name = self.consumer.name().to_owned();
         let about = heartbeat_text(self.concurrency);

@@ -269,3 +269,59 @@ async fn a_finished_job_redelivered_too_often_keeps_its_terminal_status() {
     assert!(dead.ids.is_empty(), "dead-lettered: {:?}", dead.ids);
     assert_eq!(app.backlog().await, 0, "acked and deleted");
 }
+
+/// Item 9: a Redis that may evict keys silently resets abuse counters and drops codes; the
+/// API says so at start and `smsq status` reads `degraded` with the reason.
+#[tokio::test]
+async fn an_evicting_redis_is_called_out_at_start_and_in_status() {
+    let redis = crate::common::private_redis();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("allkeys-lru")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let settings = crate::common::settings_on(&redis.url(), |_| {});
+    let app = spawn_app(settings).await;
+    let snapshot = smsq::ops::Snapshot::take(&app.store, &app.settings)
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshot.redis.maxmemory_policy.as_deref(),
+        Some("allkeys-lru")
+    );
+    assert_eq!(
+        snapshot.verdict.status, "degraded",
+        "{:?}",
+        snapshot.verdict
+    );
+    assert!(
+        snapshot
+            .verdict
+            .reasons
+            .iter()
+            .any(|r| r.contains("maxmemory-policy is allkeys-lru")),
+        "{:?}",
+        snapshot.verdict
+    );
+    // The API's start-up check (the worker runs the same one).
+    app.store.warn_if_evicting().await;
+    assert!(
+        crate::common::logs().contains("maxmemory-policy is not noeviction"),
+        "no warning logged"
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let snapshot = smsq::ops::Snapshot::take(&app.store, &app.settings)
+        .await
+        .unwrap();
+    assert_eq!(snapshot.verdict.status, "ok", "{:?}", snapshot.verdict);
+}
