@@ -59,13 +59,14 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 
 /// The exposition text, with the gauges set from `snapshot` when there is one.
 pub fn render(snapshot: Option<&Snapshot>) -> String {
+    // Installed first: gauges set before there is a recorder would go nowhere.
+    let Some(handle) = install() else {
+        return "# metrics recorder unavailable in this process\n".to_owned();
+    };
     if let Some(s) = snapshot {
         set_gauges(s);
     }
-    match install() {
-        Some(handle) => handle.render(),
-        None => "# metrics recorder unavailable in this process\n".to_owned(),
-    }
+    handle.render()
 }
 
 fn set_gauges(s: &Snapshot) {

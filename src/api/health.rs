@@ -1,12 +1,15 @@
 //! `/healthz` (the process answers), `/readyz` (Redis answers too) and `/metrics`
-//! (Prometheus text; the queue gauges come from a fresh snapshot).
+//! (Prometheus text; the queue gauges come from a snapshot at most a second old).
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
-use crate::ops::Snapshot;
+use crate::domain::Secret;
+use crate::ops::SnapshotCache;
 
 pub(super) async fn healthz() -> Response {
     Json(serde_json::json!({"status": "ok"})).into_response()
@@ -22,18 +25,29 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-pub(super) async fn metrics(State(state): State<AppState>) -> Response {
-    let snapshot = Snapshot::take(&state.store, state.codes.settings()).await;
-    if let Err(e) = &snapshot {
-        tracing::warn!(error = %e, "metrics without queue gauges: redis unreachable");
+pub(super) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let token = state.codes.settings().secrets.metrics_token.as_ref();
+    metrics_page(&state.scrapes, token, &headers).await
+}
+
+/// The Prometheus text, behind `token` when one is set (a bearer token, constant time).
+pub(super) async fn metrics_page(
+    cache: &SnapshotCache,
+    token: Option<&Secret>,
+    headers: &HeaderMap,
+) -> Response {
+    if let Some(token) = token {
+        let given = super::session::bearer(headers).unwrap_or("");
+        if !bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "/metrics needs Authorization: Bearer <SMSQ_METRICS_TOKEN>",
+            )
+            .into_response();
+        }
     }
-    let body = crate::metrics::render(snapshot.as_ref().ok());
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        body,
-    )
-        .into_response()
+    let snapshot = cache.get().await;
+    let body = crate::metrics::render(snapshot.as_ref());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

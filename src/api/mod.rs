@@ -25,12 +25,16 @@ use tokio_util::sync::CancellationToken;
 pub use error::ApiError;
 
 use crate::codes::Codes;
+use crate::domain::Secret;
+use crate::ops::SnapshotCache;
 use crate::store::Store;
 
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub codes: Codes,
     pub store: Store,
+    /// The snapshot `/metrics` renders, at most one a second.
+    pub scrapes: std::sync::Arc<SnapshotCache>,
 }
 
 /// The router, ready to serve. Separate from [`serve`] so tests can drive it in-process.
@@ -39,7 +43,13 @@ pub fn router(codes: Codes, store: Store) -> Router {
     let max_body = settings.api.max_body_bytes;
     // A request that needs Redis gets an answer within this, even while Redis is down.
     let deadline = settings.redis.timeout * 2 + Duration::from_millis(500);
-    let state = AppState { codes, store };
+    let scrapes = std::sync::Arc::new(SnapshotCache::new(store.clone(), codes.shared_settings()));
+    let on_main = settings.api.metrics_listen.is_none();
+    let state = AppState {
+        codes,
+        store,
+        scrapes,
+    };
 
     let v1 = Router::new()
         .route("/v1/codes", post(codes::issue))
@@ -69,13 +79,16 @@ pub fn router(codes: Codes, store: Store) -> Router {
         .route("/dashboard/login", post(dashboard::login))
         .route("/dashboard/logout", post(dashboard::logout));
 
-    Router::new()
+    let mut router = Router::new()
         .merge(v1)
         .merge(callbacks)
         .merge(admin)
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route("/readyz", get(health::readyz));
+    if on_main {
+        router = router.route("/metrics", get(health::metrics));
+    }
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(deadline, within_deadline))
@@ -94,10 +107,49 @@ pub async fn serve(
     if codes.settings().secrets.api_tokens.is_empty() {
         tracing::warn!("SMSQ_API_TOKENS is not set: the API accepts requests without a token");
     }
+    let settings = codes.shared_settings();
+    if settings.secrets.metrics_token.is_none() {
+        tracing::info!("SMSQ_METRICS_TOKEN is not set: /metrics needs no token");
+    }
     tracing::info!(addr = %listener.local_addr()?, "api listening");
-    axum::serve(listener, router(codes, store))
+    let app = router(codes, store.clone());
+    let metrics = match settings.api.metrics_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await?;
+            tracing::info!(%addr, "serving /metrics (api.metrics_listen)");
+            let cache = std::sync::Arc::new(SnapshotCache::new(store, settings.clone()));
+            let page = metrics_only(cache, settings.secrets.metrics_token.clone());
+            let stop = shutdown.clone();
+            Some(tokio::spawn(async move {
+                axum::serve(listener, page)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }))
+        }
+        None => None,
+    };
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+        .await;
+    if let Some(task) = metrics {
+        let _ = task.await;
+    }
+    served
+}
+
+/// `/metrics` alone, for a listener of its own (the API's `api.metrics_listen`, a worker's
+/// `worker.metrics_listen`): the same rendering, cache and token as on the API.
+pub fn metrics_only(cache: std::sync::Arc<SnapshotCache>, token: Option<Secret>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move |headers: axum::http::HeaderMap| {
+                let (cache, token) = (cache.clone(), token.clone());
+                async move { health::metrics_page(&cache, token.as_ref(), &headers).await }
+            }),
+        )
+        .fallback(not_found)
+        .layer(middleware::from_fn(error::json_errors))
 }
 
 async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -121,6 +121,11 @@ impl Codes {
         &self.settings
     }
 
+    /// The same settings, shared.
+    pub fn shared_settings(&self) -> std::sync::Arc<Settings> {
+        self.settings.clone()
+    }
+
     /// The keyed hash, also used to sign dashboard sessions.
     pub fn hasher(&self) -> &Hasher {
         &self.hasher

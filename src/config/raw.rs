@@ -41,6 +41,7 @@ pub struct RawRedis {
 pub struct RawApi {
     pub listen: String,
     pub max_body_bytes: u64,
+    pub metrics_listen: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -24,6 +24,8 @@ pub struct Secrets {
     pub api_tokens: Vec<Secret>,
     /// The secret path segment of the delivery-report callback; unset = reports refused.
     pub reports_token: Option<Secret>,
+    /// Bearer token `/metrics` asks for; unset = `/metrics` is open (see the README).
+    pub metrics_token: Option<Secret>,
 }
 
 /// The shortest bearer token accepted: anything shorter is guessable by a patient client.
@@ -39,6 +41,10 @@ impl Secrets {
             app_id: get("RONGLIAN_APP_ID"),
             secret: get("SMSQ_SECRET").map(Secret::new),
             reports_token: get("SMSQ_REPORTS_TOKEN").map(Secret::new),
+            metrics_token: match get("SMSQ_METRICS_TOKEN") {
+                Some(t) => token_list("SMSQ_METRICS_TOKEN", &t)?.into_iter().next(),
+                None => None,
+            },
             api_tokens: match get("SMSQ_API_TOKENS") {
                 Some(list) => token_list("SMSQ_API_TOKENS", &list)?,
                 None => Vec::new(),
@@ -47,7 +53,7 @@ impl Secrets {
     }
 
     /// Which secrets are set, for `smsq config`: ids shortened, everything else hidden.
-    pub fn summary(&self) -> [(&'static str, String); 6] {
+    pub fn summary(&self) -> [(&'static str, String); 7] {
         let shown = |set: bool| if set { "set (hidden)" } else { "not set" }.to_owned();
         let id = |id: &Option<String>| id.as_deref().map_or("not set".to_owned(), mask_id);
         let tokens = match self.api_tokens.len() {
@@ -65,6 +71,13 @@ impl Secrets {
                 match self.reports_token {
                     Some(_) => "set (hidden)".to_owned(),
                     None => "not set (delivery reports refused)".to_owned(),
+                },
+            ),
+            (
+                "SMSQ_METRICS_TOKEN",
+                match self.metrics_token {
+                    Some(_) => "set (hidden)".to_owned(),
+                    None => "not set (/metrics needs no token)".to_owned(),
                 },
             ),
         ]

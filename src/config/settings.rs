@@ -48,6 +48,8 @@ impl RedisSettings {
 pub struct ApiSettings {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
+    /// Where the API serves `/metrics` instead of `listen`; `None` = on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +140,11 @@ impl Settings {
                 })?,
                 max_body_bytes: ranged("api.max_body_bytes", raw.api.max_body_bytes, 256, 1 << 20)?
                     as usize,
+                metrics_listen: optional_addr(
+                    "api.metrics_listen",
+                    &raw.api.metrics_listen,
+                    "must be empty (on api.listen) or an address like 127.0.0.1:9100",
+                )?,
             },
             code: CodeSettings {
                 length: ranged("code.length", raw.code.length, 4, 10)? as u8,
@@ -194,15 +201,11 @@ impl Settings {
                 claim_idle: millis("worker.claim_idle_ms", raw.worker.claim_idle_ms)?,
                 max_deliveries: count("worker.max_deliveries", raw.worker.max_deliveries)?,
                 pause: millis("worker.pause_ms", raw.worker.pause_ms)?,
-                metrics_listen: match raw.worker.metrics_listen.trim() {
-                    "" => None,
-                    addr => Some(addr.parse().map_err(|_| {
-                        ConfigError::new(
-                            "worker.metrics_listen",
-                            "must be empty (off) or an address like 0.0.0.0:9101",
-                        )
-                    })?),
-                },
+                metrics_listen: optional_addr(
+                    "worker.metrics_listen",
+                    &raw.worker.metrics_listen,
+                    "must be empty (off) or an address like 0.0.0.0:9101",
+                )?,
                 shutdown_grace: millis("worker.shutdown_grace_ms", raw.worker.shutdown_grace_ms)?,
                 block: Duration::from_millis(ranged(
                     "worker.block_ms",
@@ -331,4 +334,19 @@ fn base_url(url: &str) -> Result<String, ConfigError> {
         ));
     }
     Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// An address key that may be empty.
+fn optional_addr(
+    key: &str,
+    value: &str,
+    expected: &str,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    match value.trim() {
+        "" => Ok(None),
+        addr => addr
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError::new(key, expected)),
+    }
 }

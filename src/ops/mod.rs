@@ -8,5 +8,6 @@ mod snapshot;
 pub mod status;
 
 pub use snapshot::{
-    ConsumerView, LimiterView, RetryView, Snapshot, StreamView, Throughput, Verdict,
+    ConsumerView, LimiterView, RetryView, SCRAPE_FRESH_FOR, Snapshot, SnapshotCache, StreamView,
+    Throughput, Verdict,
 };

@@ -41,24 +41,18 @@ pub(super) async fn beat(
     }
 }
 
-/// `GET /metrics` of a worker: its own counters plus the queue's gauges.
+/// `GET /metrics` of a worker: its own counters plus the queue's gauges (the API's page:
+/// the same cache, the same token).
 pub(super) async fn serve_metrics(
     listener: tokio::net::TcpListener,
     ctx: Arc<Context>,
     stop: CancellationToken,
 ) {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let ctx = ctx.clone();
-            async move {
-                let snapshot = crate::ops::Snapshot::take(&ctx.store, &ctx.settings)
-                    .await
-                    .ok();
-                crate::metrics::render(snapshot.as_ref())
-            }
-        }),
-    );
+    let cache = Arc::new(crate::ops::SnapshotCache::new(
+        ctx.store.clone(),
+        ctx.settings.clone(),
+    ));
+    let app = crate::api::metrics_only(cache, ctx.settings.secrets.metrics_token.clone());
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await

@@ -325,3 +325,107 @@ async fn an_evicting_redis_is_called_out_at_start_and_in_status() {
         .unwrap();
     assert_eq!(snapshot.verdict.status, "ok", "{:?}", snapshot.verdict);
 }
+
+/// Redis's count of every command it has run (`INFO commandstats`).
+async fn commands_run(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// Item 8: `/metrics` needs no token and sits on the listener the provider reaches, so a
+/// flood of scrapes must cost Redis at most one snapshot a second, not one per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_scrapes_costs_redis_one_snapshot_a_second() {
+    let redis = crate::common::private_redis();
+    let app = spawn_app(crate::common::settings_on(&redis.url(), |c| {
+        c.redis.shards = 4
+    }))
+    .await;
+    assert_eq!(app.get("/readyz").await.0, 200);
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // What one snapshot costs (the INFO reading it is one command itself).
+    let before = commands_run(&mut conn).await;
+    smsq::ops::Snapshot::take(&app.store, &app.settings)
+        .await
+        .unwrap();
+    let one = commands_run(&mut conn).await - before - 1;
+    assert!(one > 20, "a snapshot of 4 shards is {one} commands");
+
+    let before = commands_run(&mut conn).await;
+    let started = Instant::now();
+    let scrapes = (0..300).map(|_| async {
+        let r = app
+            .http
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(r.text().await.unwrap().contains("smsq_backlog"));
+    });
+    futures_util::future::join_all(scrapes).await;
+    let took = started.elapsed();
+    let spent = commands_run(&mut conn).await - before - 1;
+    // Every started second may take one snapshot.
+    let allowed = one * (took.as_secs() + 1);
+    assert!(
+        spent <= allowed,
+        "300 scrapes in {took:?} ran {spent} commands; one snapshot is {one}"
+    );
+}
+
+/// Item 8: behind `SMSQ_METRICS_TOKEN`, or on a listener of its own (`api.metrics_listen`).
+#[tokio::test]
+async fn metrics_can_want_a_token_and_live_on_their_own_listener() {
+    let port = smsq::dev::local_redis::LocalRedis::free_port().unwrap();
+    let mut s = settings(|c| c.api.metrics_listen = format!("127.0.0.1:{port}"));
+    s.secrets.metrics_token = Some(Secret::new("metrics-token-0123456789"));
+    let app = spawn_app(s).await;
+    let r = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_json_error(r, 404, "not_found", "/metrics on the main listener").await;
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let up = crate::common::eventually(Duration::from_secs(5), "the metrics listener", || async {
+        app.http.get(&url).send().await.ok()
+    })
+    .await;
+    assert_json_error(up, 401, "unauthorized", "/metrics without the token").await;
+    let r = app
+        .http
+        .get(&url)
+        .bearer_auth("wrong-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = app
+        .http
+        .get(&url)
+        .bearer_auth("metrics-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().await.unwrap().contains("smsq_verdict"));
+}

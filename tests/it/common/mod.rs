@@ -160,6 +160,7 @@ pub fn settings_on(url: &str, tweak: impl FnOnce(&mut RawConfig)) -> Settings {
         secret: Some(Secret::new(SECRET)),
         api_tokens: Vec::new(),
         reports_token: Some(Secret::new(REPORTS_TOKEN)),
+        metrics_token: None,
     };
     Settings::from_raw(&raw, secrets).expect("valid test settings")
 }
