@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::AppState;
-use super::session::{clear_cookie, new_session, set_cookie, valid_token};
+use super::session::{clear_cookie, new_session, over_tls, revoke, set_cookie, valid_admin_token};
 
 const PAGE: &str = include_str!("dashboard/index.html");
 const SCRIPT: &str = include_str!("dashboard/app.js");
@@ -60,15 +60,35 @@ fn back_to(location: &str, cookie: Option<String>) -> Response {
 }
 
 /// The API bearer token, typed into the login form, opens a session.
-pub(super) async fn login(State(state): State<AppState>, Form(form): Form<Login>) -> Response {
-    if !valid_token(&state, form.token.trim()) {
-        tracing::warn!("dashboard login refused");
+pub(super) async fn login(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<Login>,
+) -> Response {
+    let token = form.token.trim();
+    if !valid_admin_token(&state, token) {
+        if state.codes.settings().secrets.admin_tokens.is_empty() {
+            tracing::warn!("dashboard login refused: SMSQ_ADMIN_TOKENS is not set");
+        } else {
+            tracing::warn!("dashboard login refused");
+        }
         return back_to("/dashboard?login=failed", None);
     }
-    let (cookie, _) = new_session(&state);
-    back_to("/dashboard", Some(set_cookie(&cookie)))
+    let (cookie, _) = new_session(&state, token);
+    back_to(
+        "/dashboard",
+        Some(set_cookie(&cookie, over_tls(&state, &headers))),
+    )
 }
 
-pub(super) async fn logout() -> Response {
-    back_to("/dashboard", Some(clear_cookie()))
+/// Ends the session for good: the server remembers it, so a copy of the cookie opens
+/// nothing either.
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if let Err(e) = revoke(&state, &headers).await {
+        return axum::response::IntoResponse::into_response(e);
+    }
+    back_to("/dashboard", Some(clear_cookie(over_tls(&state, &headers))))
 }

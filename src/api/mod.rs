@@ -104,6 +104,9 @@ pub async fn serve(
     store: Store,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    if codes.settings().secrets.admin_tokens.is_empty() {
+        tracing::info!("SMSQ_ADMIN_TOKENS is not set: the admin API and the dashboard are off");
+    }
     if codes.settings().secrets.api_tokens.is_empty() {
         tracing::warn!("SMSQ_API_TOKENS is not set: the API accepts requests without a token");
     }

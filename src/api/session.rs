@@ -1,7 +1,15 @@
-//! Who may use `/v1/admin/…` and the dashboard: the holder of an API bearer token, either
-//! presenting it (scripts) or through a session cookie the dashboard's login form sets
-//! (HttpOnly, SameSite=Strict, signed with `SMSQ_SECRET`). A cookie session's actions must
-//! also carry its CSRF token in `X-CSRF-Token`.
+//! Who may use what. The web app's backend holds an API token (`SMSQ_API_TOKENS`) for
+//! `/v1/codes`, `/v1/messages` and `/v1/jobs/{id}`. Operators hold an admin token
+//! (`SMSQ_ADMIN_TOKENS`) for `/v1/admin/…` and the dashboard. They present it as a bearer
+//! token (scripts), or type it into the dashboard's login form, which sets a session cookie.
+//! One kind of token never opens the other's routes, and with no admin token set the admin
+//! side is off.
+//!
+//! The cookie is HttpOnly, SameSite=Strict, Secure when the API is reached over TLS, and
+//! signed with `SMSQ_SECRET`. It carries a fingerprint of the admin token it was opened with,
+//! so removing that token from the configuration ends its sessions. A logout is remembered in
+//! Redis until the cookie would have expired. A cookie session's actions must also carry its
+//! CSRF token in `X-CSRF-Token`.
 
 use std::time::Duration;
 
@@ -12,7 +20,7 @@ use rand::RngExt;
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
-use crate::domain::{hex_lower, now_ms};
+use crate::domain::{Secret, hex_lower, now_ms};
 
 pub(super) const COOKIE: &str = "smsq_session";
 /// How long a dashboard login lasts.
@@ -37,36 +45,77 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Whether `given` is one of the API's bearer tokens (every token checked, constant time).
-pub(super) fn valid_token(state: &AppState, given: &str) -> bool {
-    let tokens = &state.codes.settings().secrets.api_tokens;
+/// Whether `given` is one of `tokens` (every token checked, constant time).
+fn one_of(tokens: &[Secret], given: &str) -> bool {
     tokens
         .iter()
         .fold(false, |ok, t| ok | ct_eq(t.expose(), given))
 }
 
-/// A new session: the cookie's value and its CSRF token.
-pub(super) fn new_session(state: &AppState) -> (String, String) {
+/// Whether `given` is one of the app's API tokens.
+pub(super) fn valid_token(state: &AppState, given: &str) -> bool {
+    one_of(&state.codes.settings().secrets.api_tokens, given)
+}
+
+/// Whether `given` is one of the operators' admin tokens.
+pub(super) fn valid_admin_token(state: &AppState, given: &str) -> bool {
+    one_of(&state.codes.settings().secrets.admin_tokens, given)
+}
+
+fn admin_off(state: &AppState) -> bool {
+    state.codes.settings().secrets.admin_tokens.is_empty()
+}
+
+/// Which admin token a session was opened with, without holding it.
+fn fingerprint(state: &AppState, token: &str) -> String {
+    let full = state.codes.hasher().hash("dashboard-session-token", token);
+    full[..32].to_owned()
+}
+
+/// A new session for `token` (an admin token): the cookie's value and its CSRF token.
+pub(super) fn new_session(state: &AppState, token: &str) -> (String, String) {
+    let id = hex_lower(&rand::rng().random::<[u8; 16]>());
     let csrf = hex_lower(&rand::rng().random::<[u8; 16]>());
     let expires = now_ms() + LIFETIME.as_millis() as i64;
-    let body = format!("{expires}.{csrf}");
+    let body = format!("{expires}.{id}.{csrf}.{}", fingerprint(state, token));
     let mac = state.codes.hasher().hash("dashboard-session", &body);
     (format!("{body}.{mac}"), csrf)
 }
 
-pub(super) fn set_cookie(value: &str) -> String {
+/// Whether the request reached us over TLS: the API itself speaks plain HTTP, so that is a
+/// proxy in front that says so (`X-Forwarded-Proto: https`), or `api.behind_tls`.
+pub(super) fn over_tls(state: &AppState, headers: &HeaderMap) -> bool {
+    state.codes.settings().api.behind_tls
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+}
+
+pub(super) fn set_cookie(value: &str, secure: bool) -> String {
     format!(
-        "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        LIFETIME.as_secs()
+        "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        LIFETIME.as_secs(),
+        if secure { "; Secure" } else { "" }
     )
 }
 
-pub(super) fn clear_cookie() -> String {
-    format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+pub(super) fn clear_cookie(secure: bool) -> String {
+    format!(
+        "{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    )
 }
 
-/// The CSRF token of a valid, unexpired session cookie.
-fn session(state: &AppState, headers: &HeaderMap) -> Option<String> {
+/// A session cookie that is well signed, unexpired and opened with an admin token the
+/// configuration still holds. Whether it logged out is Redis's to say (see [`Admin`]).
+struct Session {
+    id: String,
+    csrf: String,
+    expires_ms: i64,
+}
+
+fn session(state: &AppState, headers: &HeaderMap) -> Option<Session> {
     let cookies = headers.get_all(header::COOKIE);
     let value = cookies
         .iter()
@@ -74,26 +123,65 @@ fn session(state: &AppState, headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))?;
     let (body, mac) = value.rsplit_once('.')?;
-    let (expires, csrf) = body.split_once('.')?;
-    let signed = state.codes.hasher().matches("dashboard-session", body, mac);
-    let fresh = expires.parse::<i64>().is_ok_and(|e| e > now_ms());
-    (signed && fresh).then(|| csrf.to_owned())
+    if !state.codes.hasher().matches("dashboard-session", body, mac) {
+        return None;
+    }
+    let mut parts = body.split('.');
+    let (expires, id, csrf, print) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let expires_ms = expires.parse::<i64>().ok().filter(|e| *e > now_ms())?;
+    let tokens = &state.codes.settings().secrets.admin_tokens;
+    let still_held = tokens.iter().fold(false, |ok, t| {
+        ok | ct_eq(&fingerprint(state, t.expose()), print)
+    });
+    still_held.then(|| Session {
+        id: id.to_owned(),
+        csrf: csrf.to_owned(),
+        expires_ms,
+    })
+}
+
+/// Forgets the request's session server-side, so its cookie opens nothing any more.
+pub(super) async fn revoke(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(s) = session(state, headers) else {
+        return Ok(());
+    };
+    let left = (s.expires_ms - now_ms()).max(1) as u64;
+    state.store.revoke_session(&s.id, left).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot record the logout");
+        ApiError::unavailable()
+    })
 }
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if bearer(&parts.headers).is_some_and(|t| valid_token(state, t)) {
+        if admin_off(state) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "admin_disabled",
+                "the admin API and the dashboard are off: set SMSQ_ADMIN_TOKENS",
+            ));
+        }
+        if bearer(&parts.headers).is_some_and(|t| valid_admin_token(state, t)) {
             return Ok(Admin::Bearer);
         }
-        match session(state, &parts.headers) {
-            Some(csrf) => Ok(Admin::Session { csrf }),
-            None => Err(ApiError::new(
+        let unauthorized = || {
+            ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "log in to the dashboard, or send an API bearer token",
-            )),
+                "log in to the dashboard, or send an admin bearer token (SMSQ_ADMIN_TOKENS)",
+            )
+        };
+        let s = session(state, &parts.headers).ok_or_else(unauthorized)?;
+        match state.store.session_revoked(&s.id).await {
+            Ok(false) => Ok(Admin::Session { csrf: s.csrf }),
+            Ok(true) => Err(unauthorized()),
+            Err(e) => {
+                // Whether it logged out cannot be told: fail closed.
+                tracing::warn!(error = %e, "cannot check the session");
+                Err(ApiError::unavailable())
+            }
         }
     }
 }

@@ -42,6 +42,7 @@ pub struct RawApi {
     pub listen: String,
     pub max_body_bytes: u64,
     pub metrics_listen: String,
+    pub behind_tls: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

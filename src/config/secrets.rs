@@ -22,6 +22,8 @@ pub struct Secrets {
     pub secret: Option<Secret>,
     /// Bearer tokens accepted by the API; empty means no authentication.
     pub api_tokens: Vec<Secret>,
+    /// Bearer tokens of the admin API and the dashboard login; empty means both are off.
+    pub admin_tokens: Vec<Secret>,
     /// The secret path segment of the delivery-report callback; unset = reports refused.
     pub reports_token: Option<Secret>,
     /// Bearer token `/metrics` asks for; unset = `/metrics` is open (see the README).
@@ -49,11 +51,15 @@ impl Secrets {
                 Some(list) => token_list("SMSQ_API_TOKENS", &list)?,
                 None => Vec::new(),
             },
+            admin_tokens: match get("SMSQ_ADMIN_TOKENS") {
+                Some(list) => token_list("SMSQ_ADMIN_TOKENS", &list)?,
+                None => Vec::new(),
+            },
         })
     }
 
     /// Which secrets are set, for `smsq config`: ids shortened, everything else hidden.
-    pub fn summary(&self) -> [(&'static str, String); 7] {
+    pub fn summary(&self) -> [(&'static str, String); 8] {
         let shown = |set: bool| if set { "set (hidden)" } else { "not set" }.to_owned();
         let id = |id: &Option<String>| id.as_deref().map_or("not set".to_owned(), mask_id);
         let tokens = match self.api_tokens.len() {
@@ -66,6 +72,13 @@ impl Secrets {
             ("RONGLIAN_APP_ID", id(&self.app_id)),
             ("SMSQ_SECRET", shown(self.secret.is_some())),
             ("SMSQ_API_TOKENS", tokens),
+            (
+                "SMSQ_ADMIN_TOKENS",
+                match self.admin_tokens.len() {
+                    0 => "not set (admin API and dashboard off)".to_owned(),
+                    n => format!("{n} token(s), hidden"),
+                },
+            ),
             (
                 "SMSQ_REPORTS_TOKEN",
                 match self.reports_token {

@@ -50,6 +50,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Where the API serves `/metrics` instead of `listen`; `None` = on `listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// Requests reach the API over TLS (a proxy in front): session cookies are `Secure`.
+    pub behind_tls: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +147,7 @@ impl Settings {
                     &raw.api.metrics_listen,
                     "must be empty (on api.listen) or an address like 127.0.0.1:9100",
                 )?,
+                behind_tls: raw.api.behind_tls,
             },
             code: CodeSettings {
                 length: ranged("code.length", raw.code.length, 4, 10)? as u8,

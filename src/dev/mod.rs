@@ -45,11 +45,20 @@ pub fn dev_env(mut env: HashMap<String, String>) -> HashMap<String, String> {
     default("RONGLIAN_APP_ID", DEV_APP_ID.to_owned());
     let token: [u8; 16] = rand::rng().random();
     default("SMSQ_REPORTS_TOKEN", crate::domain::hex_lower(&token));
-    // The dashboard needs an API token to log in with; one the demo made up says so.
+    // The demo calls the API with an API token and the dashboard logs in with an admin
+    // token; tokens the demo made up say so (and may be printed).
     let token: [u8; 12] = rand::rng().random();
     default(
         "SMSQ_API_TOKENS",
         format!("{DEV_TOKEN_PREFIX}{}", crate::domain::hex_lower(&token)),
+    );
+    let admin: [u8; 12] = rand::rng().random();
+    default(
+        "SMSQ_ADMIN_TOKENS",
+        format!(
+            "{DEV_TOKEN_PREFIX}admin-{}",
+            crate::domain::hex_lower(&admin)
+        ),
     );
     env
 }
@@ -142,18 +151,20 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> Result<
         mask_url_password(&settings.redis.url),
         fake.base_url()
     );
-    let token = settings
-        .secrets
-        .api_tokens
-        .first()
-        .map(|t| t.expose().to_owned())
-        .unwrap_or_default();
+    let first = |tokens: &[crate::domain::Secret]| {
+        tokens
+            .first()
+            .map(|t| t.expose().to_owned())
+            .unwrap_or_default()
+    };
+    let token = first(&settings.secrets.api_tokens);
+    let admin = first(&settings.secrets.admin_tokens);
     let demo = tokio::select! {
         result = demo(&base, &token, &fake) => result,
         _ = shutdown.cancelled() => Ok(()),
     };
     match &demo {
-        Ok(()) => print_next_steps(&base, &token, &fake.base_url()),
+        Ok(()) => print_next_steps(&base, &token, &admin, &fake.base_url()),
         Err(e) => println!("\ndemo failed: {e}"),
     }
     if demo.is_ok() {
@@ -310,15 +321,17 @@ async fn demo(base: &str, token: &str, fake: &fake::FakeHandle) -> Result<(), De
     Ok(())
 }
 
-fn print_next_steps(base: &str, token: &str, fake: &str) {
+fn print_next_steps(base: &str, token: &str, admin: &str, fake: &str) {
     // Only a token the demo made up is printed; one from the environment stays secret.
-    let (shown, login) = if token.starts_with(DEV_TOKEN_PREFIX) {
-        (token, format!("log in with the token {token}"))
+    let shown = if token.starts_with(DEV_TOKEN_PREFIX) {
+        token
     } else {
-        (
-            "$TOKEN",
-            "log in with one of your SMSQ_API_TOKENS".to_owned(),
-        )
+        "$TOKEN"
+    };
+    let login = if admin.starts_with(DEV_TOKEN_PREFIX) {
+        format!("log in with the admin token {admin}")
+    } else {
+        "log in with one of your SMSQ_ADMIN_TOKENS".to_owned()
     };
     let auth = format!("-H 'authorization: Bearer {shown}'");
     println!(

@@ -116,6 +116,10 @@ impl Keys {
     pub fn captcha(&self, id: &str) -> String {
         format!("{}:captcha:{id}", self.prefix)
     }
+    /// A dashboard session that logged out, until the session would have expired.
+    pub fn revoked_session(&self, session_id: &str) -> String {
+        format!("{}:session-revoked:{session_id}", self.prefix)
+    }
 }
 
 #[cfg(test)]

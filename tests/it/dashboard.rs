@@ -72,6 +72,7 @@ async fn the_dashboard_shows_the_queue_finds_jobs_and_replays_dead_letters() {
     browser_ready();
     let mut s = settings(|c| c.retry.max_attempts = 1);
     s.secrets.api_tokens = vec![Secret::new(ADMIN_TOKEN)];
+    s.secrets.admin_tokens = vec![Secret::new(ADMIN_TOKEN)];
     let mut app = spawn_app(s).await;
     app.http = bearer();
     let mut opts = fake_options();
@@ -172,6 +173,7 @@ async fn the_dashboard_shows_the_queue_finds_jobs_and_replays_dead_letters() {
 async fn admin_actions_need_a_session_and_its_csrf_token() {
     let mut s = settings(|_| {});
     s.secrets.api_tokens = vec![Secret::new(ADMIN_TOKEN)];
+    s.secrets.admin_tokens = vec![Secret::new(ADMIN_TOKEN)];
     let app = spawn_app(s).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

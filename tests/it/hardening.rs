@@ -34,6 +34,7 @@ async fn assert_json_error(response: reqwest::Response, status: u16, code: &str,
 async fn framework_rejections_answer_the_documented_json_error() {
     let mut s = settings(|_| {});
     s.secrets.api_tokens = vec![Secret::new(ADMIN)];
+    s.secrets.admin_tokens = vec![Secret::new(ADMIN)];
     let app = spawn_app(s).await;
     let url = |p: &str| format!("{}{p}", app.base);
     // A missing query field of an admin route.
@@ -93,6 +94,7 @@ async fn framework_rejections_answer_the_documented_json_error() {
 async fn the_bearer_scheme_is_case_insensitive() {
     let mut s = settings(|_| {});
     s.secrets.api_tokens = vec![Secret::new(ADMIN)];
+    s.secrets.admin_tokens = vec![Secret::new(ADMIN)];
     let app = spawn_app(s).await;
     let body = serde_json::json!({"mobile": "13800138001"});
     for (n, scheme) in ["bearer", "BEARER", "Bearer", "bEaReR"].iter().enumerate() {
@@ -428,4 +430,144 @@ async fn metrics_can_want_a_token_and_live_on_their_own_listener() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.text().await.unwrap().contains("smsq_verdict"));
+}
+
+const APP: &str = "app-backend-token-0123456789";
+const OPS: &str = "operator-token-0123456789";
+
+fn tokens(app: &[&str], admin: &[&str]) -> smsq::config::Settings {
+    let mut s = settings(|_| {});
+    s.secrets.api_tokens = app.iter().map(|t| Secret::new(*t)).collect();
+    s.secrets.admin_tokens = admin.iter().map(|t| Secret::new(*t)).collect();
+    s
+}
+
+async fn status_of(app: &crate::common::App, method: &str, path: &str, token: &str) -> u16 {
+    let mut r = app
+        .http
+        .request(method.parse().unwrap(), format!("{}{path}", app.base))
+        .bearer_auth(token);
+    if method == "POST" {
+        r = r.json(&serde_json::json!({"mobile": "13800138041"}));
+    }
+    r.send().await.unwrap().status().as_u16()
+}
+
+async fn login(app: &crate::common::App, token: &str, proto: Option<&str>) -> Option<String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut r = http
+        .post(format!("{}/dashboard/login", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"));
+    if let Some(p) = proto {
+        r = r.header("x-forwarded-proto", p);
+    }
+    let answer = r.send().await.unwrap();
+    answer
+        .headers()
+        .get("set-cookie")
+        .map(|c| c.to_str().unwrap().to_owned())
+}
+
+async fn admin_with_cookie(app: &crate::common::App, cookie: &str) -> u16 {
+    let session = cookie.split(';').next().unwrap();
+    app.http
+        .get(format!("{}/v1/admin/status", app.base))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Item 10: the web app's backend token opens the app's routes only; the operators' token
+/// opens the admin side only; with no admin token the admin side is off.
+#[tokio::test]
+async fn app_tokens_and_admin_tokens_open_only_their_own_routes() {
+    let app = spawn_app(tokens(&[APP], &[OPS])).await;
+    assert_eq!(status_of(&app, "POST", "/v1/codes", APP).await, 202);
+    assert_eq!(status_of(&app, "GET", "/v1/admin/status", APP).await, 401);
+    assert_eq!(
+        status_of(&app, "POST", "/v1/admin/dead/purge", APP).await,
+        401
+    );
+    assert!(
+        login(&app, APP, None).await.is_none(),
+        "the app token opened a session"
+    );
+    assert_eq!(status_of(&app, "GET", "/v1/admin/status", OPS).await, 200);
+    assert_eq!(status_of(&app, "POST", "/v1/codes", OPS).await, 401);
+
+    let off = spawn_app(tokens(&[APP], &[])).await;
+    let r = off
+        .http
+        .get(format!("{}/v1/admin/status", off.base))
+        .bearer_auth(APP)
+        .send()
+        .await
+        .unwrap();
+    assert_json_error(r, 403, "admin_disabled", "admin with no SMSQ_ADMIN_TOKENS").await;
+    assert!(login(&off, APP, None).await.is_none());
+}
+
+/// Item 11: the cookie is Secure over TLS; a logout ends the session for good (a kept copy
+/// of the cookie opens nothing); a token removed from the configuration ends its sessions.
+#[tokio::test]
+async fn sessions_are_secure_over_tls_and_revocable() {
+    let app = spawn_app(tokens(&[APP], &[OPS, "second-operator-0123456789"])).await;
+    let plain = login(&app, OPS, None).await.expect("a session");
+    assert!(!plain.contains("Secure"), "{plain}");
+    let tls = login(&app, OPS, Some("https")).await.expect("a session");
+    assert!(tls.contains("; Secure"), "{tls}");
+    let mut behind = tokens(&[APP], &[OPS]);
+    behind.api.behind_tls = true;
+    let behind = spawn_app(behind).await;
+    assert!(
+        login(&behind, OPS, None)
+            .await
+            .unwrap()
+            .contains("; Secure")
+    );
+
+    // Logout: the server remembers it.
+    assert_eq!(admin_with_cookie(&app, &plain).await, 200);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let out = http
+        .post(format!("{}/dashboard/logout", app.base))
+        .header("cookie", plain.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status().as_u16(), 303);
+    assert_eq!(
+        admin_with_cookie(&app, &plain).await,
+        401,
+        "a copy of the logged-out cookie"
+    );
+    assert_eq!(
+        admin_with_cookie(&app, &tls).await,
+        200,
+        "another session lives on"
+    );
+
+    // The same Redis and secret, the first operator's token taken out of the configuration.
+    let second = login(&app, "second-operator-0123456789", None)
+        .await
+        .unwrap();
+    let mut rotated = (*app.settings).clone();
+    rotated.secrets.admin_tokens = vec![Secret::new("second-operator-0123456789")];
+    let rotated = spawn_app(rotated).await;
+    assert_eq!(
+        admin_with_cookie(&rotated, &tls).await,
+        401,
+        "its token is gone"
+    );
+    assert_eq!(admin_with_cookie(&rotated, &second).await, 200);
 }

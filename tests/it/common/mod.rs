@@ -159,6 +159,7 @@ pub fn settings_on(url: &str, tweak: impl FnOnce(&mut RawConfig)) -> Settings {
         app_id: Some(APP_ID.into()),
         secret: Some(Secret::new(SECRET)),
         api_tokens: Vec::new(),
+        admin_tokens: Vec::new(),
         reports_token: Some(Secret::new(REPORTS_TOKEN)),
         metrics_token: None,
     };
