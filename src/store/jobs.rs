@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use chrono::{SecondsFormat, TimeZone, Utc};
 use redis::AsyncCommands;
-use redis::streams::StreamRangeReply;
 use serde::Serialize;
 
 use super::{Store, StoreError};
@@ -39,6 +38,32 @@ pub struct StatusEvent {
     pub attempt: u32,
     pub error: String,
     pub ts: i64,
+}
+
+/// The `hist` field the scripts keep (see `lib.lua`): events split by `\x1e`, their fields
+/// (ts, status, attempt, error) by `\x1f`.
+fn parse_history(id: &JobId, hist: &str) -> Result<Vec<StatusEvent>, StoreError> {
+    hist.split('\x1e')
+        .map(|event| {
+            let mut f = event.splitn(4, '\x1f');
+            let bad = || StoreError::Reply(format!("job {id}: unreadable history event {event:?}"));
+            let ts = f.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+            let status = f
+                .next()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(bad)?
+                .to_owned();
+            let attempt = f.next().and_then(|a| a.parse().ok()).ok_or_else(bad)?;
+            let error = f.next().ok_or_else(bad)?.to_owned();
+            Ok(StatusEvent {
+                id: id.as_str().to_owned(),
+                status,
+                attempt,
+                error,
+                ts,
+            })
+        })
+        .collect()
 }
 
 fn rfc3339(ms: Option<&String>) -> String {
@@ -96,22 +121,12 @@ impl Store {
         Ok(records)
     }
 
-    /// The status history of one job, oldest first. Scans the (capped) events stream, so it
-    /// is an operator's tool, not something to call per request.
+    /// The status history of one job, oldest first (its newest 32 events). Kept in its own
+    /// record, so a read costs one field of one hash, however long the events stream is.
     pub async fn events_of(&self, id: &JobId) -> Result<Vec<StatusEvent>, StoreError> {
-        let events = self.keys(self.shards.of_job(id)).events();
-        let reply: StreamRangeReply = self.conn().xrange_all(events).await?;
-        Ok(reply
-            .ids
-            .into_iter()
-            .filter(|e| e.get::<String>("id").as_deref() == Some(id.as_str()))
-            .map(|e| StatusEvent {
-                id: e.get("id").unwrap_or_default(),
-                status: e.get("status").unwrap_or_default(),
-                attempt: e.get("attempt").unwrap_or(0),
-                error: e.get("error").unwrap_or_default(),
-                ts: e.get("ts").unwrap_or(0),
-            })
-            .collect())
+        let key = self.keys(self.shards.of_job(id)).job(id.as_str());
+        let hist: Option<String> = self.conn().hget(key, "hist").await?;
+        hist.as_deref()
+            .map_or(Ok(Vec::new()), |h| parse_history(id, h))
     }
 }

@@ -571,3 +571,125 @@ async fn sessions_are_secure_over_tls_and_revocable() {
     );
     assert_eq!(admin_with_cookie(&rotated, &second).await, 200);
 }
+
+/// Item 6: a job's history is read in O(its own events). With a million entries on the
+/// events stream (what a busy day leaves), one read of a job's history takes well under a
+/// millisecond of Redis time, as the slow log measures it; `/readyz` stays fast meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_history_read_costs_redis_its_own_events_not_the_stream() {
+    use smsq::domain::Shard;
+
+    let redis = crate::common::private_redis();
+    let mut s = crate::common::settings_on(&redis.url(), |_| {});
+    s.secrets.admin_tokens = vec![Secret::new(OPS)];
+    let app = spawn_app(s).await;
+    let fake = crate::common::spawn_fake(crate::common::fake_options()).await;
+    let id = app.queue_message("13810000051").await;
+    let (worker, stop) = app.spawn_worker(&fake.base_url(), 2);
+    crate::common::wait_for_status(&app, &id, "sent").await;
+    stop.cancel();
+    let _ = worker.await;
+
+    let mut admin = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let events = app.store.keys(Shard::FIRST).events();
+    // In slices a client's response timeout allows.
+    let fill = redis::Script::new(
+        "for i = 1, 50000 do redis.call('XADD', KEYS[1], '*', 'id', 'x', 'status', 'sent') end",
+    );
+    for _ in 0..20 {
+        let _: () = fill.key(&events).invoke_async(&mut admin).await.unwrap();
+    }
+    let len: u64 = redis::cmd("XLEN")
+        .arg(&events)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(len >= 1_000_000);
+    for (k, v) in [
+        ("slowlog-log-slower-than", "0"),
+        ("slowlog-max-len", "1000"),
+    ] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(k)
+            .arg(v)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    let r = app
+        .http
+        .get(format!("{}/v1/admin/jobs/{id}", app.base))
+        .bearer_auth(OPS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let statuses: Vec<&str> = body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["queued", "sending", "sent"], "{body}");
+
+    // Every command the lookup ran, with its duration in µs.
+    let log: Vec<(u64, u64, u64, Vec<String>)> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(1000)
+        .query_async::<Vec<redis::Value>>(&mut admin)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|entry| {
+            let redis::Value::Array(f) = entry else {
+                return None;
+            };
+            let num = |v: &redis::Value| match v {
+                redis::Value::Int(n) => Some(*n as u64),
+                _ => None,
+            };
+            let args = match f.get(3)? {
+                redis::Value::Array(a) => a
+                    .iter()
+                    .map(|v| match v {
+                        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                        other => format!("{other:?}"),
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Some((num(f.first()?)?, num(f.get(1)?)?, num(f.get(2)?)?, args))
+        })
+        .collect();
+    let lookup: Vec<_> = log
+        .iter()
+        .filter(|(.., args)| {
+            args.first()
+                .is_some_and(|c| c != "SLOWLOG" && c != "CONFIG")
+        })
+        .collect();
+    assert!(!lookup.is_empty(), "the slow log saw nothing");
+    let total_us: u64 = lookup.iter().map(|(_, _, us, _)| us).sum();
+    assert!(
+        total_us < 1000,
+        "the history read took {total_us} µs of Redis: {lookup:?}"
+    );
+    assert!(
+        lookup
+            .iter()
+            .all(|(.., args)| !args.iter().any(|a| a == &events)),
+        "the events stream was read: {lookup:?}"
+    );
+}

@@ -4,9 +4,25 @@
 local TERMINAL = {sent = true, failed = true, dead = true, expired = true, superseded = true,
   delivered = true, undelivered = true}
 
--- A status change: the job record and one entry on the events stream.
+-- A job's own history lives in its record (field `hist`): read with the record in O(its own
+-- events), kept exactly as long, whatever the traffic. Events are separated by \30 and their
+-- fields (ts, status, attempt, error) by \31; the newest HISTORY_MAX are kept.
+local HISTORY_MAX = 32
+local function with_event(hist, status, attempt, err, now)
+  local event = now .. '\31' .. status .. '\31' .. attempt .. '\31' .. string.gsub(err, '[\30\31]', ' ')
+  if not hist then return event end
+  hist = hist .. '\30' .. event
+  local _, events = string.gsub(hist, '\30', '')
+  if events + 1 > HISTORY_MAX then
+    hist = string.sub(hist, string.find(hist, '\30', 1, true) + 1)
+  end
+  return hist
+end
+
+-- A status change: the job record (with its history) and one entry on the events stream.
 local function record(job_key, events_key, job_id, status, attempt, err, now, ttl, events_maxlen, extra)
-  local fields = {'status', status, 'attempts', attempt, 'updated_ms', now}
+  local hist = with_event(redis.call('HGET', job_key, 'hist'), status, attempt, err, now)
+  local fields = {'status', status, 'attempts', attempt, 'updated_ms', now, 'hist', hist}
   if err ~= '' then
     fields[#fields + 1] = 'last_error'
     fields[#fields + 1] = err
@@ -57,7 +73,8 @@ local function enqueue(job_key, stream, events, by_mobile, job_id, job_json, now
   redis.call('ZREMRANGEBYRANK', by_mobile, 0, -51)
   redis.call('EXPIRE', by_mobile, ttl)
   redis.call('HSET', job_key, 'id', job_id, 'status', 'queued', 'attempts', 0,
-    'created_ms', now, 'updated_ms', now, unpack(fields))
+    'created_ms', now, 'updated_ms', now, 'hist', with_event(nil, 'queued', 0, '', now),
+    unpack(fields))
   redis.call('EXPIRE', job_key, ttl)
   redis.call('XADD', stream, '*', 'job', job_json)
   redis.call('XADD', events, 'MAXLEN', '~', events_maxlen, '*',
