@@ -102,6 +102,7 @@ pub struct RawRetry {
 pub struct RawStream {
     pub maxlen: u64,
     pub events_maxlen: u64,
+    pub dead_maxlen: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -109,6 +109,7 @@ pub struct RetrySettings {
 pub struct StreamSettings {
     pub maxlen: u64,
     pub events_maxlen: u64,
+    pub dead_maxlen: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -240,6 +241,7 @@ impl Settings {
                     100,
                     u64::MAX,
                 )?,
+                dead_maxlen: ranged("stream.dead_maxlen", raw.stream.dead_maxlen, 1, u64::MAX)?,
             },
             status: StatusSettings {
                 ttl: secs("status.ttl_secs", raw.status.ttl_secs)?,

@@ -81,46 +81,46 @@ pub struct Replayed {
     pub not_found: usize,
 }
 
+/// How many dead letters `--all` reads at a time.
+const PAGE: usize = 100;
+
 /// Replays the dead letters named by `ids` (dead-letter ids or job ids), or all of them.
+/// A named one is read alone; `all` goes through every shard a page at a time, so neither
+/// holds more than a page in memory or asks Redis for more than that at once.
 pub async fn replay(store: &Store, ids: &[String], all: bool) -> Result<Replayed, StoreError> {
-    let total = store.dead_letter_count().await? as usize;
-    let letters = store.dead_letters(total.max(1)).await?;
     let mut done = Replayed::default();
-    let chosen = if all {
-        letters.iter().collect()
+    if !all {
+        for id in ids {
+            match named(store, id).await? {
+                Some(letter) => replay_one(store, &letter, &mut done).await?,
+                None => {
+                    done.not_found += 1;
+                    let _ = writeln!(done.report, "not found: {id} (no such dead letter)");
+                }
+            }
+        }
     } else {
-        choose(&letters, ids, &mut done)
-    };
-    for letter in chosen {
-        let name = letter
-            .job
-            .as_ref()
-            .map_or(letter.id.clone(), |j| format!("job {}", j.id));
-        match store.replay(letter).await? {
-            Replay::Replayed => {
-                done.replayed += 1;
-                let _ = writeln!(
-                    done.report,
-                    "replayed {name}: queued again with a fresh attempt budget"
-                );
-            }
-            Replay::Gone => {
-                done.not_found += 1;
-                let _ = writeln!(
-                    done.report,
-                    "not found: {name} (already replayed or purged, or its record expired)"
-                );
-            }
-            Replay::Stale => {
-                done.refused += 1;
-                let _ = writeln!(
-                    done.report,
-                    "refused {name}: its code has expired or was replaced; a stale code is never sent"
-                );
-            }
-            Replay::NotAJob(why) => {
-                done.refused += 1;
-                let _ = writeln!(done.report, "refused {}: not a job ({why})", letter.id);
+        for shard in store.shards().all() {
+            // Only what was dead when we began: a replayed job that dies again meanwhile
+            // lands past this and waits for the next replay.
+            let Some(newest) = store.newest_dead_letter(shard).await? else {
+                continue;
+            };
+            let mut after: Option<String> = None;
+            'pages: loop {
+                let page = store
+                    .dead_letters_after(shard, after.as_deref(), PAGE)
+                    .await?;
+                for letter in &page {
+                    if entry_order(&letter.entry_id) > entry_order(&newest) {
+                        break 'pages;
+                    }
+                    replay_one(store, letter, &mut done).await?;
+                }
+                match page.last() {
+                    Some(last) if page.len() == PAGE => after = Some(last.entry_id.clone()),
+                    _ => break,
+                }
             }
         }
     }
@@ -132,26 +132,57 @@ pub async fn replay(store: &Store, ids: &[String], all: bool) -> Result<Replayed
     Ok(done)
 }
 
-/// The dead letters named by dead-letter id or job id; the others are counted not found.
-fn choose<'a>(
-    letters: &'a [DeadLetter],
-    ids: &[String],
+/// A stream entry id (`<ms>-<seq>`) as something that sorts.
+fn entry_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+/// The dead letter a name means: a dead-letter id, or a job id.
+async fn named(store: &Store, id: &str) -> Result<Option<DeadLetter>, StoreError> {
+    match crate::domain::JobId::parse(id) {
+        Some(job) => store.dead_letter_of(&job).await,
+        None => store.dead_letter(id).await,
+    }
+}
+
+async fn replay_one(
+    store: &Store,
+    letter: &DeadLetter,
     done: &mut Replayed,
-) -> Vec<&'a DeadLetter> {
-    let mut chosen = Vec::new();
-    for id in ids {
-        let named = |d: &&DeadLetter| {
-            d.id == *id || d.job.as_ref().is_ok_and(|j| j.id.as_str() == id.as_str())
-        };
-        match letters.iter().find(named) {
-            Some(d) => chosen.push(d),
-            None => {
-                done.not_found += 1;
-                let _ = writeln!(done.report, "not found: {id} (no such dead letter)");
-            }
+) -> Result<(), StoreError> {
+    let name = letter
+        .job
+        .as_ref()
+        .map_or(letter.id.clone(), |j| format!("job {}", j.id));
+    match store.replay(letter).await? {
+        Replay::Replayed => {
+            done.replayed += 1;
+            let _ = writeln!(
+                done.report,
+                "replayed {name}: queued again with a fresh attempt budget"
+            );
+        }
+        Replay::Gone => {
+            done.not_found += 1;
+            let _ = writeln!(
+                done.report,
+                "not found: {name} (already replayed or purged, or its record expired)"
+            );
+        }
+        Replay::Stale => {
+            done.refused += 1;
+            let _ = writeln!(
+                done.report,
+                "refused {name}: its code has expired or was replaced; a stale code is never sent"
+            );
+        }
+        Replay::NotAJob(why) => {
+            done.refused += 1;
+            let _ = writeln!(done.report, "refused {}: not a job ({why})", letter.id);
         }
     }
-    chosen
+    Ok(())
 }
 
 /// Without `yes`, only says what would go.

@@ -8,7 +8,7 @@ use redis::streams::{StreamId, StreamRangeReply};
 use super::scripts::SCRIPTS;
 use super::transitions::code_key;
 use super::{Store, StoreError, field};
-use crate::domain::{Job, Shard, now_ms};
+use crate::domain::{Job, JobId, Shard, now_ms};
 
 /// One entry of a shard's dead-letter stream.
 #[derive(Debug, Clone)]
@@ -71,6 +71,66 @@ impl Store {
         Ok(letters)
     }
 
+    /// One dead letter by its name (`<entry id>` on shard 0, `<entry id>@<shard>` past it):
+    /// one entry read, however many letters there are. `None` for a name that is not one.
+    pub async fn dead_letter(&self, name: &str) -> Result<Option<DeadLetter>, StoreError> {
+        let (entry_id, shard) = match name.split_once('@') {
+            Some((id, shard)) => match shard.parse::<usize>().ok() {
+                Some(n) => match self.shards.all().nth(n) {
+                    Some(shard) => (id, shard),
+                    None => return Ok(None),
+                },
+                None => return Ok(None),
+            },
+            None => (name, Shard::FIRST),
+        };
+        let well_formed = entry_id
+            .split_once('-')
+            .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok());
+        if !well_formed {
+            return Ok(None);
+        }
+        let reply: StreamRangeReply = self
+            .conn()
+            .xrange(self.keys(shard).dead(), entry_id, entry_id)
+            .await?;
+        Ok(reply.ids.into_iter().next().map(|e| read(shard, e)))
+    }
+
+    /// The dead letter of a job, through the entry id its record keeps: two reads.
+    pub async fn dead_letter_of(&self, job: &JobId) -> Result<Option<DeadLetter>, StoreError> {
+        let shard = self.shards.of_job(job);
+        let entry: Option<String> = self
+            .conn()
+            .hget(self.keys(shard).job(job.as_str()), "dead_entry")
+            .await?;
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        let name = if shard == Shard::FIRST {
+            entry
+        } else {
+            format!("{entry}@{shard}")
+        };
+        self.dead_letter(&name).await
+    }
+
+    /// Up to `count` dead letters of `shard` after the entry `after` (from the oldest
+    /// without it): a page, for going through all of them in bounded steps.
+    pub async fn dead_letters_after(
+        &self,
+        shard: Shard,
+        after: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let start = after.map_or("-".to_owned(), |id| format!("({id}"));
+        let reply: StreamRangeReply = self
+            .conn()
+            .xrange_count(self.keys(shard).dead(), start, "+", count)
+            .await?;
+        Ok(reply.ids.into_iter().map(|e| read(shard, e)).collect())
+    }
+
     pub async fn dead_letter_count(&self) -> Result<u64, StoreError> {
         let mut total = 0;
         for shard in self.shards.all() {
@@ -125,17 +185,22 @@ impl Store {
         Ok(removed)
     }
 
+    /// The entry id of `shard`'s newest dead letter, if it has any.
+    pub async fn newest_dead_letter(&self, shard: Shard) -> Result<Option<String>, StoreError> {
+        let newest: StreamRangeReply = self
+            .conn()
+            .xrevrange_count(self.keys(shard).dead(), "+", "-", 1)
+            .await?;
+        Ok(newest.ids.into_iter().next().map(|e| e.id))
+    }
+
     async fn purge_shard(&self, shard: Shard) -> Result<u64, StoreError> {
-        let mut conn = self.conn();
-        let dead = self.keys(shard).dead();
-        let newest: StreamRangeReply = conn.xrevrange_count(&dead, "+", "-", 1).await?;
-        let Some(newest) = newest.ids.first() else {
+        let Some(newest) = self.newest_dead_letter(shard).await? else {
             return Ok(0);
         };
-        let (ms, seq) = newest
-            .id
-            .split_once('-')
-            .unwrap_or((newest.id.as_str(), "0"));
+        let mut conn = self.conn();
+        let dead = self.keys(shard).dead();
+        let (ms, seq) = newest.split_once('-').unwrap_or((newest.as_str(), "0"));
         let seq: u64 = seq.parse().unwrap_or(0);
         let removed: u64 = redis::cmd("XTRIM")
             .arg(&dead)

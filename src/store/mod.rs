@@ -97,6 +97,8 @@ pub(crate) struct Retention {
     pub stream_maxlen: u64,
     pub events_maxlen: u64,
     pub status_ttl_secs: u64,
+    /// Dead letters kept at most (per shard); they also go after `status_ttl_secs`.
+    pub dead_maxlen: u64,
     /// Deliveries of one entry without an outcome before `begin` dead-letters it.
     pub max_deliveries: u32,
 }
@@ -109,6 +111,7 @@ impl Store {
             stream_maxlen: settings.stream.maxlen,
             events_maxlen: settings.stream.events_maxlen,
             status_ttl_secs: settings.status.ttl.as_secs(),
+            dead_maxlen: settings.stream.dead_maxlen,
             max_deliveries: settings.worker.max_deliveries.get(),
         };
         let redis = &settings.redis;

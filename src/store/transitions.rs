@@ -104,6 +104,7 @@ impl Store {
                 self.retention.max_deliveries
             })
             .arg(job.to_json())
+            .arg(self.retention.dead_maxlen)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match field(&reply, 0)? {
@@ -168,6 +169,7 @@ impl Store {
             .arg(next_job)
             .arg(due)
             .arg(job.to_json())
+            .arg(self.retention.dead_maxlen)
             .invoke_async(&mut self.conn())
             .await?;
         parse_status(&status)
@@ -186,6 +188,8 @@ impl Store {
             .arg(&entry.raw)
             .arg(error)
             .arg(now_ms)
+            .arg(self.retention.status_ttl_secs)
+            .arg(self.retention.dead_maxlen)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(())

@@ -693,3 +693,120 @@ async fn a_job_history_read_costs_redis_its_own_events_not_the_stream() {
         "the events stream was read: {lookup:?}"
     );
 }
+
+/// Item 7: dead letters have a cap and a retention (the job records' TTL), and a replay by
+/// id reads that letter alone, however many there are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_capped_expire_and_replay_by_id_reads_one() {
+    use redis::AsyncCommands;
+    use smsq::domain::Shard;
+
+    let redis = crate::common::private_redis();
+    let app = spawn_app(crate::common::settings_on(&redis.url(), |c| {
+        c.retry.max_attempts = 1;
+        c.stream.dead_maxlen = 3;
+    }))
+    .await;
+    let dead = app.store.keys(Shard::FIRST).dead();
+    let mut conn = app.redis().await;
+    // A letter from long ago, past any retention.
+    let _: String = redis::cmd("XADD")
+        .arg(&dead)
+        .arg("1000-0")
+        .arg("job")
+        .arg("{}")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut opts = crate::common::fake_options();
+    opts.error_rate = 1.0;
+    let fake = crate::common::spawn_fake(opts).await;
+    let ids = app.queue_messages(13810000060, 5).await;
+    let (worker, stop) = app.spawn_worker(&fake.base_url(), 1);
+    for id in &ids {
+        crate::common::wait_for_status(&app, id, "dead").await;
+    }
+    stop.cancel();
+    let _ = worker.await;
+    let letters: redis::streams::StreamRangeReply = conn.xrange_all(&dead).await.unwrap();
+    assert_eq!(letters.ids.len(), 3, "capped at stream.dead_maxlen");
+    assert!(
+        letters.ids.iter().all(|e| e.id != "1000-0"),
+        "the old letter outlived its retention"
+    );
+    let kept: Vec<String> = letters
+        .ids
+        .iter()
+        .map(|e| e.get::<String>("job").unwrap())
+        .collect();
+    for id in &ids[2..] {
+        assert!(
+            kept.iter().any(|j| j.contains(id.as_str())),
+            "{id} not among the newest"
+        );
+    }
+
+    // Many letters (bigger than any page), then a replay by job id, watched by the slow log.
+    let fill = redis::Script::new(
+        "for i = 1, 20000 do redis.call('XADD', KEYS[1], '*', 'job', '{}', 'error', 'x') end",
+    );
+    let mut admin = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = fill.key(&dead).invoke_async(&mut admin).await.unwrap();
+    for (k, v) in [
+        ("slowlog-log-slower-than", "0"),
+        ("slowlog-max-len", "1000"),
+    ] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(k)
+            .arg(v)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let done = smsq::ops::dlq::replay(&app.store, &[ids[4].clone()], false)
+        .await
+        .unwrap();
+    assert_eq!(done.replayed, 1, "{}", done.report);
+    let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(1000)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let mut texts = Vec::new();
+    for entry in &log {
+        let redis::Value::Array(f) = entry else {
+            continue;
+        };
+        if let Some(redis::Value::Array(args)) = f.get(3) {
+            let args: Vec<String> = args
+                .iter()
+                .map(|a| match a {
+                    redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            texts.push(args);
+        }
+    }
+    let whole_reads: Vec<&Vec<String>> = texts
+        .iter()
+        .filter(|a| a.iter().any(|x| x == &dead) && a.iter().any(|x| x == "-" || x == "+"))
+        .collect();
+    assert!(
+        whole_reads.is_empty(),
+        "the replay ranged over the letters: {whole_reads:?}"
+    );
+    let lengths: Vec<&Vec<String>> = texts.iter().filter(|a| a[0] == "XLEN").collect();
+    assert!(lengths.is_empty(), "{lengths:?}");
+}

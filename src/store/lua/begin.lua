@@ -6,6 +6,7 @@ local job_key, events, stream, otp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], 
 local code_key, dead = KEYS[6], KEYS[7]
 local job_id, entry_id, group, now, ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local attempt, kind, expires, max_deliveries, job_json = ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]), ARGV[11]
+local dead_maxlen = ARGV[12]
 -- code_key is the code record for code jobs, any key of the tag for message jobs.
 
 -- A finished job's entry (reclaimed, replayed, redelivered) is only acked: its terminal
@@ -28,10 +29,11 @@ if max_deliveries > 0 then
 end
 if max_deliveries > 0 and deliveries > max_deliveries then
   local err = 'delivered ' .. deliveries .. ' times without finishing'
-  redis.call('XADD', dead, '*', 'entry', entry_id, 'job', job_json, 'error', err,
-    'attempts', attempt - 1, 'ts', now)
+  local letter = bury(dead, now, ttl, dead_maxlen, {'entry', entry_id, 'job', job_json,
+    'error', err, 'attempts', attempt - 1, 'ts', now})
   -- The job record may be the very thing that is broken: record the end if it can be.
-  pcall(record, job_key, events, job_id, 'dead', attempt - 1, err, now, ttl, events_maxlen)
+  pcall(record, job_key, events, job_id, 'dead', attempt - 1, err, now, ttl, events_maxlen,
+    {'dead_entry', letter})
   tally(stats, 'dead')
   redis.call('DEL', otp)
   settle(stream, group, entry_id)

@@ -45,6 +45,15 @@ local function tally(stats_key, status)
   end
 end
 
+-- A dead letter: kept as long as job records (ttl seconds) and at most `cap` of them, the
+-- oldest going first (exact trims: each costs what it removes, one entry at a time in steady
+-- state). Returns its entry id.
+local function bury(dead, now, ttl, cap, fields)
+  local id = redis.call('XADD', dead, 'MAXLEN', cap, '*', unpack(fields))
+  redis.call('XTRIM', dead, 'MINID', (tonumber(now) - tonumber(ttl) * 1000) .. '-0')
+  return id
+end
+
 -- Acknowledge and delete a stream entry: done with it, and no payload left behind.
 local function settle(stream, group, entry_id)
   redis.call('XACK', stream, group, entry_id)

@@ -7,7 +7,7 @@ local job_key, events, stream, otp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], 
 local retry, dead, sid_key, early_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local job_id, entry_id, group, now, ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local status, attempt, err, provider_status, message_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-local next_job, due, received_job = ARGV[12], ARGV[13], ARGV[14]
+local next_job, due, received_job, dead_maxlen = ARGV[12], ARGV[13], ARGV[14], ARGV[15]
 
 local current = redis.call('HGET', job_key, 'status')
 if current and TERMINAL[current] then
@@ -23,7 +23,10 @@ if status == 'retrying' then
   redis.call('ZADD', retry, due, next_job)
 elseif status == 'dead' then
   -- The code was never delivered; it stays (until its TTL) so `smsq dlq replay` can send it.
-  redis.call('XADD', dead, '*', 'job', received_job, 'error', err, 'attempts', attempt, 'ts', now)
+  -- The job record says which letter is its own: a replay by job id reads that one only.
+  extra[#extra + 1] = 'dead_entry'
+  extra[#extra + 1] = bury(dead, now, ttl, dead_maxlen,
+    {'job', received_job, 'error', err, 'attempts', attempt, 'ts', now})
 else
   redis.call('DEL', otp)
 end
