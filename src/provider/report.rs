@@ -7,7 +7,7 @@ use chrono::{NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use quick_xml::events::Event;
 use serde_json::Value;
 
-use crate::domain::{Mobile, beijing};
+use crate::domain::{JobId, Mobile, beijing};
 
 /// What a push said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +30,9 @@ pub struct StatusReport {
     pub deliver_code: String,
     /// `recvTime` (Beijing wall clock in the push), RFC 3339 UTC; empty if absent or unreadable.
     pub received_at: String,
+    /// `reqId`, echoed: smsq sends its job id there. It matches a job whose `smsMessageSid`
+    /// smsq never learned (a `160054` answer). `None` when absent or not a job id.
+    pub req_id: Option<JobId>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -63,6 +66,7 @@ impl Report {
                 delivered: need("status")? == "0",
                 deliver_code: get("deliverCode").unwrap_or("").to_owned(),
                 received_at: get("recvTime").map(rfc3339).unwrap_or_default(),
+                req_id: get("reqId").and_then(JobId::parse),
             })),
             "0" => Ok(Report::Inbound {
                 from: number("fromNum")?,
@@ -191,6 +195,7 @@ mod tests {
             delivered: true,
             deliver_code: "DELIVRD".into(),
             received_at: "2013-09-22T17:00:10Z".into(),
+            req_id: None,
         });
         assert_eq!(Report::parse(JSON.as_bytes()).unwrap(), expected);
         assert_eq!(Report::parse(xml.as_bytes()).unwrap(), expected);

@@ -24,12 +24,20 @@ impl Store {
         let k = self.of_mobile(&report.mobile);
         let (id, mobile) = (report.message_id.as_str(), report.mobile.as_str());
         let now = now_ms();
+        // A job id from `reqId` counts only on the number's own shard (where its job is).
+        let req_id = report
+            .req_id
+            .as_ref()
+            .filter(|j| self.shards.of_job(j) == self.shards.of_mobile(&report.mobile));
+        let req_job = req_id.map_or_else(|| k.job("-"), |j| k.job(j.as_str()));
         let reply: Vec<String> = SCRIPTS
             .report
             .key(k.sid(id, mobile))
             .key(k.early_report(id, mobile))
             .key(k.events())
             .key(k.stats(now / 60_000))
+            .key(req_job)
+            .key(k.by_mobile(mobile))
             .arg(k.job_prefix())
             .arg(if report.delivered { "1" } else { "0" })
             .arg(&report.deliver_code)
@@ -37,6 +45,8 @@ impl Store {
             .arg(now)
             .arg(self.retention.status_ttl_secs)
             .arg(self.retention.events_maxlen)
+            .arg(req_id.map_or("", |j| j.as_str()))
+            .arg(id)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match field(&reply, 0)? {

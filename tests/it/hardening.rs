@@ -810,3 +810,46 @@ async fn dead_letters_are_capped_expire_and_replay_by_id_reads_one() {
     let lengths: Vec<&Vec<String>> = texts.iter().filter(|a| a[0] == "XLEN").collect();
     assert!(lengths.is_empty(), "{lengths:?}");
 }
+
+/// Item 3: the first attempt's answer was lost but the provider accepted it; the retry gets
+/// `160054` (it already has this reqId), so smsq never learns the message id. The delivery
+/// report still finds the job, by the reqId it echoes, and the job ends `delivered`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_sent_through_160054_still_gets_its_delivery_report() {
+    use smsq::provider::TemplateSms;
+
+    let app = spawn_app(settings(|_| {})).await;
+    let mut opts = crate::common::fake_options();
+    opts.report_url = Some(format!(
+        "{}/v1/provider/ronglian/reports/{}",
+        app.base,
+        crate::common::REPORTS_TOKEN
+    ));
+    // Late enough that the worker's 160054 is written first, as when the platform is slow.
+    opts.report_delay_ms = 1500;
+    let fake = crate::common::spawn_fake(opts).await;
+    let id = app.queue_message("13810000071").await;
+    // The attempt whose answer never came back: accepted by the provider under the job id.
+    let c = crate::common::client(&fake.base_url(), crate::common::TOKEN, 2000);
+    let first = c
+        .send(&TemplateSms {
+            to: "13810000071",
+            template_id: "1",
+            datas: &["hello".to_owned()],
+            req_id: Some(&id),
+        })
+        .await
+        .expect("the provider accepts the first attempt");
+    let (worker, stop) = app.spawn_worker(&fake.base_url(), 1);
+    let sent = crate::common::wait_for_status(&app, &id, "sent").await;
+    assert_eq!(sent["provider_status"], "160054", "{sent}");
+    let job = crate::common::wait_for_status(&app, &id, "delivered").await;
+    stop.cancel();
+    let _ = worker.await;
+    assert_eq!(
+        job["provider_message_id"],
+        first.message_id.as_str(),
+        "{job}"
+    );
+    assert_eq!(fake.messages().len(), 1, "one SMS at the provider");
+}

@@ -1,12 +1,23 @@
 -- A delivery report from the platform, matched by (message id, number) through the index the
 -- `sent` write left. A report that comes before that write (the platform can be faster than
 -- our status write) is kept an hour for it; so is one that is not ours, until it expires.
+-- A job whose message id smsq never learned (it ended on 160054, "the provider already has
+-- this reqId", after an answer was lost) is matched by the reqId the report echoes: the job
+-- id, if that job went to this number and has no message id of its own.
 -- Returns {status} (see deliver_report) | {'early'} | {'duplicate'}
 local sid_key, early_key, events, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local req_job_key, by_mobile = KEYS[5], KEYS[6]
 local job_prefix, delivered, deliver_code, received_at = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local now, ttl, events_maxlen = ARGV[5], ARGV[6], ARGV[7]
+local now, ttl, events_maxlen, req_id, message_id = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 
 local job_id = redis.call('GET', sid_key)
+if not job_id and req_id ~= '' and redis.call('ZSCORE', by_mobile, req_id) then
+  local job = redis.call('HMGET', req_job_key, 'status', 'provider_message_id')
+  if job[1] == 'sent' and (not job[2] or job[2] == '') then
+    redis.call('HSET', req_job_key, 'provider_message_id', message_id)
+    job_id = req_id
+  end
+end
 if not job_id then
   if redis.call('EXISTS', early_key) == 1 then return {'duplicate'} end
   redis.call('HSET', early_key, 'delivered', delivered, 'deliver_code', deliver_code,
