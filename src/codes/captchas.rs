@@ -44,7 +44,7 @@ impl Codes {
             return Err(CodeError::InvalidCaptcha);
         };
         let context = format!("captcha:{id}");
-        let normalized = answer.trim().to_ascii_uppercase();
+        let normalized = normalize_answer(answer);
         let check = self
             .store
             .take_captcha(&id, |stored| {
@@ -54,6 +54,52 @@ impl Codes {
         match check {
             CaptchaCheck::Right => Ok(()),
             CaptchaCheck::Wrong | CaptchaCheck::Unknown => Err(CodeError::InvalidCaptcha),
+        }
+    }
+}
+
+/// What a typed captcha answer is compared as: surrounding space ignored, any case.
+pub fn normalize_answer(typed: &str) -> String {
+    typed.trim().to_ascii_uppercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CaptchaId, Hasher, Secret};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a client sends as an id or an answer: no panic; an id is ours or nothing.
+        #[test]
+        fn any_id_or_answer_is_handled(id in "\\PC{0,40}", answer in "\\PC{0,40}") {
+            if let Some(parsed) = CaptchaId::parse(&id) {
+                prop_assert_eq!(parsed.as_str(), id.as_str());
+                prop_assert_eq!(id.len(), 32);
+            }
+            let _ = normalize_answer(&answer);
+        }
+
+        /// Ids round-trip; an answer typed in another case or with spaces around is the same
+        /// answer, and a different one is not.
+        #[test]
+        fn answers_match_however_they_are_typed(
+            id in "[0-9a-f]{32}",
+            answer in "[A-Z0-9]{4,8}",
+            pad_left in " {0,3}",
+            pad_right in "[ \\t]{0,3}",
+            lower in any::<bool>(),
+        ) {
+            let parsed = CaptchaId::parse(&id).expect("32 hex digits");
+            prop_assert_eq!(parsed.as_str(), id.as_str());
+            let hasher = Hasher::new(Secret::new("captcha-secret-0123456789"));
+            let context = format!("captcha:{id}");
+            let stored = hasher.hash(&context, &answer);
+            let shown = if lower { answer.to_ascii_lowercase() } else { answer.clone() };
+            let typed = format!("{pad_left}{shown}{pad_right}");
+            prop_assert!(hasher.matches(&context, &normalize_answer(&typed), &stored));
+            let other = format!("{answer}X");
+            prop_assert!(!hasher.matches(&context, &normalize_answer(&other), &stored));
         }
     }
 }

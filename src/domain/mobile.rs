@@ -72,6 +72,35 @@ impl fmt::Display for Mobile {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any input: no panic; what parses is 11 digits, parses again to itself, and masks.
+        #[test]
+        fn any_input_parses_or_is_refused_and_what_parses_round_trips(input in "\\PC{0,40}") {
+            if let Ok(m) = Mobile::parse(&input) {
+                prop_assert_eq!(m.as_str().len(), 11);
+                prop_assert_eq!(Mobile::parse(m.as_str()), Ok(m.clone()));
+                prop_assert_eq!(m.masked().len(), 11);
+                prop_assert_eq!(&m.masked()[3..7], "****");
+            }
+        }
+
+        /// A valid number in any of the accepted dresses is the same number.
+        #[test]
+        fn a_number_in_any_accepted_form_is_itself(
+            second in 3u8..=9,
+            rest in "[0-9]{9}",
+            prefix in prop::sample::select(vec!["", "86", "+86", "+86 ", "86-", " "]),
+            sep in prop::sample::select(vec!["", " ", "-"]),
+        ) {
+            let number = format!("1{second}{rest}");
+            let dressed = format!("{prefix}{}{sep}{}{sep}{}", &number[..3], &number[3..7], &number[7..]);
+            let parsed = Mobile::parse(&dressed);
+            prop_assert_eq!(parsed.as_ref().map(|m| m.as_str().to_owned()), Ok(number), "{}", dressed);
+        }
+    }
+
     use super::*;
 
     #[test]

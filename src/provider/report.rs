@@ -259,4 +259,95 @@ mod tests {
             Ok(Report::Inbound { .. })
         ));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json_body(fields: &[(&str, String)]) -> Vec<u8> {
+            let map: serde_json::Map<String, Value> = fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+                .collect();
+            serde_json::json!({"Request": map}).to_string().into_bytes()
+        }
+
+        fn xml_body(fields: &[(&str, String)]) -> Vec<u8> {
+            let mut out = String::from("<?xml version=\"1.0\"?><Request>");
+            for (k, v) in fields {
+                out.push_str(&format!(
+                    "<{k}>{}</{k}>",
+                    quick_xml::escape::escape(v.as_str())
+                ));
+            }
+            out.push_str("</Request>");
+            out.into_bytes()
+        }
+
+        proptest! {
+            /// Whatever the network delivers: an answer or an error, never a panic.
+            #[test]
+            fn any_body_is_read_or_refused(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+                let _ = Report::parse(&body);
+            }
+
+            #[test]
+            fn any_text_in_either_form_is_read_or_refused(body in "\\PC{0,200}") {
+                let _ = Report::parse(format!("{{\"Request\":{body}}}").as_bytes());
+                let _ = Report::parse(format!("<Request>{body}</Request>").as_bytes());
+            }
+
+            /// A status report, written by the platform in either form, reads back as itself.
+            #[test]
+            fn status_reports_round_trip_in_json_and_xml(
+                sid in "[0-9a-f]{32}",
+                second in 3u8..=9,
+                rest in "[0-9]{9}",
+                delivered in any::<bool>(),
+                code in "[A-Z]{0,8}",
+                req in proptest::option::of("[0-9a-f]{32}"),
+            ) {
+                let number = format!("1{second}{rest}");
+                let mut fields = vec![
+                    ("action", "SMSArrived".to_owned()),
+                    ("smsType", "1".to_owned()),
+                    ("content", sid.clone()),
+                    ("fromNum", number.clone()),
+                    ("deliverCode", code.clone()),
+                    ("recvTime", "20261201083000".to_owned()),
+                    ("status", if delivered { "0" } else { "1" }.to_owned()),
+                ];
+                if let Some(r) = &req {
+                    fields.push(("reqId", r.clone()));
+                }
+                let expected = Report::Status(StatusReport {
+                    message_id: sid,
+                    mobile: Mobile::parse(&number).unwrap(),
+                    delivered,
+                    deliver_code: code,
+                    received_at: "2026-12-01T00:30:00Z".into(),
+                    req_id: req.as_deref().and_then(JobId::parse),
+                });
+                prop_assert_eq!(Report::parse(&json_body(&fields)), Ok(expected.clone()));
+                prop_assert_eq!(Report::parse(&xml_body(&fields)), Ok(expected));
+            }
+
+            /// A user's reply keeps every character, XML specials and CJK included.
+            #[test]
+            fn replies_keep_their_text(text in "[a-zA-Z0-9&<>'\"你好，。！? ]{0,40}") {
+                let fields = vec![
+                    ("smsType", "0".to_owned()),
+                    ("content", text.clone()),
+                    ("fromNum", "13912345678".to_owned()),
+                ];
+                let read = |body: Vec<u8>| match Report::parse(&body) {
+                    Ok(Report::Inbound { text, .. }) => Some(text),
+                    _ => None,
+                };
+                prop_assert_eq!(read(json_body(&fields)), Some(text.clone()));
+                // The XML form's values are trimmed.
+                prop_assert_eq!(read(xml_body(&fields)), Some(text.trim().to_owned()));
+            }
+        }
+    }
 }
