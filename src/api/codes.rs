@@ -86,7 +86,8 @@ pub(super) async fn issue(
         captcha,
         idempotency: idempotency(&headers, &raw)?,
     };
-    let accepted = state.codes.issue(request).await?;
+    let codes = state.codes.clone();
+    let accepted = to_completion(async move { codes.issue(request).await }).await??;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
@@ -100,7 +101,10 @@ pub(super) async fn verify(
     if value.code.len() > 32 {
         return Err(ApiError::bad_request("invalid_request", "code is too long"));
     }
-    let outcome = state.codes.verify(&mobile, &purpose, &value.code).await?;
+    let codes = state.codes.clone();
+    let code = value.code.clone();
+    let outcome =
+        to_completion(async move { codes.verify(&mobile, &purpose, &code).await }).await??;
     let (reason, left) = match outcome {
         Verification::Valid => {
             return Ok(Json(VerifyAnswer {
@@ -124,4 +128,20 @@ pub(super) async fn captcha(
     State(state): State<AppState>,
 ) -> Result<(StatusCode, Json<CaptchaIssued>), ApiError> {
     Ok((StatusCode::CREATED, Json(state.codes.new_captcha().await?)))
+}
+
+/// Runs a multi-step operation to its end even when its request is cut: by the API's
+/// deadline, or by a client that hangs up. Issuing (reserve the per-IP slot → the issue
+/// script → give the slot back if refused) and verifying (count the attempt → compare → use
+/// the code up) are several Redis steps. A request future dropped between two of them would
+/// leave the first done and the rest never run: a reservation never given back, an attempt
+/// counted for a right code that was never used. On its own task, the operation completes
+/// (or fails on a Redis error) as a whole, whatever happens to the request.
+async fn to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(work).await.map_err(|e| {
+        tracing::error!(error = %e, "a request's task failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    })
 }
