@@ -142,6 +142,10 @@ async fn to_completion<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::spawn(work).await.map_err(|e| {
         tracing::error!(error = %e, "a request's task failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     })
 }

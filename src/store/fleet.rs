@@ -182,9 +182,10 @@ impl Store {
         Ok(touched == 1)
     }
 
-    /// Takes our own entries again (after a failed attempt at them). `count_delivery` makes
-    /// the claim count as a delivery, which the poison-pill limit reads; a retry after a Redis
-    /// outage should not count.
+    /// Takes our own entries again (after a failed attempt at them), those still ours: one
+    /// another worker reclaimed meanwhile stays theirs. `count_delivery` makes the claim
+    /// count as a delivery, which the poison-pill limit reads; a retry after a Redis outage
+    /// should not count.
     pub async fn claim_own(
         &self,
         me: &str,
@@ -197,14 +198,19 @@ impl Store {
         }
         let mut conn = self.conn();
         let jobs = self.keys(shard).jobs();
-        let mut claim = redis::cmd("XCLAIM");
-        claim.arg(&jobs).arg(GROUP).arg(me).arg(0).arg(entry_ids);
+        let mut claim = SCRIPTS.claim_own.prepare_invoke();
+        claim
+            .key(&jobs)
+            .arg(GROUP)
+            .arg(me)
+            .arg(if count_delivery { "0" } else { "1" })
+            .arg(entry_ids);
         if count_delivery {
-            let reply: StreamClaimReply = claim.query_async(&mut conn).await?;
+            let reply: StreamClaimReply = claim.invoke_async(&mut conn).await?;
             let entries = reply.ids.into_iter().map(|id| parse_entry(shard, id));
             return Ok(entries.collect());
         }
-        let ids: Vec<String> = claim.arg("JUSTID").query_async(&mut conn).await?;
+        let ids: Vec<String> = claim.invoke_async(&mut conn).await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -29,7 +29,7 @@ pub use keys::{GROUP, Keys};
 pub use layout::{Layout, LayoutError};
 pub use reports::ReportOutcome;
 pub use stream::Entry;
-pub use transitions::{Begin, Outcome, ProviderFailure};
+pub use transitions::{Begin, Fence, Outcome, ProviderFailure, Settled};
 
 use crate::config::{RedisSettings, Settings};
 use crate::domain::{Mobile, Shard, Shards};

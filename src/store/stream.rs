@@ -10,7 +10,7 @@ use super::{Conn, GROUP, Store, StoreError};
 use crate::domain::{Job, Shard};
 
 /// One stream entry, parsed as far as it goes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     /// The shard whose stream it is on: every transition of its job runs there.
     pub shard: Shard,

@@ -21,6 +21,40 @@ pub enum Begin {
     Poisoned(u32),
 }
 
+/// One attempt at a job: the consumer that began it, and a token of this attempt alone.
+/// `begin` records the token on the job as its owner. `settle` writes an outcome only for
+/// the attempt the job names, except that a `sent` from any attempt is always written (the
+/// provider did accept it). It acks the entry only while the entry is still pending with
+/// this consumer. So a worker that was frozen mid-send, taken for dead and overtaken by
+/// another cannot write over what happened to the job, nor ack an entry that is now the
+/// other worker's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    consumer: String,
+    token: String,
+}
+
+impl Fence {
+    /// A fresh attempt by `consumer`.
+    pub fn new(consumer: &str) -> Self {
+        let token: [u8; 8] = rand::random();
+        Self {
+            consumer: consumer.to_owned(),
+            token: crate::domain::hex_lower(&token),
+        }
+    }
+}
+
+/// What `settle` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The job's status now: the outcome's, or an earlier terminal one that stands.
+    Status(JobStatus),
+    /// Another attempt owns the job now (this one's worker was taken for dead): this
+    /// attempt's failure was not written.
+    Stale,
+}
+
 /// Why a provider call did not end in `sent`, as recorded on the job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderFailure {
@@ -89,7 +123,13 @@ impl Store {
 
     /// Marks the job of `entry` as sending, unless it should not be sent. An entry read as
     /// new (`first_delivery`) skips counting its deliveries (the poison-pill check).
-    pub async fn begin(&self, entry: &Entry, job: &Job, now_ms: i64) -> Result<Begin, StoreError> {
+    pub async fn begin(
+        &self,
+        entry: &Entry,
+        job: &Job,
+        fence: &Fence,
+        now_ms: i64,
+    ) -> Result<Begin, StoreError> {
         let k = self.keys(entry.shard);
         let reply: Vec<String> = self
             .job_script(&SCRIPTS.begin, entry, job, now_ms)
@@ -105,6 +145,7 @@ impl Store {
             })
             .arg(job.to_json())
             .arg(self.retention.dead_maxlen)
+            .arg(&fence.token)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match field(&reply, 0)? {
@@ -120,16 +161,17 @@ impl Store {
         })
     }
 
-    /// Records how `attempt` of `job` ended and acks its entry, in one script. Returns the
-    /// status the job has now (an earlier terminal status wins over `outcome`).
+    /// Records how the attempt `fence` of `job` ended and acks its entry, in one script
+    /// (see [`Fence`] for whose outcome is written). An earlier terminal status wins.
     pub async fn settle(
         &self,
         entry: &Entry,
         job: &Job,
+        fence: &Fence,
         attempt: u32,
         outcome: &Outcome,
         now_ms: i64,
-    ) -> Result<JobStatus, StoreError> {
+    ) -> Result<Settled, StoreError> {
         let none = String::new();
         let (failure, message_id, next) = match outcome {
             Outcome::Sent {
@@ -170,9 +212,14 @@ impl Store {
             .arg(due)
             .arg(job.to_json())
             .arg(self.retention.dead_maxlen)
+            .arg(&fence.token)
+            .arg(&fence.consumer)
             .invoke_async(&mut self.conn())
             .await?;
-        parse_status(&status)
+        match status.as_str() {
+            "stale" => Ok(Settled::Stale),
+            other => parse_status(other).map(Settled::Status),
+        }
     }
 
     /// Dead-letters an entry that cannot be parsed, with the reason, and acks it.

@@ -10,7 +10,7 @@ use super::retry::{self, Next};
 use crate::domain::{Code, Job, JobStatus, OpenError, Shard, now_ms};
 use crate::metrics;
 use crate::provider::{Accepted, Action, SendError, TemplateSms};
-use crate::store::{Begin, Entry, Outcome, ProviderFailure, StoreError};
+use crate::store::{Begin, Entry, Fence, Outcome, ProviderFailure, Settled, StoreError};
 
 /// How handling an entry ended, for the consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +91,8 @@ async fn wait_for_slot(ctx: &Context, entry: &Entry) {
 
 async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreError> {
     wait_for_slot(ctx, entry).await;
-    let sealed = match ctx.store.begin(entry, job, now_ms()).await? {
+    let fence = Fence::new(&ctx.consumer);
+    let sealed = match ctx.store.begin(entry, job, &fence, now_ms()).await? {
         Begin::Skipped(status) => {
             transition(job, status, "", "not sent");
             return Ok(());
@@ -112,7 +113,7 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
         .transpose()
     {
         Ok(code) => code,
-        Err(e) => return unopenable(ctx, entry, job, e).await,
+        Err(e) => return unopenable(ctx, entry, job, &fence, e).await,
     };
     if let Some(arrived) = entry_ms(&entry.entry_id) {
         metrics::queue_wait(ms_since(arrived));
@@ -122,8 +123,19 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
 
     // The SMS may be out: from here on, writing the outcome is worth waiting for.
     let (outcome, attempts) = outcome_of(ctx, job, result).await;
-    let settle = || ctx.store.settle(entry, job, attempts, &outcome, now_ms());
-    let status = persist(settle).await?;
+    let settle = || {
+        ctx.store
+            .settle(entry, job, &fence, attempts, &outcome, now_ms())
+    };
+    let status = match persist(settle).await? {
+        Settled::Status(status) => status,
+        Settled::Stale => {
+            // We were taken for dead and another worker took the job over: its attempt's
+            // outcome is the one that counts.
+            tracing::warn!(ours = %outcome.status(), "another worker owns the job now; our outcome is not recorded");
+            return Ok(());
+        }
+    };
     if status != outcome.status() {
         // Another delivery of this entry finished it first; nothing changed here.
         tracing::info!(%status, "already finished");
@@ -151,6 +163,7 @@ async fn unopenable(
     ctx: &Context,
     entry: &Entry,
     job: &Job,
+    fence: &Fence,
     error: OpenError,
 ) -> Result<(), StoreError> {
     let failure = ProviderFailure {
@@ -160,10 +173,11 @@ async fn unopenable(
     let outcome = Outcome::Failed(failure);
     let settle = || {
         ctx.store
-            .settle(entry, job, job.attempt, &outcome, now_ms())
+            .settle(entry, job, fence, job.attempt, &outcome, now_ms())
     };
-    let status = persist(settle).await?;
-    transition(job, status, "unopenable", &format!("not sent: {error}"));
+    if let Settled::Status(status) = persist(settle).await? {
+        transition(job, status, "unopenable", &format!("not sent: {error}"));
+    }
     Ok(())
 }
 

@@ -260,7 +260,12 @@ async fn a_finished_job_redelivered_too_often_keeps_its_terminal_status() {
         .unwrap();
     entry.first_delivery = false;
     let job = entry.job.clone().unwrap();
-    let began = app.store.begin(&entry, &job, now_ms()).await.unwrap();
+    let fence = smsq::store::Fence::new("stale");
+    let began = app
+        .store
+        .begin(&entry, &job, &fence, now_ms())
+        .await
+        .unwrap();
     assert!(
         matches!(began, Begin::Finished(smsq::domain::JobStatus::Sent)),
         "{began:?}"
@@ -852,4 +857,221 @@ async fn a_job_sent_through_160054_still_gets_its_delivery_report() {
         "{job}"
     );
     assert_eq!(fake.messages().len(), 1, "one SMS at the provider");
+}
+
+/// Item 1: a worker frozen mid-send is taken for dead; another reclaims the entry and
+/// sends. Whatever order the two outcomes arrive in, the job ends as the provider saw it
+/// (`sent`), the stale failure writes nothing (no `failed`, no dead letter, no retry), and
+/// the stale worker never acks the entry the other one holds.
+#[tokio::test]
+async fn a_stale_attempt_never_writes_over_what_happened() {
+    use redis::AsyncCommands;
+    use smsq::domain::{Shard, now_ms};
+    use smsq::store::{Fence, Outcome, ProviderFailure, Settled};
+
+    let app = spawn_app(settings(|_| {})).await;
+    app.store.ensure_group().await.unwrap();
+    let keys = app.store.keys(Shard::FIRST);
+    let failure = || ProviderFailure {
+        error: "172001 network error".into(),
+        provider_status: "172001".into(),
+    };
+    let sent = |sid: &str| Outcome::Sent {
+        provider_status: "000000".into(),
+        message_id: sid.into(),
+    };
+    for (n, stale_outcome) in [
+        Outcome::Failed(failure()),
+        Outcome::Dead(failure()),
+        Outcome::RetryAt(now_ms() + 60_000, failure()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mobile = format!("1381000009{n}");
+        let id = app.queue_message(&mobile).await;
+        let mut conn =
+            smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
+        let entry = app
+            .store
+            .read(&mut conn, Shard::FIRST, "frozen", 1, None)
+            .await
+            .unwrap()
+            .remove(0);
+        let job = entry.job.clone().unwrap();
+        let frozen = Fence::new("frozen");
+        app.store
+            .begin(&entry, &job, &frozen, now_ms())
+            .await
+            .unwrap();
+        // Taken for dead: the entry is reclaimed by another worker, which begins its attempt.
+        let mut redis = app.redis().await;
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg(keys.jobs())
+            .arg(smsq::store::GROUP)
+            .arg("rescuer")
+            .arg(0)
+            .arg(&entry.entry_id)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let mut again = entry.clone();
+        again.first_delivery = false;
+        let rescuer = Fence::new("rescuer");
+        app.store
+            .begin(&again, &job, &rescuer, now_ms())
+            .await
+            .unwrap();
+
+        // The frozen worker wakes first, with the failure it got.
+        let settled = app
+            .store
+            .settle(&entry, &job, &frozen, 1, &stale_outcome, now_ms())
+            .await
+            .unwrap();
+        assert_eq!(settled, Settled::Stale, "{stale_outcome:?}");
+        assert_eq!(
+            app.backlog().await,
+            1,
+            "the stale worker acked the rescuer's entry"
+        );
+        let retries: u64 = redis.zcard(keys.retry()).await.unwrap();
+        assert_eq!(retries, 0, "a second retry chain");
+        let dead: u64 = redis.xlen(keys.dead()).await.unwrap();
+        assert_eq!(dead, 0, "a dead letter for a job being sent");
+        // The rescuer's send succeeds and is recorded.
+        let settled = app
+            .store
+            .settle(
+                &again,
+                &job,
+                &rescuer,
+                2,
+                &sent("abcdef0123456789abcdef0123456789"),
+                now_ms(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(settled, Settled::Status(smsq::domain::JobStatus::Sent));
+        let (_, record) = app.get(&format!("/v1/jobs/{id}")).await;
+        assert_eq!(record["status"], "sent", "{record}");
+        assert_eq!(app.backlog().await, 0);
+    }
+
+    // The other order: the frozen worker's send had gone through after all (its `sent` is
+    // written, whoever owns the job), and the rescuer's later failure cannot undo it.
+    let id = app.queue_message("13810000099").await;
+    let mut conn = smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
+    let entry = app
+        .store
+        .read(&mut conn, Shard::FIRST, "frozen", 1, None)
+        .await
+        .unwrap()
+        .remove(0);
+    let job = entry.job.clone().unwrap();
+    let frozen = Fence::new("frozen");
+    app.store
+        .begin(&entry, &job, &frozen, now_ms())
+        .await
+        .unwrap();
+    let mut redis = app.redis().await;
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(keys.jobs())
+        .arg(smsq::store::GROUP)
+        .arg("rescuer")
+        .arg(0)
+        .arg(&entry.entry_id)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let mut again = entry.clone();
+    again.first_delivery = false;
+    let rescuer = Fence::new("rescuer");
+    app.store
+        .begin(&again, &job, &rescuer, now_ms())
+        .await
+        .unwrap();
+    let settled = app
+        .store
+        .settle(
+            &entry,
+            &job,
+            &frozen,
+            1,
+            &sent("00112233445566778899aabbccddeeff"),
+            now_ms(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled, Settled::Status(smsq::domain::JobStatus::Sent));
+    assert_eq!(app.backlog().await, 1, "not ours to ack");
+    let settled = app
+        .store
+        .settle(
+            &again,
+            &job,
+            &rescuer,
+            2,
+            &Outcome::Failed(failure()),
+            now_ms(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled, Settled::Status(smsq::domain::JobStatus::Sent));
+    let (_, record) = app.get(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(record["status"], "sent", "{record}");
+    assert_eq!(
+        record["provider_message_id"],
+        "00112233445566778899aabbccddeeff"
+    );
+    assert_eq!(app.backlog().await, 0, "the rescuer acked its entry");
+}
+
+/// Item 1: after a local Redis error a worker takes its own entries back; one another
+/// worker reclaimed meanwhile (it took us for dead) is not taken from it.
+#[tokio::test]
+async fn taking_back_our_entries_never_steals_one_another_worker_holds() {
+    use smsq::domain::Shard;
+
+    let app = spawn_app(settings(|_| {})).await;
+    app.store.ensure_group().await.unwrap();
+    let keys = app.store.keys(Shard::FIRST);
+    app.queue_messages(13810000110, 2).await;
+    let mut conn = smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
+    let entries = app
+        .store
+        .read(&mut conn, Shard::FIRST, "me", 2, None)
+        .await
+        .unwrap();
+    let ids: Vec<String> = entries.iter().map(|e| e.entry_id.clone()).collect();
+    let mut redis = app.redis().await;
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(keys.jobs())
+        .arg(smsq::store::GROUP)
+        .arg("other")
+        .arg(0)
+        .arg(&ids[0])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    for count_delivery in [true, false] {
+        let back = app
+            .store
+            .claim_own("me", Shard::FIRST, &ids, count_delivery)
+            .await
+            .unwrap();
+        let back: Vec<&str> = back.iter().map(|e| e.entry_id.as_str()).collect();
+        assert_eq!(back, [ids[1].as_str()], "count_delivery {count_delivery}");
+    }
+    let owner: Vec<redis::Value> = redis::cmd("XPENDING")
+        .arg(keys.jobs())
+        .arg(smsq::store::GROUP)
+        .arg(&ids[0])
+        .arg(&ids[0])
+        .arg(1)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let shown = format!("{owner:?}");
+    assert!(shown.contains("other"), "{shown}");
 }

@@ -181,7 +181,11 @@ async fn a_report_that_beats_the_sent_write_is_applied_by_it() {
     let read = app.store.read(&mut conn, Shard::FIRST, "racer", 1, None);
     let entry = read.await.unwrap().remove(0);
     let job = entry.job.clone().unwrap();
-    app.store.begin(&entry, &job, now_ms()).await.unwrap();
+    let fence = smsq::store::Fence::new("racer");
+    app.store
+        .begin(&entry, &job, &fence, now_ms())
+        .await
+        .unwrap();
     // The platform is faster than our status write.
     let sid = "fedcba9876543210fedcba9876543210";
     let (status, early) = push(&app, REPORTS_TOKEN, report(sid, "13810000006", "0")).await;
@@ -194,7 +198,7 @@ async fn a_report_that_beats_the_sent_write_is_applied_by_it() {
         message_id: sid.into(),
     };
     app.store
-        .settle(&entry, &job, 1, &sent, now_ms())
+        .settle(&entry, &job, &fence, 1, &sent, now_ms())
         .await
         .unwrap();
     let (_, record) = app.get(&format!("/v1/jobs/{id}")).await;

@@ -6,7 +6,7 @@ local job_key, events, stream, otp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], 
 local code_key, dead = KEYS[6], KEYS[7]
 local job_id, entry_id, group, now, ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local attempt, kind, expires, max_deliveries, job_json = ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]), ARGV[11]
-local dead_maxlen = ARGV[12]
+local dead_maxlen, token = ARGV[12], ARGV[13]
 -- code_key is the code record for code jobs, any key of the tag for message jobs.
 
 -- A finished job's entry (reclaimed, replayed, redelivered) is only acked: its terminal
@@ -57,5 +57,6 @@ if kind == 'code' then
   -- No code record or no otp: expired, or already verified or burnt: nothing worth sending.
   if not current or not code then return stop('expired') end
 end
-record(job_key, events, job_id, 'sending', attempt, '', now, ttl, events_maxlen)
+-- This attempt owns the job now: only its outcome (or anyone's `sent`) will be written.
+record(job_key, events, job_id, 'sending', attempt, '', now, ttl, events_maxlen, {'owner', token})
 return {'send', code}

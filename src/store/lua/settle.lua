@@ -3,17 +3,31 @@
 -- and the stream entry acked and deleted, in one step: a crash can resend, never lose.
 -- A job waiting for its next attempt goes to the retry set; a dead one also to the dead
 -- letters. A job that is already terminal (reclaimed, replayed) is only acked.
+-- Fenced: only the attempt the job names as its owner writes a failure or a retry; a `sent`
+-- is written whoever learned it (the provider accepted it). The entry is acked only while
+-- it is still pending with this consumer: one another worker reclaimed is theirs.
 local job_key, events, stream, otp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local retry, dead, sid_key, early_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local job_id, entry_id, group, now, ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local status, attempt, err, provider_status, message_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local next_job, due, received_job, dead_maxlen = ARGV[12], ARGV[13], ARGV[14], ARGV[15]
+local token, me = ARGV[16], ARGV[17]
 
-local current = redis.call('HGET', job_key, 'status')
+local function ack_if_ours()
+  local p = redis.call('XPENDING', stream, group, entry_id, entry_id, 1)
+  if p[1] and p[1][2] == me then settle(stream, group, entry_id) end
+end
+
+local job = redis.call('HMGET', job_key, 'status', 'owner')
+local current, owner = job[1], job[2]
 if current and TERMINAL[current] then
   redis.call('DEL', otp)
-  settle(stream, group, entry_id)
+  ack_if_ours()
   return current
+end
+if owner and owner ~= token and status ~= 'sent' then
+  ack_if_ours()
+  return 'stale'
 end
 local extra = {'provider_status', provider_status}
 if message_id ~= '' then
@@ -41,5 +55,5 @@ if status == 'sent' and message_id ~= '' then
     redis.call('DEL', early_key)
   end
 end
-settle(stream, group, entry_id)
+ack_if_ours()
 return status
