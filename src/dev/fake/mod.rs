@@ -54,6 +54,10 @@ pub struct FakeOptions {
     /// Fraction of valid requests answered with 160000 (system error).
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
+    /// Fraction of valid requests refused for good with 160040 (the number's daily limit):
+    /// a permanent answer, the SMS is not sent.
+    #[arg(long, default_value_t = 0.0)]
+    pub reject_rate: f64,
     /// Fraction of valid requests answered with HTTP 500.
     #[arg(long, default_value_t = 0.0)]
     pub http500_rate: f64,
@@ -115,6 +119,7 @@ impl FakeOptions {
             app_id: app_id.to_owned(),
             templates: vec!["1".to_owned()],
             error_rate: 0.0,
+            reject_rate: 0.0,
             http500_rate: 0.0,
             garbage_rate: 0.0,
             drop_rate: 0.0,
@@ -326,6 +331,8 @@ async fn template_sms(
                 error_answer(format, &code, "scripted by --answer-first")
             } else if fake.roll(fake.opts.error_rate) {
                 error_answer(format, "160000", "系统错误")
+            } else if fake.roll(fake.opts.reject_rate) {
+                error_answer(format, "160040", "验证码超出同模板同号码天发送上限")
             } else {
                 match accept(&fake, request, received_us).await {
                     Ok(m) => {

@@ -18,9 +18,16 @@ local function ack_if_ours()
   if p[1] and p[1][2] == me then settle(stream, group, entry_id) end
 end
 
-local job = redis.call('HMGET', job_key, 'status', 'owner')
+local job = redis.call('HMGET', job_key, 'status', 'owner', 'dead_entry')
 local current, owner = job[1], job[2]
-if current and TERMINAL[current] then
+-- What happened at the provider outranks how smsq gave up on it: a `sent` learned late (a
+-- stale worker's send that went through) replaces `dead`, `failed`, `expired` or
+-- `superseded`, and takes the dead letter with it so no replay sends it again.
+local overtaken = status == 'sent' and current and TERMINAL[current]
+  and current ~= 'sent' and current ~= 'delivered' and current ~= 'undelivered'
+if overtaken then
+  if job[3] then redis.call('XDEL', dead, job[3]) end
+elseif current and TERMINAL[current] then
   redis.call('DEL', otp)
   ack_if_ours()
   return current
