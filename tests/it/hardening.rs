@@ -614,23 +614,7 @@ async fn a_job_history_read_costs_redis_its_own_events_not_the_stream() {
         .await
         .unwrap();
     assert!(len >= 1_000_000);
-    for (k, v) in [
-        ("slowlog-log-slower-than", "0"),
-        ("slowlog-max-len", "1000"),
-    ] {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg(k)
-            .arg(v)
-            .query_async(&mut admin)
-            .await
-            .unwrap();
-    }
-    let _: () = redis::cmd("SLOWLOG")
-        .arg("RESET")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    crate::common::log_every_command(&mut admin, 1000).await;
 
     let r = app
         .http
@@ -650,43 +634,9 @@ async fn a_job_history_read_costs_redis_its_own_events_not_the_stream() {
     assert_eq!(statuses, ["queued", "sending", "sent"], "{body}");
 
     // Every command the lookup ran, with its duration in µs.
-    let log: Vec<(u64, u64, u64, Vec<String>)> = redis::cmd("SLOWLOG")
-        .arg("GET")
-        .arg(1000)
-        .query_async::<Vec<redis::Value>>(&mut admin)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|entry| {
-            let redis::Value::Array(f) = entry else {
-                return None;
-            };
-            let num = |v: &redis::Value| match v {
-                redis::Value::Int(n) => Some(*n as u64),
-                _ => None,
-            };
-            let args = match f.get(3)? {
-                redis::Value::Array(a) => a
-                    .iter()
-                    .map(|v| match v {
-                        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-                        other => format!("{other:?}"),
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
-            Some((num(f.first()?)?, num(f.get(1)?)?, num(f.get(2)?)?, args))
-        })
-        .collect();
-    let lookup: Vec<_> = log
-        .iter()
-        .filter(|(.., args)| {
-            args.first()
-                .is_some_and(|c| c != "SLOWLOG" && c != "CONFIG")
-        })
-        .collect();
+    let lookup = crate::common::slow_log(&mut admin).await;
     assert!(!lookup.is_empty(), "the slow log saw nothing");
-    let total_us: u64 = lookup.iter().map(|(_, _, us, _)| us).sum();
+    let total_us: u64 = lookup.iter().map(|(us, _)| us).sum();
     assert!(
         total_us < 1000,
         "the history read took {total_us} µs of Redis: {lookup:?}"
@@ -694,7 +644,7 @@ async fn a_job_history_read_costs_redis_its_own_events_not_the_stream() {
     assert!(
         lookup
             .iter()
-            .all(|(.., args)| !args.iter().any(|a| a == &events)),
+            .all(|(_, args)| !args.iter().any(|a| a == &events)),
         "the events stream was read: {lookup:?}"
     );
 }
@@ -761,49 +711,16 @@ async fn dead_letters_are_capped_expire_and_replay_by_id_reads_one() {
         .await
         .unwrap();
     let _: () = fill.key(&dead).invoke_async(&mut admin).await.unwrap();
-    for (k, v) in [
-        ("slowlog-log-slower-than", "0"),
-        ("slowlog-max-len", "1000"),
-    ] {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg(k)
-            .arg(v)
-            .query_async(&mut admin)
-            .await
-            .unwrap();
-    }
-    let _: () = redis::cmd("SLOWLOG")
-        .arg("RESET")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    crate::common::log_every_command(&mut admin, 1000).await;
     let done = smsq::ops::dlq::replay(&app.store, &[ids[4].clone()], false)
         .await
         .unwrap();
     assert_eq!(done.replayed, 1, "{}", done.report);
-    let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
-        .arg("GET")
-        .arg(1000)
-        .query_async(&mut admin)
+    let texts: Vec<Vec<String>> = crate::common::slow_log(&mut admin)
         .await
-        .unwrap();
-    let mut texts = Vec::new();
-    for entry in &log {
-        let redis::Value::Array(f) = entry else {
-            continue;
-        };
-        if let Some(redis::Value::Array(args)) = f.get(3) {
-            let args: Vec<String> = args
-                .iter()
-                .map(|a| match a {
-                    redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-                    other => format!("{other:?}"),
-                })
-                .collect();
-            texts.push(args);
-        }
-    }
+        .into_iter()
+        .map(|(_, args)| args)
+        .collect();
     let whole_reads: Vec<&Vec<String>> = texts
         .iter()
         .filter(|a| a.iter().any(|x| x == &dead) && a.iter().any(|x| x == "-" || x == "+"))
@@ -859,108 +776,21 @@ async fn a_job_sent_through_160054_still_gets_its_delivery_report() {
     assert_eq!(fake.messages().len(), 1, "one SMS at the provider");
 }
 
-/// Item 1: a worker frozen mid-send is taken for dead; another reclaims the entry and
-/// sends. Whatever order the two outcomes arrive in, the job ends as the provider saw it
-/// (`sent`), the stale failure writes nothing (no `failed`, no dead letter, no retry), and
-/// the stale worker never acks the entry the other one holds.
-#[tokio::test]
-async fn a_stale_attempt_never_writes_over_what_happened() {
-    use redis::AsyncCommands;
+/// A job two attempts are at: the first worker ("frozen") began it, was taken for dead, and
+/// a second ("rescuer") reclaimed the entry and began its own attempt.
+struct Overtaken {
+    id: String,
+    job: smsq::domain::Job,
+    frozen: (smsq::store::Entry, smsq::store::Fence),
+    rescuer: (smsq::store::Entry, smsq::store::Fence),
+}
+
+async fn overtaken(app: &crate::common::App, mobile: &str) -> Overtaken {
     use smsq::domain::{Shard, now_ms};
-    use smsq::store::{Fence, Outcome, ProviderFailure, Settled};
+    use smsq::store::Fence;
 
-    let app = spawn_app(settings(|_| {})).await;
-    app.store.ensure_group().await.unwrap();
     let keys = app.store.keys(Shard::FIRST);
-    let failure = || ProviderFailure {
-        error: "172001 network error".into(),
-        provider_status: "172001".into(),
-    };
-    let sent = |sid: &str| Outcome::Sent {
-        provider_status: "000000".into(),
-        message_id: sid.into(),
-    };
-    for (n, stale_outcome) in [
-        Outcome::Failed(failure()),
-        Outcome::Dead(failure()),
-        Outcome::RetryAt(now_ms() + 60_000, failure()),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mobile = format!("1381000009{n}");
-        let id = app.queue_message(&mobile).await;
-        let mut conn =
-            smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
-        let entry = app
-            .store
-            .read(&mut conn, Shard::FIRST, "frozen", 1, None)
-            .await
-            .unwrap()
-            .remove(0);
-        let job = entry.job.clone().unwrap();
-        let frozen = Fence::new("frozen");
-        app.store
-            .begin(&entry, &job, &frozen, now_ms())
-            .await
-            .unwrap();
-        // Taken for dead: the entry is reclaimed by another worker, which begins its attempt.
-        let mut redis = app.redis().await;
-        let _: redis::Value = redis::cmd("XCLAIM")
-            .arg(keys.jobs())
-            .arg(smsq::store::GROUP)
-            .arg("rescuer")
-            .arg(0)
-            .arg(&entry.entry_id)
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        let mut again = entry.clone();
-        again.first_delivery = false;
-        let rescuer = Fence::new("rescuer");
-        app.store
-            .begin(&again, &job, &rescuer, now_ms())
-            .await
-            .unwrap();
-
-        // The frozen worker wakes first, with the failure it got.
-        let settled = app
-            .store
-            .settle(&entry, &job, &frozen, 1, &stale_outcome, now_ms())
-            .await
-            .unwrap();
-        assert_eq!(settled, Settled::Stale, "{stale_outcome:?}");
-        assert_eq!(
-            app.backlog().await,
-            1,
-            "the stale worker acked the rescuer's entry"
-        );
-        let retries: u64 = redis.zcard(keys.retry()).await.unwrap();
-        assert_eq!(retries, 0, "a second retry chain");
-        let dead: u64 = redis.xlen(keys.dead()).await.unwrap();
-        assert_eq!(dead, 0, "a dead letter for a job being sent");
-        // The rescuer's send succeeds and is recorded.
-        let settled = app
-            .store
-            .settle(
-                &again,
-                &job,
-                &rescuer,
-                2,
-                &sent("abcdef0123456789abcdef0123456789"),
-                now_ms(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(settled, Settled::Status(smsq::domain::JobStatus::Sent));
-        let (_, record) = app.get(&format!("/v1/jobs/{id}")).await;
-        assert_eq!(record["status"], "sent", "{record}");
-        assert_eq!(app.backlog().await, 0);
-    }
-
-    // The other order: the frozen worker's send had gone through after all (its `sent` is
-    // written, whoever owns the job), and the rescuer's later failure cannot undo it.
-    let id = app.queue_message("13810000099").await;
+    let id = app.queue_message(mobile).await;
     let mut conn = smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
     let entry = app
         .store
@@ -991,34 +821,85 @@ async fn a_stale_attempt_never_writes_over_what_happened() {
         .begin(&again, &job, &rescuer, now_ms())
         .await
         .unwrap();
-    let settled = app
-        .store
-        .settle(
-            &entry,
-            &job,
-            &frozen,
+    Overtaken {
+        id,
+        job,
+        frozen: (entry, frozen),
+        rescuer: (again, rescuer),
+    }
+}
+
+/// Item 1: a worker frozen mid-send is taken for dead; another reclaims the entry and
+/// sends. Whatever order the two outcomes arrive in, the job ends as the provider saw it
+/// (`sent`), the stale failure writes nothing (no `failed`, no dead letter, no retry), and
+/// the stale worker never acks the entry the other one holds.
+#[tokio::test]
+async fn a_stale_attempt_never_writes_over_what_happened() {
+    use redis::AsyncCommands;
+    use smsq::domain::{JobStatus, Shard, now_ms};
+    use smsq::store::{Outcome, ProviderFailure, Settled};
+
+    let app = spawn_app(settings(|_| {})).await;
+    app.store.ensure_group().await.unwrap();
+    let keys = app.store.keys(Shard::FIRST);
+    let mut redis = app.redis().await;
+    let failure = || ProviderFailure {
+        error: "172001 network error".into(),
+        provider_status: "172001".into(),
+    };
+    let sent = |sid: &str| Outcome::Sent {
+        provider_status: "000000".into(),
+        message_id: sid.into(),
+    };
+    let stale_outcomes = [
+        Outcome::Failed(failure()),
+        Outcome::Dead(failure()),
+        Outcome::RetryAt(now_ms() + 60_000, failure()),
+    ];
+    for (n, stale_outcome) in stale_outcomes.into_iter().enumerate() {
+        let o = overtaken(&app, &format!("1381000009{n}")).await;
+        // The frozen worker wakes first, with the failure it got.
+        let (entry, fence) = &o.frozen;
+        let settled = app
+            .store
+            .settle(entry, &o.job, fence, 1, &stale_outcome, now_ms());
+        assert_eq!(settled.await.unwrap(), Settled::Stale, "{stale_outcome:?}");
+        assert_eq!(
+            app.backlog().await,
             1,
-            &sent("00112233445566778899aabbccddeeff"),
-            now_ms(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(settled, Settled::Status(smsq::domain::JobStatus::Sent));
-    assert_eq!(app.backlog().await, 1, "not ours to ack");
+            "the stale worker acked the rescuer's entry"
+        );
+        let retries: u64 = redis.zcard(keys.retry()).await.unwrap();
+        assert_eq!(retries, 0, "a second retry chain");
+        let dead: u64 = redis.xlen(keys.dead()).await.unwrap();
+        assert_eq!(dead, 0, "a dead letter for a job being sent");
+        // The rescuer's send succeeds and is recorded.
+        let (entry, fence) = &o.rescuer;
+        let outcome = sent("abcdef0123456789abcdef0123456789");
+        let settled = app
+            .store
+            .settle(entry, &o.job, fence, 2, &outcome, now_ms());
+        assert_eq!(settled.await.unwrap(), Settled::Status(JobStatus::Sent));
+        let (_, record) = app.get(&format!("/v1/jobs/{}", o.id)).await;
+        assert_eq!(record["status"], "sent", "{record}");
+        assert_eq!(app.backlog().await, 0);
+    }
+
+    // The other order: the frozen worker's send had gone through after all (its `sent` is
+    // written, whoever owns the job), and the rescuer's later failure cannot undo it.
+    let o = overtaken(&app, "13810000099").await;
+    let (entry, fence) = &o.frozen;
+    let outcome = sent("00112233445566778899aabbccddeeff");
     let settled = app
         .store
-        .settle(
-            &again,
-            &job,
-            &rescuer,
-            2,
-            &Outcome::Failed(failure()),
-            now_ms(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(settled, Settled::Status(smsq::domain::JobStatus::Sent));
-    let (_, record) = app.get(&format!("/v1/jobs/{id}")).await;
+        .settle(entry, &o.job, fence, 1, &outcome, now_ms());
+    assert_eq!(settled.await.unwrap(), Settled::Status(JobStatus::Sent));
+    assert_eq!(app.backlog().await, 1, "not ours to ack");
+    let (entry, fence) = &o.rescuer;
+    let failed = Outcome::Failed(failure());
+    let settled = app.store.settle(entry, &o.job, fence, 2, &failed, now_ms());
+    assert_eq!(settled.await.unwrap(), Settled::Status(JobStatus::Sent));
+    let (_, record) = app.get(&format!("/v1/jobs/{}", o.id)).await;
     assert_eq!(record["status"], "sent", "{record}");
     assert_eq!(
         record["provider_message_id"],

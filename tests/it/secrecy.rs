@@ -30,23 +30,7 @@ async fn neither_slowlog_nor_monitor_ever_shows_the_code() {
     let app = spawn_app(settings_on(&redis.url(), |c| c.code.length = 10)).await;
     let client = redis::Client::open(redis.url()).unwrap();
     let mut admin = client.get_multiplexed_async_connection().await.unwrap();
-    for (k, v) in [
-        ("slowlog-log-slower-than", "0"),
-        ("slowlog-max-len", "100000"),
-    ] {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg(k)
-            .arg(v)
-            .query_async(&mut admin)
-            .await
-            .unwrap();
-    }
-    let _: () = redis::cmd("SLOWLOG")
-        .arg("RESET")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    crate::common::log_every_command(&mut admin, 100_000).await;
     let mut monitor = client
         .get_async_monitor()
         .await

@@ -211,6 +211,13 @@ impl Bench {
         extra: &[(&str, &str)],
         log: &std::path::Path,
     ) -> Result<Proc, BenchError> {
+        let env = self.worker_env(provider, extra);
+        Proc::smsq_logged(&["worker", "--name", name], &env, log)
+            .map_err(|e| BenchError::Io("worker", e))
+    }
+
+    /// A worker's environment: the bench's, the provider's address and `extra` on top.
+    fn worker_env(&self, provider: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
         let mut env = self.env.clone();
         env.insert("SMSQ_PROVIDER__BASE_URL".into(), provider.to_owned());
         env.extend(
@@ -218,8 +225,7 @@ impl Bench {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
-        Proc::smsq_logged(&["worker", "--name", name], &env, log)
-            .map_err(|e| BenchError::Io("worker", e))
+        env
     }
 
     /// `smsq worker` sending to `provider`, with `extra` settings on top of the shipped ones.
@@ -230,13 +236,7 @@ impl Bench {
         provider: &str,
         extra: &[(&str, &str)],
     ) -> Result<Proc, BenchError> {
-        let mut env = self.env.clone();
-        env.insert("SMSQ_PROVIDER__BASE_URL".into(), provider.to_owned());
-        env.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
+        let env = self.worker_env(provider, extra);
         let c = concurrency.to_string();
         Proc::smsq(&["worker", "--name", name, "--concurrency", &c], &env)
             .map_err(|e| BenchError::Io("worker", e))

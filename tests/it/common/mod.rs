@@ -184,3 +184,59 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// From now on Redis logs every command with its arguments (the slow log at 0 µs), as an
+/// operator reading `SLOWLOG GET` would see them; the log starts empty.
+pub async fn log_every_command(conn: &mut redis::aio::MultiplexedConnection, keep: u64) {
+    for (k, v) in [
+        ("slowlog-log-slower-than", "0".to_owned()),
+        ("slowlog-max-len", keep.to_string()),
+    ] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(k)
+            .arg(v)
+            .query_async(conn)
+            .await
+            .expect("CONFIG SET");
+    }
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(conn)
+        .await
+        .expect("SLOWLOG RESET");
+}
+
+/// The slow log, oldest last: (µs the command took, the command and its arguments), without
+/// the test's own `SLOWLOG` and `CONFIG` calls.
+pub async fn slow_log(conn: &mut redis::aio::MultiplexedConnection) -> Vec<(u64, Vec<String>)> {
+    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query_async(conn)
+        .await
+        .expect("SLOWLOG GET");
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        other => format!("{other:?}"),
+    };
+    entries
+        .iter()
+        .filter_map(|entry| {
+            let redis::Value::Array(f) = entry else {
+                return None;
+            };
+            let redis::Value::Int(us) = f.get(2)? else {
+                return None;
+            };
+            let redis::Value::Array(args) = f.get(3)? else {
+                return None;
+            };
+            let args: Vec<String> = args.iter().map(text).collect();
+            let own = args
+                .first()
+                .is_some_and(|c| c == "SLOWLOG" || c == "CONFIG");
+            (!own).then_some((*us as u64, args))
+        })
+        .collect()
+}
