@@ -116,18 +116,41 @@ pub(super) async fn jobs(
     ))
 }
 
-pub(super) async fn dead(_: Admin, State(state): State<AppState>) -> Answer<serde_json::Value> {
+/// A page of dead letters.
+const DEAD_PAGE: usize = 100;
+
+#[derive(Deserialize)]
+pub(super) struct DeadPage {
+    /// The `next` of the page before: letters after that entry id.
+    after: Option<String>,
+}
+
+/// The oldest 100 dead letters after `?after=` (from the oldest without it), with `next`,
+/// the cursor of the page after this one (`null` on the last page).
+pub(super) async fn dead(
+    _: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<DeadPage>,
+) -> Answer<serde_json::Value> {
+    let after = q.after.as_deref();
+    if after.is_some_and(|a| state.store.dead_letter_name(a).is_none()) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "after must be a dead-letter id (<ms>-<seq>, or <ms>-<seq>@<shard>)",
+        ));
+    }
     let total = state.store.dead_letter_count().await.map_err(store_error)?;
-    let letters: Vec<DeadLetterView> = state
+    let page = state
         .store
-        .dead_letters(100)
+        .dead_letters_since(after, DEAD_PAGE)
         .await
-        .map_err(store_error)?
-        .iter()
-        .map(DeadLetterView::from)
-        .collect();
+        .map_err(store_error)?;
+    let next = (page.len() == DEAD_PAGE)
+        .then(|| page.last().map(|d| d.id.clone()))
+        .flatten();
+    let letters: Vec<DeadLetterView> = page.iter().map(DeadLetterView::from).collect();
     Ok(Json(
-        serde_json::json!({"total": total, "dead_letters": letters}),
+        serde_json::json!({"total": total, "dead_letters": letters, "next": next}),
     ))
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use chrono::{TimeZone, Utc};
 use serde::Serialize;
 
-use crate::store::{DeadLetter, Replay, Store, StoreError};
+use crate::store::{DeadLetter, Replay, Store, StoreError, entry_order};
 
 /// A dead letter as `smsq dlq list --json` shows it: the mobile masked, never a code.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -130,12 +130,6 @@ pub async fn replay(store: &Store, ids: &[String], all: bool) -> Result<Replayed
         done.replayed, done.refused, done.not_found
     );
     Ok(done)
-}
-
-/// A stream entry id (`<ms>-<seq>`) as something that sorts.
-fn entry_order(id: &str) -> (u64, u64) {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
 /// The dead letter a name means: a dead-letter id, or a job id.

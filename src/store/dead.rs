@@ -37,6 +37,12 @@ pub enum Replay {
     NotAJob(String),
 }
 
+/// A stream entry id (`<ms>-<seq>`) as something that sorts.
+pub fn entry_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
 fn read(shard: Shard, entry: StreamId) -> DeadLetter {
     let text = |k: &str| entry.get::<String>(k).unwrap_or_default();
     let raw = text("job");
@@ -58,38 +64,65 @@ fn read(shard: Shard, entry: StreamId) -> DeadLetter {
 impl Store {
     /// The oldest `limit` dead letters of all shards, oldest first.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        self.dead_letters_since(None, limit).await
+    }
+
+    /// The oldest `limit` dead letters of all shards after the letter named `after` (a
+    /// dead-letter name, as [`DeadLetter::id`]): a page, the next one starting after its
+    /// last letter. Letters are ordered by entry id (a time) and then by shard, so one cursor
+    /// serves every shard, ties included; `limit` entries per shard are read.
+    pub async fn dead_letters_since(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let cursor = match after {
+            Some(name) => match self.dead_letter_name(name) {
+                Some(c) => Some(c),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
         let mut letters = Vec::new();
         for shard in self.shards.all() {
-            let reply: StreamRangeReply = self
-                .conn()
-                .xrange_count(self.keys(shard).dead(), "-", "+", limit)
-                .await?;
-            letters.extend(reply.ids.into_iter().map(|e| read(shard, e)));
+            let page = match cursor {
+                // Past the cursor's shard, the cursor's own id may still come (a tie).
+                Some((id, at)) if shard.index() > at.index() => {
+                    let reply: StreamRangeReply = self
+                        .conn()
+                        .xrange_count(self.keys(shard).dead(), id, "+", limit)
+                        .await?;
+                    reply.ids.into_iter().map(|e| read(shard, e)).collect()
+                }
+                Some((id, _)) => self.dead_letters_after(shard, Some(id), limit).await?,
+                None => self.dead_letters_after(shard, None, limit).await?,
+            };
+            letters.extend(page);
         }
-        letters.sort_by_key(|d| d.ts_ms);
+        letters.sort_by_key(|d| (entry_order(&d.entry_id), d.shard.index()));
         letters.truncate(limit);
         Ok(letters)
     }
 
-    /// One dead letter by its name (`<entry id>` on shard 0, `<entry id>@<shard>` past it):
-    /// one entry read, however many letters there are. `None` for a name that is not one.
-    pub async fn dead_letter(&self, name: &str) -> Result<Option<DeadLetter>, StoreError> {
+    /// A dead-letter name (`<entry id>` on shard 0, `<entry id>@<shard>` past it) taken
+    /// apart, or `None` if it is not one of this layout's.
+    pub fn dead_letter_name<'n>(&self, name: &'n str) -> Option<(&'n str, Shard)> {
         let (entry_id, shard) = match name.split_once('@') {
-            Some((id, shard)) => match shard.parse::<usize>().ok() {
-                Some(n) => match self.shards.all().nth(n) {
-                    Some(shard) => (id, shard),
-                    None => return Ok(None),
-                },
-                None => return Ok(None),
-            },
+            Some((id, shard)) => (id, self.shards.all().nth(shard.parse::<usize>().ok()?)?),
             None => (name, Shard::FIRST),
         };
         let well_formed = entry_id
             .split_once('-')
             .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok());
-        if !well_formed {
+        well_formed.then_some((entry_id, shard))
+    }
+
+    /// One dead letter by its name (`<entry id>` on shard 0, `<entry id>@<shard>` past it):
+    /// one entry read, however many letters there are. `None` for a name that is not one.
+    pub async fn dead_letter(&self, name: &str) -> Result<Option<DeadLetter>, StoreError> {
+        let Some((entry_id, shard)) = self.dead_letter_name(name) else {
             return Ok(None);
-        }
+        };
         let reply: StreamRangeReply = self
             .conn()
             .xrange(self.keys(shard).dead(), entry_id, entry_id)

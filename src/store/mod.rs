@@ -21,7 +21,7 @@ use std::time::Duration;
 pub use checks::{CaptchaCheck, Verification};
 pub use codes::{Idempotency, IssueOutcome, NewCode, NewMessage};
 pub use conn::Conn;
-pub use dead::{DeadLetter, Replay};
+pub use dead::{DeadLetter, Replay, entry_order};
 pub use fleet::{ConsumerState, Grant, Lease, RatePolicy};
 pub use inspect::{PENDING_SAMPLE, QueueState};
 pub use jobs::{JobRecord, StatusEvent};

@@ -956,3 +956,60 @@ async fn taking_back_our_entries_never_steals_one_another_worker_holds() {
     let shown = format!("{owner:?}");
     assert!(shown.contains("other"), "{shown}");
 }
+
+/// Item 7: the dashboard's list of dead letters pages through all of them, 100 at a time,
+/// each letter once, over every shard.
+#[tokio::test]
+async fn the_admin_dead_letter_list_pages_through_every_shard() {
+    let mut s = crate::common::settings(|c| c.redis.shards = 3);
+    s.secrets.admin_tokens = vec![Secret::new(OPS)];
+    let app = spawn_app(s).await;
+    let mut conn = app.redis().await;
+    for (i, shard) in app.store.shards().all().enumerate() {
+        let fill = redis::Script::new(
+            "for i = 1, 90 do redis.call('XADD', KEYS[1], '*', 'job', '{}', 'error', ARGV[1]) end",
+        );
+        let _: () = fill
+            .key(app.store.keys(shard).dead())
+            .arg(format!("shard {i}"))
+            .invoke_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let (mut seen, mut after, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let query = after
+            .as_ref()
+            .map_or(String::new(), |a| format!("?after={a}"));
+        let r = app
+            .http
+            .get(format!("{}/v1/admin/dead{query}", app.base))
+            .bearer_auth(OPS)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let page: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(page["total"], 270);
+        let letters = page["dead_letters"].as_array().unwrap();
+        assert!(letters.len() <= 100);
+        seen.extend(letters.iter().map(|d| d["id"].as_str().unwrap().to_owned()));
+        pages += 1;
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len(), pages), (270, 270, 3));
+    let r = app
+        .http
+        .get(format!("{}/v1/admin/dead?after=nonsense", app.base))
+        .bearer_auth(OPS)
+        .send()
+        .await
+        .unwrap();
+    assert_json_error(r, 400, "invalid_request", "a cursor that is not an id").await;
+}

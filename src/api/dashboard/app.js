@@ -101,8 +101,15 @@ function drawChart(series) {
   line(series.map((m) => m.failed + m.undelivered), "#c62828");
 }
 
+// The page of dead letters shown: the cursor it was asked with, and the next page's.
+const deadPages = { after: null, next: null, before: [] };
+
 async function drawDead() {
-  const { total, dead_letters } = await api("/v1/admin/dead");
+  const query = deadPages.after ? `?after=${encodeURIComponent(deadPages.after)}` : "";
+  const { total, dead_letters, next } = await api(`/v1/admin/dead${query}`);
+  deadPages.next = next;
+  $("dead-next").disabled = !next;
+  $("dead-prev").disabled = deadPages.before.length === 0;
   const body = $("dead").querySelector("tbody");
   body.replaceChildren(...dead_letters.map((d) => {
     const button = document.createElement("button");
@@ -113,6 +120,16 @@ async function drawDead() {
     return row([d.id, d.job_id || "(not a job)", d.mobile || "", d.attempts, d.error, button]);
   }));
   $("purge").disabled = total === 0;
+}
+
+async function deadPage(forward) {
+  if (forward && deadPages.next) {
+    deadPages.before.push(deadPages.after);
+    deadPages.after = deadPages.next;
+  } else if (!forward && deadPages.before.length > 0) {
+    deadPages.after = deadPages.before.pop();
+  }
+  await drawDead();
 }
 
 async function replay(ids) {
@@ -182,6 +199,8 @@ async function start() {
   $("logout").hidden = false;
   $("search").addEventListener("submit", search);
   $("purge").addEventListener("click", purge);
+  $("dead-next").addEventListener("click", () => deadPage(true));
+  $("dead-prev").addEventListener("click", () => deadPage(false));
   await Promise.all([refresh(), drawDead()]);
   setInterval(refresh, 2000);
   setInterval(drawDead, 5000);
