@@ -58,7 +58,10 @@ impl From<CodeError> for ApiError {
             CodeError::ResendTooSoon { retry_after }
             | CodeError::HourlyLimit { retry_after }
             | CodeError::DailyLimit { retry_after }
-            | CodeError::IpLimit { retry_after } => ApiError::too_many(code, message, retry_after),
+            | CodeError::IpLimit { retry_after }
+            | CodeError::NetworkLimit { retry_after } => {
+                ApiError::too_many(code, message, retry_after)
+            }
             CodeError::IdempotencyConflict => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }

@@ -15,8 +15,12 @@ pub use idempotency::IdempotencyRequest;
 pub use messages::{MessageAccepted, MessageRequest};
 
 use crate::config::Settings;
-use crate::domain::{Code, CodeSealer, Hasher, Job, JobId, JobKind, Mobile, Purpose, now_ms};
-use crate::store::{Idempotency, IssueOutcome, NewCode, Store, StoreError, Verification};
+use crate::domain::{
+    ClientNet, Code, CodeSealer, Hasher, Job, JobId, JobKind, Mobile, Purpose, now_ms,
+};
+use crate::store::{
+    Idempotency, IpRefusal, IssueOutcome, NewCode, Store, StoreError, Verification,
+};
 use idempotency::parse_answer;
 
 /// Why a request was refused. Each variant is one API error code.
@@ -32,8 +36,10 @@ pub enum CodeError {
     HourlyLimit { retry_after: Duration },
     #[error("too many codes for this number today")]
     DailyLimit { retry_after: Duration },
-    #[error("too many codes requested from this IP address this hour")]
+    #[error("too many codes requested from this IP address (or IPv6 /64) this hour")]
     IpLimit { retry_after: Duration },
+    #[error("too many codes requested from this network (IPv4 /24 or IPv6 /48) this hour")]
+    NetworkLimit { retry_after: Duration },
     #[error("this Idempotency-Key was used with a different request body")]
     IdempotencyConflict,
     #[error("the send queue is full; try again later")]
@@ -53,6 +59,7 @@ impl CodeError {
             CodeError::HourlyLimit { .. } => "hourly_limit",
             CodeError::DailyLimit { .. } => "daily_limit",
             CodeError::IpLimit { .. } => "ip_limit",
+            CodeError::NetworkLimit { .. } => "network_limit",
             CodeError::IdempotencyConflict => "idempotency_conflict",
             CodeError::QueueFull => "queue_full",
             CodeError::Unavailable(_) => "unavailable",
@@ -158,11 +165,20 @@ impl Codes {
         self.check_captcha(req.captcha.as_ref()).await?;
 
         let now = now_ms();
-        let ip = req.client_ip.map(|ip| ip.to_string());
+        let ip = req.client_ip.map(ClientNet::of);
         if let Some(ip) = &ip {
-            let limit = cs.hourly_limit_per_ip.get();
-            if let Some(retry_after) = self.store.reserve_ip(ip, limit, now).await? {
-                return Err(CodeError::IpLimit { retry_after });
+            let limits = (
+                cs.hourly_limit_per_ip.get(),
+                cs.hourly_limit_per_network.get(),
+            );
+            match self.store.reserve_ip(ip, limits, now).await? {
+                None => {}
+                Some(IpRefusal::User(retry_after)) => {
+                    return Err(CodeError::IpLimit { retry_after });
+                }
+                Some(IpRefusal::Network(retry_after)) => {
+                    return Err(CodeError::NetworkLimit { retry_after });
+                }
             }
         }
         let outcome = self.store_code(&req, now, idem.as_ref()).await;

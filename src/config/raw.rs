@@ -54,6 +54,7 @@ pub struct RawCode {
     pub hourly_limit_per_mobile: u64,
     pub daily_limit_per_mobile: u64,
     pub hourly_limit_per_ip: u64,
+    pub hourly_limit_per_network: u64,
     pub max_verify_attempts: u64,
     pub template_id: String,
 }

@@ -62,6 +62,7 @@ pub struct CodeSettings {
     pub hourly_limit_per_mobile: NonZeroU32,
     pub daily_limit_per_mobile: NonZeroU32,
     pub hourly_limit_per_ip: NonZeroU32,
+    pub hourly_limit_per_network: NonZeroU32,
     pub max_verify_attempts: NonZeroU32,
     pub template_id: TemplateId,
 }
@@ -165,6 +166,10 @@ impl Settings {
                 hourly_limit_per_ip: count(
                     "code.hourly_limit_per_ip",
                     raw.code.hourly_limit_per_ip,
+                )?,
+                hourly_limit_per_network: count(
+                    "code.hourly_limit_per_network",
+                    raw.code.hourly_limit_per_network,
                 )?,
                 max_verify_attempts: count(
                     "code.max_verify_attempts",

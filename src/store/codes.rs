@@ -9,7 +9,7 @@ use redis::{Script, ScriptInvocation};
 use super::scripts::SCRIPTS;
 use super::{Store, StoreError, field};
 use crate::config::CodeSettings;
-use crate::domain::{Job, Mobile, Purpose, beijing};
+use crate::domain::{ClientNet, Job, Mobile, Purpose, beijing};
 
 /// How long an `Idempotency-Key` is remembered.
 const IDEMPOTENCY_TTL_SECS: u64 = 24 * 3600;
@@ -38,6 +38,15 @@ pub struct NewMessage<'a> {
 pub struct Idempotency<'a> {
     pub digest: &'a str,
     pub fingerprint: &'a str,
+}
+
+/// Which per-address cap refused a request, and when it resets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpRefusal {
+    /// `code.hourly_limit_per_ip`: this address (this IPv6 /64).
+    User(Duration),
+    /// `code.hourly_limit_per_network`: this IPv4 /24 or IPv6 /48.
+    Network(Duration),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,32 +106,40 @@ fn ms_reply(reply: &[String]) -> Result<Duration, StoreError> {
 }
 
 impl Store {
-    /// The per-IP hourly cap: `Ok(None)` reserved one slot, `Ok(Some(retry_after))` refused.
+    /// The per-user and per-network hourly caps: `Ok(None)` reserved one slot of each,
+    /// `Ok(Some(refusal))` refused.
     pub async fn reserve_ip(
         &self,
-        ip: &str,
-        limit: u32,
+        client: &ClientNet,
+        limits: (u32, u32),
         now_ms: i64,
-    ) -> Result<Option<Duration>, StoreError> {
+    ) -> Result<Option<IpRefusal>, StoreError> {
         let w = windows(now_ms);
-        let reply: (i64, i64) = SCRIPTS
+        let k = self.fleet();
+        let reply: (i64, i64, Option<String>) = SCRIPTS
             .ip_reserve
-            .key(self.fleet().ip(ip, &w.hour))
-            .arg(limit)
+            .key(k.ip(&client.network, &client.host, &w.hour))
+            .key(k.ip_network(&client.network, &w.hour))
+            .arg(limits.0)
+            .arg(limits.1)
             .arg(w.hour_left_ms)
             .invoke_async(&mut self.conn())
             .await?;
+        let after = |pttl: i64| Duration::from_millis(pttl.max(0) as u64);
         Ok(match reply {
-            (1, _) => None,
-            (_, pttl) => Some(Duration::from_millis(pttl.max(0) as u64)),
+            (1, ..) => None,
+            (_, pttl, Some(which)) if which == "network" => Some(IpRefusal::Network(after(pttl))),
+            (_, pttl, _) => Some(IpRefusal::User(after(pttl))),
         })
     }
 
-    pub async fn release_ip(&self, ip: &str, now_ms: i64) -> Result<(), StoreError> {
+    pub async fn release_ip(&self, client: &ClientNet, now_ms: i64) -> Result<(), StoreError> {
         let w = windows(now_ms);
+        let k = self.fleet();
         let _: i64 = SCRIPTS
             .ip_release
-            .key(self.fleet().ip(ip, &w.hour))
+            .key(k.ip(&client.network, &client.host, &w.hour))
+            .key(k.ip_network(&client.network, &w.hour))
             .invoke_async(&mut self.conn())
             .await?;
         Ok(())

@@ -110,8 +110,14 @@ impl Keys {
     pub fn heartbeat(&self, name: &str) -> String {
         format!("{}:hb:{name}", self.tag)
     }
-    pub fn ip(&self, ip: &str, hour: &str) -> String {
-        format!("{}:ip:{ip}:{hour}", self.prefix)
+    /// One end user's codes this hour (an IPv4 address or an IPv6 /64). Tagged by its
+    /// network, so the user's and the network's counters share a slot and one script.
+    pub fn ip(&self, network: &str, host: &str, hour: &str) -> String {
+        format!("{{{}:ip:{network}}}:{host}:{hour}", self.prefix)
+    }
+    /// One network's codes this hour (an IPv4 /24 or an IPv6 /48).
+    pub fn ip_network(&self, network: &str, hour: &str) -> String {
+        format!("{{{}:ip:{network}}}:net:{hour}", self.prefix)
     }
     pub fn captcha(&self, id: &str) -> String {
         format!("{}:captcha:{id}", self.prefix)
@@ -140,8 +146,12 @@ mod tests {
             "{smsq:0}:daily:13800138000:20261124"
         );
         assert_eq!(
-            k.ip("203.0.113.7", "2026112401"),
-            "smsq:ip:203.0.113.7:2026112401"
+            k.ip("203.0.113.0/24", "203.0.113.7", "2026112401"),
+            "{smsq:ip:203.0.113.0/24}:203.0.113.7:2026112401"
+        );
+        assert_eq!(
+            k.ip_network("203.0.113.0/24", "2026112401"),
+            "{smsq:ip:203.0.113.0/24}:net:2026112401"
         );
         assert_eq!(k.captcha("x"), "smsq:captcha:x");
         assert_eq!(k.rate(), "{smsq:0}:rate");
@@ -149,6 +159,9 @@ mod tests {
         let last = crate::domain::Shards::new(6).unwrap().all().last().unwrap();
         let k = Keys::new("smsq", last);
         assert_eq!(k.jobs(), "{smsq:5}:jobs");
-        assert_eq!(k.ip("::1", "2026112401"), "smsq:ip:::1:2026112401");
+        assert_eq!(
+            k.ip("::/48", "::/64", "2026112401"),
+            "{smsq:ip:::/48}:::/64:2026112401"
+        );
     }
 }

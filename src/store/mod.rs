@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use checks::{CaptchaCheck, Verification};
-pub use codes::{Idempotency, IssueOutcome, NewCode, NewMessage};
+pub use codes::{Idempotency, IpRefusal, IssueOutcome, NewCode, NewMessage};
 pub use conn::Conn;
 pub use dead::{DeadLetter, Replay, entry_order};
 pub use fleet::{ConsumerState, Grant, Lease, RatePolicy};

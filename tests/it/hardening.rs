@@ -1013,3 +1013,71 @@ async fn the_admin_dead_letter_list_pages_through_every_shard() {
         .unwrap();
     assert_json_error(r, 400, "invalid_request", "a cursor that is not an id").await;
 }
+
+/// Issue 18, item 3, attacked as the issue found it: 21 addresses inside one IPv6 /64 are
+/// one user; after `198.51.100.9` hits its cap, `::ffff:198.51.100.9` is the same client;
+/// many addresses of one /24 (or /48) meet the looser network cap; other networks go on.
+#[tokio::test]
+async fn per_address_caps_count_networks_not_single_addresses() {
+    let app = spawn_app(settings(|c| {
+        c.code.hourly_limit_per_ip = 20;
+        c.code.hourly_limit_per_network = 30;
+    }))
+    .await;
+    let issue = |n: u64, ip: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .post(
+                    "/v1/codes",
+                    serde_json::json!({"mobile": format!("{}", 13900100000u64 + n), "client_ip": ip}),
+                )
+                .await;
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (status, body["error"].as_str().unwrap_or("").to_owned())
+        }
+    };
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    // One /64, 21 different addresses: the 21st is the same user's 21st code.
+    for i in 1..=20 {
+        let (status, _) = issue(next(), format!("2001:db8:aa:1::{i:x}")).await;
+        assert_eq!(status, 202, "address {i}");
+    }
+    let (status, error) = issue(next(), "2001:db8:aa:1:ffff:ffff:ffff:ffff".into()).await;
+    assert_eq!((status, error.as_str()), (429, "ip_limit"));
+    // IPv4 and its IPv4-mapped IPv6 form are one client.
+    for _ in 0..20 {
+        assert_eq!(issue(next(), "198.51.100.9".into()).await.0, 202);
+    }
+    let (status, error) = issue(next(), "::ffff:198.51.100.9".into()).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (429, "ip_limit"),
+        "the mapped form got through"
+    );
+    // The rest of that /24: 10 more codes reach its network cap of 30, whatever the address.
+    for i in 10..20 {
+        assert_eq!(issue(next(), format!("198.51.100.{i}")).await.0, 202);
+    }
+    let (status, error) = issue(next(), "198.51.100.77".into()).await;
+    assert_eq!((status, error.as_str()), (429, "network_limit"));
+    // The /48 around the first /64: other /64s count toward it (20 so far, 30 allowed).
+    for i in 0..10 {
+        assert_eq!(
+            issue(next(), format!("2001:db8:aa:{:x}::1", 100 + i))
+                .await
+                .0,
+            202
+        );
+    }
+    let (status, error) = issue(next(), "2001:db8:aa:ffff::1".into()).await;
+    assert_eq!((status, error.as_str()), (429, "network_limit"));
+    // Another network is not touched.
+    assert_eq!(issue(next(), "203.0.113.5".into()).await.0, 202);
+    assert_eq!(issue(next(), "2001:db8:bb::1".into()).await.0, 202);
+}
