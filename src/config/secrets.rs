@@ -1,4 +1,5 @@
-//! Secrets: read only from the environment, never from a file, never printed whole.
+//! Secrets: read from the environment, or from the files `<NAME>_FILE` variables name; never
+//! from the configuration file, never printed whole.
 
 use std::collections::HashMap;
 
@@ -34,24 +35,26 @@ pub struct Secrets {
 pub const MIN_TOKEN_CHARS: usize = 16;
 
 impl Secrets {
-    /// The secrets of `env`; a token list that cannot be what the operator meant is an error.
+    /// The secrets of `env`, each from its variable or from the file its `<NAME>_FILE`
+    /// names (how Docker and Kubernetes hand secrets over). Both set, an unreadable file, or
+    /// a token list that cannot be what the operator meant is an error.
     pub fn from_env(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+        let get = |k: &str| from_env_or_file(env, k);
         Ok(Self {
-            account_sid: get("RONGLIAN_ACCOUNT_SID"),
-            auth_token: get("RONGLIAN_AUTH_TOKEN").map(Secret::new),
-            app_id: get("RONGLIAN_APP_ID"),
-            secret: get("SMSQ_SECRET").map(Secret::new),
-            reports_token: get("SMSQ_REPORTS_TOKEN").map(Secret::new),
-            metrics_token: match get("SMSQ_METRICS_TOKEN") {
+            account_sid: get("RONGLIAN_ACCOUNT_SID")?,
+            auth_token: get("RONGLIAN_AUTH_TOKEN")?.map(Secret::new),
+            app_id: get("RONGLIAN_APP_ID")?,
+            secret: get("SMSQ_SECRET")?.map(Secret::new),
+            reports_token: get("SMSQ_REPORTS_TOKEN")?.map(Secret::new),
+            metrics_token: match get("SMSQ_METRICS_TOKEN")? {
                 Some(t) => token_list("SMSQ_METRICS_TOKEN", &t)?.into_iter().next(),
                 None => None,
             },
-            api_tokens: match get("SMSQ_API_TOKENS") {
+            api_tokens: match get("SMSQ_API_TOKENS")? {
                 Some(list) => token_list("SMSQ_API_TOKENS", &list)?,
                 None => Vec::new(),
             },
-            admin_tokens: match get("SMSQ_ADMIN_TOKENS") {
+            admin_tokens: match get("SMSQ_ADMIN_TOKENS")? {
                 Some(list) => token_list("SMSQ_ADMIN_TOKENS", &list)?,
                 None => Vec::new(),
             },
@@ -180,6 +183,36 @@ pub fn mask_url_password(url: &str) -> String {
     }
 }
 
+/// `name` from the environment, or from the file `<name>_FILE` names (one trailing newline
+/// dropped, as `echo` and most secret stores leave one). Never both: which one would win is
+/// a guess nobody should have to make.
+fn from_env_or_file(
+    env: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<String>, ConfigError> {
+    let direct = env.get(name).filter(|v| !v.is_empty());
+    let file_var = format!("{name}_FILE");
+    let path = env.get(&file_var).filter(|v| !v.is_empty());
+    match (direct, path) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            file_var,
+            format!("{name} is set too: set one of them"),
+        )),
+        (Some(v), None) => Ok(Some(v.clone())),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(file_var.clone(), format!("cannot read {path}: {e}"))
+            })?;
+            let value = text
+                .strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                .unwrap_or(&text);
+            Ok((!value.is_empty()).then(|| value.to_owned()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// A comma-separated token list. Set but empty (only spaces or commas) would silently turn
 /// authentication off, so it is refused, as is a token too short to resist guessing; the
 /// message never shows a token.
@@ -280,5 +313,51 @@ mod tests {
                 .api_tokens
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn secrets_come_from_files_too_but_never_from_both() {
+        let dir = std::env::temp_dir().join(format!("smsq-secret-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        std::fs::write(&file, "from-a-file-0123456789\n").unwrap();
+        let path = file.display().to_string();
+        let env = HashMap::from([("SMSQ_SECRET_FILE".to_owned(), path.clone())]);
+        let s = Secrets::from_env(&env).unwrap();
+        assert_eq!(s.secret.unwrap().expose(), "from-a-file-0123456789");
+
+        std::fs::write(
+            dir.join("tokens"),
+            "app-token-0123456789,app-token-9876543210\r\n",
+        )
+        .unwrap();
+        let tokens = dir.join("tokens").display().to_string();
+        let env = HashMap::from([("SMSQ_API_TOKENS_FILE".to_owned(), tokens)]);
+        assert_eq!(Secrets::from_env(&env).unwrap().api_tokens.len(), 2);
+
+        let both = HashMap::from([
+            ("SMSQ_SECRET_FILE".to_owned(), path),
+            ("SMSQ_SECRET".to_owned(), "also-set-0123456789".to_owned()),
+        ]);
+        let e = Secrets::from_env(&both).unwrap_err();
+        assert_eq!(e.key, "SMSQ_SECRET_FILE");
+        assert!(
+            e.message.contains("SMSQ_SECRET is set too"),
+            "{}",
+            e.message
+        );
+        assert!(
+            !e.message.contains("also-set"),
+            "the message shows no secret"
+        );
+
+        let missing = HashMap::from([(
+            "RONGLIAN_AUTH_TOKEN_FILE".to_owned(),
+            dir.join("nope").display().to_string(),
+        )]);
+        let e = Secrets::from_env(&missing).unwrap_err();
+        assert_eq!(e.key, "RONGLIAN_AUTH_TOKEN_FILE");
+        assert!(e.message.contains("cannot read"), "{}", e.message);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -260,7 +260,9 @@ impl Settings {
         let mut shown = raw.clone();
         shown.redis.url = mask_url_password(&raw.redis.url);
         let mut out = toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
-        out.push_str("\n# secrets, from the environment only\n");
+        out.push_str(
+            "\n# secrets, from the environment (or the files their _FILE variables name)\n",
+        );
         for (name, value) in secrets.summary() {
             out.push_str(&format!("# {name:<20} = {value}\n"));
         }

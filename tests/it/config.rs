@@ -212,3 +212,44 @@ fn worker_without_credentials_exits_2_naming_the_variable() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("RONGLIAN_ACCOUNT_SID"));
 }
+
+/// Secrets can come from files (`<NAME>_FILE`, as Docker and Kubernetes mount them); both
+/// forms at once refuse to start, naming the variable.
+#[test]
+fn secrets_are_read_from_the_files_their_file_variables_name() {
+    let dir = temp_dir("secret-files");
+    std::fs::write(dir.join("secret"), "file-secret-0123456789\n").unwrap();
+    std::fs::write(dir.join("token"), "file-auth-token-0123456789").unwrap();
+    let out = smsq_command(None)
+        .arg("config")
+        .env("SMSQ_SECRET_FILE", dir.join("secret"))
+        .env("RONGLIAN_AUTH_TOKEN_FILE", dir.join("token"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("SMSQ_SECRET          = set (hidden)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("RONGLIAN_AUTH_TOKEN  = set (hidden)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("file-secret") && !stdout.contains("file-auth-token"));
+    let out = smsq_command(None)
+        .arg("config")
+        .env("SMSQ_SECRET_FILE", dir.join("secret"))
+        .env("SMSQ_SECRET", "direct-secret-0123456789")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("SMSQ_SECRET_FILE"), "{stderr}");
+    assert!(!stderr.contains("direct-secret"), "{stderr}");
+}
