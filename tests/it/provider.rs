@@ -366,3 +366,49 @@ async fn a_redirect_is_not_followed_and_the_body_goes_nowhere_else() {
         "the body went to the redirect target"
     );
 }
+
+/// A fake that runs for days (`smsq dev`, a soak) stays bounded: it keeps its last `--keep`
+/// messages and reqIds, numbers every message it ever accepted, and lists the newer ones.
+#[tokio::test]
+async fn the_fake_remembers_only_its_last_messages() {
+    let mut opts = fake_options();
+    opts.keep = 10;
+    let fake = spawn_fake(opts).await;
+    let c = client(&fake.base_url(), TOKEN, 2000);
+    let datas = vec!["1".to_owned()];
+    for n in 0..30u64 {
+        let to = format!("{}", 13800138100u64 + n);
+        let req_id = format!("keep-{n}");
+        let sms = TemplateSms {
+            to: &to,
+            template_id: "1",
+            datas: &datas,
+            req_id: Some(&req_id),
+        };
+        c.send(&sms).await.expect("accepted");
+    }
+    let kept = fake.messages();
+    assert_eq!(kept.len(), 10);
+    assert_eq!(kept[0].seq, 20);
+    assert_eq!(kept[9].seq, 29);
+    let newer: Vec<smsq::dev::fake::FakeMessage> =
+        reqwest::get(format!("{}/_fake/messages?since=25", fake.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(
+        newer.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [25, 26, 27, 28, 29]
+    );
+    // A recent reqId is still a duplicate; one older than the last 10 has been forgotten.
+    let sms = |req_id: &'static str| TemplateSms {
+        to: "13800138199",
+        template_id: "1",
+        datas: &[],
+        req_id: Some(req_id),
+    };
+    assert_eq!(rejected_code(&c.send(&sms("keep-29")).await), "160054");
+    assert!(c.send(&sms("keep-0")).await.is_ok());
+}

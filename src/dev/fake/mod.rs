@@ -55,7 +55,8 @@ pub struct FakeOptions {
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
     /// Fraction of valid requests refused for good with 160040 (the number's daily limit):
-    /// a permanent answer, the SMS is not sent.
+    /// a permanent answer, the SMS is not sent. A reqId already accepted is never refused:
+    /// it gets its 160054.
     #[arg(long, default_value_t = 0.0)]
     pub reject_rate: f64,
     /// Fraction of valid requests answered with HTTP 500.
@@ -272,6 +273,18 @@ impl Fake {
         Some(code)
     }
 
+    /// Whether a message with this reqId was accepted (and is still remembered) today.
+    fn has_req_id(&self, req_id: Option<&str>) -> bool {
+        let Some(req_id) = req_id else {
+            return false;
+        };
+        let day = Utc::now()
+            .with_timezone(&crate::domain::beijing())
+            .format("%Y%m%d")
+            .to_string();
+        self.lock().req_ids.contains(&(day, req_id.to_owned()))
+    }
+
     fn roll(&self, rate: f64) -> bool {
         rate > 0.0 && self.lock().rng.random::<f64>() < rate
     }
@@ -331,7 +344,10 @@ async fn template_sms(
                 error_answer(format, &code, "scripted by --answer-first")
             } else if fake.roll(fake.opts.error_rate) {
                 error_answer(format, "160000", "系统错误")
-            } else if fake.roll(fake.opts.reject_rate) {
+            } else if !fake.has_req_id(request.req_id.as_deref())
+                && fake.roll(fake.opts.reject_rate)
+            {
+                // A message it already has is answered 160054 (by `accept`), not refused anew.
                 error_answer(format, "160040", "验证码超出同模板同号码天发送上限")
             } else {
                 match accept(&fake, request, received_us).await {
