@@ -46,7 +46,7 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Whether `given` is one of `tokens` (every token checked, constant time).
-fn one_of(tokens: &[Secret], given: &str) -> bool {
+pub(super) fn one_of(tokens: &[Secret], given: &str) -> bool {
     tokens
         .iter()
         .fold(false, |ok, t| ok | ct_eq(t.expose(), given))

@@ -278,10 +278,7 @@ impl Fake {
         let Some(req_id) = req_id else {
             return false;
         };
-        let day = Utc::now()
-            .with_timezone(&crate::domain::beijing())
-            .format("%Y%m%d")
-            .to_string();
+        let day = state::beijing_day(Utc::now());
         self.lock().req_ids.contains(&(day, req_id.to_owned()))
     }
 

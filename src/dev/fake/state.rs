@@ -49,6 +49,11 @@ impl Inner {
     }
 }
 
+/// The Beijing day (`yyyymmdd`) the provider counts reqIds and daily limits in.
+pub(super) fn beijing_day(now: chrono::DateTime<Utc>) -> String {
+    now.with_timezone(&beijing()).format("%Y%m%d").to_string()
+}
+
 /// Limits that depend on what was sent before, then the message is accepted and recorded.
 pub(super) async fn accept(
     fake: &Fake,
@@ -57,7 +62,7 @@ pub(super) async fn accept(
 ) -> Result<FakeMessage, Fault> {
     let opts = &fake.opts;
     let now = Utc::now();
-    let day = now.with_timezone(&beijing()).format("%Y%m%d").to_string();
+    let day = beijing_day(now);
     let message = {
         let mut inner = fake.lock();
         if let Some(req_id) = &request.req_id
