@@ -1081,3 +1081,66 @@ async fn per_address_caps_count_networks_not_single_addresses() {
     assert_eq!(issue(next(), "203.0.113.5".into()).await.0, 202);
     assert_eq!(issue(next(), "2001:db8:bb::1".into()).await.0, 202);
 }
+
+/// Item 16: each Redis call here takes 900 ms (under `redis.timeout_ms`), so a refused
+/// `POST /v1/codes` with an `Idempotency-Key` and a `client_ip` needs four of them (look up
+/// the key, reserve the per-IP slot, the issue script, give the slot back): 3.6 s, past the
+/// API's 2.5 s deadline. The client gets its 503 while the issue script is in flight; the
+/// slot must still be given back, or every cut request would eat one of the address's codes.
+/// (Verify has two steps, each under `redis.timeout_ms`, so the deadline cannot fall between
+/// them; a client hanging up does not cut a request either, as hyper only notices when it
+/// writes the answer. Both were tried; neither left a partial verify before the fix.)
+#[tokio::test]
+async fn a_request_cut_between_its_redis_steps_still_finishes_them() {
+    let slow = crate::common::slow_redis(&crate::common::redis_url()).await;
+    let app = spawn_app(crate::common::settings_on(&slow.url, |c| {
+        c.redis.timeout_ms = 1000;
+        c.code.hourly_limit_per_ip = 5;
+    }))
+    .await;
+    let mut redis = redis::Client::open(crate::common::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let ip = "198.51.100.20";
+    let body = serde_json::json!({"mobile": "13900200001", "client_ip": ip});
+    let first = app.post("/v1/codes", body.clone()).await;
+    assert_eq!(first.status().as_u16(), 202);
+    let user_key = {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{{{}:ip:*", app.prefix()))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        keys.into_iter()
+            .find(|k| !k.contains(":net:"))
+            .expect("the address's hourly key")
+    };
+    let slots = |mut redis: redis::aio::MultiplexedConnection, key: String| async move {
+        redis::cmd("GET")
+            .arg(&key)
+            .query_async::<Option<u32>>(&mut redis)
+            .await
+            .unwrap()
+    };
+    assert_eq!(slots(redis.clone(), user_key.clone()).await, Some(1));
+
+    slow.set_delay(Duration::from_millis(900));
+    let started = Instant::now();
+    let cut = app
+        .http
+        .post(format!("{}/v1/codes", app.base))
+        .header("Idempotency-Key", "cut-at-the-deadline")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cut.status().as_u16(), 503, "{:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_millis(3500));
+    crate::common::eventually(Duration::from_secs(10), "the slot given back", || {
+        let (redis, key) = (redis.clone(), user_key.clone());
+        async move { (slots(redis, key).await == Some(1)).then_some(()) }
+    })
+    .await;
+}

@@ -3,10 +3,12 @@
 //! processes ([`process`]) and the provider side ([`provider`]).
 
 mod app;
+mod latency;
 mod process;
 mod provider;
 
 pub use app::*;
+pub use latency::*;
 pub use process::*;
 pub use provider::*;
 
