@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod ops;
 pub mod provider;
 pub mod shutdown;
+pub mod snapshot;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

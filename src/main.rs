@@ -182,7 +182,7 @@ async fn status(settings: Settings, json: bool, watch: bool) -> anyhow::Result<(
     let app = application(settings)?;
     if watch {
         ops::status::watch(
-            app.store(),
+            &app.records(),
             app.settings(),
             json,
             smsq::shutdown::on_signal(),
@@ -190,7 +190,7 @@ async fn status(settings: Settings, json: bool, watch: bool) -> anyhow::Result<(
         .await;
         return Ok(());
     }
-    let shown = ops::status::show(app.store(), app.settings(), json).await;
+    let shown = ops::status::show(&app.records(), app.settings(), json).await;
     println!("{}", shown.text);
     anyhow::ensure!(shown.healthy, "the queue is down");
     Ok(())
@@ -198,7 +198,7 @@ async fn status(settings: Settings, json: bool, watch: bool) -> anyhow::Result<(
 
 async fn dlq(settings: Settings, command: Dlq) -> anyhow::Result<()> {
     let app = application(settings)?;
-    let store = app.store();
+    let store = &app.records();
     match command {
         Dlq::List { limit, json } => println!("{}", ops::dlq::list(store, limit, json).await?),
         Dlq::Replay { ids, all } => {
@@ -294,7 +294,8 @@ async fn send(
         );
         return Ok(());
     };
-    let status = ops::send::send_and_follow(&codes, app.store(), mobile, purpose, timeout).await?;
+    let status =
+        ops::send::send_and_follow(&codes, &app.records(), mobile, purpose, timeout).await?;
     anyhow::ensure!(
         status == JobStatus::Sent,
         "the job ended {status}, not sent"
@@ -309,17 +310,19 @@ async fn job(settings: Settings, id: &str, json: bool) -> anyhow::Result<()> {
         message: "a job id is 32 lower-case hex digits".into(),
     })?;
     let app = application(settings)?;
-    let store = app.store();
-    let record = store
+    let found = app
+        .records()
         .job(&id)
         .await?
         .with_context(|| format!("no job {id}"))?;
-    let events = store.events_of(&id).await?;
     if json {
-        println!("{}", serde_json::json!({"job": record, "events": events}));
+        println!(
+            "{}",
+            serde_json::json!({"job": found.job, "events": found.history})
+        );
     } else {
-        println!("{}", serde_json::to_string_pretty(&record)?);
-        for e in events {
+        println!("{}", serde_json::to_string_pretty(&found.job)?);
+        for e in found.history {
             println!(
                 "  {}  {:<10} attempt {}  {}",
                 e.ts, e.status, e.attempt, e.error

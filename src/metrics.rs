@@ -11,7 +11,7 @@ use std::time::Duration;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::ops::Snapshot;
+use crate::snapshot::Snapshot;
 
 /// Buckets of every `_seconds` histogram: 1 ms to 1 min.
 const BUCKETS: &[f64] = &[
@@ -90,9 +90,9 @@ fn set_gauges(s: &Snapshot) {
     } else {
         0.0
     });
-    let verdict = |v: &str| if s.verdict.status == v { 1.0 } else { 0.0 };
-    for v in ["ok", "degraded", "down"] {
-        gauge!("smsq_verdict", "status" => v).set(verdict(v));
+    for v in crate::snapshot::Health::ALL {
+        let now = if s.verdict.status == v { 1.0 } else { 0.0 };
+        gauge!("smsq_verdict", "status" => v.as_str()).set(now);
     }
 }
 

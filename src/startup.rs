@@ -10,7 +10,7 @@ use crate::codes::Codes;
 use crate::config::{ConfigError, Settings};
 use crate::domain::{CodeSealer, Hasher};
 use crate::provider::{Client, ClientError};
-use crate::store::{LayoutError, Store, StoreError};
+use crate::store::{Intake, LayoutError, Queue, Records, Store, StoreError};
 use crate::worker::{Worker, default_consumer_name};
 
 /// Why a process could not be built. `Config` means exit code 2.
@@ -55,12 +55,17 @@ impl Application {
         &self.store
     }
 
+    /// The operators' store (`smsq status`, `smsq dlq`, `smsq job`).
+    pub fn records(&self) -> Records {
+        Records::new(self.store.clone())
+    }
+
     /// The code service (needs `SMSQ_SECRET`).
     pub fn codes(&self) -> Result<Codes, StartupError> {
         let key = self.settings.secrets.hash_key()?;
         Ok(Codes::new(
             self.settings.clone(),
-            self.store.clone(),
+            Intake::new(self.store.clone()),
             Hasher::new(key.clone()),
             CodeSealer::new(&key),
         ))
@@ -81,7 +86,7 @@ impl Application {
         let sealer = CodeSealer::new(&self.settings.secrets.hash_key()?);
         Ok(Worker::new(
             self.settings.clone(),
-            self.store.clone(),
+            Queue::new(self.store.clone()),
             client,
             sealer,
             name.unwrap_or_else(default_consumer_name),
@@ -106,7 +111,7 @@ impl Application {
             Err(e) => return Err(StartupError::Layout(e)),
         }
         self.store.warn_if_evicting().await;
-        crate::api::serve(listener, codes, self.store.clone(), shutdown).await?;
+        crate::api::serve(listener, codes, Records::new(self.store.clone()), shutdown).await?;
         Ok(())
     }
 }

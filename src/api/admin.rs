@@ -11,9 +11,10 @@ use super::session::Admin;
 use super::{ApiError, AppState};
 use crate::codes::CodeError;
 use crate::domain::{JobId, Mobile};
-use crate::ops::Snapshot;
 use crate::ops::dlq::DeadLetterView;
-use crate::store::{JobRecord, StatusEvent};
+use crate::snapshot::Snapshot;
+use crate::store::JobFound;
+use crate::store::records::ReplayOutcome;
 
 type Answer<T> = Result<Json<T>, ApiError>;
 
@@ -47,7 +48,7 @@ pub(super) struct StatusAnswer {
 }
 
 pub(super) async fn status(_: Admin, State(state): State<AppState>) -> Answer<StatusAnswer> {
-    let raw = state.store.inspect(60).await.map_err(store_error)?;
+    let raw = state.records.inspect(60).await.map_err(store_error)?;
     let minute_now = raw.now_ms / 60_000;
     let series = raw
         .minutes
@@ -70,27 +71,15 @@ pub(super) async fn status(_: Admin, State(state): State<AppState>) -> Answer<St
     Ok(Json(StatusAnswer { snapshot, series }))
 }
 
-#[derive(Serialize)]
-pub(super) struct JobAnswer {
-    job: JobRecord,
-    history: Vec<StatusEvent>,
-}
-
 pub(super) async fn job(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Answer<JobAnswer> {
+) -> Answer<JobFound> {
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such job");
     let id = JobId::parse(&id).ok_or_else(not_found)?;
-    let job = state
-        .store
-        .job(&id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(not_found)?;
-    let history = state.store.events_of(&id).await.map_err(store_error)?;
-    Ok(Json(JobAnswer { job, history }))
+    let found = state.records.job(&id).await.map_err(store_error)?;
+    found.map(Json).ok_or_else(not_found)
 }
 
 #[derive(Deserialize)]
@@ -107,7 +96,7 @@ pub(super) async fn jobs(
     let mobile = Mobile::parse(&q.mobile)
         .map_err(|e| ApiError::bad_request("invalid_mobile", e.to_string()))?;
     let jobs = state
-        .store
+        .records
         .jobs_of(&mobile, 50)
         .await
         .map_err(store_error)?;
@@ -133,15 +122,19 @@ pub(super) async fn dead(
     Query(q): Query<DeadPage>,
 ) -> Answer<serde_json::Value> {
     let after = q.after.as_deref();
-    if after.is_some_and(|a| state.store.dead_letter_name(a).is_none()) {
+    if after.is_some_and(|a| state.records.dead_letter_name(a).is_none()) {
         return Err(ApiError::bad_request(
             "invalid_request",
             "after must be a dead-letter id (<ms>-<seq>, or <ms>-<seq>@<shard>)",
         ));
     }
-    let total = state.store.dead_letter_count().await.map_err(store_error)?;
+    let total = state
+        .records
+        .dead_letter_count()
+        .await
+        .map_err(store_error)?;
     let page = state
-        .store
+        .records
         .dead_letters_since(after, DEAD_PAGE)
         .await
         .map_err(store_error)?;
@@ -170,12 +163,17 @@ pub(super) async fn replay(
     JsonBody { value: body, .. }: JsonBody<ReplayBody>,
 ) -> Answer<serde_json::Value> {
     admin.check_csrf(&headers)?;
-    let done = crate::ops::dlq::replay(&state.store, &body.ids, body.all)
+    let results = state
+        .records
+        .replay_dead(&body.ids, body.all)
         .await
         .map_err(store_error)?;
+    let count = |f: fn(&ReplayOutcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
     Ok(Json(serde_json::json!({
-        "replayed": done.replayed, "refused": done.refused, "not_found": done.not_found,
-        "report": done.report,
+        "replayed": count(|o| *o == ReplayOutcome::Replayed),
+        "refused": count(ReplayOutcome::refused),
+        "not_found": count(|o| *o == ReplayOutcome::NotFound),
+        "results": results,
     })))
 }
 
@@ -186,7 +184,7 @@ pub(super) async fn purge(
 ) -> Answer<serde_json::Value> {
     admin.check_csrf(&headers)?;
     let purged = state
-        .store
+        .records
         .purge_dead_letters()
         .await
         .map_err(store_error)?;

@@ -8,14 +8,14 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
 use crate::domain::Secret;
-use crate::ops::SnapshotCache;
+use crate::snapshot::SnapshotCache;
 
 pub(super) async fn healthz() -> Response {
     Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
+    match state.records.ping().await {
         Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: redis unreachable");

@@ -15,6 +15,6 @@ pub(super) async fn show(
 ) -> Result<Json<JobRecord>, ApiError> {
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such job");
     let id = JobId::parse(&id).ok_or_else(not_found)?;
-    let record = state.store.job(&id).await.map_err(CodeError::from)?;
-    record.map(Json).ok_or_else(not_found)
+    let found = state.records.job(&id).await.map_err(CodeError::from)?;
+    found.map(|f| Json(f.job)).ok_or_else(not_found)
 }

@@ -26,28 +26,28 @@ pub use error::ApiError;
 
 use crate::codes::Codes;
 use crate::domain::Secret;
-use crate::ops::SnapshotCache;
-use crate::store::Store;
+use crate::snapshot::SnapshotCache;
+use crate::store::Records;
 
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub codes: Codes,
-    pub store: Store,
+    pub records: Records,
     /// The snapshot `/metrics` renders, at most one a second.
     pub scrapes: std::sync::Arc<SnapshotCache>,
 }
 
 /// The router, ready to serve. Separate from [`serve`] so tests can drive it in-process.
-pub fn router(codes: Codes, store: Store) -> Router {
+pub fn router(codes: Codes, records: Records) -> Router {
     let settings = codes.settings();
     let max_body = settings.api.max_body_bytes;
     // A request that needs Redis gets an answer within this, even while Redis is down.
     let deadline = settings.redis.timeout * 2 + Duration::from_millis(500);
-    let scrapes = std::sync::Arc::new(SnapshotCache::new(store.clone(), codes.shared_settings()));
+    let scrapes = std::sync::Arc::new(SnapshotCache::new(records.clone(), codes.shared_settings()));
     let on_main = settings.api.metrics_listen.is_none();
     let state = AppState {
         codes,
-        store,
+        records,
         scrapes,
     };
 
@@ -101,7 +101,7 @@ pub fn router(codes: Codes, store: Store) -> Router {
 pub async fn serve(
     listener: TcpListener,
     codes: Codes,
-    store: Store,
+    records: Records,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     if codes.settings().secrets.admin_tokens.is_empty() {
@@ -115,12 +115,12 @@ pub async fn serve(
         tracing::info!("SMSQ_METRICS_TOKEN is not set: /metrics needs no token");
     }
     tracing::info!(addr = %listener.local_addr()?, "api listening");
-    let app = router(codes, store.clone());
+    let app = router(codes, records.clone());
     let metrics = match settings.api.metrics_listen {
         Some(addr) => {
             let listener = TcpListener::bind(addr).await?;
             tracing::info!(%addr, "serving /metrics (api.metrics_listen)");
-            let cache = std::sync::Arc::new(SnapshotCache::new(store, settings.clone()));
+            let cache = std::sync::Arc::new(SnapshotCache::new(records, settings.clone()));
             let page = metrics_only(cache, settings.secrets.metrics_token.clone());
             let stop = shutdown.clone();
             Some(tokio::spawn(async move {

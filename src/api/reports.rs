@@ -37,7 +37,8 @@ pub(super) async fn receive(
     let outcome = match &report {
         Report::Inbound { from, text } => {
             state
-                .store
+                .codes
+                .store()
                 .record_inbound(from, text)
                 .await
                 .map_err(CodeError::from)?;
@@ -46,7 +47,8 @@ pub(super) async fn receive(
         }
         Report::Status(status) => {
             match state
-                .store
+                .codes
+                .store()
                 .record_report(status)
                 .await
                 .map_err(CodeError::from)?
@@ -56,7 +58,7 @@ pub(super) async fn receive(
                     status: new,
                 } => {
                     tracing::info!(%job_id, mobile = %status.mobile, status = %new, deliver_code = %status.deliver_code, "delivery report");
-                    if new == "delivered" {
+                    if new == crate::domain::JobStatus::Delivered {
                         "delivered"
                     } else {
                         "undelivered"

@@ -146,10 +146,14 @@ pub(super) async fn revoke(state: &AppState, headers: &HeaderMap) -> Result<(), 
         return Ok(());
     };
     let left = (s.expires_ms - now_ms()).max(1) as u64;
-    state.store.revoke_session(&s.id, left).await.map_err(|e| {
-        tracing::warn!(error = %e, "cannot record the logout");
-        ApiError::unavailable()
-    })
+    state
+        .records
+        .revoke_session(&s.id, left)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot record the logout");
+            ApiError::unavailable()
+        })
 }
 
 impl FromRequestParts<AppState> for Admin {
@@ -174,7 +178,7 @@ impl FromRequestParts<AppState> for Admin {
             )
         };
         let s = session(state, &parts.headers).ok_or_else(unauthorized)?;
-        match state.store.session_revoked(&s.id).await {
+        match state.records.session_revoked(&s.id).await {
             Ok(false) => Ok(Admin::Session { csrf: s.csrf }),
             Ok(true) => Err(unauthorized()),
             Err(e) => {

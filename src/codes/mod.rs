@@ -19,7 +19,7 @@ use crate::domain::{
     ClientNet, Code, CodeSealer, Hasher, Job, JobId, JobKind, Mobile, Purpose, now_ms,
 };
 use crate::store::{
-    Idempotency, IpRefusal, IssueOutcome, NewCode, Store, StoreError, Verification,
+    Idempotency, Intake, IpRefusal, IssueOutcome, NewCode, StoreError, Verification,
 };
 use idempotency::parse_answer;
 
@@ -100,7 +100,7 @@ pub struct CodeAccepted {
 #[derive(Clone)]
 pub struct Codes {
     settings: std::sync::Arc<Settings>,
-    store: Store,
+    store: Intake,
     hasher: Hasher,
     sealer: CodeSealer,
 }
@@ -108,7 +108,7 @@ pub struct Codes {
 impl Codes {
     pub fn new(
         settings: std::sync::Arc<Settings>,
-        store: Store,
+        store: Intake,
         hasher: Hasher,
         sealer: CodeSealer,
     ) -> Self {
@@ -120,7 +120,7 @@ impl Codes {
         }
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &Intake {
         &self.store
     }
 

@@ -84,8 +84,8 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> DevError {
     move |e| DevError::Io(what, e)
 }
 
-/// Removes the demo's temporary directory however `run` ends.
-struct TempDir(PathBuf);
+/// A directory of the demo's or the bench's, removed however they end.
+pub(crate) struct TempDir(pub PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {

@@ -67,8 +67,13 @@ impl JobId {
 
     /// The first byte, which names the shard (see [`super::Shards::of_job`]).
     pub(super) fn shard_byte(&self) -> u8 {
-        // Always 32 hex digits, so the first two parse.
-        u8::from_str_radix(&self.0[..2], 16).unwrap_or(0)
+        // `parse` and `generate` only make lower-case hex digits, so each byte is one.
+        let nibble = |b: u8| match b {
+            b'0'..=b'9' => b - b'0',
+            _ => (b | 0x20).wrapping_sub(b'a').wrapping_add(10) & 0x0f,
+        };
+        let b = self.0.as_bytes();
+        nibble(b[0]) << 4 | nibble(b[1])
     }
 }
 

@@ -2,6 +2,7 @@
 //! [`Purpose`] and [`TemplateId`] are always well formed, a [`JobId`] is always 32 hex digits.
 
 mod code;
+mod entry_id;
 mod ids;
 mod job;
 mod mobile;
@@ -13,6 +14,7 @@ mod text;
 
 pub(crate) use code::hex as hex_lower;
 pub use code::{Code, Hasher};
+pub use entry_id::EntryId;
 pub use ids::{CaptchaId, JobId};
 pub use job::{Job, JobKind, JobStatus};
 pub use mobile::{InvalidMobile, Mobile};

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use chrono::{TimeZone, Utc};
 use serde::Serialize;
 
-use crate::store::{DeadLetter, Replay, Store, StoreError, entry_order};
+use crate::store::records::ReplayOutcome;
+use crate::store::{DeadLetter, Records, StoreError};
 
 /// A dead letter as `smsq dlq list --json` shows it: the mobile masked, never a code.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -34,7 +35,7 @@ impl From<&DeadLetter> for DeadLetterView {
     }
 }
 
-pub async fn list(store: &Store, limit: usize, json: bool) -> Result<String, StoreError> {
+pub async fn list(store: &Records, limit: usize, json: bool) -> Result<String, StoreError> {
     let total = store.dead_letter_count().await?;
     let letters: Vec<DeadLetterView> = store
         .dead_letters(limit)
@@ -72,7 +73,7 @@ pub async fn list(store: &Store, limit: usize, json: bool) -> Result<String, Sto
     Ok(out)
 }
 
-/// What `replay` did, with counts.
+/// What `replay` did, with counts and the report the CLI prints.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Replayed {
     pub report: String,
@@ -81,48 +82,35 @@ pub struct Replayed {
     pub not_found: usize,
 }
 
-/// How many dead letters `--all` reads at a time.
-const PAGE: usize = 100;
-
-/// Replays the dead letters named by `ids` (dead-letter ids or job ids), or all of them.
-/// A named one is read alone; `all` goes through every shard a page at a time, so neither
-/// holds more than a page in memory or asks Redis for more than that at once.
-pub async fn replay(store: &Store, ids: &[String], all: bool) -> Result<Replayed, StoreError> {
+/// Replays the dead letters named by `ids` (dead-letter ids or job ids), or all of them
+/// (see [`Records::replay_dead`]), and says what each came to.
+pub async fn replay(store: &Records, ids: &[String], all: bool) -> Result<Replayed, StoreError> {
     let mut done = Replayed::default();
-    if !all {
-        for id in ids {
-            match named(store, id).await? {
-                Some(letter) => replay_one(store, &letter, &mut done).await?,
-                None => {
-                    done.not_found += 1;
-                    let _ = writeln!(done.report, "not found: {id} (no such dead letter)");
-                }
+    for r in store.replay_dead(ids, all).await? {
+        let name = &r.name;
+        let line = match &r.outcome {
+            ReplayOutcome::Replayed => {
+                done.replayed += 1;
+                format!("replayed {name}: queued again with a fresh attempt budget")
             }
-        }
-    } else {
-        for shard in store.shards().all() {
-            // Only what was dead when we began: a replayed job that dies again meanwhile
-            // lands past this and waits for the next replay.
-            let Some(newest) = store.newest_dead_letter(shard).await? else {
-                continue;
-            };
-            let mut after: Option<String> = None;
-            'pages: loop {
-                let page = store
-                    .dead_letters_after(shard, after.as_deref(), PAGE)
-                    .await?;
-                for letter in &page {
-                    if entry_order(&letter.entry_id) > entry_order(&newest) {
-                        break 'pages;
-                    }
-                    replay_one(store, letter, &mut done).await?;
-                }
-                match page.last() {
-                    Some(last) if page.len() == PAGE => after = Some(last.entry_id.clone()),
-                    _ => break,
-                }
+            ReplayOutcome::NotFound => {
+                done.not_found += 1;
+                format!(
+                    "not found: {name} (no such dead letter, already replayed or purged, or its record expired)"
+                )
             }
-        }
+            ReplayOutcome::Stale => {
+                done.refused += 1;
+                format!(
+                    "refused {name}: its code has expired or was replaced; a stale code is never sent"
+                )
+            }
+            ReplayOutcome::NotAJob(why) => {
+                done.refused += 1;
+                format!("refused {name}: not a job ({why})")
+            }
+        };
+        let _ = writeln!(done.report, "{line}");
     }
     let _ = writeln!(
         done.report,
@@ -132,55 +120,8 @@ pub async fn replay(store: &Store, ids: &[String], all: bool) -> Result<Replayed
     Ok(done)
 }
 
-/// The dead letter a name means: a dead-letter id, or a job id.
-async fn named(store: &Store, id: &str) -> Result<Option<DeadLetter>, StoreError> {
-    match crate::domain::JobId::parse(id) {
-        Some(job) => store.dead_letter_of(&job).await,
-        None => store.dead_letter(id).await,
-    }
-}
-
-async fn replay_one(
-    store: &Store,
-    letter: &DeadLetter,
-    done: &mut Replayed,
-) -> Result<(), StoreError> {
-    let name = letter
-        .job
-        .as_ref()
-        .map_or(letter.id.clone(), |j| format!("job {}", j.id));
-    match store.replay(letter).await? {
-        Replay::Replayed => {
-            done.replayed += 1;
-            let _ = writeln!(
-                done.report,
-                "replayed {name}: queued again with a fresh attempt budget"
-            );
-        }
-        Replay::Gone => {
-            done.not_found += 1;
-            let _ = writeln!(
-                done.report,
-                "not found: {name} (already replayed or purged, or its record expired)"
-            );
-        }
-        Replay::Stale => {
-            done.refused += 1;
-            let _ = writeln!(
-                done.report,
-                "refused {name}: its code has expired or was replaced; a stale code is never sent"
-            );
-        }
-        Replay::NotAJob(why) => {
-            done.refused += 1;
-            let _ = writeln!(done.report, "refused {}: not a job ({why})", letter.id);
-        }
-    }
-    Ok(())
-}
-
 /// Without `yes`, only says what would go.
-pub async fn purge(store: &Store, yes: bool) -> Result<String, StoreError> {
+pub async fn purge(store: &Records, yes: bool) -> Result<String, StoreError> {
     if !yes {
         let n = store.dead_letter_count().await?;
         return Ok(format!(

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::codes::{CodeAccepted, CodeError, CodeRequest, Codes};
 use crate::domain::{JobId, JobStatus, Mobile, Purpose, now_ms};
-use crate::store::{Store, StoreError};
+use crate::store::{Records, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -38,7 +38,7 @@ pub async fn issue(
 /// Issues the code and follows its job; returns the terminal status.
 pub async fn send_and_follow(
     codes: &Codes,
-    store: &Store,
+    store: &Records,
     mobile: Mobile,
     purpose: Purpose,
     timeout: Duration,
@@ -68,9 +68,7 @@ pub async fn send_and_follow(
             println!("{at:>8}  {} (attempt {}){error}", e.status, e.attempt);
         }
         seen = seen.max(events.len());
-        let last = events
-            .last()
-            .and_then(|e| e.status.parse::<JobStatus>().ok());
+        let last = events.last().map(|e| e.status);
         if let Some(status) = last.filter(|s| s.is_terminal()) {
             return Ok(status);
         }

@@ -6,9 +6,9 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::Snapshot;
 use crate::config::Settings;
-use crate::store::Store;
+use crate::snapshot::Snapshot;
+use crate::store::Records;
 
 /// What `smsq status` printed, and whether the queue is healthy.
 pub struct Shown {
@@ -17,10 +17,10 @@ pub struct Shown {
 }
 
 /// One snapshot, rendered. A Redis that does not answer is itself the verdict `down`.
-pub async fn show(store: &Store, settings: &Settings, json: bool) -> Shown {
+pub async fn show(store: &Records, settings: &Settings, json: bool) -> Shown {
     match Snapshot::take(store, settings).await {
         Ok(s) => Shown {
-            healthy: s.verdict.status != "down",
+            healthy: s.verdict.status != crate::snapshot::Health::Down,
             text: if json {
                 serde_json::to_string_pretty(&s).unwrap_or_default()
             } else {
@@ -43,7 +43,7 @@ pub async fn show(store: &Store, settings: &Settings, json: bool) -> Shown {
 }
 
 /// Redraws every second until `stop`.
-pub async fn watch(store: &Store, settings: &Settings, json: bool, stop: CancellationToken) {
+pub async fn watch(store: &Records, settings: &Settings, json: bool, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {

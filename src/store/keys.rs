@@ -4,7 +4,7 @@
 //! so each script runs on one Redis Cluster slot. The per-IP counters and captchas are touched
 //! alone and stay untagged, spreading over the cluster.
 
-use crate::domain::Shard;
+use crate::domain::{Job, JobKind, Shard};
 
 /// The consumer group every worker joins.
 pub const GROUP: &str = "senders";
@@ -53,6 +53,14 @@ impl Keys {
     }
     pub fn code(&self, purpose: &str, mobile: &str) -> String {
         format!("{}:code:{purpose}:{mobile}", self.tag)
+    }
+    /// What `begin` and `replay` check a job against: the code record of a code job (is it
+    /// still this job's code?); a message job has none, so its own record stands in.
+    pub fn code_of(&self, job: &Job) -> String {
+        match (&job.kind, &job.purpose) {
+            (JobKind::Code, Some(p)) => self.code(p.as_str(), job.to.as_str()),
+            _ => self.job(job.id.as_str()),
+        }
     }
     pub fn resend(&self, purpose: &str, mobile: &str) -> String {
         format!("{}:resend:{purpose}:{mobile}", self.tag)

@@ -1,5 +1,5 @@
-//! The shard count a queue was laid out in, recorded on shard 0 by the first process that
-//! starts. A process configured with another count checks that changing it strands nothing:
+//! What every process checks when it starts: Redis's eviction policy, and the shard count a
+//! queue was laid out in, recorded on shard 0 by the first process that starts. A process configured with another count checks that changing it strands nothing:
 //! growing never does (every old shard is still read); shrinking does if the shards that would
 //! no longer be read still hold queued, retrying or dead jobs, and is then refused.
 
@@ -85,10 +85,9 @@ impl Store {
     /// Queued, retrying and dead jobs on these shards (which may lie past the configured
     /// count, so their keys are made here).
     async fn jobs_in(&self, shards: &[Shard]) -> Result<u64, StoreError> {
-        let prefix = self.fleet().prefix();
         let mut total = 0;
         for &shard in shards {
-            let k = super::Keys::new(prefix, shard);
+            let k = self.keys(shard);
             let (queued, retrying, dead): (u64, u64, u64) = redis::pipe()
                 .xlen(k.jobs())
                 .zcard(k.retry())
@@ -98,5 +97,30 @@ impl Store {
             total += queued + retrying + dead;
         }
         Ok(total)
+    }
+
+    /// Redis's `maxmemory-policy`, or `None` when Redis will not say (managed services often
+    /// rename or deny `CONFIG`). Anything but `noeviction` lets Redis drop smsq's keys under
+    /// memory pressure: abuse counters reset, codes and idempotency records vanish.
+    pub async fn maxmemory_policy(&self) -> Option<String> {
+        let reply: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut self.conn())
+            .await
+            .ok()?;
+        reply.get(1).cloned()
+    }
+
+    /// Logs loudly at start when Redis may evict smsq's keys (`smsq status` says it too).
+    pub async fn warn_if_evicting(&self) {
+        if let Some(policy) = self.maxmemory_policy().await.filter(|p| p != "noeviction") {
+            tracing::warn!(
+                policy,
+                "Redis maxmemory-policy is not noeviction: under memory pressure Redis will evict \
+                 smsq's keys (abuse counters, codes, idempotency records); set \
+                 maxmemory-policy noeviction"
+            );
+        }
     }
 }

@@ -1,35 +1,36 @@
-//! Everything smsq keeps in Redis. Multi-key steps are Lua scripts (one round trip, atomic,
-//! one hash tag); the rest of the crate never builds a key or a command itself.
+//! Everything smsq keeps in Redis, in one store per caller: [`Queue`] (the worker's),
+//! [`Intake`] (the API's) and [`Records`] (the operators'), each over the shared [`Store`]
+//! handle (one connection, one key layout). Multi-key steps are Lua scripts beside their only
+//! caller (one round trip, atomic, one hash tag), called through typed structs
+//! ([`script`]); the rest of the crate never builds a key or a command itself.
 
-mod checks;
-mod codes;
 mod conn;
-mod dead;
-mod fleet;
-mod inspect;
-mod jobs;
+mod consumers;
+pub mod intake;
 mod keys;
 mod layout;
-mod reports;
-mod scripts;
-mod stream;
-mod transitions;
+pub mod queue;
+pub mod records;
+pub(crate) mod script;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use checks::{CaptchaCheck, Verification};
-pub use codes::{Idempotency, IpRefusal, IssueOutcome, NewCode, NewMessage};
 pub use conn::Conn;
-pub use dead::{DeadLetter, Replay, entry_order};
-pub use fleet::{ConsumerState, Grant, Lease, RatePolicy};
-pub use inspect::{PENDING_SAMPLE, QueueState};
-pub use jobs::{JobRecord, StatusEvent};
+pub use consumers::ConsumerState;
+pub use intake::{
+    CaptchaCheck, Idempotency, Intake, IpRefusal, IssueOutcome, NewCode, NewMessage, ReportOutcome,
+    Verification,
+};
 pub use keys::{GROUP, Keys};
 pub use layout::{Layout, LayoutError};
-pub use reports::ReportOutcome;
-pub use stream::Entry;
-pub use transitions::{Begin, Fence, Outcome, ProviderFailure, Settled};
+pub use queue::{
+    Begin, Entry, Fence, Grant, Lease, Outcome, ProviderFailure, Queue, RatePolicy, Settled,
+};
+pub use records::{
+    DeadLetter, JobFound, JobRecord, PENDING_SAMPLE, QueueState, Records, Replay, StatusEvent,
+};
 
 use crate::config::{RedisSettings, Settings};
 use crate::domain::{Mobile, Shard, Shards};
@@ -79,9 +80,10 @@ impl StoreError {
     }
 }
 
-/// Handle on smsq's Redis data: a shared, self-healing multiplexed connection (to one Redis
-/// or a cluster) and the key layout of every shard. Cheap to clone; concurrent commands are
-/// pipelined on one socket per node.
+/// The handle every store shares: a self-healing multiplexed connection (to one Redis or a
+/// cluster) and the key layout of every shard. Cheap to clone; concurrent commands are
+/// pipelined on one socket per node. It runs nothing of its own but what every process
+/// needs (ping, the start-up checks, who is in the group); the steps are the stores'.
 #[derive(Clone)]
 pub struct Store {
     conn: Conn,
@@ -131,11 +133,13 @@ impl Store {
         self.shards
     }
 
-    /// The keys of one shard.
-    pub fn keys(&self, shard: Shard) -> &Keys {
-        // A `Shard` comes from `self.shards`, so it indexes `keys`; a stray one falls back
-        // to shard 0 rather than panic.
-        self.keys.get(shard.index()).unwrap_or(&self.keys[0])
+    /// The keys of one shard: those of the configured shards are made once; a shard past
+    /// them (an older, larger layout being checked) gets its own, never another shard's.
+    pub fn keys(&self, shard: Shard) -> Cow<'_, Keys> {
+        match self.keys.get(shard.index()) {
+            Some(keys) => Cow::Borrowed(keys),
+            None => Cow::Owned(Keys::new(self.keys[0].prefix(), shard)),
+        }
     }
 
     /// Shard 0, which also holds what the whole fleet shares: the rate, the pause, the
@@ -145,7 +149,7 @@ impl Store {
     }
 
     /// The keys of a number's shard.
-    pub(crate) fn of_mobile(&self, mobile: &Mobile) -> &Keys {
+    pub(crate) fn of_mobile(&self, mobile: &Mobile) -> Cow<'_, Keys> {
         self.keys(self.shards.of_mobile(mobile))
     }
 
@@ -173,4 +177,9 @@ pub(crate) fn field(reply: &[String], i: usize) -> Result<&str, StoreError> {
         .get(i)
         .map(String::as_str)
         .ok_or_else(|| StoreError::Reply(format!("missing field {i} in {reply:?}")))
+}
+
+/// A status as a script wrote it, or what was wrong with it.
+pub(crate) fn parse_status(s: &str) -> Result<crate::domain::JobStatus, StoreError> {
+    s.parse().map_err(StoreError::Reply)
 }

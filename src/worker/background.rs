@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Context;
 use crate::domain::now_ms;
-use crate::store::Store;
+use crate::store::{Queue, Store};
 
 pub(super) fn heartbeat_text(concurrency: usize) -> String {
     serde_json::json!({
@@ -22,7 +22,7 @@ pub(super) fn heartbeat_text(concurrency: usize) -> String {
 
 /// Refreshes the heartbeat every `interval` (the key lives 3 × that).
 pub(super) async fn beat(
-    store: Store,
+    queue: Queue,
     name: String,
     about: String,
     interval: Duration,
@@ -35,7 +35,7 @@ pub(super) async fn beat(
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        if let Err(e) = store.heartbeat(&name, &about, interval * 3).await {
+        if let Err(e) = queue.heartbeat(&name, &about, interval * 3).await {
             tracing::warn!(error = %e, "cannot refresh the heartbeat");
         }
     }
@@ -48,8 +48,10 @@ pub(super) async fn serve_metrics(
     ctx: Arc<Context>,
     stop: CancellationToken,
 ) {
-    let cache = Arc::new(crate::ops::SnapshotCache::new(
-        ctx.store.clone(),
+    // The queue's gauges are an operators' read: the same `Records` view the API's page uses.
+    let records = crate::store::Records::new(Store::clone(&ctx.queue));
+    let cache = Arc::new(crate::snapshot::SnapshotCache::new(
+        records,
         ctx.settings.clone(),
     ));
     let app = crate::api::metrics_only(cache, ctx.settings.secrets.metrics_token.clone());
@@ -62,7 +64,7 @@ pub(super) async fn serve_metrics(
 }
 
 /// Moves due retries back onto their shard's stream, a few times a second.
-pub(super) async fn promote_retries(store: Store, shutdown: CancellationToken) {
+pub(super) async fn promote_retries(queue: Queue, shutdown: CancellationToken) {
     const BATCH: usize = 256;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -71,9 +73,9 @@ pub(super) async fn promote_retries(store: Store, shutdown: CancellationToken) {
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        for shard in store.shards().all() {
+        for shard in queue.shards().all() {
             loop {
-                match store.promote_due(shard, now_ms(), BATCH).await {
+                match queue.promote_due(shard, now_ms(), BATCH).await {
                     Ok(moved) if moved == BATCH => continue,
                     Ok(_) => break,
                     Err(e) => {

@@ -27,7 +27,7 @@ use futures_util::future::join_all;
 
 use crate::config::Settings;
 use crate::domain::Shard;
-use crate::store::{self, Conn, Entry, Store, StoreError};
+use crate::store::{self, Conn, Entry, Queue, StoreError};
 
 /// How long an entry that hit a Redis error waits before we try it again.
 const REDELIVERY_DELAY: Duration = Duration::from_millis(300);
@@ -46,7 +46,7 @@ struct Redelivery {
 
 pub struct Consumer {
     settings: Arc<Settings>,
-    store: Store,
+    queue: Queue,
     name: String,
     /// For the reads; dropped after an error and made again on the next call.
     conn: Option<Conn>,
@@ -63,12 +63,12 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub fn new(settings: Arc<Settings>, store: Store, name: String) -> Self {
+    pub fn new(settings: Arc<Settings>, queue: Queue, name: String) -> Self {
         Self {
             settings,
             // "0": every entry already delivered to this name and not acked.
-            pending_from: vec![Some("0".to_owned()); store.shards().count()],
-            store,
+            pending_from: vec![Some("0".to_owned()); queue.shards().count()],
+            queue,
             name,
             conn: None,
             redeliveries: VecDeque::new(),
@@ -137,11 +137,11 @@ impl Consumer {
     /// Our own leftovers (but those in flight here), shard by shard. A cursor moves only on
     /// success: an error retries it.
     async fn own_pending(&mut self, count: usize) -> Result<Vec<Entry>, StoreError> {
-        for shard in self.store.shards().all() {
+        for shard in self.queue.shards().all() {
             while let Some(from) = self.pending_from[shard.index()].clone() {
                 let conn = reader(&mut self.conn, &self.settings)?;
                 let mut entries = self
-                    .store
+                    .queue
                     .read_from(conn, shard, &self.name, &from, count)
                     .await?;
                 self.pending_from[shard.index()] = entries.last().map(|last| last.entry_id.clone());
@@ -158,11 +158,11 @@ impl Consumer {
     async fn read_new(&mut self, count: usize) -> Result<Vec<Entry>, StoreError> {
         let ws = &self.settings.worker;
         let block = ws.block.min(ws.heartbeat);
-        let shards = self.store.shards();
+        let shards = self.queue.shards();
         let conn = reader(&mut self.conn, &self.settings)?;
         if shards.count() == 1 {
             return self
-                .store
+                .queue
                 .read(conn, Shard::FIRST, &self.name, count, Some(block))
                 .await;
         }
@@ -178,10 +178,10 @@ impl Consumer {
             })
             .filter(|(_, share)| *share > 0)
             .collect();
-        let (store, name) = (&self.store, self.name.as_str());
+        let (queue, name) = (&self.queue, self.name.as_str());
         let reads = shares.iter().map(|&(shard, share)| {
             let mut conn = conn.clone();
-            async move { store.read(&mut conn, shard, name, share, None).await }
+            async move { queue.read(&mut conn, shard, name, share, None).await }
         });
         let mut entries = Vec::new();
         let mut drained = Vec::new();
@@ -200,14 +200,14 @@ impl Consumer {
             if room == 0 {
                 break;
             }
-            entries.extend(store.read(conn, shard, name, room, None).await?);
+            entries.extend(queue.read(conn, shard, name, room, None).await?);
         }
         if !entries.is_empty() {
             return Ok(entries);
         }
         let shard = shards.all().nth(turn).unwrap_or(Shard::FIRST);
         let block = block.min(SHARD_POLL);
-        store.read(conn, shard, name, count, Some(block)).await
+        queue.read(conn, shard, name, count, Some(block)).await
     }
 
     /// Our interrupted entries whose delay is over. They leave the queue only once claimed:
@@ -225,7 +225,7 @@ impl Consumer {
             return Ok(Vec::new());
         }
         let mut entries = Vec::new();
-        for shard in self.store.shards().all() {
+        for shard in self.queue.shards().all() {
             for counts in [true, false] {
                 let ids: Vec<String> = self
                     .redeliveries
@@ -235,7 +235,7 @@ impl Consumer {
                     .filter(|r| !self.in_flight.contains(&(r.shard, r.entry_id.clone())))
                     .map(|r| r.entry_id.clone())
                     .collect();
-                let claimed = self.store.claim_own(&self.name, shard, &ids, counts);
+                let claimed = self.queue.claim_own(&self.name, shard, &ids, counts);
                 entries.extend(claimed.await?);
             }
         }
@@ -252,14 +252,14 @@ impl Consumer {
         let mut claimed = Vec::new();
         if now >= self.next_reap {
             self.next_reap = now + ws.heartbeat / 2;
-            'shards: for shard in self.store.shards().all() {
-                for consumer in self.store.consumers(shard).await? {
+            'shards: for shard in self.queue.shards().all() {
+                for consumer in self.queue.consumers(shard).await? {
                     if consumer.alive || consumer.name == self.name {
                         continue;
                     }
                     let room = count - claimed.len();
                     let entries = self
-                        .store
+                        .queue
                         .reap(shard, &consumer.name, &self.name, room, ws.heartbeat)
                         .await?;
                     if !entries.is_empty() {
@@ -281,12 +281,12 @@ impl Consumer {
         if claimed.is_empty() && now >= self.next_backstop {
             let idle = ws.claim_idle;
             self.next_backstop = now + (idle / 2).max(Duration::from_millis(500));
-            for shard in self.store.shards().all() {
+            for shard in self.queue.shards().all() {
                 let room = count - claimed.len();
                 if room == 0 {
                     break;
                 }
-                claimed.extend(self.store.claim_idle(shard, &self.name, idle, room).await?);
+                claimed.extend(self.queue.claim_idle(shard, &self.name, idle, room).await?);
             }
             if !claimed.is_empty() {
                 crate::metrics::reclaimed("idle", claimed.len());

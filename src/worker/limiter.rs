@@ -29,9 +29,9 @@
 //! the script hands out no slot while it is there, so every worker stops at its next request,
 //! within the 50 ms horizon. The worker that got the answer also drops its own slots at once.
 //!
-//! The in-process `governor` limiter this replaces smoothed one process only; the slots already
-//! pace each process (a send waits for its own slot), so a second, local limiter would only
-//! add a way to disagree.
+//! **Why no per-process limiter as well** (`governor`): the slots already pace each process (a
+//! send waits for its own slot), and a local limiter knows one process only, so it could
+//! only add a way to disagree with the fleet's rate.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::store::{Grant, RatePolicy, Store, StoreError};
+use crate::store::{Grant, Queue, RatePolicy, StoreError};
 
 /// The lateness budget (slot lateness plus the reply's travel), at most.
 const MAX_BUDGET: Duration = Duration::from_millis(50);
@@ -157,7 +157,7 @@ impl Slots {
 pub struct Limiter(Arc<Inner>);
 
 struct Inner {
-    store: Store,
+    queue: Queue,
     policy: Policy,
     slots: Mutex<Slots>,
     /// Tasks inside `acquire`: how many slots to ask for.
@@ -165,9 +165,9 @@ struct Inner {
 }
 
 impl Limiter {
-    pub fn new(store: Store, rate_per_sec: u32, burst: u32) -> Self {
+    pub fn new(queue: Queue, rate_per_sec: u32, burst: u32) -> Self {
         Self(Arc::new(Inner {
-            store,
+            queue,
             policy: Policy::new(rate_per_sec, burst),
             slots: Mutex::new(Slots::default()),
             waiting: AtomicUsize::new(0),
@@ -205,7 +205,7 @@ impl Limiter {
                 Next::Ask => {
                     // Asked while holding the lock: the other waiters find the slots after.
                     let want = inner.waiting.load(Ordering::Relaxed).clamp(1, MAX_BATCH);
-                    match inner.store.lease(&inner.policy.script(), want).await {
+                    match inner.queue.lease(&inner.policy.script(), want).await {
                         Ok(lease) => {
                             failures = 0;
                             let now = Instant::now();
@@ -240,7 +240,7 @@ impl Limiter {
         let until =
             Instant::now() + Duration::from_millis(until_ms.saturating_sub(now_ms).max(0) as u64);
         self.0.slots.lock().await.pause(until);
-        self.0.store.pause(until_ms, now_ms, reason).await.map(drop)
+        self.0.queue.pause(until_ms, now_ms, reason).await.map(drop)
     }
 }
 

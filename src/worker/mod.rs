@@ -27,12 +27,12 @@ pub use limiter::Limiter;
 use crate::config::Settings;
 use crate::domain::CodeSealer;
 use crate::provider::Client;
-use crate::store::{LayoutError, Store, StoreError};
+use crate::store::{LayoutError, Queue, StoreError};
 
 /// Everything a job needs, shared by the pool's tasks.
 pub(crate) struct Context {
     pub settings: Arc<Settings>,
-    pub store: Store,
+    pub queue: Queue,
     pub client: Client,
     /// Opens each code just before its send.
     pub sealer: CodeSealer,
@@ -81,19 +81,19 @@ pub struct Worker {
 impl Worker {
     pub fn new(
         settings: Arc<Settings>,
-        store: Store,
+        queue: Queue,
         client: Client,
         sealer: CodeSealer,
         name: String,
         concurrency: usize,
     ) -> Self {
         let ws = &settings.worker;
-        let limiter = Limiter::new(store.clone(), ws.rate_per_sec.get(), ws.burst.get());
-        let consumer = Consumer::new(settings.clone(), store.clone(), name.clone());
+        let limiter = Limiter::new(queue.clone(), ws.rate_per_sec.get(), ws.burst.get());
+        let consumer = Consumer::new(settings.clone(), queue.clone(), name.clone());
         Self {
             ctx: Arc::new(Context {
                 settings,
-                store,
+                queue,
                 client,
                 sealer,
                 limiter,
@@ -132,7 +132,7 @@ impl Worker {
                     backoff = Backoff::default();
                     entries
                 }
-                Err(e) if recover(&self.ctx.store, &e, &mut backoff, &shutdown).await => continue,
+                Err(e) if recover(&self.ctx.queue, &e, &mut backoff, &shutdown).await => continue,
                 Err(_) => break,
             };
             // Entries already delivered to us are handled even if shutdown came meanwhile:
@@ -161,17 +161,17 @@ impl Worker {
     /// The shard layout check, the groups, the first heartbeat (alive before the first read, so no reaper takes us
     /// for dead), the published limit, and the tasks that run beside the pool.
     async fn start(&self, stop: &CancellationToken) -> Result<Vec<JoinHandle<()>>, WorkerError> {
-        let (store, ws) = (&self.ctx.store, &self.ctx.settings.worker);
-        store.check_layout().await?;
-        store.warn_if_evicting().await;
-        store.ensure_group().await.map_err(WorkerError::Setup)?;
+        let (queue, ws) = (&self.ctx.queue, &self.ctx.settings.worker);
+        queue.check_layout().await?;
+        queue.warn_if_evicting().await;
+        queue.ensure_group().await.map_err(WorkerError::Setup)?;
         let name = self.consumer.name().to_owned();
         let about = heartbeat_text(self.concurrency);
-        store
+        queue
             .heartbeat(&name, &about, ws.heartbeat * 3)
             .await
             .map_err(WorkerError::Setup)?;
-        let published = store.publish_limit(ws.rate_per_sec.get(), ws.burst.get());
+        let published = queue.publish_limit(ws.rate_per_sec.get(), ws.burst.get());
         if let Err(e) = published.await {
             tracing::warn!(error = %e, "cannot publish the rate limit");
         }
@@ -184,9 +184,9 @@ impl Worker {
             let ctx = self.ctx.clone();
             background.push(tokio::spawn(serve_metrics(listener, ctx, stop.clone())));
         }
-        background.push(tokio::spawn(promote_retries(store.clone(), stop.clone())));
+        background.push(tokio::spawn(promote_retries(queue.clone(), stop.clone())));
         let beating = beat(
-            store.clone(),
+            queue.clone(),
             name.clone(),
             about,
             ws.heartbeat,
@@ -200,11 +200,11 @@ impl Worker {
     /// Gone at once: what is still pending here is reclaimed by the others right away; with
     /// nothing pending, we leave the group so `smsq status` does not list us as dead.
     async fn leave(&self) {
-        let (store, name) = (&self.ctx.store, self.consumer.name());
-        if let Err(e) = store.drop_heartbeat(name).await {
+        let (queue, name) = (&self.ctx.queue, self.consumer.name());
+        if let Err(e) = queue.drop_heartbeat(name).await {
             tracing::warn!(error = %e, "cannot remove the heartbeat; it expires by itself");
         }
-        if let Err(e) = store.leave_groups(name).await {
+        if let Err(e) = queue.leave_groups(name).await {
             tracing::warn!(error = %e, "cannot leave the consumer group");
         }
     }
@@ -237,7 +237,7 @@ impl Default for Backoff {
 /// After a failed read: recreate a lost consumer group at once, otherwise wait (doubling).
 /// Returns false if shutdown came while waiting.
 async fn recover(
-    store: &Store,
+    queue: &Queue,
     error: &StoreError,
     backoff: &mut Backoff,
     shutdown: &CancellationToken,
@@ -245,7 +245,7 @@ async fn recover(
     if error.is_missing_group() {
         // Redis restarted without persistence, or the stream was deleted.
         tracing::warn!("consumer group is gone: creating it again");
-        match store.ensure_group().await {
+        match queue.ensure_group().await {
             Ok(()) => return true,
             Err(e) => tracing::warn!(error = %e, "cannot create the consumer group"),
         }

@@ -45,7 +45,7 @@ async fn handle_entry(ctx: &Context, entry: &Entry) -> Ending {
         Ok(job) => job.clone(),
         Err(reason) => {
             tracing::warn!(entry = %entry.entry_id, %reason, "poison entry: dead-lettered");
-            return match ctx.store.poison(entry, reason, now_ms()).await {
+            return match ctx.queue.poison(entry, reason, now_ms()).await {
                 Ok(()) => Ending::Done,
                 Err(e) => {
                     tracing::error!(entry = %entry.entry_id, error = %e, "cannot dead-letter; entry stays pending");
@@ -81,7 +81,7 @@ async fn wait_for_slot(ctx: &Context, entry: &Entry) {
         tokio::select! {
             () = &mut slot => return,
             () = tokio::time::sleep(every) => {
-                if let Err(e) = ctx.store.touch(&ctx.consumer, entry.shard, &entry.entry_id).await {
+                if let Err(e) = ctx.queue.touch(&ctx.consumer, entry.shard, &entry.entry_id).await {
                     tracing::warn!(error = %e, "cannot refresh a waiting entry");
                 }
             }
@@ -92,7 +92,7 @@ async fn wait_for_slot(ctx: &Context, entry: &Entry) {
 async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreError> {
     wait_for_slot(ctx, entry).await;
     let fence = Fence::new(&ctx.consumer);
-    let sealed = match ctx.store.begin(entry, job, &fence, now_ms()).await? {
+    let sealed = match ctx.queue.begin(entry, job, &fence, now_ms()).await? {
         Begin::Skipped(status) => {
             transition(job, status, "", "not sent");
             return Ok(());
@@ -115,7 +115,7 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
         Ok(code) => code,
         Err(e) => return unopenable(ctx, entry, job, &fence, e).await,
     };
-    if let Some(arrived) = entry_ms(&entry.entry_id) {
+    if let Some(arrived) = crate::domain::EntryId::parse(&entry.entry_id).map(|e| e.ms as i64) {
         metrics::queue_wait(ms_since(arrived));
     }
     transition(job, JobStatus::Sending, "", "");
@@ -124,7 +124,7 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
     // The SMS may be out: from here on, writing the outcome is worth waiting for.
     let (outcome, attempts) = outcome_of(ctx, job, result).await;
     let settle = || {
-        ctx.store
+        ctx.queue
             .settle(entry, job, &fence, attempts, &outcome, now_ms())
     };
     let status = match persist(settle).await? {
@@ -172,7 +172,7 @@ async fn unopenable(
     };
     let outcome = Outcome::Failed(failure);
     let settle = || {
-        ctx.store
+        ctx.queue
             .settle(entry, job, fence, job.attempt, &outcome, now_ms())
     };
     if let Settled::Status(status) = persist(settle).await? {
@@ -221,11 +221,6 @@ fn transition(job: &Job, status: JobStatus, provider_status: &str, error: &str) 
         }
         _ => tracing::info!(%status, provider_status, latency_ms, error, "job transition"),
     }
-}
-
-/// The Unix ms in a stream entry id (`<ms>-<seq>`): when it arrived on the stream.
-fn entry_ms(entry_id: &str) -> Option<i64> {
-    entry_id.split('-').next()?.parse().ok()
 }
 
 fn ms_since(then_ms: i64) -> Duration {

@@ -100,7 +100,7 @@ async fn captcha_is_required_when_configured_and_used_once() {
     // A captcha whose answer the test knows, stored the way the API stores them.
     let hasher = Hasher::new(Secret::new(SECRET));
     let known = "0123456789abcdef0123456789abcdef";
-    app.store
+    app.intake
         .put_captcha(
             &smsq::domain::CaptchaId::parse(known).unwrap(),
             &hasher.hash(&format!("captcha:{known}"), "AB12"),

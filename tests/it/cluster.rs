@@ -267,7 +267,7 @@ async fn retries_dead_letters_replays_and_delivery_reports_run_on_a_cluster() {
     healthy.report_delay_ms = 20;
     let healthy = spawn_fake(healthy).await;
     let (_worker, stop) = app.spawn_worker(&healthy.base_url(), 4);
-    let replayed = dlq::replay(&app.store, &[], true).await.expect("replay");
+    let replayed = dlq::replay(&app.records, &[], true).await.expect("replay");
     assert_eq!(replayed.replayed, 12, "{}", replayed.report);
     app.wait_all(&ids, "delivered", Duration::from_secs(20))
         .await;
@@ -288,6 +288,6 @@ async fn retries_dead_letters_replays_and_delivery_reports_run_on_a_cluster() {
             "{id}"
         );
     }
-    assert_eq!(app.store.dead_letter_count().await.expect("count"), 0);
+    assert_eq!(app.records.dead_letter_count().await.expect("count"), 0);
     stop.cancel();
 }

@@ -21,7 +21,7 @@ async fn four_limiters_share_one_rate_even_when_one_dies_holding_slots() {
     const RATE: u32 = 200;
     const BURST: u32 = 20;
     let app = Application::build(settings(|_| {})).unwrap();
-    let store = app.store().clone();
+    let store = smsq::store::Queue::new(app.store().clone());
     // A process that took slots and died before using them: they are spent, never re-issued.
     let dead = Limiter::new(store.clone(), RATE, BURST);
     let lease = store.lease(&dead.policy().script(), 10).await.unwrap();
@@ -78,7 +78,7 @@ async fn four_limiters_share_one_rate_even_when_one_dies_holding_slots() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pause_stops_every_limiter_until_it_ends() {
     let app = Application::build(settings(|_| {})).unwrap();
-    let store = app.store().clone();
+    let store = smsq::store::Queue::new(app.store().clone());
     let pauser = Limiter::new(store.clone(), 1000, 20);
     let other = Limiter::new(store.clone(), 1000, 20);
     other.acquire().await;

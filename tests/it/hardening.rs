@@ -235,10 +235,10 @@ async fn a_finished_job_redelivered_too_often_keeps_its_terminal_status() {
 
     let app = spawn_app(settings(|c| c.worker.max_deliveries = 3)).await;
     let id = app.queue_message("13810000031").await;
-    app.store.ensure_group().await.unwrap();
+    app.queue.ensure_group().await.unwrap();
     let mut conn = smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
     let mut entry = app
-        .store
+        .queue
         .read(&mut conn, Shard::FIRST, "stale", 1, None)
         .await
         .unwrap()
@@ -262,7 +262,7 @@ async fn a_finished_job_redelivered_too_often_keeps_its_terminal_status() {
     let job = entry.job.clone().unwrap();
     let fence = smsq::store::Fence::new("stale");
     let began = app
-        .store
+        .queue
         .begin(&entry, &job, &fence, now_ms())
         .await
         .unwrap();
@@ -293,7 +293,7 @@ async fn an_evicting_redis_is_called_out_at_start_and_in_status() {
         .unwrap();
     let settings = crate::common::settings_on(&redis.url(), |_| {});
     let app = spawn_app(settings).await;
-    let snapshot = smsq::ops::Snapshot::take(&app.store, &app.settings)
+    let snapshot = smsq::snapshot::Snapshot::take(&app.records, &app.settings)
         .await
         .unwrap();
     assert_eq!(
@@ -301,7 +301,8 @@ async fn an_evicting_redis_is_called_out_at_start_and_in_status() {
         Some("allkeys-lru")
     );
     assert_eq!(
-        snapshot.verdict.status, "degraded",
+        snapshot.verdict.status.as_str(),
+        "degraded",
         "{:?}",
         snapshot.verdict
     );
@@ -327,10 +328,15 @@ async fn an_evicting_redis_is_called_out_at_start_and_in_status() {
         .query_async(&mut admin)
         .await
         .unwrap();
-    let snapshot = smsq::ops::Snapshot::take(&app.store, &app.settings)
+    let snapshot = smsq::snapshot::Snapshot::take(&app.records, &app.settings)
         .await
         .unwrap();
-    assert_eq!(snapshot.verdict.status, "ok", "{:?}", snapshot.verdict);
+    assert_eq!(
+        snapshot.verdict.status.as_str(),
+        "ok",
+        "{:?}",
+        snapshot.verdict
+    );
 }
 
 /// Redis's count of every command it has run (`INFO commandstats`).
@@ -369,7 +375,7 @@ async fn a_flood_of_scrapes_costs_redis_one_snapshot_a_second() {
         .unwrap();
     // What one snapshot costs (the INFO reading it is one command itself).
     let before = commands_run(&mut conn).await;
-    smsq::ops::Snapshot::take(&app.store, &app.settings)
+    smsq::snapshot::Snapshot::take(&app.records, &app.settings)
         .await
         .unwrap();
     let one = commands_run(&mut conn).await - before - 1;
@@ -712,7 +718,7 @@ async fn dead_letters_are_capped_expire_and_replay_by_id_reads_one() {
         .unwrap();
     let _: () = fill.key(&dead).invoke_async(&mut admin).await.unwrap();
     crate::common::log_every_command(&mut admin, 1000).await;
-    let done = smsq::ops::dlq::replay(&app.store, &[ids[4].clone()], false)
+    let done = smsq::ops::dlq::replay(&app.records, &[ids[4].clone()], false)
         .await
         .unwrap();
     assert_eq!(done.replayed, 1, "{}", done.report);
@@ -793,14 +799,14 @@ async fn overtaken(app: &crate::common::App, mobile: &str) -> Overtaken {
     let id = app.queue_message(mobile).await;
     let mut conn = smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
     let entry = app
-        .store
+        .queue
         .read(&mut conn, Shard::FIRST, "frozen", 1, None)
         .await
         .unwrap()
         .remove(0);
     let job = entry.job.clone().unwrap();
     let frozen = Fence::new("frozen");
-    app.store
+    app.queue
         .begin(&entry, &job, &frozen, now_ms())
         .await
         .unwrap();
@@ -817,7 +823,7 @@ async fn overtaken(app: &crate::common::App, mobile: &str) -> Overtaken {
     let mut again = entry.clone();
     again.first_delivery = false;
     let rescuer = Fence::new("rescuer");
-    app.store
+    app.queue
         .begin(&again, &job, &rescuer, now_ms())
         .await
         .unwrap();
@@ -840,7 +846,7 @@ async fn a_stale_attempt_never_writes_over_what_happened() {
     use smsq::store::{Outcome, ProviderFailure, Settled};
 
     let app = spawn_app(settings(|_| {})).await;
-    app.store.ensure_group().await.unwrap();
+    app.queue.ensure_group().await.unwrap();
     let keys = app.store.keys(Shard::FIRST);
     let mut redis = app.redis().await;
     let failure = || ProviderFailure {
@@ -861,7 +867,7 @@ async fn a_stale_attempt_never_writes_over_what_happened() {
         // The frozen worker wakes first, with the failure it got.
         let (entry, fence) = &o.frozen;
         let settled = app
-            .store
+            .queue
             .settle(entry, &o.job, fence, 1, &stale_outcome, now_ms());
         assert_eq!(settled.await.unwrap(), Settled::Stale, "{stale_outcome:?}");
         assert_eq!(
@@ -877,7 +883,7 @@ async fn a_stale_attempt_never_writes_over_what_happened() {
         let (entry, fence) = &o.rescuer;
         let outcome = sent("abcdef0123456789abcdef0123456789");
         let settled = app
-            .store
+            .queue
             .settle(entry, &o.job, fence, 2, &outcome, now_ms());
         assert_eq!(settled.await.unwrap(), Settled::Status(JobStatus::Sent));
         let (_, record) = app.get(&format!("/v1/jobs/{}", o.id)).await;
@@ -891,13 +897,13 @@ async fn a_stale_attempt_never_writes_over_what_happened() {
     let (entry, fence) = &o.frozen;
     let outcome = sent("00112233445566778899aabbccddeeff");
     let settled = app
-        .store
+        .queue
         .settle(entry, &o.job, fence, 1, &outcome, now_ms());
     assert_eq!(settled.await.unwrap(), Settled::Status(JobStatus::Sent));
     assert_eq!(app.backlog().await, 1, "not ours to ack");
     let (entry, fence) = &o.rescuer;
     let failed = Outcome::Failed(failure());
-    let settled = app.store.settle(entry, &o.job, fence, 2, &failed, now_ms());
+    let settled = app.queue.settle(entry, &o.job, fence, 2, &failed, now_ms());
     assert_eq!(settled.await.unwrap(), Settled::Status(JobStatus::Sent));
     let (_, record) = app.get(&format!("/v1/jobs/{}", o.id)).await;
     assert_eq!(record["status"], "sent", "{record}");
@@ -915,12 +921,12 @@ async fn taking_back_our_entries_never_steals_one_another_worker_holds() {
     use smsq::domain::Shard;
 
     let app = spawn_app(settings(|_| {})).await;
-    app.store.ensure_group().await.unwrap();
+    app.queue.ensure_group().await.unwrap();
     let keys = app.store.keys(Shard::FIRST);
     app.queue_messages(13810000110, 2).await;
     let mut conn = smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
     let entries = app
-        .store
+        .queue
         .read(&mut conn, Shard::FIRST, "me", 2, None)
         .await
         .unwrap();
@@ -937,7 +943,7 @@ async fn taking_back_our_entries_never_steals_one_another_worker_holds() {
         .unwrap();
     for count_delivery in [true, false] {
         let back = app
-            .store
+            .queue
             .claim_own("me", Shard::FIRST, &ids, count_delivery)
             .await
             .unwrap();

@@ -15,7 +15,7 @@ use crate::common::{
 #[tokio::test]
 async fn a_job_left_pending_by_a_crashed_consumer_is_reclaimed_without_using_an_attempt() {
     let app = spawn_app(settings(|c| c.worker.claim_idle_ms = 200)).await;
-    app.store.ensure_group().await.unwrap();
+    app.queue.ensure_group().await.unwrap();
     let (_, issued) = app
         .call("/v1/codes", json!({"mobile": "13800138206"}))
         .await;

@@ -176,13 +176,13 @@ async fn a_report_that_beats_the_sent_write_is_applied_by_it() {
     let app = spawn_app(settings(|_| {})).await;
     let id = app.queue_message("13810000006").await;
     // Take the entry as a worker would, up to the provider's answer.
-    app.store.ensure_group().await.unwrap();
+    app.queue.ensure_group().await.unwrap();
     let mut conn = blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
-    let read = app.store.read(&mut conn, Shard::FIRST, "racer", 1, None);
+    let read = app.queue.read(&mut conn, Shard::FIRST, "racer", 1, None);
     let entry = read.await.unwrap().remove(0);
     let job = entry.job.clone().unwrap();
     let fence = smsq::store::Fence::new("racer");
-    app.store
+    app.queue
         .begin(&entry, &job, &fence, now_ms())
         .await
         .unwrap();
@@ -197,7 +197,7 @@ async fn a_report_that_beats_the_sent_write_is_applied_by_it() {
         provider_status: "000000".into(),
         message_id: sid.into(),
     };
-    app.store
+    app.queue
         .settle(&entry, &job, &fence, 1, &sent, now_ms())
         .await
         .unwrap();

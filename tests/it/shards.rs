@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use smsq::domain::{Mobile, Shards};
-use smsq::ops::{Snapshot, dlq, status};
+use smsq::ops::{dlq, status};
+use smsq::snapshot::Snapshot;
 use smsq::startup::Application;
 use smsq::store::{Layout, LayoutError};
 
@@ -76,7 +77,7 @@ async fn dead_letters_and_the_snapshot_cover_every_shard() {
     stop.cancel();
     worker.await.unwrap();
 
-    let snapshot = Snapshot::take(&app.store, &app.settings).await.unwrap();
+    let snapshot = Snapshot::take(&app.records, &app.settings).await.unwrap();
     assert_eq!(snapshot.dead_letters, 2);
     let per_shard: Vec<usize> = snapshot.stream.shards.iter().map(|v| v.shard).collect();
     assert_eq!(per_shard, [0, 1, 2]);
@@ -85,26 +86,26 @@ async fn dead_letters_and_the_snapshot_cover_every_shard() {
         text.contains("shards     backlog/pending  0:0/0  1:0/0  2:0/0"),
         "{text}"
     );
-    let letters = app.store.dead_letters(10).await.unwrap();
+    let letters = app.records.dead_letters(10).await.unwrap();
     let mut named: Vec<(usize, bool)> = letters
         .iter()
         .map(|d| (d.shard.index(), d.id.ends_with(&format!("@{}", d.shard))))
         .collect();
     named.sort();
     assert_eq!(named, [(1, true), (2, true)]);
-    let listed = dlq::list(&app.store, 10, false).await.unwrap();
+    let listed = dlq::list(&app.records, 10, false).await.unwrap();
     assert!(listed.starts_with("2 dead letter(s)"), "{listed}");
 
     // Replayed by the names operators see, to a provider that works now.
     let healthy = spawn_fake(fake_options()).await;
     let (_worker, stop) = app.spawn_worker(&healthy.base_url(), 2);
     let names: Vec<String> = letters.iter().map(|d| d.id.clone()).collect();
-    let replayed = dlq::replay(&app.store, &names, false).await.unwrap();
+    let replayed = dlq::replay(&app.records, &names, false).await.unwrap();
     assert_eq!(replayed.replayed, 2, "{}", replayed.report);
     for id in &ids {
         wait_for_status(&app, id, "sent").await;
     }
-    assert_eq!(app.store.dead_letter_count().await.unwrap(), 0);
+    assert_eq!(app.records.dead_letter_count().await.unwrap(), 0);
     stop.cancel();
 }
 

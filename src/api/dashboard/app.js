@@ -134,7 +134,7 @@ async function deadPage(forward) {
 
 async function replay(ids) {
   const done = await api("/v1/admin/dead/replay", { method: "POST", body: JSON.stringify({ ids }) });
-  text("dead-report", done.report.trim().split("\n").pop());
+  text("dead-report", `${done.replayed} replayed, ${done.refused} refused, ${done.not_found} not found`);
   await Promise.all([drawDead(), refresh()]);
 }
 

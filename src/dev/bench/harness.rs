@@ -2,7 +2,6 @@
 //! in-process handles that prefill queues and watch them drain.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
@@ -12,6 +11,7 @@ use super::procs::Proc;
 use super::{BenchError, Row, Sizes};
 use crate::codes::{Codes, MessageRequest};
 use crate::config::{RawConfig, Secrets, Settings};
+use crate::dev::TempDir;
 use crate::dev::fake::FakeMessage;
 use crate::dev::local_redis::{Listen, LocalRedis};
 use crate::domain::{Mobile, TemplateId};
@@ -37,14 +37,6 @@ pub struct Bench {
     rows: Vec<Row>,
     provider_ceiling: f64,
     _dir: TempDir,
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 impl Bench {

@@ -20,6 +20,10 @@ pub struct App {
     pub base: String,
     pub settings: Arc<Settings>,
     pub store: Store,
+    /// The worker's, the API's and the operators' stores over `store`.
+    pub queue: smsq::store::Queue,
+    pub intake: smsq::store::Intake,
+    pub records: smsq::store::Records,
     pub http: reqwest::Client,
     stop: CancellationToken,
 }
@@ -46,6 +50,9 @@ pub async fn spawn_app(settings: Settings) -> App {
         base,
         settings: app.settings().clone(),
         store: app.store().clone(),
+        queue: smsq::store::Queue::new(app.store().clone()),
+        intake: smsq::store::Intake::new(app.store().clone()),
+        records: smsq::store::Records::new(app.store().clone()),
         http: reqwest::Client::new(),
         stop,
     }
@@ -75,7 +82,7 @@ impl App {
 
     /// Entries on the send streams of every shard: unsent jobs (acked entries are deleted).
     pub async fn backlog(&self) -> usize {
-        self.store.inspect(0).await.expect("inspect").backlog as usize
+        self.records.inspect(0).await.expect("inspect").backlog as usize
     }
 
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
@@ -269,11 +276,11 @@ pub async fn wait_for_status(app: &App, job_id: &str, wanted: &str) -> serde_jso
 /// The statuses a job went through, from the events stream.
 pub async fn history(app: &App, job_id: &str) -> Vec<String> {
     let id = smsq::domain::JobId::parse(job_id).unwrap();
-    app.store
+    app.records
         .events_of(&id)
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.status)
+        .map(|e| e.status.as_str().to_owned())
         .collect()
 }

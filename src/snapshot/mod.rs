@@ -1,12 +1,17 @@
-//! One snapshot of the queue, several views: `smsq status` (text and `--json`) and the
-//! Prometheus gauges all render this value. Field names are the documented JSON contract.
+//! One snapshot of the queue, several views: `smsq status` (text and `--json`), the
+//! dashboard and the Prometheus gauges all render this value. Field names are the documented
+//! JSON contract. Below the API, the worker, the metrics and the on-call CLI, which all read it.
+
+mod cache;
+
+pub use cache::{SCRAPE_FRESH_FOR, SnapshotCache};
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::store::{QueueState, Store, StoreError};
+use crate::store::{QueueState, Records, StoreError};
 
 /// Minutes of outcome counters read: the current one and the 59 before it.
 const HOUR: usize = 60;
@@ -33,9 +38,36 @@ pub struct RedisView {
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Verdict {
-    /// `ok`, `degraded` or `down`.
-    pub status: &'static str,
+    pub status: Health,
     pub reasons: Vec<String>,
+}
+
+/// The verdict's word: `ok`, `degraded` (working, with something to look at) or `down` (jobs
+/// wait and nothing sends them).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Ok,
+    Degraded,
+    Down,
+}
+
+impl Health {
+    pub const ALL: [Health; 3] = [Health::Ok, Health::Degraded, Health::Down];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Ok => "ok",
+            Health::Degraded => "degraded",
+            Health::Down => "down",
+        }
+    }
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -105,7 +137,7 @@ pub struct Throughput {
 }
 
 impl Snapshot {
-    pub async fn take(store: &Store, settings: &Settings) -> Result<Self, StoreError> {
+    pub async fn take(store: &Records, settings: &Settings) -> Result<Self, StoreError> {
         Ok(Self::from_state(store.inspect(HOUR).await?, settings))
     }
 
@@ -132,13 +164,13 @@ impl Snapshot {
         let oldest_pending_age_ms = s
             .oldest_pending
             .first()
-            .and_then(|(id, ..)| id.split('-').next()?.parse::<i64>().ok())
-            .map(|ms| (now - ms).max(0) as u64);
+            .and_then(|(id, ..)| crate::domain::EntryId::parse(id))
+            .map(|id| (now - id.ms as i64).max(0) as u64);
         let paused = s.pause.clone().filter(|(until, _)| *until > now);
         let snapshot = Snapshot {
             taken_at_ms: now,
             verdict: Verdict {
-                status: "ok",
+                status: Health::Ok,
                 reasons: Vec::new(),
             },
             stream: StreamView {
@@ -232,7 +264,7 @@ fn verdict(s: &Snapshot, settings: &Settings) -> Verdict {
     let waiting = s.stream.backlog + s.retries.waiting;
     if live == 0 && waiting > 0 {
         return Verdict {
-            status: "down",
+            status: Health::Down,
             reasons: vec![format!("no live worker and {waiting} job(s) waiting")],
         };
     }
@@ -287,48 +319,11 @@ fn verdict(s: &Snapshot, settings: &Settings) -> Verdict {
         ));
     }
     Verdict {
-        status: if reasons.is_empty() { "ok" } else { "degraded" },
+        status: if reasons.is_empty() {
+            Health::Ok
+        } else {
+            Health::Degraded
+        },
         reasons,
-    }
-}
-
-/// How old a snapshot `/metrics` may serve.
-pub const SCRAPE_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The snapshot behind `/metrics`, taken at most once per [`SCRAPE_FRESH_FOR`] whoever
-/// scrapes and however often: a scrape within that time gets the same one, and scrapes that
-/// arrive together wait for one snapshot rather than each taking their own. `/metrics` needs
-/// no token by default, so this is what keeps a flood of scrapes from costing Redis more
-/// than one snapshot (a few dozen commands per shard) a second.
-pub struct SnapshotCache {
-    store: Store,
-    settings: std::sync::Arc<Settings>,
-    last: tokio::sync::Mutex<Option<(std::time::Instant, Option<Snapshot>)>>,
-}
-
-impl SnapshotCache {
-    pub fn new(store: Store, settings: std::sync::Arc<Settings>) -> Self {
-        Self {
-            store,
-            settings,
-            last: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    /// A snapshot at most [`SCRAPE_FRESH_FOR`] old; `None` when Redis did not answer then.
-    pub async fn get(&self) -> Option<Snapshot> {
-        let mut last = self.last.lock().await;
-        if let Some((at, snapshot)) = last.as_ref()
-            && at.elapsed() < SCRAPE_FRESH_FOR
-        {
-            return snapshot.clone();
-        }
-        let taken = Snapshot::take(&self.store, &self.settings).await;
-        if let Err(e) = &taken {
-            tracing::warn!(error = %e, "metrics without queue gauges: redis unreachable");
-        }
-        let snapshot = taken.ok();
-        *last = Some((std::time::Instant::now(), snapshot.clone()));
-        snapshot
     }
 }

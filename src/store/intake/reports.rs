@@ -2,16 +2,27 @@
 
 use redis::AsyncCommands;
 
-use super::scripts::SCRIPTS;
-use super::{Store, StoreError, field};
-use crate::domain::{Mobile, now_ms};
+use super::Intake;
+use crate::domain::{JobStatus, Mobile, now_ms};
 use crate::provider::StatusReport;
+use crate::store::script::script;
+use crate::store::{StoreError, field, parse_status};
+
+script! {
+    /// Matches a delivery report to its job and records it (or keeps it for a late `sent`).
+    struct ReportCall<'a> = include_str!("report.lua");
+    keys { sid_key, early_key, events, stats, req_job_key, by_mobile }
+    argv {
+        job_prefix: String, delivered: &'a str, deliver_code: &'a str, received_at: &'a str,
+        now: i64, ttl: u64, events_maxlen: u64, req_id: &'a str, message_id: &'a str,
+    }
+}
 
 /// What a status report did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportOutcome {
     /// The job is now `delivered` or `undelivered`.
-    Recorded { job_id: String, status: String },
+    Recorded { job_id: String, status: JobStatus },
     /// The job already had its report (or moved on): nothing changed.
     Unchanged,
     /// No sent job has this message id and number (yet): kept an hour in case our `sent`
@@ -19,7 +30,7 @@ pub enum ReportOutcome {
     Unmatched,
 }
 
-impl Store {
+impl Intake {
     pub async fn record_report(&self, report: &StatusReport) -> Result<ReportOutcome, StoreError> {
         let k = self.of_mobile(&report.mobile);
         let (id, mobile) = (report.message_id.as_str(), report.mobile.as_str());
@@ -28,33 +39,33 @@ impl Store {
         let req_id = report
             .req_id
             .as_ref()
-            .filter(|j| self.shards.of_job(j) == self.shards.of_mobile(&report.mobile));
+            .filter(|j| self.shards().of_job(j) == self.shards().of_mobile(&report.mobile));
         let req_job = req_id.map_or_else(|| k.job("-"), |j| k.job(j.as_str()));
-        let reply: Vec<String> = SCRIPTS
-            .report
-            .key(k.sid(id, mobile))
-            .key(k.early_report(id, mobile))
-            .key(k.events())
-            .key(k.stats(now / 60_000))
-            .key(req_job)
-            .key(k.by_mobile(mobile))
-            .arg(k.job_prefix())
-            .arg(if report.delivered { "1" } else { "0" })
-            .arg(&report.deliver_code)
-            .arg(&report.received_at)
-            .arg(now)
-            .arg(self.retention.status_ttl_secs)
-            .arg(self.retention.events_maxlen)
-            .arg(req_id.map_or("", |j| j.as_str()))
-            .arg(id)
-            .invoke_async(&mut self.conn())
-            .await?;
+        let reply: Vec<String> = ReportCall {
+            sid_key: k.sid(id, mobile),
+            early_key: k.early_report(id, mobile),
+            events: k.events(),
+            stats: k.stats(now / 60_000),
+            req_job_key: req_job,
+            by_mobile: k.by_mobile(mobile),
+            job_prefix: k.job_prefix(),
+            delivered: if report.delivered { "1" } else { "0" },
+            deliver_code: &report.deliver_code,
+            received_at: &report.received_at,
+            now,
+            ttl: self.retention.status_ttl_secs,
+            events_maxlen: self.retention.events_maxlen,
+            req_id: req_id.map_or("", |j| j.as_str()),
+            message_id: id,
+        }
+        .call(&mut self.conn())
+        .await?;
         Ok(match field(&reply, 0)? {
             "early" => ReportOutcome::Unmatched,
             "duplicate" | "ignored" => ReportOutcome::Unchanged,
             status @ ("delivered" | "undelivered") => ReportOutcome::Recorded {
                 job_id: field(&reply, 1)?.to_owned(),
-                status: status.to_owned(),
+                status: parse_status(status)?,
             },
             other => return Err(StoreError::Reply(format!("report: {other:?}"))),
         })

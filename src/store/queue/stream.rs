@@ -6,8 +6,9 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
 
-use super::{Conn, GROUP, Store, StoreError};
+use super::Queue;
 use crate::domain::{Job, Shard};
+use crate::store::{Conn, GROUP, StoreError};
 
 /// One stream entry, parsed as far as it goes.
 #[derive(Debug, Clone)]
@@ -41,11 +42,11 @@ pub(super) fn parse_entry(shard: Shard, id: StreamId) -> Entry {
     }
 }
 
-impl Store {
+impl Queue {
     /// Creates the consumer group of every shard (reading from the start of the stream)
     /// unless it exists.
     pub async fn ensure_group(&self) -> Result<(), StoreError> {
-        for shard in self.shards.all() {
+        for shard in self.shards().all() {
             let created: Result<(), redis::RedisError> = self
                 .conn()
                 .xgroup_create_mkstream(self.keys(shard).jobs(), GROUP, "0")

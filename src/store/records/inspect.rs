@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use redis::Value;
 use redis::streams::{StreamInfoGroupsReply, StreamPendingCountReply};
 
-use super::{ConsumerState, GROUP, Store, StoreError};
+use super::Records;
 use crate::domain::Shard;
+use crate::store::{ConsumerState, GROUP, StoreError};
 
 /// How many of the oldest pending entries are looked at (ages, delivery counts).
 pub const PENDING_SAMPLE: usize = 100;
@@ -42,7 +43,7 @@ pub struct QueueState {
     pub maxmemory_policy: Option<String>,
 }
 
-impl Store {
+impl Records {
     /// One snapshot of the queue: one round trip for what the fleet shares, then four per
     /// shard at most, the shards in parallel.
     pub async fn inspect(&self, minutes: usize) -> Result<QueueState, StoreError> {
@@ -83,35 +84,12 @@ impl Store {
         for shard in futures_util::future::join_all(shards).await {
             add(&mut state, shard?);
         }
-        state.oldest_pending.sort_by_key(|(id, ..)| entry_ms(id));
+        state
+            .oldest_pending
+            .sort_by_key(|(id, ..)| crate::domain::EntryId::parse(id));
         state.oldest_pending.truncate(PENDING_SAMPLE);
         state.maxmemory_policy = self.maxmemory_policy().await;
         Ok(state)
-    }
-
-    /// Redis's `maxmemory-policy`, or `None` when Redis will not say (managed services often
-    /// rename or deny `CONFIG`). Anything but `noeviction` lets Redis drop smsq's keys under
-    /// memory pressure: abuse counters reset, codes and idempotency records vanish.
-    pub async fn maxmemory_policy(&self) -> Option<String> {
-        let reply: Vec<String> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("maxmemory-policy")
-            .query_async(&mut self.conn())
-            .await
-            .ok()?;
-        reply.get(1).cloned()
-    }
-
-    /// Logs loudly at start when Redis may evict smsq's keys (`smsq status` says it too).
-    pub async fn warn_if_evicting(&self) {
-        if let Some(policy) = self.maxmemory_policy().await.filter(|p| p != "noeviction") {
-            tracing::warn!(
-                policy,
-                "Redis maxmemory-policy is not noeviction: under memory pressure Redis will evict \
-                 smsq's keys (abuse counters, codes, idempotency records); set \
-                 maxmemory-policy noeviction"
-            );
-        }
     }
 
     async fn inspect_shard(
@@ -204,11 +182,6 @@ fn add(total: &mut QueueState, shard: QueueState) {
             *sum.entry(outcome).or_default() += n;
         }
     }
-}
-
-fn entry_ms(id: &str) -> (u64, u64) {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
 fn parse<T: redis::FromRedisValue>(value: Value) -> Result<T, StoreError> {

@@ -6,8 +6,9 @@ use chrono::{SecondsFormat, TimeZone, Utc};
 use redis::AsyncCommands;
 use serde::Serialize;
 
-use super::{Store, StoreError};
-use crate::domain::{JobId, Mobile};
+use super::Records;
+use crate::domain::{JobId, JobStatus, Mobile};
+use crate::store::{StoreError, parse_status};
 
 /// The job record as the API serves it: mobile masked, RFC 3339 times, never a code.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -15,7 +16,7 @@ pub struct JobRecord {
     pub id: String,
     pub kind: String,
     pub mobile: String,
-    pub status: String,
+    pub status: JobStatus,
     pub attempts: u32,
     pub provider_status: Option<String>,
     pub provider_message_id: Option<String>,
@@ -30,11 +31,20 @@ pub struct JobRecord {
     pub delivered_at: Option<String>,
 }
 
-/// One entry of the events stream.
+/// A job's record and its history, read together (one `HGETALL`): what every lookup by id
+/// answers (`GET /v1/jobs/{id}` serves `job` alone).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct JobFound {
+    pub job: JobRecord,
+    /// Oldest first, its newest 32 events.
+    pub history: Vec<StatusEvent>,
+}
+
+/// One entry of a job's history.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct StatusEvent {
     pub id: String,
-    pub status: String,
+    pub status: JobStatus,
     pub attempt: u32,
     pub error: String,
     pub ts: i64,
@@ -48,11 +58,7 @@ fn parse_history(id: &JobId, hist: &str) -> Result<Vec<StatusEvent>, StoreError>
             let mut f = event.splitn(4, '\x1f');
             let bad = || StoreError::Reply(format!("job {id}: unreadable history event {event:?}"));
             let ts = f.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
-            let status = f
-                .next()
-                .filter(|s| !s.is_empty())
-                .ok_or_else(bad)?
-                .to_owned();
+            let status = f.next().ok_or_else(bad).and_then(parse_status)?;
             let attempt = f.next().and_then(|a| a.parse().ok()).ok_or_else(bad)?;
             let error = f.next().ok_or_else(bad)?.to_owned();
             Ok(StatusEvent {
@@ -77,18 +83,27 @@ fn non_empty(h: &HashMap<String, String>, k: &str) -> Option<String> {
     h.get(k).filter(|v| !v.is_empty()).cloned()
 }
 
-impl Store {
-    pub async fn job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
-        let key = self.keys(self.shards.of_job(id)).job(id.as_str());
+impl Records {
+    /// A job's record and history by its id, `None` when there is no such job (never was,
+    /// or its record expired).
+    pub async fn job(&self, id: &JobId) -> Result<Option<JobFound>, StoreError> {
+        let key = self.keys(self.shards().of_job(id)).job(id.as_str());
         let h: HashMap<String, String> = self.conn().hgetall(key).await?;
         if h.is_empty() {
             return Ok(None);
         }
-        Ok(Some(JobRecord {
+        let history = h
+            .get("hist")
+            .map_or(Ok(Vec::new()), |hist| parse_history(id, hist))?;
+        let status = h
+            .get("status")
+            .ok_or_else(|| StoreError::Reply(format!("job {id}: a record without a status")))
+            .and_then(|s| parse_status(s))?;
+        let job = JobRecord {
             id: id.as_str().to_owned(),
             kind: h.get("kind").cloned().unwrap_or_default(),
             mobile: h.get("mobile").cloned().unwrap_or_default(),
-            status: h.get("status").cloned().unwrap_or_default(),
+            status,
             attempts: h.get("attempts").and_then(|a| a.parse().ok()).unwrap_or(0),
             provider_status: non_empty(&h, "provider_status"),
             provider_message_id: non_empty(&h, "provider_message_id"),
@@ -97,7 +112,8 @@ impl Store {
             updated_at: rfc3339(h.get("updated_ms")),
             deliver_code: non_empty(&h, "deliver_code"),
             delivered_at: non_empty(&h, "delivered_at"),
-        }))
+        };
+        Ok(Some(JobFound { job, history }))
     }
 
     /// The newest jobs (up to 50) sent to `mobile`, newest first.
@@ -116,7 +132,7 @@ impl Store {
             .await?;
         let mut records = Vec::with_capacity(ids.len());
         for id in ids.iter().filter_map(|id| JobId::parse(id)) {
-            records.extend(self.job(&id).await?);
+            records.extend(self.job(&id).await?.map(|found| found.job));
         }
         Ok(records)
     }
@@ -124,7 +140,7 @@ impl Store {
     /// The status history of one job, oldest first (its newest 32 events). Kept in its own
     /// record, so a read costs one field of one hash, however long the events stream is.
     pub async fn events_of(&self, id: &JobId) -> Result<Vec<StatusEvent>, StoreError> {
-        let key = self.keys(self.shards.of_job(id)).job(id.as_str());
+        let key = self.keys(self.shards().of_job(id)).job(id.as_str());
         let hist: Option<String> = self.conn().hget(key, "hist").await?;
         hist.as_deref()
             .map_or(Ok(Vec::new()), |h| parse_history(id, h))

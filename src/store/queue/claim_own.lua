@@ -4,6 +4,7 @@
 -- Returns what XCLAIM returns, for our entries only.
 local stream = KEYS[1]
 local group, me, justid = ARGV[1], ARGV[2], ARGV[3]
+-- ARGV[4..]: entry_ids
 local mine = {}
 for i = 4, #ARGV do
   local p = redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1)

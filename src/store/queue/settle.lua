@@ -9,9 +9,18 @@
 local job_key, events, stream, otp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local retry, dead, sid_key, early_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local job_id, entry_id, group, now, ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local status, attempt, err, provider_status, message_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-local next_job, due, received_job, dead_maxlen = ARGV[12], ARGV[13], ARGV[14], ARGV[15]
-local token, me = ARGV[16], ARGV[17]
+local outcome, attempt, err, provider_status, message_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local next_job, received_job, dead_maxlen = ARGV[12], ARGV[13], ARGV[14]
+local token, me = ARGV[15], ARGV[16]
+
+-- The outcome is a status, and for a retry its due time and next attempt (`retrying:<ms>`
+-- with `next_job`); nothing else is an outcome.
+local status, due = string.match(outcome, '^(%l+):?(%d*)$')
+local retrying = status == 'retrying'
+local known = status == 'sent' or status == 'failed' or status == 'dead' or status == 'expired'
+if not (known and due == '' and next_job == '' or retrying and due ~= '' and next_job ~= '') then
+  return redis.error_reply('settle: ' .. outcome .. ' is not an outcome')
+end
 
 local function ack_if_ours()
   local p = redis.call('XPENDING', stream, group, entry_id, entry_id, 1)

@@ -3,10 +3,25 @@
 
 use std::time::Duration;
 
-use super::codes::ms;
-use super::scripts::SCRIPTS;
-use super::{Store, StoreError, field};
+use super::Intake;
+use super::issue::ms;
 use crate::domain::{CaptchaId, Mobile, Purpose};
+use crate::store::script::script;
+use crate::store::{StoreError, field};
+
+script! {
+    /// Counts one attempt and hands back the stored hash to compare.
+    struct VerifyCall = include_str!("verify.lua");
+    keys { code_key }
+    argv {}
+}
+
+script! {
+    /// Uses a right code up, if the record still holds it.
+    struct ConsumeCall<'a> = include_str!("consume.lua");
+    keys { code_key }
+    argv { hash: &'a str }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verification {
@@ -27,7 +42,7 @@ pub enum CaptchaCheck {
     Unknown,
 }
 
-impl Store {
+impl Intake {
     /// Counts one attempt, then compares in constant time with `matches`.
     pub async fn verify_code(
         &self,
@@ -38,11 +53,11 @@ impl Store {
         let key = self
             .of_mobile(mobile)
             .code(purpose.as_str(), mobile.as_str());
-        let reply: Vec<String> = SCRIPTS
-            .verify
-            .key(&key)
-            .invoke_async(&mut self.conn())
-            .await?;
+        let reply: Vec<String> = VerifyCall {
+            code_key: key.clone(),
+        }
+        .call(&mut self.conn())
+        .await?;
         if field(&reply, 0)? == "missing" {
             return Ok(Verification::Expired);
         }
@@ -63,12 +78,12 @@ impl Store {
             // The last attempt already burnt (deleted) the record; it was right, so it counts.
             return Ok(Verification::Valid);
         }
-        let consumed: i64 = SCRIPTS
-            .consume
-            .key(&key)
-            .arg(&hash)
-            .invoke_async(&mut self.conn())
-            .await?;
+        let consumed: i64 = ConsumeCall {
+            code_key: key,
+            hash: &hash,
+        }
+        .call(&mut self.conn())
+        .await?;
         Ok(if consumed == 1 {
             Verification::Valid
         } else {
@@ -107,28 +122,5 @@ impl Store {
             Some(hash) if matches(&hash) => CaptchaCheck::Right,
             Some(_) => CaptchaCheck::Wrong,
         })
-    }
-}
-
-impl Store {
-    /// Remembers that the dashboard session `session_id` logged out, for as long as its
-    /// cookie could still be presented.
-    pub async fn revoke_session(&self, session_id: &str, for_ms: u64) -> Result<(), StoreError> {
-        let _: () = redis::cmd("SET")
-            .arg(self.fleet().revoked_session(session_id))
-            .arg(1)
-            .arg("PX")
-            .arg(for_ms.max(1))
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(())
-    }
-
-    pub async fn session_revoked(&self, session_id: &str) -> Result<bool, StoreError> {
-        let n: u64 = redis::cmd("EXISTS")
-            .arg(self.fleet().revoked_session(session_id))
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(n > 0)
     }
 }

@@ -5,10 +5,20 @@
 use redis::AsyncCommands;
 use redis::streams::{StreamId, StreamRangeReply};
 
-use super::scripts::SCRIPTS;
-use super::transitions::code_key;
-use super::{Store, StoreError, field};
-use crate::domain::{Job, JobId, Shard, now_ms};
+use super::Records;
+use crate::domain::{EntryId, Job, JobId, Shard, now_ms};
+use crate::store::script::script;
+use crate::store::{StoreError, field};
+
+script! {
+    /// Re-queues a dead letter's job and removes the letter, unless its code went stale.
+    struct ReplayCall<'a> = include_str!("replay.lua");
+    keys { dead, stream, events, job_key, code_key, otp }
+    argv {
+        dead_id: &'a str, job_id: &'a str, job_json: String, kind: &'a str, now: i64,
+        ttl: u64, events_maxlen: u64,
+    }
+}
 
 /// One entry of a shard's dead-letter stream.
 #[derive(Debug, Clone)]
@@ -37,12 +47,6 @@ pub enum Replay {
     NotAJob(String),
 }
 
-/// A stream entry id (`<ms>-<seq>`) as something that sorts.
-pub fn entry_order(id: &str) -> (u64, u64) {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-}
-
 fn read(shard: Shard, entry: StreamId) -> DeadLetter {
     let text = |k: &str| entry.get::<String>(k).unwrap_or_default();
     let raw = text("job");
@@ -61,7 +65,7 @@ fn read(shard: Shard, entry: StreamId) -> DeadLetter {
     }
 }
 
-impl Store {
+impl Records {
     /// The oldest `limit` dead letters of all shards, oldest first.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
         self.dead_letters_since(None, limit).await
@@ -84,7 +88,7 @@ impl Store {
             None => None,
         };
         let mut letters = Vec::new();
-        for shard in self.shards.all() {
+        for shard in self.shards().all() {
             let page = match cursor {
                 // Past the cursor's shard, the cursor's own id may still come (a tie).
                 Some((id, at)) if shard.index() > at.index() => {
@@ -99,7 +103,7 @@ impl Store {
             };
             letters.extend(page);
         }
-        letters.sort_by_key(|d| (entry_order(&d.entry_id), d.shard.index()));
+        letters.sort_by_key(|d| (EntryId::parse(&d.entry_id), d.shard.index()));
         letters.truncate(limit);
         Ok(letters)
     }
@@ -108,13 +112,10 @@ impl Store {
     /// apart, or `None` if it is not one of this layout's.
     pub fn dead_letter_name<'n>(&self, name: &'n str) -> Option<(&'n str, Shard)> {
         let (entry_id, shard) = match name.split_once('@') {
-            Some((id, shard)) => (id, self.shards.all().nth(shard.parse::<usize>().ok()?)?),
+            Some((id, shard)) => (id, self.shards().all().nth(shard.parse::<usize>().ok()?)?),
             None => (name, Shard::FIRST),
         };
-        let well_formed = entry_id
-            .split_once('-')
-            .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok());
-        well_formed.then_some((entry_id, shard))
+        EntryId::parse(entry_id).map(|_| (entry_id, shard))
     }
 
     /// One dead letter by its name (`<entry id>` on shard 0, `<entry id>@<shard>` past it):
@@ -132,7 +133,7 @@ impl Store {
 
     /// The dead letter of a job, through the entry id its record keeps: two reads.
     pub async fn dead_letter_of(&self, job: &JobId) -> Result<Option<DeadLetter>, StoreError> {
-        let shard = self.shards.of_job(job);
+        let shard = self.shards().of_job(job);
         let entry: Option<String> = self
             .conn()
             .hget(self.keys(shard).job(job.as_str()), "dead_entry")
@@ -166,7 +167,7 @@ impl Store {
 
     pub async fn dead_letter_count(&self) -> Result<u64, StoreError> {
         let mut total = 0;
-        for shard in self.shards.all() {
+        for shard in self.shards().all() {
             let n: u64 = self.conn().xlen(self.keys(shard).dead()).await?;
             total += n;
         }
@@ -183,23 +184,23 @@ impl Store {
         let id = job.id.as_str();
         let mut fresh = job.clone();
         fresh.attempt = 0;
-        let reply: Vec<String> = SCRIPTS
-            .replay
-            .key(k.dead())
-            .key(k.jobs())
-            .key(k.events())
-            .key(k.job(id))
-            .key(code_key(k, job))
-            .key(k.otp(id))
-            .arg(&letter.entry_id)
-            .arg(id)
-            .arg(fresh.to_json())
-            .arg(job.kind.as_str())
-            .arg(now_ms())
-            .arg(self.retention.status_ttl_secs)
-            .arg(self.retention.events_maxlen)
-            .invoke_async(&mut self.conn())
-            .await?;
+        let reply: Vec<String> = ReplayCall {
+            dead: k.dead(),
+            stream: k.jobs(),
+            events: k.events(),
+            job_key: k.job(id),
+            code_key: k.code_of(job),
+            otp: k.otp(id),
+            dead_id: &letter.entry_id,
+            job_id: id,
+            job_json: fresh.to_json(),
+            kind: job.kind.as_str(),
+            now: now_ms(),
+            ttl: self.retention.status_ttl_secs,
+            events_maxlen: self.retention.events_maxlen,
+        }
+        .call(&mut self.conn())
+        .await?;
         Ok(match field(&reply, 0)? {
             "replayed" => Replay::Replayed,
             "gone" => Replay::Gone,
@@ -212,7 +213,7 @@ impl Store {
     /// how many. Letters that workers add meanwhile stay.
     pub async fn purge_dead_letters(&self) -> Result<u64, StoreError> {
         let mut removed = 0;
-        for shard in self.shards.all() {
+        for shard in self.shards().all() {
             removed += self.purge_shard(shard).await?;
         }
         Ok(removed)
@@ -233,12 +234,12 @@ impl Store {
         };
         let mut conn = self.conn();
         let dead = self.keys(shard).dead();
-        let (ms, seq) = newest.split_once('-').unwrap_or((newest.as_str(), "0"));
-        let seq: u64 = seq.parse().unwrap_or(0);
+        let newest = EntryId::parse(&newest)
+            .ok_or_else(|| StoreError::Reply(format!("dead letter id {newest:?}")))?;
         let removed: u64 = redis::cmd("XTRIM")
             .arg(&dead)
             .arg("MINID")
-            .arg(format!("{ms}-{}", seq + 1))
+            .arg(newest.next().to_string())
             .query_async(&mut conn)
             .await?;
         Ok(removed)

@@ -1,0 +1,54 @@
+//! The Beijing-time hour and day the per-number and per-address caps count in.
+
+use chrono::{DateTime, Datelike, TimeZone, Timelike};
+
+use crate::domain::beijing;
+
+/// The Beijing-time hour and day a timestamp falls in, and how long until each ends.
+pub(super) struct Windows {
+    pub hour: String,
+    pub hour_left_ms: i64,
+    pub day: String,
+    pub day_left_ms: i64,
+}
+
+pub(super) fn windows(now_ms: i64) -> Windows {
+    let now: DateTime<_> = beijing()
+        .timestamp_millis_opt(now_ms)
+        .single()
+        .unwrap_or_else(|| beijing().timestamp_millis_opt(0).unwrap());
+    let into_hour = (now.minute() as i64 * 60 + now.second() as i64) * 1000
+        + now.timestamp_subsec_millis() as i64;
+    let into_day = now.hour() as i64 * 3_600_000 + into_hour;
+    Windows {
+        hour: format!(
+            "{:04}{:02}{:02}{:02}",
+            now.year(),
+            now.month(),
+            now.day(),
+            now.hour()
+        ),
+        hour_left_ms: 3_600_000 - into_hour,
+        day: format!("{:04}{:02}{:02}", now.year(), now.month(), now.day()),
+        day_left_ms: 86_400_000 - into_day,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_beijing_hours_and_days() {
+        // 2026-11-23T16:30:00Z is 2026-11-24 00:30 in Beijing.
+        let t = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 23, 16, 30, 0)
+            .unwrap()
+            .timestamp_millis();
+        let w = windows(t);
+        assert_eq!(w.day, "20261124");
+        assert_eq!(w.hour, "2026112400");
+        assert_eq!(w.hour_left_ms, 30 * 60 * 1000);
+        assert_eq!(w.day_left_ms, (23 * 60 + 30) * 60 * 1000);
+    }
+}

@@ -1,0 +1,236 @@
+//! A job's scripted status transitions on the worker's side. Each one writes the job record
+//! and an event, and acks the stream entry only in the same script that records the outcome.
+
+use super::{Begin, Entry, Fence, Outcome, ProviderFailure, Queue, Settled};
+use crate::domain::{Job, JobKind, Shard};
+use crate::store::script::script;
+use crate::store::{GROUP, StoreError, field, parse_status};
+
+script! {
+    /// Marks a job `sending` unless it is finished, a poison pill, superseded or expired.
+    struct BeginCall<'a> = include_str!("begin.lua");
+    keys { job_key, events, stream, otp, stats, code_key, dead }
+    argv {
+        job_id: &'a str, entry_id: &'a str, group: &'a str, now: i64, ttl: u64,
+        events_maxlen: u64, attempt: u32, kind: &'a str, expires: String, max_deliveries: u32,
+        job_json: String, dead_maxlen: u64, token: &'a str,
+    }
+}
+
+script! {
+    /// Writes an attempt's outcome (fenced) and acks its entry.
+    struct SettleCall<'a> = include_str!("settle.lua");
+    keys { job_key, events, stream, otp, stats, retry, dead, sid_key, early_key }
+    argv {
+        job_id: &'a str, entry_id: &'a str, group: &'a str, now: i64, ttl: u64,
+        events_maxlen: u64, outcome: String, attempt: u32, err: &'a str,
+        provider_status: &'a str, message_id: &'a str, next_job: String,
+        received_job: String, dead_maxlen: u64, token: &'a str, me: &'a str,
+    }
+}
+
+script! {
+    /// Dead-letters an entry that is not a job, and acks it.
+    struct PoisonCall<'a> = include_str!("poison.lua");
+    keys { stream, dead, stats }
+    argv {
+        entry_id: &'a str, group: &'a str, raw: &'a str, err: &'a str, now: i64, ttl: u64,
+        dead_maxlen: u64,
+    }
+}
+
+script! {
+    /// Moves due retries back onto the stream.
+    struct PromoteCall = include_str!("promote.lua");
+    keys { retry, stream }
+    argv { now: i64, batch: usize }
+}
+
+/// How an outcome crosses into `settle.lua`: its status, and for a retry its due time
+/// (`retrying:<ms>`). Only an [`Outcome`] makes one, so a retry without a due time, or a due
+/// time on anything else, cannot be written; the script refuses any other shape.
+fn seam(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::RetryAt(due, _) => format!("retrying:{due}"),
+        other => other.status().as_str().to_owned(),
+    }
+}
+
+impl Queue {
+    /// Marks the job of `entry` as sending, unless it should not be sent. An entry read as
+    /// new (`first_delivery`) skips counting its deliveries (the poison-pill check).
+    pub async fn begin(
+        &self,
+        entry: &Entry,
+        job: &Job,
+        fence: &Fence,
+        now_ms: i64,
+    ) -> Result<Begin, StoreError> {
+        let (k, id, r) = (self.keys(entry.shard), job.id.as_str(), self.retention);
+        let reply: Vec<String> = BeginCall {
+            job_key: k.job(id),
+            events: k.events(),
+            stream: k.jobs(),
+            otp: k.otp(id),
+            stats: k.stats(now_ms / 60_000),
+            code_key: k.code_of(job),
+            dead: k.dead(),
+            job_id: id,
+            entry_id: &entry.entry_id,
+            group: GROUP,
+            now: now_ms,
+            ttl: r.status_ttl_secs,
+            events_maxlen: r.events_maxlen,
+            attempt: job.attempt + 1,
+            kind: job.kind.as_str(),
+            expires: job.expires_ms.map(|e| e.to_string()).unwrap_or_default(),
+            max_deliveries: if entry.first_delivery {
+                0
+            } else {
+                r.max_deliveries
+            },
+            job_json: job.to_json(),
+            dead_maxlen: r.dead_maxlen,
+            token: &fence.token,
+        }
+        .call(&mut self.conn())
+        .await?;
+        Ok(match field(&reply, 0)? {
+            "send" => Begin::Send(match job.kind {
+                JobKind::Code => Some(crate::domain::SealedCode::from_stored(field(&reply, 1)?)),
+                JobKind::Message => None,
+            }),
+            "superseded" => Begin::Skipped(crate::domain::JobStatus::Superseded),
+            "expired" => Begin::Skipped(crate::domain::JobStatus::Expired),
+            "terminal" => Begin::Finished(parse_status(field(&reply, 1)?)?),
+            "poison" => Begin::Poisoned(field(&reply, 1)?.parse().map_err(|_| {
+                StoreError::Reply(format!("begin: unreadable delivery count in {reply:?}"))
+            })?),
+            other => return Err(StoreError::Reply(format!("begin: {other:?}"))),
+        })
+    }
+
+    /// Records how the attempt `fence` of `job` ended and acks its entry, in one script
+    /// (see [`Fence`] for whose outcome is written). An earlier terminal status wins.
+    pub async fn settle(
+        &self,
+        entry: &Entry,
+        job: &Job,
+        fence: &Fence,
+        attempt: u32,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> Result<Settled, StoreError> {
+        let none = ProviderFailure {
+            error: String::new(),
+            provider_status: String::new(),
+        };
+        let (failure, provider_status, message_id) = match outcome {
+            Outcome::Sent {
+                provider_status,
+                message_id,
+            } => (&none, provider_status.as_str(), message_id.as_str()),
+            Outcome::RetryAt(_, f)
+            | Outcome::Failed(f)
+            | Outcome::Dead(f)
+            | Outcome::Expired(f) => (f, f.provider_status.as_str(), ""),
+        };
+        let next_job = match outcome {
+            Outcome::RetryAt(..) => Job {
+                attempt,
+                ..job.clone()
+            }
+            .to_json(),
+            _ => String::new(),
+        };
+        let (k, id, r) = (self.keys(entry.shard), job.id.as_str(), self.retention);
+        let status: String = SettleCall {
+            job_key: k.job(id),
+            events: k.events(),
+            stream: k.jobs(),
+            otp: k.otp(id),
+            stats: k.stats(now_ms / 60_000),
+            retry: k.retry(),
+            dead: k.dead(),
+            sid_key: k.sid(message_id, job.to.as_str()),
+            early_key: k.early_report(message_id, job.to.as_str()),
+            job_id: id,
+            entry_id: &entry.entry_id,
+            group: GROUP,
+            now: now_ms,
+            ttl: r.status_ttl_secs,
+            events_maxlen: r.events_maxlen,
+            outcome: seam(outcome),
+            attempt,
+            err: &failure.error,
+            provider_status,
+            message_id,
+            next_job,
+            received_job: job.to_json(),
+            dead_maxlen: r.dead_maxlen,
+            token: &fence.token,
+            me: &fence.consumer,
+        }
+        .call(&mut self.conn())
+        .await?;
+        match status.as_str() {
+            "stale" => Ok(Settled::Stale),
+            other => parse_status(other).map(Settled::Status),
+        }
+    }
+
+    /// Dead-letters an entry that cannot be parsed, with the reason, and acks it.
+    pub async fn poison(&self, entry: &Entry, error: &str, now_ms: i64) -> Result<(), StoreError> {
+        let (k, r) = (self.keys(entry.shard), self.retention);
+        let _: i64 = PoisonCall {
+            stream: k.jobs(),
+            dead: k.dead(),
+            stats: k.stats(now_ms / 60_000),
+            entry_id: &entry.entry_id,
+            group: GROUP,
+            raw: &entry.raw,
+            err: error,
+            now: now_ms,
+            ttl: r.status_ttl_secs,
+            dead_maxlen: r.dead_maxlen,
+        }
+        .call(&mut self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Moves due retries of `shard` back onto its stream; returns how many moved.
+    pub async fn promote_due(
+        &self,
+        shard: Shard,
+        now_ms: i64,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let k = self.keys(shard);
+        PromoteCall {
+            retry: k.retry(),
+            stream: k.jobs(),
+            now: now_ms,
+            batch,
+        }
+        .call(&mut self.conn())
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_retry_carries_a_due_time_across_the_seam() {
+        let f = ProviderFailure {
+            error: "e".into(),
+            provider_status: "172001".into(),
+        };
+        assert_eq!(seam(&Outcome::RetryAt(42, f.clone())), "retrying:42");
+        assert_eq!(seam(&Outcome::Dead(f.clone())), "dead");
+        assert_eq!(seam(&Outcome::Failed(f.clone())), "failed");
+        assert_eq!(seam(&Outcome::Expired(f)), "expired");
+    }
+}
