@@ -5,17 +5,20 @@
 //!
 //! * **`smsq api`** ([`api`]) — a web app's backend asks for a code; [`codes`] validates the
 //!   number, enforces resend interval and caps, generates the code and, in one Lua script
-//!   ([`store`]), stores its keyed hash, the plain code (`otp` key), the job record and a stream
-//!   entry. Verification counts the attempt in Redis before a constant-time comparison.
-//! * **`smsq worker`** ([`worker`]) — a consumer group on the stream; for each job it reads the
-//!   code just before sending, calls the [`provider`], and writes the outcome, drops the code
-//!   and acks the entry in one script. Failures are classified once ([`provider::classify`])
+//!   (through the API's store, [`store::Intake`]), stores its keyed hash, the sealed code
+//!   (`otp` key), the job record and a stream entry. Verification counts the attempt in
+//!   Redis before a constant-time comparison.
+//! * **`smsq worker`** ([`worker`]) — a consumer group on the stream, through the worker's
+//!   store ([`store::Queue`]); for each job it opens the code just before sending, calls the
+//!   [`provider`], and writes the outcome, drops the code and acks the entry in one script. Failures are classified once ([`provider::classify`])
 //!   into retry, back off, pause every worker, or give up. Every worker shares one send rate
 //!   and one pause through Redis, keeps a heartbeat, and reclaims the jobs of dead workers.
 //!
-//! Around them: [`startup`] wires both (the binary, `smsq dev` and the tests alike); [`ops`]
-//! is what on-call runs (`smsq status`, `smsq dlq`, `smsq send`) and [`metrics`] what
-//! Prometheus scrapes; [`dev`] holds the demo, the provider simulator and a private Redis.
+//! Around them: [`startup`] wires both (the binary, `smsq dev` and the tests alike); the
+//! operators' store ([`store::Records`]) and one [`snapshot`] of the queue feed [`ops`]
+//! (what on-call runs: `smsq status`, `smsq dlq`, `smsq send`, which nothing else depends
+//! on), the dashboard and [`metrics`] (what Prometheus scrapes); [`dev`] holds the demo, the
+//! provider simulator and a private Redis.
 //!
 //! A job's life: `queued → sending → sent`, or `retrying → sending …`, ending `sent`,
 //! `failed`, `dead`, `expired` or `superseded`. See docs/contract.md for the contract.

@@ -11,9 +11,9 @@ use super::session::Admin;
 use super::{ApiError, AppState};
 use crate::codes::CodeError;
 use crate::domain::{JobId, Mobile};
-use crate::ops::dlq::DeadLetterView;
 use crate::snapshot::Snapshot;
 use crate::store::JobFound;
+use crate::store::records::DeadLetterView;
 use crate::store::records::ReplayOutcome;
 
 type Answer<T> = Result<Json<T>, ApiError>;

@@ -2,38 +2,10 @@
 
 use std::fmt::Write as _;
 
-use chrono::{TimeZone, Utc};
-use serde::Serialize;
-
+use crate::store::records::DeadLetterView;
 use crate::store::records::ReplayOutcome;
-use crate::store::{DeadLetter, Records, StoreError};
-
-/// A dead letter as `smsq dlq list --json` shows it: the mobile masked, never a code.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct DeadLetterView {
-    pub id: String,
-    pub job_id: Option<String>,
-    pub kind: Option<String>,
-    pub mobile: Option<String>,
-    pub error: String,
-    pub attempts: u32,
-    pub dead_at_ms: i64,
-}
-
-impl From<&DeadLetter> for DeadLetterView {
-    fn from(d: &DeadLetter) -> Self {
-        let job = d.job.as_ref().ok();
-        Self {
-            id: d.id.clone(),
-            job_id: job.map(|j| j.id.to_string()),
-            kind: job.map(|j| format!("{:?}", j.kind).to_lowercase()),
-            mobile: job.map(|j| j.to.masked()),
-            error: d.error.clone(),
-            attempts: d.attempts,
-            dead_at_ms: d.ts_ms,
-        }
-    }
-}
+use crate::store::{Records, StoreError};
+use chrono::{TimeZone, Utc};
 
 pub async fn list(store: &Records, limit: usize, json: bool) -> Result<String, StoreError> {
     let total = store.dead_letter_count().await?;

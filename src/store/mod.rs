@@ -4,6 +4,31 @@
 //! caller (one round trip, atomic, one hash tag), called through typed structs
 //! ([`script`]); the rest of the crate never builds a key or a command itself.
 
+/// Declares a caller's store: the shared [`Store`] handle plus that caller's steps, which
+/// are `impl`s in the caller's own module. Derefs to the handle for what every process uses.
+macro_rules! caller_store {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone)]
+        pub struct $name {
+            store: $crate::store::Store,
+        }
+
+        impl $name {
+            pub fn new(store: $crate::store::Store) -> Self {
+                Self { store }
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = $crate::store::Store;
+            fn deref(&self) -> &$crate::store::Store {
+                &self.store
+            }
+        }
+    };
+}
+
 mod conn;
 mod consumers;
 pub mod intake;

@@ -76,77 +76,84 @@ pub(crate) use script;
 #[cfg(test)]
 type Declared = (Vec<String>, Vec<String>, Option<String>);
 
+#[cfg(test)]
+type Bound = std::collections::BTreeMap<usize, String>;
+
 /// A script's header as the script itself declares it: KEYS and ARGV names by index, and
 /// the variadic tail (`-- ARGV[n..]: name`).
 #[cfg(test)]
 fn declared(source: &str) -> Result<Declared, String> {
-    let mut keys = std::collections::BTreeMap::new();
-    let mut argv = std::collections::BTreeMap::new();
-    let mut rest = None;
+    let (mut keys, mut argv, mut rest) = (Bound::new(), Bound::new(), None);
     for line in source.lines() {
         if let Some(tail) = line.strip_prefix("-- ARGV[")
             && let Some((from, name)) = tail.split_once("..]: ")
         {
-            rest = Some((
-                from.parse::<usize>().map_err(|e| e.to_string())?,
-                name.trim().to_owned(),
-            ));
-            continue;
-        }
-        let Some((names, values)) = line
+            let from = from.parse::<usize>().map_err(|e| e.to_string())?;
+            rest = Some((from, name.trim().to_owned()));
+        } else if let Some((names, values)) = line
             .strip_prefix("local ")
             .and_then(|l| l.split_once(" = "))
-        else {
-            continue;
-        };
-        if !values.contains("KEYS[") && !values.contains("ARGV[") {
-            continue;
-        }
-        let names: Vec<&str> = names.split(", ").collect();
-        let values: Vec<&str> = values.split(", ").collect();
-        if names.len() != values.len() {
-            return Err(format!(
-                "{line:?}: {} names for {} values",
-                names.len(),
-                values.len()
-            ));
-        }
-        for (name, value) in names.into_iter().zip(values) {
-            let (table, at) = if let Some(at) = value.find("KEYS[") {
-                (&mut keys, at + 5)
-            } else if let Some(at) = value.find("ARGV[") {
-                (&mut argv, at + 5)
-            } else {
-                return Err(format!("{line:?}: {value} is neither KEYS nor ARGV"));
-            };
-            let index: usize = value[at..]
-                .split(']')
-                .next()
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| format!("{line:?}: unreadable index in {value}"))?;
-            if table.insert(index, name.to_owned()).is_some() {
-                return Err(format!("{line:?}: index {index} bound twice"));
-            }
+            .filter(|(_, v)| v.contains("KEYS[") || v.contains("ARGV["))
+        {
+            bind(line, names, values, &mut keys, &mut argv)?;
         }
     }
-    let in_order = |table: std::collections::BTreeMap<usize, String>, what: &str| {
-        for (i, n) in table.keys().enumerate() {
-            if *n != i + 1 {
-                return Err(format!("{what}[{}] is not bound", i + 1));
-            }
-        }
-        Ok(table.into_values().collect::<Vec<_>>())
-    };
     let argv = in_order(argv, "ARGV")?;
     if let Some((from, _)) = &rest
         && *from != argv.len() + 1
     {
+        let named = argv.len();
         return Err(format!(
-            "the ARGV tail starts at {from}, after {} named",
-            argv.len()
+            "the ARGV tail starts at {from}, after {named} named"
         ));
     }
     Ok((in_order(keys, "KEYS")?, argv, rest.map(|(_, n)| n)))
+}
+
+/// Records one header line's `name = KEYS[n]` / `ARGV[n]` bindings.
+#[cfg(test)]
+fn bind(
+    line: &str,
+    names: &str,
+    values: &str,
+    keys: &mut Bound,
+    argv: &mut Bound,
+) -> Result<(), String> {
+    let names: Vec<&str> = names.split(", ").collect();
+    let values: Vec<&str> = values.split(", ").collect();
+    if names.len() != values.len() {
+        let (n, v) = (names.len(), values.len());
+        return Err(format!("{line:?}: {n} names for {v} values"));
+    }
+    for (name, value) in names.into_iter().zip(values) {
+        let (table, at) = if let Some(at) = value.find("KEYS[") {
+            (&mut *keys, at + 5)
+        } else if let Some(at) = value.find("ARGV[") {
+            (&mut *argv, at + 5)
+        } else {
+            return Err(format!("{line:?}: {value} is neither KEYS nor ARGV"));
+        };
+        let index: usize = value[at..]
+            .split(']')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("{line:?}: unreadable index in {value}"))?;
+        if table.insert(index, name.to_owned()).is_some() {
+            return Err(format!("{line:?}: index {index} bound twice"));
+        }
+    }
+    Ok(())
+}
+
+/// The names of `1..=n`, or the first index left unbound.
+#[cfg(test)]
+fn in_order(table: Bound, what: &str) -> Result<Vec<String>, String> {
+    for (i, n) in table.keys().enumerate() {
+        if *n != i + 1 {
+            return Err(format!("{what}[{}] is not bound", i + 1));
+        }
+    }
+    Ok(table.into_values().collect())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod chaos;
 mod cli;
 mod cluster;
 mod config;
+mod consumer;
 mod dashboard;
 mod fleet;
 mod hardening;

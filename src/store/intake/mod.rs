@@ -11,26 +11,10 @@ pub use checks::{CaptchaCheck, Verification};
 pub use issue::{Idempotency, IpRefusal, IssueOutcome, NewCode, NewMessage};
 pub use reports::ReportOutcome;
 
-use super::Store;
-
-/// The API's handle on Redis: the shared [`Store`] and the steps only the API takes.
-#[derive(Clone)]
-pub struct Intake {
-    store: Store,
-}
-
-impl Intake {
-    pub fn new(store: Store) -> Self {
-        Self { store }
-    }
-}
-
-/// Every store is the shared handle (connection, keys, shards) plus its own steps.
-impl std::ops::Deref for Intake {
-    type Target = Store;
-    fn deref(&self) -> &Store {
-        &self.store
-    }
+caller_store! {
+    /// The API's handle on Redis: the shared [`Store`](super::Store) and the steps
+    /// only the API takes.
+    Intake
 }
 
 #[cfg(test)]

@@ -12,26 +12,10 @@ pub use attempt::{Begin, Fence, Outcome, ProviderFailure, Settled};
 pub use rate::{Grant, Lease, RatePolicy};
 pub use stream::Entry;
 
-use super::Store;
-
-/// The worker's handle on Redis: the shared [`Store`] and the steps only a worker takes.
-#[derive(Clone)]
-pub struct Queue {
-    store: Store,
-}
-
-impl Queue {
-    pub fn new(store: Store) -> Self {
-        Self { store }
-    }
-}
-
-/// Every store is the shared handle (connection, keys, shards) plus its own steps.
-impl std::ops::Deref for Queue {
-    type Target = Store;
-    fn deref(&self) -> &Store {
-        &self.store
-    }
+caller_store! {
+    /// The worker's handle on Redis: the shared [`Store`](super::Store) and the steps
+    /// only a worker takes.
+    Queue
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! A job's scripted status transitions on the worker's side. Each one writes the job record
 //! and an event, and acks the stream entry only in the same script that records the outcome.
 
-use super::{Begin, Entry, Fence, Outcome, ProviderFailure, Queue, Settled};
+use super::{Begin, Entry, Fence, Outcome, Queue, Settled};
 use crate::domain::{Job, JobKind, Shard};
 use crate::store::script::script;
 use crate::store::{GROUP, StoreError, field, parse_status};
@@ -46,13 +46,47 @@ script! {
     argv { now: i64, batch: usize }
 }
 
-/// How an outcome crosses into `settle.lua`: its status, and for a retry its due time
-/// (`retrying:<ms>`). Only an [`Outcome`] makes one, so a retry without a due time, or a due
-/// time on anything else, cannot be written; the script refuses any other shape.
-fn seam(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::RetryAt(due, _) => format!("retrying:{due}"),
-        other => other.status().as_str().to_owned(),
+/// How an outcome crosses into `settle.lua`. `outcome` is its status, and for a retry its due
+/// time (`retrying:<ms>`), with the next attempt in `next_job`. Only an [`Outcome`] makes one,
+/// so a retry without a due time, or a due time or next attempt on anything else, cannot be
+/// written; the script refuses any other shape.
+struct Seam<'a> {
+    outcome: String,
+    err: &'a str,
+    provider_status: &'a str,
+    message_id: &'a str,
+    next_job: String,
+}
+
+impl<'a> Seam<'a> {
+    fn of(outcome: &'a Outcome, job: &Job, attempt: u32) -> Self {
+        let (err, provider_status, message_id) = match outcome {
+            Outcome::Sent {
+                provider_status,
+                message_id,
+            } => ("", provider_status.as_str(), message_id.as_str()),
+            Outcome::RetryAt(_, f)
+            | Outcome::Failed(f)
+            | Outcome::Dead(f)
+            | Outcome::Expired(f) => (f.error.as_str(), f.provider_status.as_str(), ""),
+        };
+        let (outcome, next_job) = match outcome {
+            Outcome::RetryAt(due, _) => {
+                let next = Job {
+                    attempt,
+                    ..job.clone()
+                };
+                (format!("retrying:{due}"), next.to_json())
+            }
+            other => (other.status().as_str().to_owned(), String::new()),
+        };
+        Self {
+            outcome,
+            err,
+            provider_status,
+            message_id,
+            next_job,
+        }
     }
 }
 
@@ -121,28 +155,7 @@ impl Queue {
         outcome: &Outcome,
         now_ms: i64,
     ) -> Result<Settled, StoreError> {
-        let none = ProviderFailure {
-            error: String::new(),
-            provider_status: String::new(),
-        };
-        let (failure, provider_status, message_id) = match outcome {
-            Outcome::Sent {
-                provider_status,
-                message_id,
-            } => (&none, provider_status.as_str(), message_id.as_str()),
-            Outcome::RetryAt(_, f)
-            | Outcome::Failed(f)
-            | Outcome::Dead(f)
-            | Outcome::Expired(f) => (f, f.provider_status.as_str(), ""),
-        };
-        let next_job = match outcome {
-            Outcome::RetryAt(..) => Job {
-                attempt,
-                ..job.clone()
-            }
-            .to_json(),
-            _ => String::new(),
-        };
+        let seam = Seam::of(outcome, job, attempt);
         let (k, id, r) = (self.keys(entry.shard), job.id.as_str(), self.retention);
         let status: String = SettleCall {
             job_key: k.job(id),
@@ -152,20 +165,20 @@ impl Queue {
             stats: k.stats(now_ms / 60_000),
             retry: k.retry(),
             dead: k.dead(),
-            sid_key: k.sid(message_id, job.to.as_str()),
-            early_key: k.early_report(message_id, job.to.as_str()),
+            sid_key: k.sid(seam.message_id, job.to.as_str()),
+            early_key: k.early_report(seam.message_id, job.to.as_str()),
             job_id: id,
             entry_id: &entry.entry_id,
             group: GROUP,
             now: now_ms,
             ttl: r.status_ttl_secs,
             events_maxlen: r.events_maxlen,
-            outcome: seam(outcome),
+            outcome: seam.outcome,
             attempt,
-            err: &failure.error,
-            provider_status,
-            message_id,
-            next_job,
+            err: seam.err,
+            provider_status: seam.provider_status,
+            message_id: seam.message_id,
+            next_job: seam.next_job,
             received_job: job.to_json(),
             dead_maxlen: r.dead_maxlen,
             token: &fence.token,
@@ -221,16 +234,32 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ProviderFailure;
 
     #[test]
-    fn only_a_retry_carries_a_due_time_across_the_seam() {
+    fn only_a_retry_carries_a_due_time_and_a_next_attempt_across_the_seam() {
+        let job = Job::from_json(
+            r#"{"id":"00aabbccddeeff00112233445566778f","kind":"message","to":"13800138000","template_id":"1","datas":[],"attempt":0,"created_ms":1}"#,
+        )
+        .unwrap();
         let f = ProviderFailure {
             error: "e".into(),
             provider_status: "172001".into(),
         };
-        assert_eq!(seam(&Outcome::RetryAt(42, f.clone())), "retrying:42");
-        assert_eq!(seam(&Outcome::Dead(f.clone())), "dead");
-        assert_eq!(seam(&Outcome::Failed(f.clone())), "failed");
-        assert_eq!(seam(&Outcome::Expired(f)), "expired");
+        let retry = Outcome::RetryAt(42, f.clone());
+        let seam = Seam::of(&retry, &job, 1);
+        assert_eq!(seam.outcome, "retrying:42");
+        assert_eq!(Job::from_json(&seam.next_job).unwrap().attempt, 1);
+        for (outcome, status) in [
+            (Outcome::Dead(f.clone()), "dead"),
+            (Outcome::Failed(f.clone()), "failed"),
+            (Outcome::Expired(f), "expired"),
+        ] {
+            let seam = Seam::of(&outcome, &job, 1);
+            assert_eq!(
+                (seam.outcome.as_str(), seam.next_job.as_str()),
+                (status, "")
+            );
+        }
     }
 }

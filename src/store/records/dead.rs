@@ -4,6 +4,7 @@
 
 use redis::AsyncCommands;
 use redis::streams::{StreamId, StreamRangeReply};
+use serde::Serialize;
 
 use super::Records;
 use crate::domain::{EntryId, Job, JobId, Shard, now_ms};
@@ -33,6 +34,34 @@ pub struct DeadLetter {
     pub error: String,
     pub attempts: u32,
     pub ts_ms: i64,
+}
+
+/// A dead letter as operators see it (`smsq dlq list --json`, `/v1/admin/dead`): the mobile
+/// masked, never a code.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeadLetterView {
+    pub id: String,
+    pub job_id: Option<String>,
+    pub kind: Option<String>,
+    pub mobile: Option<String>,
+    pub error: String,
+    pub attempts: u32,
+    pub dead_at_ms: i64,
+}
+
+impl From<&DeadLetter> for DeadLetterView {
+    fn from(d: &DeadLetter) -> Self {
+        let job = d.job.as_ref().ok();
+        Self {
+            id: d.id.clone(),
+            job_id: job.map(|j| j.id.to_string()),
+            kind: job.map(|j| j.kind.as_str().to_owned()),
+            mobile: job.map(|j| j.to.masked()),
+            error: d.error.clone(),
+            attempts: d.attempts,
+            dead_at_ms: d.ts_ms,
+        }
+    }
 }
 
 /// What a replay did.

@@ -8,31 +8,15 @@ mod jobs;
 mod replay;
 mod sessions;
 
-pub use dead::{DeadLetter, Replay};
+pub use dead::{DeadLetter, DeadLetterView, Replay};
 pub use inspect::{PENDING_SAMPLE, QueueState};
 pub use jobs::{JobFound, JobRecord, StatusEvent};
 pub use replay::{ReplayOutcome, Replayed};
 
-use super::Store;
-
-/// The operators' handle on Redis: the shared [`Store`] and what operators read and undo.
-#[derive(Clone)]
-pub struct Records {
-    store: Store,
-}
-
-impl Records {
-    pub fn new(store: Store) -> Self {
-        Self { store }
-    }
-}
-
-/// Every store is the shared handle (connection, keys, shards) plus its own steps.
-impl std::ops::Deref for Records {
-    type Target = Store;
-    fn deref(&self) -> &Store {
-        &self.store
-    }
+caller_store! {
+    /// The operators' handle on Redis: the shared [`Store`](super::Store) and what
+    /// operators read and undo.
+    Records
 }
 
 #[cfg(test)]
