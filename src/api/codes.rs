@@ -2,15 +2,16 @@
 
 use std::net::IpAddr;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use super::extract::{JsonBody, idempotency};
 use super::{ApiError, AppState};
 use crate::codes::{CaptchaIssued, CodeAccepted, CodeRequest};
-use crate::domain::{Mobile, Purpose};
+use crate::domain::{Mobile, Purpose, RequestId};
 use crate::store::Verification;
 
 #[derive(Deserialize)]
@@ -54,6 +55,7 @@ fn purpose(input: Option<&str>) -> Result<Purpose, ApiError> {
 
 pub(super) async fn issue(
     State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     body: JsonBody<IssueBody>,
 ) -> Result<(StatusCode, Json<CodeAccepted>), ApiError> {
@@ -85,6 +87,7 @@ pub(super) async fn issue(
         client_ip,
         captcha,
         idempotency: idempotency(&headers, &raw)?,
+        request_id: Some(request_id),
     };
     let codes = state.codes.clone();
     let accepted = to_completion(async move { codes.issue(request).await }).await??;
@@ -140,7 +143,8 @@ pub(super) async fn captcha(
 async fn to_completion<T: Send + 'static>(
     work: impl std::future::Future<Output = T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::spawn(work).await.map_err(|e| {
+    // The request's span (its request id) goes with it onto the task.
+    tokio::spawn(work.in_current_span()).await.map_err(|e| {
         tracing::error!(error = %e, "a request's task failed");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

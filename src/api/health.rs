@@ -1,4 +1,4 @@
-//! `/healthz` (the process answers), `/readyz` (Redis answers too) and `/metrics`
+//! `/healthz` and `/livez` (the process answers), `/readyz` (Redis answers too) and `/metrics`
 //! (Prometheus text; the queue gauges come from a snapshot at most a second old).
 
 use axum::Json;
@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use super::{ApiError, AppState};
 use crate::domain::Secret;
 use crate::snapshot::SnapshotCache;
+use crate::store::Store;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(super) async fn healthz() -> Response {
     Json(serde_json::json!({"status": "ok"})).into_response()
@@ -16,6 +18,26 @@ pub(super) async fn healthz() -> Response {
 
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     match state.records.ping().await {
+        Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: redis unreachable");
+            ApiError::unavailable().into_response()
+        }
+    }
+}
+
+/// A side listener's `/readyz`: its process says it is ready (a worker: joined and not
+/// stopping) and Redis answers.
+pub(super) async fn ready(store: &Store, ready: &AtomicBool) -> Response {
+    if !ready.load(Ordering::Relaxed) {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "starting (not yet in its consumer groups) or stopping",
+        )
+        .into_response();
+    }
+    match store.ping().await {
         Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: redis unreachable");

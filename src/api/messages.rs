@@ -1,14 +1,14 @@
 //! `POST /v1/messages`: any template SMS through the same queue (notifications).
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
 use serde::Deserialize;
 
 use super::extract::{JsonBody, idempotency};
 use super::{ApiError, AppState};
 use crate::codes::{MessageAccepted, MessageRequest};
-use crate::domain::{Mobile, TemplateId};
+use crate::domain::{Mobile, RequestId, TemplateId};
 
 /// Template values: the provider allows about 70 characters per SMS segment; long
 /// notifications are fine, absurd ones are refused here rather than by the provider.
@@ -26,6 +26,7 @@ pub(super) struct MessageBody {
 
 pub(super) async fn enqueue(
     State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     body: JsonBody<MessageBody>,
 ) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
@@ -50,6 +51,7 @@ pub(super) async fn enqueue(
         template_id,
         datas: value.datas,
         idempotency: idempotency(&headers, &raw)?,
+        request_id: Some(request_id),
     };
     let accepted = state.codes.enqueue_message(request).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))

@@ -9,6 +9,7 @@ mod health;
 mod jobs;
 mod messages;
 mod reports;
+mod request_id;
 mod session;
 
 use std::time::Duration;
@@ -27,7 +28,7 @@ pub use error::ApiError;
 use crate::codes::Codes;
 use crate::domain::Secret;
 use crate::snapshot::SnapshotCache;
-use crate::store::Records;
+use crate::store::{Records, Store};
 
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -84,6 +85,7 @@ pub fn router(codes: Codes, records: Records) -> Router {
         .merge(callbacks)
         .merge(admin)
         .route("/healthz", get(health::healthz))
+        .route("/livez", get(health::healthz))
         .route("/readyz", get(health::readyz));
     if on_main {
         router = router.route("/metrics", get(health::metrics));
@@ -94,6 +96,7 @@ pub fn router(codes: Codes, records: Records) -> Router {
         .layer(middleware::from_fn_with_state(deadline, within_deadline))
         .layer(middleware::from_fn(error::json_errors))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(request_id::request_id))
         .with_state(state)
 }
 
@@ -120,8 +123,10 @@ pub async fn serve(
         Some(addr) => {
             let listener = TcpListener::bind(addr).await?;
             tracing::info!(%addr, "serving /metrics (api.metrics_listen)");
-            let cache = std::sync::Arc::new(SnapshotCache::new(records, settings.clone()));
-            let page = metrics_only(cache, settings.secrets.metrics_token.clone());
+            let cache = std::sync::Arc::new(SnapshotCache::new(records.clone(), settings.clone()));
+            let always = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let token = settings.secrets.metrics_token.clone();
+            let page = side_listener(cache, token, Store::clone(&records), always);
             let stop = shutdown.clone();
             Some(tokio::spawn(async move {
                 axum::serve(listener, page)
@@ -140,15 +145,29 @@ pub async fn serve(
     served
 }
 
-/// `/metrics` alone, for a listener of its own (the API's `api.metrics_listen`, a worker's
-/// `worker.metrics_listen`): the same rendering, cache and token as on the API.
-pub fn metrics_only(cache: std::sync::Arc<SnapshotCache>, token: Option<Secret>) -> Router {
+/// A listener of its own for operators' probes (the API's `api.metrics_listen`, a worker's
+/// `worker.metrics_listen`): `/metrics` (the same rendering, cache and token as on the API),
+/// `/livez` (the process answers) and `/readyz` (`ready` is set and Redis answers).
+pub fn side_listener(
+    cache: std::sync::Arc<SnapshotCache>,
+    token: Option<Secret>,
+    store: crate::store::Store,
+    ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Router {
     Router::new()
         .route(
             "/metrics",
             get(move |headers: axum::http::HeaderMap| {
                 let (cache, token) = (cache.clone(), token.clone());
                 async move { health::metrics_page(&cache, token.as_ref(), &headers).await }
+            }),
+        )
+        .route("/livez", get(health::healthz))
+        .route(
+            "/readyz",
+            get(move || {
+                let (store, ready) = (store.clone(), ready.clone());
+                async move { health::ready(&store, &ready).await }
             }),
         )
         .fallback(not_found)

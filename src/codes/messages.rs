@@ -19,6 +19,8 @@ pub struct MessageRequest {
     pub template_id: TemplateId,
     pub datas: Vec<String>,
     pub idempotency: Option<IdempotencyRequest>,
+    /// The request's `x-request-id`, kept on the job.
+    pub request_id: Option<crate::domain::RequestId>,
 }
 
 impl Codes {
@@ -39,6 +41,7 @@ impl Codes {
             attempt: 0,
             created_ms: now_ms(),
             expires_ms: None,
+            request_id: req.request_id,
         };
         let accepted = MessageAccepted {
             job_id: job.id.to_string(),

@@ -16,7 +16,7 @@ pub use messages::{MessageAccepted, MessageRequest};
 
 use crate::config::Settings;
 use crate::domain::{
-    ClientNet, Code, CodeSealer, Hasher, Job, JobId, JobKind, Mobile, Purpose, now_ms,
+    ClientNet, Code, CodeSealer, Hasher, Job, JobId, JobKind, Mobile, Purpose, RequestId, now_ms,
 };
 use crate::store::{
     Idempotency, Intake, IpRefusal, IssueOutcome, NewCode, StoreError, Verification,
@@ -86,6 +86,8 @@ pub struct CodeRequest {
     pub client_ip: Option<IpAddr>,
     pub captcha: Option<(String, String)>,
     pub idempotency: Option<IdempotencyRequest>,
+    /// The request's `x-request-id`, kept on the job.
+    pub request_id: Option<RequestId>,
 }
 
 /// `202` body of `POST /v1/codes`.
@@ -225,6 +227,7 @@ impl Codes {
             attempt: 0,
             created_ms: now,
             expires_ms: Some(now + cs.ttl.as_millis() as i64),
+            request_id: req.request_id.clone(),
         };
         let accepted = CodeAccepted {
             job_id: job.id.to_string(),

@@ -57,6 +57,51 @@ macro_rules! hex_id {
     };
 }
 
+/// The caller's `x-request-id`, or one made for a request that came without a usable one:
+/// 1 to 128 characters of letters, digits and `- _ . : / + = @`, so it is safe in a log line,
+/// a header and a Redis field as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RequestId(String);
+
+impl RequestId {
+    pub fn parse(input: &str) -> Option<Self> {
+        let ok = (1..=128).contains(&input.len())
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b));
+        ok.then(|| Self(input.to_owned()))
+    }
+
+    pub fn generate() -> Self {
+        let bytes: [u8; 16] = rand::rng().random();
+        Self(super::code::hex(&bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RequestId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| "a request id is 1-128 letters, digits or -_.:/+=@".into())
+    }
+}
+
+impl From<RequestId> for String {
+    fn from(id: RequestId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl JobId {
     /// A new id naming `shard` in its first byte (the other 15 bytes are random).
     pub fn generate_in(shard: Shard) -> Self {

@@ -41,6 +41,10 @@ pub struct Job {
     pub created_ms: i64,
     /// A code job is worthless after this instant; message jobs have none.
     pub expires_ms: Option<i64>,
+    /// The `x-request-id` of the request that made it: on the job record, in the worker's
+    /// log lines for it, so the app's logs join smsq's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<super::RequestId>,
 }
 
 impl Job {
@@ -179,6 +183,7 @@ mod tests {
             attempt: 0,
             created_ms: 1,
             expires_ms: Some(2),
+            request_id: None,
         }
     }
 

@@ -15,7 +15,7 @@ mod text;
 pub(crate) use code::hex as hex_lower;
 pub use code::{Code, Hasher};
 pub use entry_id::EntryId;
-pub use ids::{CaptchaId, JobId};
+pub use ids::{CaptchaId, JobId, RequestId};
 pub use job::{Job, JobKind, JobStatus};
 pub use mobile::{InvalidMobile, Mobile};
 pub use net::ClientNet;

@@ -31,6 +31,7 @@ pub async fn issue(
             client_ip: None,
             captcha: None,
             idempotency: None,
+            request_id: None,
         })
         .await
 }

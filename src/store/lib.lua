@@ -75,6 +75,15 @@ local function remember_answer(key, fingerprint, response, ttl)
   redis.call('EXPIRE', key, ttl)
 end
 
+-- The caller's x-request-id on the job record, when it sent one.
+local function with_request_id(fields, request_id)
+  if request_id ~= '' then
+    fields[#fields + 1] = 'request_id'
+    fields[#fields + 1] = request_id
+  end
+  return fields
+end
+
 -- Creates the job record, the stream entry and the first event, and lists the job under its
 -- number (the newest 50, for support's search by mobile).
 local function enqueue(job_key, stream, events, by_mobile, job_id, job_json, now, ttl, events_maxlen, fields)

@@ -41,8 +41,8 @@ pub(super) async fn beat(
     }
 }
 
-/// `GET /metrics` of a worker: its own counters plus the queue's gauges (the API's page:
-/// the same cache, the same token).
+/// `GET /metrics` of a worker (its own counters plus the queue's gauges: the API's page, the
+/// same cache, the same token), `/livez` and `/readyz` (Redis answers, the groups joined).
 pub(super) async fn serve_metrics(
     listener: tokio::net::TcpListener,
     ctx: Arc<Context>,
@@ -54,7 +54,8 @@ pub(super) async fn serve_metrics(
         records,
         ctx.settings.clone(),
     ));
-    let app = crate::api::metrics_only(cache, ctx.settings.secrets.metrics_token.clone());
+    let token = ctx.settings.secrets.metrics_token.clone();
+    let app = crate::api::side_listener(cache, token, Store::clone(&ctx.queue), ctx.ready.clone());
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await

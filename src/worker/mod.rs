@@ -39,6 +39,8 @@ pub(crate) struct Context {
     pub limiter: Limiter,
     /// This worker's consumer name.
     pub consumer: String,
+    /// Joined its groups and beating, not yet stopping: what `/readyz` says.
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How the worker ended.
@@ -98,6 +100,7 @@ impl Worker {
                 sealer,
                 limiter,
                 consumer: name,
+                ready: Arc::default(),
             }),
             consumer,
             concurrency: concurrency.max(1),
@@ -149,6 +152,10 @@ impl Worker {
                 });
             }
         }
+        // Stopping: no longer ready (a load balancer or orchestrator stops counting on us).
+        self.ctx
+            .ready
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let report = drain(tasks, handled, self.ctx.settings.worker.shutdown_grace).await;
         stop_background.cancel();
         for task in background {
@@ -158,10 +165,20 @@ impl Worker {
         Ok(report)
     }
 
-    /// The shard layout check, the groups, the first heartbeat (alive before the first read, so no reaper takes us
-    /// for dead), the published limit, and the tasks that run beside the pool.
+    /// The metrics listener (its `/readyz` says 503 until the rest is done), the shard
+    /// layout check, the groups, the first heartbeat (alive before the first read, so no
+    /// reaper takes us for dead), the published limit, and the tasks that run beside the pool.
     async fn start(&self, stop: &CancellationToken) -> Result<Vec<JoinHandle<()>>, WorkerError> {
         let (queue, ws) = (&self.ctx.queue, &self.ctx.settings.worker);
+        let mut background = Vec::new();
+        if let Some(addr) = ws.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| WorkerError::Metrics(addr, e))?;
+            tracing::info!(%addr, "serving /metrics, /livez and /readyz");
+            let ctx = self.ctx.clone();
+            background.push(tokio::spawn(serve_metrics(listener, ctx, stop.clone())));
+        }
         queue.check_layout().await?;
         queue.warn_if_evicting().await;
         queue.ensure_group().await.map_err(WorkerError::Setup)?;
@@ -175,15 +192,9 @@ impl Worker {
         if let Err(e) = published.await {
             tracing::warn!(error = %e, "cannot publish the rate limit");
         }
-        let mut background = Vec::new();
-        if let Some(addr) = ws.metrics_listen {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| WorkerError::Metrics(addr, e))?;
-            tracing::info!(%addr, "serving /metrics");
-            let ctx = self.ctx.clone();
-            background.push(tokio::spawn(serve_metrics(listener, ctx, stop.clone())));
-        }
+        self.ctx
+            .ready
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         background.push(tokio::spawn(promote_retries(queue.clone(), stop.clone())));
         let beating = beat(
             queue.clone(),

@@ -54,8 +54,16 @@ async fn handle_entry(ctx: &Context, entry: &Entry) -> Ending {
             };
         }
     };
-    let span =
-        tracing::info_span!("job", job_id = %job.id, mobile = %job.to, attempt = job.attempt + 1);
+    let span = tracing::info_span!(
+        "job",
+        job_id = %job.id,
+        mobile = %job.to,
+        attempt = job.attempt + 1,
+        request_id = tracing::field::Empty,
+    );
+    if let Some(request_id) = &job.request_id {
+        span.record("request_id", tracing::field::display(request_id));
+    }
     match deliver(ctx, entry, &job).instrument(span.clone()).await {
         Ok(()) => Ending::Done,
         Err(e) => {

@@ -15,6 +15,7 @@ mod consumer;
 mod dashboard;
 mod fleet;
 mod hardening;
+mod integration;
 mod metrics;
 mod ops;
 mod protocol;

@@ -329,6 +329,7 @@ pub async fn prefill(codes: &Codes, first: u64, n: u64) -> Result<(), BenchError
                     template_id: template.clone(),
                     datas: vec!["bench".into()],
                     idempotency: None,
+                    request_id: None,
                 };
                 codes
                     .enqueue_message(req)

@@ -36,6 +36,7 @@ script! {
         template_id: &'a str, purpose: &'a str, code_hash: &'a str, sealed_code: &'a str,
         code_ttl_ms: u64, resend_ms: u64, hourly_limit: u32, hourly_ttl_ms: i64,
         daily_limit: u32, daily_ttl_ms: i64, verify_attempts: u32, otp_prefix: String,
+        request_id: &'a str,
     }
 }
 
@@ -46,7 +47,7 @@ script! {
     argv {
         fingerprint: &'a str, answer: &'a str, answer_ttl: u64, now: i64, job_id: &'a str,
         job_json: String, stream_maxlen: u64, events_maxlen: u64, ttl: u64, masked: String,
-        template_id: &'a str,
+        template_id: &'a str, request_id: &'a str,
     }
 }
 
@@ -199,6 +200,7 @@ impl Intake {
             daily_ttl_ms: w.day_left_ms,
             verify_attempts: settings.max_verify_attempts.get(),
             otp_prefix: k.otp(""),
+            request_id: job.request_id.as_ref().map_or("", |r| r.as_str()),
         }
         .call(&mut self.conn())
         .await?;
@@ -225,6 +227,7 @@ impl Intake {
             ttl: self.retention.status_ttl_secs,
             masked: job.to.masked(),
             template_id: job.template_id.as_str(),
+            request_id: job.request_id.as_ref().map_or("", |r| r.as_str()),
         }
         .call(&mut self.conn())
         .await?;

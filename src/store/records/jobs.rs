@@ -29,6 +29,9 @@ pub struct JobRecord {
     /// When the handset got it, per the delivery report (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<String>,
+    /// The `x-request-id` of the request that made it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// A job's record and its history, read together (one `HGETALL`): what every lookup by id
@@ -95,16 +98,20 @@ impl Records {
         let history = h
             .get("hist")
             .map_or(Ok(Vec::new()), |hist| parse_history(id, hist))?;
-        let status = h
-            .get("status")
-            .ok_or_else(|| StoreError::Reply(format!("job {id}: a record without a status")))
-            .and_then(|s| parse_status(s))?;
+        let field = |name: &str| {
+            h.get(name)
+                .ok_or_else(|| StoreError::Reply(format!("job {id}: a record without {name}")))
+        };
+        let status = parse_status(field("status")?)?;
+        let attempts = field("attempts")?
+            .parse()
+            .map_err(|_| StoreError::Reply(format!("job {id}: unreadable attempts")))?;
         let job = JobRecord {
             id: id.as_str().to_owned(),
             kind: h.get("kind").cloned().unwrap_or_default(),
             mobile: h.get("mobile").cloned().unwrap_or_default(),
             status,
-            attempts: h.get("attempts").and_then(|a| a.parse().ok()).unwrap_or(0),
+            attempts,
             provider_status: non_empty(&h, "provider_status"),
             provider_message_id: non_empty(&h, "provider_message_id"),
             last_error: non_empty(&h, "last_error"),
@@ -112,6 +119,7 @@ impl Records {
             updated_at: rfc3339(h.get("updated_ms")),
             deliver_code: non_empty(&h, "deliver_code"),
             delivered_at: non_empty(&h, "delivered_at"),
+            request_id: non_empty(&h, "request_id"),
         };
         Ok(Some(JobFound { job, history }))
     }

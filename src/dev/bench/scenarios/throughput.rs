@@ -254,6 +254,7 @@ pub async fn memory(bench: &mut Bench) -> Result<(), BenchError> {
                     client_ip: None,
                     captcha: None,
                     idempotency: None,
+                    request_id: None,
                 };
                 let _ = codes.issue(req).await;
                 i += 64;
