@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what it needs when missing (redis-server, redis-cli for the
-# cluster tests, chromium and node from Debian; playwright-core from npm into tests/browser/node_modules), then runs
-# `cargo test --locked`; extra arguments go to cargo test.
+# cluster tests, chromium, node and python3-venv from Debian; playwright-core from npm into
+# tests/browser/node_modules; schemathesis and openapi-python-client from PyPI into
+# target/tools/venv, pinned), then runs `cargo test --locked`; extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -10,6 +11,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   SUDO=""
@@ -19,6 +21,15 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund)
+fi
+
+# The fuzzer and the client generator the OpenAPI tests run (tests/it/fuzz.rs, openapi.rs).
+tools=target/tools/venv
+if [ ! -x "$tools/bin/schemathesis" ] || [ ! -x "$tools/bin/openapi-python-client" ]; then
+  rm -rf "$tools"
+  python3 -m venv "$tools"
+  "$tools/bin/pip" install --quiet --disable-pip-version-check \
+    'schemathesis==4.32.5' 'openapi-python-client==0.29.1'
 fi
 
 exec cargo test --locked "$@"

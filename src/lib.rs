@@ -37,4 +37,5 @@ pub mod snapshot;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 pub mod worker;

@@ -67,6 +67,9 @@ enum Command {
     /// Dead letters: why they died, send again, delete.
     #[command(subcommand)]
     Dlq(Dlq),
+    /// Webhooks to the app: each endpoint's queue and dead deliveries; send the dead again.
+    #[command(subcommand)]
+    Webhooks(Webhooks),
     /// Issue a code through the same path as the API and follow it to its end (smoke test;
     /// exit 0 only if it is sent).
     Send {
@@ -105,6 +108,27 @@ enum Dlq {
     Purge {
         #[arg(long)]
         yes: bool,
+    },
+}
+
+/// Webhook deliveries; safe while workers run.
+#[derive(Subcommand)]
+enum Webhooks {
+    /// Each endpoint's backlog and counters, and its oldest dead deliveries.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver an endpoint's dead deliveries again (event ids, or --all), with a fresh
+    /// retry budget.
+    Replay {
+        endpoint: String,
+        #[arg(required_unless_present = "all")]
+        ids: Vec<String>,
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
     },
 }
 
@@ -175,6 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Job { id, json } => job(load()?.1, &id, json).await,
         Command::Status { json, watch } => status(load()?.1, json, watch).await,
         Command::Dlq(command) => dlq(load()?.1, command).await,
+        Command::Webhooks(command) => webhooks(load()?.1, command).await,
     }
 }
 
@@ -215,6 +240,27 @@ async fn dlq(settings: Settings, command: Dlq) -> anyhow::Result<()> {
             if !yes {
                 return Err(ConfigError::new("--yes", "purge deletes; confirm with --yes").into());
             }
+        }
+    }
+    Ok(())
+}
+
+async fn webhooks(settings: Settings, command: Webhooks) -> anyhow::Result<()> {
+    let app = application(settings)?;
+    let (store, settings) = (&app.records(), app.settings());
+    match command {
+        Webhooks::List { limit, json } => {
+            println!(
+                "{}",
+                ops::webhooks::list(store, settings, limit, json).await?
+            )
+        }
+        Webhooks::Replay { endpoint, ids, all } => {
+            let ids = if all { Vec::new() } else { ids };
+            println!(
+                "{}",
+                ops::webhooks::replay(store, settings, &endpoint, &ids).await?
+            );
         }
     }
     Ok(())

@@ -81,6 +81,10 @@ fn set_gauges(s: &Snapshot) {
         .set(s.stream.oldest_pending_age_ms.unwrap_or(0) as f64 / 1000.0);
     gauge!("smsq_retry_waiting").set(s.retries.waiting as f64);
     gauge!("smsq_dead_letters").set(s.dead_letters as f64);
+    for h in &s.webhooks {
+        gauge!("smsq_webhook_backlog", "endpoint" => h.endpoint.clone()).set(h.backlog as f64);
+        gauge!("smsq_webhook_dead", "endpoint" => h.endpoint.clone()).set(h.dead as f64);
+    }
     let live = s.live_consumers();
     gauge!("smsq_workers", "state" => "live").set(live as f64);
     gauge!("smsq_workers", "state" => "dead").set((s.consumers.len() - live) as f64);
@@ -94,6 +98,12 @@ fn set_gauges(s: &Snapshot) {
         let now = if s.verdict.status == v { 1.0 } else { 0.0 };
         gauge!("smsq_verdict", "status" => v.as_str()).set(now);
     }
+}
+
+/// One webhook delivery attempt's outcome: `delivered`, `failed` (retried) or `dead`.
+pub fn webhook(endpoint: &str, outcome: &'static str) {
+    counter!("smsq_webhook_deliveries_total", "endpoint" => endpoint.to_owned(), "outcome" => outcome)
+        .increment(1);
 }
 
 pub fn code_issued() {

@@ -10,7 +10,8 @@ use crate::codes::Codes;
 use crate::config::{ConfigError, Settings};
 use crate::domain::{CodeSealer, Hasher};
 use crate::provider::{Client, ClientError};
-use crate::store::{Intake, LayoutError, Queue, Records, Store, StoreError};
+use crate::store::{Hooks, Intake, LayoutError, Queue, Records, Store, StoreError};
+use crate::webhooks::Dispatcher;
 use crate::worker::{Worker, default_consumer_name};
 
 /// Why a process could not be built. `Config` means exit code 2.
@@ -84,14 +85,18 @@ impl Application {
         let account = self.settings.secrets.ronglian()?;
         let client = Client::new(&self.settings.provider, account)?;
         let sealer = CodeSealer::new(&self.settings.secrets.hash_key()?);
-        Ok(Worker::new(
+        let name = name.unwrap_or_else(default_consumer_name);
+        let hooks = Hooks::new(self.store.clone());
+        let dispatcher = Dispatcher::new(self.settings.clone(), hooks, name.clone())?;
+        let worker = Worker::new(
             self.settings.clone(),
             Queue::new(self.store.clone()),
             client,
             sealer,
-            name.unwrap_or_else(default_consumer_name),
+            name,
             concurrency.unwrap_or(self.settings.worker.concurrency.get()),
-        ))
+        );
+        Ok(worker.with_webhooks(dispatcher))
     }
 
     /// Serves the HTTP API on `listener` until `shutdown`.

@@ -13,8 +13,9 @@ use crate::codes::CodeError;
 use crate::domain::{JobId, Mobile};
 use crate::snapshot::Snapshot;
 use crate::store::JobFound;
+use crate::store::JobRecord;
 use crate::store::records::DeadLetterView;
-use crate::store::records::ReplayOutcome;
+use crate::store::records::{ReplayOutcome, Replayed};
 
 type Answer<T> = Result<Json<T>, ApiError>;
 
@@ -22,16 +23,28 @@ fn store_error(e: crate::store::StoreError) -> ApiError {
     CodeError::from(e).into()
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct SessionAnswer {
+    /// The session's CSRF token (send it as `X-CSRF-Token`); `null` for a bearer token.
+    csrf: Option<String>,
+}
+
 /// The CSRF token of the caller's dashboard session.
-pub(super) async fn session(admin: Admin) -> Answer<serde_json::Value> {
-    match admin {
-        Admin::Session { csrf } => Ok(Json(serde_json::json!({"csrf": csrf}))),
-        Admin::Bearer => Ok(Json(serde_json::json!({"csrf": null}))),
-    }
+#[utoipa::path(
+    get, path = "/v1/admin/session", tag = "admin",
+    responses((status = 200, description = "The session's CSRF token", body = SessionAnswer)),
+    security(("admin_token" = []), ("dashboard_session" = [])),
+)]
+pub(super) async fn session(admin: Admin) -> Answer<SessionAnswer> {
+    let csrf = match admin {
+        Admin::Session { csrf } => Some(csrf),
+        Admin::Bearer => None,
+    };
+    Ok(Json(SessionAnswer { csrf }))
 }
 
 /// One minute of outcomes, for the chart.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Minute {
     minute_ms: i64,
     sent: u64,
@@ -40,13 +53,19 @@ pub(super) struct Minute {
     failed: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct StatusAnswer {
     snapshot: Snapshot,
     /// The last hour, oldest minute first.
     series: Vec<Minute>,
 }
 
+/// The queue now (the snapshot `smsq status` shows) and the last hour's outcomes.
+#[utoipa::path(
+    get, path = "/v1/admin/status", tag = "admin",
+    responses((status = 200, description = "The snapshot and the last hour", body = StatusAnswer)),
+    security(("admin_token" = []), ("dashboard_session" = [])),
+)]
 pub(super) async fn status(_: Admin, State(state): State<AppState>) -> Answer<StatusAnswer> {
     let raw = state.records.inspect(60).await.map_err(store_error)?;
     let minute_now = raw.now_ms / 60_000;
@@ -67,10 +86,21 @@ pub(super) async fn status(_: Admin, State(state): State<AppState>) -> Answer<St
             }
         })
         .collect();
-    let snapshot = Snapshot::from_state(raw, state.codes.settings());
+    let settings = state.codes.settings();
+    let snapshot = Snapshot::from_state(raw, settings)
+        .with_webhooks(&state.records, settings)
+        .await
+        .map_err(store_error)?;
     Ok(Json(StatusAnswer { snapshot, series }))
 }
 
+/// A job and its history.
+#[utoipa::path(
+    get, path = "/v1/admin/jobs/{id}", tag = "admin",
+    params(("id" = String, Path, description = "The job id")),
+    responses((status = 200, description = "The job and its history, oldest first", body = JobFound)),
+    security(("admin_token" = []), ("dashboard_session" = [])),
+)]
 pub(super) async fn job(
     _: Admin,
     State(state): State<AppState>,
@@ -82,17 +112,31 @@ pub(super) async fn job(
     found.map(Json).ok_or_else(not_found)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub(super) struct ByMobile {
+    /// The number, in any form `POST /v1/codes` takes.
     mobile: String,
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct JobsAnswer {
+    /// The number, masked.
+    mobile: String,
+    /// Its newest 50 jobs, newest first.
+    jobs: Vec<JobRecord>,
+}
+
 /// The newest jobs to a number; the number is only in the query, never in the answer.
+#[utoipa::path(
+    get, path = "/v1/admin/jobs", tag = "admin", params(ByMobile),
+    responses((status = 200, description = "The number's newest jobs", body = JobsAnswer)),
+    security(("admin_token" = []), ("dashboard_session" = [])),
+)]
 pub(super) async fn jobs(
     _: Admin,
     State(state): State<AppState>,
     Query(q): Query<ByMobile>,
-) -> Answer<serde_json::Value> {
+) -> Answer<JobsAnswer> {
     let mobile = Mobile::parse(&q.mobile)
         .map_err(|e| ApiError::bad_request("invalid_mobile", e.to_string()))?;
     let jobs = state
@@ -100,27 +144,42 @@ pub(super) async fn jobs(
         .jobs_of(&mobile, 50)
         .await
         .map_err(store_error)?;
-    Ok(Json(
-        serde_json::json!({"mobile": mobile.masked(), "jobs": jobs}),
-    ))
+    Ok(Json(JobsAnswer {
+        mobile: mobile.masked(),
+        jobs,
+    }))
 }
 
 /// A page of dead letters.
 const DEAD_PAGE: usize = 100;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub(super) struct DeadPage {
     /// The `next` of the page before: letters after that entry id.
     after: Option<String>,
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DeadAnswer {
+    /// Dead letters on every shard.
+    total: u64,
+    dead_letters: Vec<DeadLetterView>,
+    /// The `after` of the next page; `null` on the last.
+    next: Option<String>,
+}
+
 /// The oldest 100 dead letters after `?after=` (from the oldest without it), with `next`,
 /// the cursor of the page after this one (`null` on the last page).
+#[utoipa::path(
+    get, path = "/v1/admin/dead", tag = "admin", params(DeadPage),
+    responses((status = 200, description = "A page of dead letters", body = DeadAnswer)),
+    security(("admin_token" = []), ("dashboard_session" = [])),
+)]
 pub(super) async fn dead(
     _: Admin,
     State(state): State<AppState>,
     Query(q): Query<DeadPage>,
-) -> Answer<serde_json::Value> {
+) -> Answer<DeadAnswer> {
     let after = q.after.as_deref();
     if after.is_some_and(|a| state.records.dead_letter_name(a).is_none()) {
         return Err(ApiError::bad_request(
@@ -142,12 +201,14 @@ pub(super) async fn dead(
         .then(|| page.last().map(|d| d.id.clone()))
         .flatten();
     let letters: Vec<DeadLetterView> = page.iter().map(DeadLetterView::from).collect();
-    Ok(Json(
-        serde_json::json!({"total": total, "dead_letters": letters, "next": next}),
-    ))
+    Ok(Json(DeadAnswer {
+        total,
+        dead_letters: letters,
+        next,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ReplayBody {
     #[serde(default)]
@@ -156,12 +217,30 @@ pub(super) struct ReplayBody {
     all: bool,
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ReplayAnswer {
+    replayed: usize,
+    /// Stale codes and entries that are not jobs: never sent.
+    refused: usize,
+    not_found: usize,
+    /// What each letter came to.
+    results: Vec<Replayed>,
+}
+
+/// Send dead letters again (named ones, or all), each with a fresh attempt budget; a code
+/// that expired or was replaced is refused, never sent stale.
+#[utoipa::path(
+    post, path = "/v1/admin/dead/replay", tag = "admin", request_body = ReplayBody,
+    params(("X-CSRF-Token" = Option<String>, Header, description = "Needed with a dashboard session")),
+    responses((status = 200, description = "What each came to", body = ReplayAnswer)),
+    security(("admin_token" = []), ("dashboard_session" = [])),
+)]
 pub(super) async fn replay(
     admin: Admin,
     State(state): State<AppState>,
     headers: HeaderMap,
     JsonBody { value: body, .. }: JsonBody<ReplayBody>,
-) -> Answer<serde_json::Value> {
+) -> Answer<ReplayAnswer> {
     admin.check_csrf(&headers)?;
     let results = state
         .records
@@ -169,24 +248,36 @@ pub(super) async fn replay(
         .await
         .map_err(store_error)?;
     let count = |f: fn(&ReplayOutcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
-    Ok(Json(serde_json::json!({
-        "replayed": count(|o| *o == ReplayOutcome::Replayed),
-        "refused": count(ReplayOutcome::refused),
-        "not_found": count(|o| *o == ReplayOutcome::NotFound),
-        "results": results,
-    })))
+    Ok(Json(ReplayAnswer {
+        replayed: count(|o| *o == ReplayOutcome::Replayed),
+        refused: count(ReplayOutcome::refused),
+        not_found: count(|o| *o == ReplayOutcome::NotFound),
+        results,
+    }))
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct PurgeAnswer {
+    purged: u64,
+}
+
+/// Delete every dead letter there is now (letters added meanwhile stay).
+#[utoipa::path(
+    post, path = "/v1/admin/dead/purge", tag = "admin",
+    params(("X-CSRF-Token" = Option<String>, Header, description = "Needed with a dashboard session")),
+    responses((status = 200, description = "How many went", body = PurgeAnswer)),
+    security(("admin_token" = []), ("dashboard_session" = [])),
+)]
 pub(super) async fn purge(
     admin: Admin,
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Answer<serde_json::Value> {
+) -> Answer<PurgeAnswer> {
     admin.check_csrf(&headers)?;
     let purged = state
         .records
         .purge_dead_letters()
         .await
         .map_err(store_error)?;
-    Ok(Json(serde_json::json!({"purged": purged})))
+    Ok(Json(PurgeAnswer { purged }))
 }

@@ -14,27 +14,52 @@ use crate::codes::{CaptchaIssued, CodeAccepted, CodeRequest};
 use crate::domain::{Mobile, Purpose, RequestId};
 use crate::store::Verification;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct IssueBody {
+    /// A mainland China mobile: 11 digits from `13`-`19`, optionally `+86`/`86`; spaces and
+    /// dashes are fine.
+    #[schema(
+        pattern = r"^[\t\n\x0c\r ]*[ -]*(\+[ -]*8[ -]*6[ -]*|8[ -]*6[ -]*)?1[ -]*[3-9]([ -]*[0-9]){9}[ -]*[\t\n\x0c\r ]*$",
+        max_length = 32,
+        example = "+86 138 0013 8000"
+    )]
     mobile: String,
+    /// What the code is for (default `default`); one code per mobile and purpose.
+    #[schema(pattern = "^[a-z0-9_-]{1,32}$", example = "login")]
     purpose: Option<String>,
+    /// The end user's address, for the per-address caps (an IPv4 or IPv6 address).
+    #[schema(example = "203.0.113.7")]
     client_ip: Option<String>,
+    /// From `POST /v1/captchas`, with `captcha`, when captchas are on.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
     captcha_id: Option<String>,
+    /// What the user read from the captcha image.
+    #[schema(max_length = 32)]
     captcha: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct VerifyBody {
+    #[schema(
+        pattern = r"^[\t\n\x0c\r ]*[ -]*(\+[ -]*8[ -]*6[ -]*|8[ -]*6[ -]*)?1[ -]*[3-9]([ -]*[0-9]){9}[ -]*[\t\n\x0c\r ]*$",
+        max_length = 32,
+        example = "13800138000"
+    )]
     mobile: String,
+    #[schema(pattern = "^[a-z0-9_-]{1,32}$", example = "login")]
     purpose: Option<String>,
+    /// What the user typed (a wrong one is an answer, not an error).
+    #[schema(max_length = 32, example = "123456")]
     code: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct VerifyAnswer {
     valid: bool,
+    /// When not valid: `mismatch`, `too_many_attempts` or `expired` (unknown, used and
+    /// expired codes look the same).
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -53,6 +78,14 @@ fn purpose(input: Option<&str>) -> Result<Purpose, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
 }
 
+/// Issue a code: checks, stores its keyed hash and queues its SMS in one atomic step (a
+/// refused request changes nothing).
+#[utoipa::path(
+    post, path = "/v1/codes", tag = "codes", request_body = IssueBody,
+    params(super::extract::IdempotencyHeader),
+    responses((status = 202, description = "Issued and queued", body = CodeAccepted)),
+    security((), ("app_token" = [])),
+)]
 pub(super) async fn issue(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
@@ -94,6 +127,13 @@ pub(super) async fn issue(
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
+/// Verify a code: the attempt is counted before a constant-time comparison; a right code is
+/// used up. Unknown, used and expired codes answer alike.
+#[utoipa::path(
+    post, path = "/v1/codes/verify", tag = "codes", request_body = VerifyBody,
+    responses((status = 200, description = "Right or not (never an error for a wrong code)", body = VerifyAnswer)),
+    security((), ("app_token" = [])),
+)]
 pub(super) async fn verify(
     State(state): State<AppState>,
     body: JsonBody<VerifyBody>,
@@ -101,7 +141,7 @@ pub(super) async fn verify(
     let value = body.value;
     let mobile = mobile(&value.mobile)?;
     let purpose = purpose(value.purpose.as_deref())?;
-    if value.code.len() > 32 {
+    if value.code.chars().count() > 32 {
         return Err(ApiError::bad_request("invalid_request", "code is too long"));
     }
     let codes = state.codes.clone();
@@ -127,6 +167,12 @@ pub(super) async fn verify(
     }))
 }
 
+/// An image captcha (needed by `POST /v1/codes` when `captcha.required` is on).
+#[utoipa::path(
+    post, path = "/v1/captchas", tag = "codes",
+    responses((status = 201, description = "A new captcha, used up by its first check", body = CaptchaIssued)),
+    security((), ("app_token" = [])),
+)]
 pub(super) async fn captcha(
     State(state): State<AppState>,
 ) -> Result<(StatusCode, Json<CaptchaIssued>), ApiError> {

@@ -10,6 +10,21 @@ use super::ApiError;
 use crate::codes::IdempotencyRequest;
 
 /// The `Idempotency-Key` header, if any, with the body it must be replayed for.
+/// The `Idempotency-Key` header, as the OpenAPI document describes it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub(super) struct IdempotencyHeader {
+    /// Replays the first answer for 24 h; the same key with another body is a 422.
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[\\t\\x20-\\x7e]{1,255}$"
+    )]
+    idempotency_key: Option<String>,
+}
+
 pub(super) fn idempotency(
     headers: &HeaderMap,
     body: &Bytes,

@@ -12,13 +12,29 @@ use crate::snapshot::SnapshotCache;
 use crate::store::Store;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub(super) async fn healthz() -> Response {
-    Json(serde_json::json!({"status": "ok"})).into_response()
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Probe {
+    /// `ok` (alive) or `ready`.
+    status: &'static str,
 }
 
+/// The process answers (also `GET /livez`).
+#[utoipa::path(get, path = "/healthz", tag = "probes", responses((status = 200, description = "Alive", body = Probe)))]
+pub(super) async fn healthz() -> Response {
+    Json(Probe { status: "ok" }).into_response()
+}
+
+/// The process answers (the name Kubernetes uses).
+#[utoipa::path(get, path = "/livez", tag = "probes", responses((status = 200, description = "Alive", body = Probe)))]
+pub(super) async fn livez() -> Response {
+    healthz().await
+}
+
+/// The process answers and Redis does.
+#[utoipa::path(get, path = "/readyz", tag = "probes", responses((status = 200, description = "Ready", body = Probe)))]
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     match state.records.ping().await {
-        Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
+        Ok(()) => Json(Probe { status: "ready" }).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: redis unreachable");
             ApiError::unavailable().into_response()
@@ -38,7 +54,7 @@ pub(super) async fn ready(store: &Store, ready: &AtomicBool) -> Response {
         .into_response();
     }
     match store.ping().await {
-        Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
+        Ok(()) => Json(Probe { status: "ready" }).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: redis unreachable");
             ApiError::unavailable().into_response()
@@ -46,6 +62,13 @@ pub(super) async fn ready(store: &Store, ready: &AtomicBool) -> Response {
     }
 }
 
+/// Prometheus text: the process's counters and the queue's gauges (a snapshot at most a
+/// second old). Behind `SMSQ_METRICS_TOKEN` when it is set.
+#[utoipa::path(
+    get, path = "/metrics", tag = "probes",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")),
+    security((), ("metrics_token" = [])),
+)]
 pub(super) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let token = state.codes.settings().secrets.metrics_token.as_ref();
     metrics_page(&state.scrapes, token, &headers).await

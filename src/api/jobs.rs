@@ -9,6 +9,14 @@ use crate::codes::CodeError;
 use crate::domain::JobId;
 use crate::store::JobRecord;
 
+/// A job's record: its status, attempts, the provider's answer and delivery report (mobile
+/// masked, never a code).
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "The job id (32 lower-case hex digits)")),
+    responses((status = 200, description = "The job", body = JobRecord)),
+    security((), ("app_token" = [])),
+)]
 pub(super) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -15,15 +15,31 @@ use crate::domain::{Mobile, RequestId, TemplateId};
 const MAX_DATAS: usize = 20;
 const MAX_DATA_CHARS: usize = 500;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct MessageBody {
+    #[schema(
+        pattern = r"^[\t\n\x0c\r ]*[ -]*(\+[ -]*8[ -]*6[ -]*|8[ -]*6[ -]*)?1[ -]*[3-9]([ -]*[0-9]){9}[ -]*[\t\n\x0c\r ]*$",
+        max_length = 32,
+        example = "13800138000"
+    )]
     to: String,
+    /// The provider's template id.
+    #[schema(pattern = "^[0-9]{1,32}$", example = "2")]
     template_id: String,
+    /// The template's values, in order.
+    #[schema(max_items = 20, example = json!(["order 42", "shipped"]))]
     #[serde(default)]
     datas: Vec<String>,
 }
 
+/// Queue any template SMS (a notification), sent like codes.
+#[utoipa::path(
+    post, path = "/v1/messages", tag = "messages", request_body = MessageBody,
+    params(super::extract::IdempotencyHeader),
+    responses((status = 202, description = "Queued", body = MessageAccepted)),
+    security((), ("app_token" = [])),
+)]
 pub(super) async fn enqueue(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,

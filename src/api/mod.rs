@@ -8,6 +8,7 @@ mod extract;
 mod health;
 mod jobs;
 mod messages;
+mod openapi;
 mod reports;
 mod request_id;
 mod session;
@@ -22,6 +23,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 
@@ -52,41 +56,27 @@ pub fn router(codes: Codes, records: Records) -> Router {
         scrapes,
     };
 
-    let v1 = Router::new()
-        .route("/v1/codes", post(codes::issue))
-        .route("/v1/codes/verify", post(codes::verify))
-        .route("/v1/captchas", post(codes::captcha))
-        .route("/v1/messages", post(messages::enqueue))
-        .route("/v1/jobs/{id}", get(jobs::show))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
-
-    // Outside the bearer-token layer: the platform authenticates by the secret path, the
-    // admin endpoints by a bearer token or a dashboard session (their own extractor).
-    let callbacks = Router::new().route(
-        "/v1/provider/ronglian/reports/{token}",
-        post(reports::receive),
-    );
-    let admin = Router::new()
-        .route("/v1/admin/session", get(admin::session))
-        .route("/v1/admin/status", get(admin::status))
-        .route("/v1/admin/jobs", get(admin::jobs))
-        .route("/v1/admin/jobs/{id}", get(admin::job))
-        .route("/v1/admin/dead", get(admin::dead))
-        .route("/v1/admin/dead/replay", post(admin::replay))
-        .route("/v1/admin/dead/purge", post(admin::purge))
+    let (documented, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(
+            app_routes().route_layer(middleware::from_fn_with_state(state.clone(), authenticate)),
+        )
+        .merge(operator_routes())
+        .split_for_parts();
+    // Rendered once: the document cannot change while the process runs.
+    let doc: std::sync::Arc<str> = openapi::complete(doc)
+        .to_pretty_json()
+        .unwrap_or_default()
+        .into();
+    // The dashboard is a page for people, not part of the API the document describes.
+    let dashboard = Router::new()
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/app.js", get(dashboard::script))
         .route("/dashboard/app.css", get(dashboard::style))
         .route("/dashboard/login", post(dashboard::login))
         .route("/dashboard/logout", post(dashboard::logout));
-
-    let mut router = Router::new()
-        .merge(v1)
-        .merge(callbacks)
-        .merge(admin)
-        .route("/healthz", get(health::healthz))
-        .route("/livez", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+    let mut router = documented
+        .merge(dashboard)
+        .route("/openapi.json", get(move || openapi::serve(doc.clone())));
     if on_main {
         router = router.route("/metrics", get(health::metrics));
     }
@@ -98,6 +88,45 @@ pub fn router(codes: Codes, records: Records) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(request_id::request_id))
         .with_state(state)
+}
+
+/// The app's routes, behind its bearer token.
+fn app_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(codes::issue))
+        .routes(routes!(codes::verify))
+        .routes(routes!(codes::captcha))
+        .routes(routes!(messages::enqueue))
+        .routes(routes!(jobs::show))
+}
+
+/// The routes outside the app's bearer token: the platform's callback (its secret path is
+/// its guard), the admin JSON (an admin token or a dashboard session, through its own
+/// extractor) and the probes.
+fn operator_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(reports::receive))
+        .routes(routes!(admin::session))
+        .routes(routes!(admin::status))
+        .routes(routes!(admin::jobs))
+        .routes(routes!(admin::job))
+        .routes(routes!(admin::dead))
+        .routes(routes!(admin::replay))
+        .routes(routes!(admin::purge))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::livez))
+        .routes(routes!(health::readyz))
+}
+
+/// The OpenAPI document `GET /openapi.json` serves (checked in as `docs/openapi.json`).
+/// `/metrics` is in it although `api.metrics_listen` may move it to a listener of its own.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let doc = OpenApiRouter::<AppState>::with_openapi(openapi::ApiDoc::openapi())
+        .merge(app_routes())
+        .merge(operator_routes())
+        .routes(routes!(health::metrics))
+        .into_openapi();
+    openapi::complete(doc)
 }
 
 /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.

@@ -15,6 +15,22 @@ use crate::metrics;
 use crate::provider::Report;
 use crate::store::ReportOutcome;
 
+/// What a report did.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct ReportReceived {
+    /// `delivered`, `undelivered`, `duplicate`, `unmatched` or `inbound`.
+    received: &'static str,
+}
+
+/// Where the platform pushes delivery reports and users' replies (JSON or XML, as the
+/// platform sends them). Guarded by the secret path segment (`SMSQ_REPORTS_TOKEN`): a wrong
+/// one is a 404 like any unknown route.
+#[utoipa::path(
+    post, path = "/v1/provider/ronglian/reports/{token}", tag = "callbacks",
+    params(("token" = String, Path, description = "SMSQ_REPORTS_TOKEN")),
+    request_body(content = String, description = "The platform's report, JSON or XML", content_type = "application/json"),
+    responses((status = 200, description = "Received: delivered, undelivered, duplicate, unmatched or inbound", body = ReportReceived)),
+)]
 pub(super) async fn receive(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -71,9 +87,5 @@ pub(super) async fn receive(
     };
     metrics::delivery_report(outcome);
     // The platform only needs a 200; the body helps someone testing by hand.
-    Ok((
-        StatusCode::OK,
-        Json(serde_json::json!({"received": outcome})),
-    )
-        .into_response())
+    Ok((StatusCode::OK, Json(ReportReceived { received: outcome })).into_response())
 }

@@ -7,7 +7,7 @@ use crate::captcha;
 use crate::domain::CaptchaId;
 use crate::store::CaptchaCheck;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CaptchaIssued {
     pub captcha_id: String,
     pub image: String,

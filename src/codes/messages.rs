@@ -8,7 +8,7 @@ use crate::domain::{Job, JobId, JobKind, Mobile, TemplateId, now_ms};
 use crate::store::{Idempotency, IssueOutcome, NewMessage, StoreError};
 
 /// `202` body of `POST /v1/messages`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct MessageAccepted {
     pub job_id: String,
 }

@@ -91,7 +91,7 @@ pub struct CodeRequest {
 }
 
 /// `202` body of `POST /v1/codes`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CodeAccepted {
     pub job_id: String,
     pub expires_in: u64,

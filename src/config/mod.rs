@@ -8,10 +8,12 @@
 mod raw;
 mod secrets;
 mod settings;
+mod webhooks;
 
 pub use raw::*;
 pub use secrets::{RonglianAccount, Secrets, mask_url_password};
 pub use settings::*;
+pub use webhooks::{Endpoint, WebhookSettings};
 
 /// A configuration problem, always about one key (or one environment variable).
 #[derive(Debug, thiserror::Error)]

@@ -24,6 +24,7 @@ pub struct RawConfig {
     pub retry: RawRetry,
     pub stream: RawStream,
     pub status: RawStatus,
+    pub webhooks: RawWebhooks,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,6 +111,30 @@ pub struct RawStream {
 #[serde(deny_unknown_fields)]
 pub struct RawStatus {
     pub ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhooks {
+    pub max_age_secs: u64,
+    pub timeout_ms: u64,
+    pub rate_per_sec: u64,
+    pub concurrency: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoint: Vec<RawEndpoint>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEndpoint {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "every_event")]
+    pub events: Vec<String>,
+}
+
+fn every_event() -> Vec<String> {
+    vec!["*".to_owned()]
 }
 
 impl Default for RawConfig {

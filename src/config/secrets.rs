@@ -29,6 +29,8 @@ pub struct Secrets {
     pub reports_token: Option<Secret>,
     /// Bearer token `/metrics` asks for; unset = `/metrics` is open (see the README).
     pub metrics_token: Option<Secret>,
+    /// Each webhook endpoint's signing secret, by its variable (`SMSQ_WEBHOOK_SECRET_<NAME>`).
+    pub webhook_secrets: std::collections::BTreeMap<String, Secret>,
 }
 
 /// The shortest bearer token accepted: anything shorter is guessable by a patient client.
@@ -58,7 +60,29 @@ impl Secrets {
                 Some(list) => token_list("SMSQ_ADMIN_TOKENS", &list)?,
                 None => Vec::new(),
             },
+            webhook_secrets: webhook_secrets(env)?,
         })
+    }
+
+    /// The signing secret of a webhook endpoint (the workers need it; the API does not).
+    pub fn webhook_secret(&self, endpoint: &super::Endpoint) -> Result<Secret, ConfigError> {
+        let var = endpoint.secret_var();
+        let secret = self.webhook_secrets.get(&var).ok_or_else(|| {
+            ConfigError::new(
+                var.clone(),
+                format!(
+                    "webhook endpoint {:?} needs its signing secret",
+                    endpoint.name
+                ),
+            )
+        })?;
+        if secret.expose().chars().count() < MIN_TOKEN_CHARS {
+            return Err(ConfigError::new(
+                var,
+                format!("must be at least {MIN_TOKEN_CHARS} characters"),
+            ));
+        }
+        Ok(secret.clone())
     }
 
     /// Which secrets are set, for `smsq config`: ids shortened, everything else hidden.
@@ -186,6 +210,26 @@ pub fn mask_url_password(url: &str) -> String {
 /// `name` from the environment, or from the file `<name>_FILE` names (one trailing newline
 /// dropped, as `echo` and most secret stores leave one). Never both: which one would win is
 /// a guess nobody should have to make.
+/// Every `SMSQ_WEBHOOK_SECRET_<NAME>` (or its `_FILE`) in `env`.
+fn webhook_secrets(
+    env: &HashMap<String, String>,
+) -> Result<std::collections::BTreeMap<String, Secret>, ConfigError> {
+    let mut out = std::collections::BTreeMap::new();
+    for key in env.keys() {
+        let Some(name) = key.strip_prefix("SMSQ_WEBHOOK_SECRET_") else {
+            continue;
+        };
+        let var = format!(
+            "SMSQ_WEBHOOK_SECRET_{}",
+            name.strip_suffix("_FILE").unwrap_or(name)
+        );
+        if let Some(value) = from_env_or_file(env, &var)? {
+            out.insert(var, Secret::new(value));
+        }
+    }
+    Ok(out)
+}
+
 fn from_env_or_file(
     env: &HashMap<String, String>,
     name: &str,

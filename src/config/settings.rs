@@ -22,6 +22,7 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub stream: StreamSettings,
     pub status: StatusSettings,
+    pub webhooks: super::WebhookSettings,
     pub secrets: Secrets,
 }
 
@@ -251,6 +252,7 @@ impl Settings {
             status: StatusSettings {
                 ttl: secs("status.ttl_secs", raw.status.ttl_secs)?,
             },
+            webhooks: super::WebhookSettings::from_raw(&raw.webhooks)?,
             secrets,
         })
     }

@@ -21,6 +21,9 @@ macro_rules! hex_id {
                 Self(super::code::hex(&bytes))
             }
 
+            /// What `parse` takes, for the OpenAPI document.
+            pub const PATTERN: &str = "^[0-9a-f]{32}$";
+
             pub fn parse(input: &str) -> Option<Self> {
                 let ok = input.len() == 32
                     && input

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{JobId, Mobile, Purpose, TemplateId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     /// A verification code: the code itself lives in the `otp` key, never in the payload.
@@ -64,7 +64,7 @@ impl Job {
 }
 
 /// Where a job is in its life. See docs/contract.md "Job statuses".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     Queued,

@@ -17,12 +17,16 @@ pub struct InvalidMobile;
 
 impl Mobile {
     /// Accepts `13800138000`, `+86 138 0013 8000`, `86-138-0013-8000` and the like.
+    /// Exactly what [`Mobile::parse`] takes (with at most 32 characters), as a regular
+    /// expression: for the OpenAPI document, and a test keeps the two the same.
+    pub const PATTERN: &str = r"^[\t\n\x0c\r ]*[ -]*(\+[ -]*8[ -]*6[ -]*|8[ -]*6[ -]*)?1[ -]*[3-9]([ -]*[0-9]){9}[ -]*[\t\n\x0c\r ]*$";
+
     pub fn parse(input: &str) -> Result<Self, InvalidMobile> {
         if input.len() > 32 {
             return Err(InvalidMobile);
         }
         let compact: String = input
-            .trim()
+            .trim_matches(|c: char| c.is_ascii_whitespace())
             .chars()
             .filter(|c| *c != ' ' && *c != '-')
             .collect();
@@ -86,6 +90,20 @@ mod tests {
             }
         }
 
+        /// `PATTERN` (what the OpenAPI document says) takes exactly what `parse` takes, on
+        /// inputs near the accepted ones (digits, `+`, spaces, dashes, whitespace) and any.
+        #[test]
+        fn the_documented_pattern_is_the_parser(
+            near in "[0-9+ \\-\t\n\u{3000}]{0,34}",
+            any in "\\PC{0,34}",
+        ) {
+            let pattern = regex::Regex::new(Mobile::PATTERN).unwrap();
+            for input in [near, any] {
+                let documented = pattern.is_match(&input) && input.chars().count() <= 32;
+                prop_assert_eq!(documented, Mobile::parse(&input).is_ok(), "{:?}", input);
+            }
+        }
+
         /// A valid number in any of the accepted dresses is the same number.
         #[test]
         fn a_number_in_any_accepted_form_is_itself(
@@ -98,6 +116,15 @@ mod tests {
             let dressed = format!("{prefix}{}{sep}{}{sep}{}", &number[..3], &number[3..7], &number[7..]);
             let parsed = Mobile::parse(&dressed);
             prop_assert_eq!(parsed.as_ref().map(|m| m.as_str().to_owned()), Ok(number), "{}", dressed);
+            let pattern = regex::Regex::new(Mobile::PATTERN).unwrap();
+            prop_assert!(pattern.is_match(&dressed), "the documented pattern refuses {:?}", dressed);
+            // One character that does not belong, anywhere: both refuse it.
+            for (i, bad) in [(0, 'x'), (dressed.len() / 2, '\t'), (dressed.len(), '+')] {
+                let mut spoilt = dressed.clone();
+                spoilt.insert(i, bad);
+                let both = (pattern.is_match(&spoilt), Mobile::parse(&spoilt).is_ok());
+                prop_assert!(both.0 == both.1, "{:?}: pattern {} parse {}", spoilt, both.0, both.1);
+            }
         }
     }
 

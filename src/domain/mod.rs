@@ -3,6 +3,7 @@
 
 mod code;
 mod entry_id;
+mod event;
 mod ids;
 mod job;
 mod mobile;
@@ -15,6 +16,7 @@ mod text;
 pub(crate) use code::hex as hex_lower;
 pub use code::{Code, Hasher};
 pub use entry_id::EntryId;
+pub use event::{EventFilter, EventType};
 pub use ids::{CaptchaId, JobId, RequestId};
 pub use job::{Job, JobKind, JobStatus};
 pub use mobile::{InvalidMobile, Mobile};

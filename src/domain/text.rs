@@ -12,6 +12,9 @@ pub struct InvalidText(&'static str);
 pub struct Purpose(String);
 
 impl Purpose {
+    /// What [`Purpose::parse`] takes, for the OpenAPI document (a test keeps them the same).
+    pub const PATTERN: &str = "^[a-z0-9_-]{1,32}$";
+
     pub fn parse(input: &str) -> Result<Self, InvalidText> {
         let ok = (1..=32).contains(&input.len())
             && input
@@ -46,6 +49,9 @@ impl fmt::Display for Purpose {
 pub struct TemplateId(String);
 
 impl TemplateId {
+    /// What [`TemplateId::parse`] takes, for the OpenAPI document.
+    pub const PATTERN: &str = "^[0-9]{1,32}$";
+
     pub fn parse(input: &str) -> Result<Self, InvalidText> {
         if (1..=32).contains(&input.len()) && input.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self(input.to_owned()))
@@ -68,6 +74,20 @@ impl fmt::Display for TemplateId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The patterns the OpenAPI document gives take exactly what the parsers take.
+        #[test]
+        fn the_documented_patterns_are_the_parsers(input in "[a-z0-9_A-Z\\- .]{0,34}|\\PC{0,34}") {
+            let purpose = regex::Regex::new(Purpose::PATTERN).unwrap();
+            prop_assert_eq!(purpose.is_match(&input), Purpose::parse(&input).is_ok());
+            let template = regex::Regex::new(TemplateId::PATTERN).unwrap();
+            prop_assert_eq!(template.is_match(&input), TemplateId::parse(&input).is_ok());
+            let hex = regex::Regex::new(crate::domain::CaptchaId::PATTERN).unwrap();
+            prop_assert_eq!(hex.is_match(&input), crate::domain::CaptchaId::parse(&input).is_some());
+        }
+    }
 
     #[test]
     fn purposes() {

@@ -77,8 +77,9 @@ pub async fn replay(store: &Records, ids: &[String], all: bool) -> Result<Replay
                     "refused {name}: its code has expired or was replaced; a stale code is never sent"
                 )
             }
-            ReplayOutcome::NotAJob(why) => {
+            ReplayOutcome::NotAJob => {
                 done.refused += 1;
+                let why = r.reason.as_deref().unwrap_or("unreadable");
                 format!("refused {name}: not a job ({why})")
             }
         };

@@ -5,3 +5,4 @@
 pub mod dlq;
 pub mod send;
 pub mod status;
+pub mod webhooks;

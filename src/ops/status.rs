@@ -105,6 +105,13 @@ fn queue(out: &mut String, s: &Snapshot) {
     }
     let _ = writeln!(out, "retries    {} waiting{next}", s.retries.waiting);
     let _ = writeln!(out, "dead       {} dead letter(s)", s.dead_letters);
+    for h in &s.webhooks {
+        let _ = writeln!(
+            out,
+            "webhooks   {}: {} waiting, {} dead, {} delivered, {} failed attempt(s)",
+            h.endpoint, h.backlog, h.dead, h.delivered, h.failed_attempts
+        );
+    }
 }
 
 fn limiter(out: &mut String, s: &Snapshot) {

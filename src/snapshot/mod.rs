@@ -16,7 +16,7 @@ use crate::store::{QueueState, Records, StoreError};
 /// Minutes of outcome counters read: the current one and the 59 before it.
 const HOUR: usize = 60;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Snapshot {
     /// Unix ms, Redis's clock.
     pub taken_at_ms: i64,
@@ -28,15 +28,17 @@ pub struct Snapshot {
     pub limiter: LimiterView,
     pub throughput: Throughput,
     pub redis: RedisView,
+    /// Each configured webhook endpoint's queue.
+    pub webhooks: Vec<crate::store::EndpointState>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RedisView {
     /// `maxmemory-policy`; `null` when Redis will not say (`CONFIG` renamed or denied).
     pub maxmemory_policy: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Verdict {
     pub status: Health,
     pub reasons: Vec<String>,
@@ -44,7 +46,7 @@ pub struct Verdict {
 
 /// The verdict's word: `ok`, `degraded` (working, with something to look at) or `down` (jobs
 /// wait and nothing sends them).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     Ok,
@@ -70,7 +72,7 @@ impl std::fmt::Display for Health {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct StreamView {
     /// Entries on the send stream: not yet sent (acked entries are deleted).
     pub backlog: u64,
@@ -84,7 +86,7 @@ pub struct StreamView {
     pub shards: Vec<ShardView>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ShardView {
     pub shard: usize,
     pub backlog: u64,
@@ -92,7 +94,7 @@ pub struct ShardView {
     pub retry_waiting: u64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ConsumerView {
     pub name: String,
     /// Its heartbeat key exists.
@@ -104,14 +106,14 @@ pub struct ConsumerView {
     pub max_deliveries: u64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RetryView {
     pub waiting: u64,
     /// Negative when overdue (no worker promoting them).
     pub next_due_in_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct LimiterView {
     /// As the workers published it; `None` before a worker ran.
     pub rate_per_sec: Option<u32>,
@@ -122,7 +124,7 @@ pub struct LimiterView {
     pub pause_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Throughput {
     /// Jobs that reached `sent` per second over the last minute.
     pub sent_per_sec_1m: f64,
@@ -138,7 +140,29 @@ pub struct Throughput {
 
 impl Snapshot {
     pub async fn take(store: &Records, settings: &Settings) -> Result<Self, StoreError> {
-        Ok(Self::from_state(store.inspect(HOUR).await?, settings))
+        Self::from_state(store.inspect(HOUR).await?, settings)
+            .with_webhooks(store, settings)
+            .await
+    }
+
+    /// The webhook endpoints' queues read in, and the verdict made again with them.
+    pub async fn with_webhooks(
+        mut self,
+        store: &Records,
+        settings: &Settings,
+    ) -> Result<Self, StoreError> {
+        let names: Vec<&str> = settings
+            .webhooks
+            .endpoints
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        if names.is_empty() {
+            return Ok(self);
+        }
+        self.webhooks = store.endpoint_states(&names).await?;
+        self.verdict = verdict(&self, settings);
+        Ok(self)
     }
 
     pub fn from_state(s: QueueState, settings: &Settings) -> Self {
@@ -207,6 +231,7 @@ impl Snapshot {
             redis: RedisView {
                 maxmemory_policy: s.maxmemory_policy.clone(),
             },
+            webhooks: Vec::new(),
         };
         let verdict = verdict(&snapshot, settings);
         Snapshot {
@@ -316,6 +341,12 @@ fn verdict(s: &Snapshot, settings: &Settings) -> Verdict {
         reasons.push(format!(
             "Redis maxmemory-policy is {policy}: Redis may evict smsq's keys (abuse counters, \
              codes, idempotency records); set noeviction"
+        ));
+    }
+    for h in s.webhooks.iter().filter(|h| h.dead > 0) {
+        reasons.push(format!(
+            "webhook endpoint {} has {} dead deliveries (`smsq webhooks replay {}`)",
+            h.endpoint, h.dead, h.endpoint
         ));
     }
     Verdict {

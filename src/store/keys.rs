@@ -130,6 +130,11 @@ impl Keys {
     pub fn captcha(&self, id: &str) -> String {
         format!("{}:captcha:{id}", self.prefix)
     }
+    /// One webhook endpoint's delivery queue (`due`, `ev`, `tries`, `dead`, `stats`), all
+    /// under the endpoint's own hash tag (one slot, whatever the shards).
+    pub fn webhook(&self, endpoint: &str, part: &str) -> String {
+        format!("{{{}:wh:{endpoint}}}:{part}", self.prefix)
+    }
     /// A dashboard session that logged out, until the session would have expired.
     pub fn revoked_session(&self, session_id: &str) -> String {
         format!("{}:session-revoked:{session_id}", self.prefix)

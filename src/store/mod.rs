@@ -31,6 +31,7 @@ macro_rules! caller_store {
 
 mod conn;
 mod consumers;
+pub mod hooks;
 pub mod intake;
 mod keys;
 mod layout;
@@ -44,6 +45,7 @@ use std::time::Duration;
 
 pub use conn::Conn;
 pub use consumers::ConsumerState;
+pub use hooks::Hooks;
 pub use intake::{
     CaptchaCheck, Idempotency, Intake, IpRefusal, IssueOutcome, NewCode, NewMessage, ReportOutcome,
     Verification,
@@ -53,6 +55,7 @@ pub use layout::{Layout, LayoutError};
 pub use queue::{
     Begin, Entry, Fence, Grant, Lease, Outcome, ProviderFailure, Queue, RatePolicy, Settled,
 };
+pub use records::{DeadDelivery, EndpointState};
 pub use records::{
     DeadLetter, JobFound, JobRecord, PENDING_SAMPLE, QueueState, Records, Replay, StatusEvent,
 };

@@ -166,6 +166,7 @@ mod tests {
         all.extend(crate::store::queue::SCRIPTS);
         all.extend(crate::store::intake::SCRIPTS);
         all.extend(crate::store::records::SCRIPTS);
+        all.extend(crate::store::hooks::SCRIPTS);
         all
     }
 
@@ -199,7 +200,7 @@ mod tests {
     fn every_lua_file_is_some_structs_script() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
         let mut files = Vec::new();
-        for sub in ["queue", "intake", "records"] {
+        for sub in ["queue", "intake", "records", "hooks"] {
             for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
                 let path = entry.unwrap().path();
                 if path.extension().is_some_and(|e| e == "lua") {

@@ -78,6 +78,8 @@ pub struct Worker {
     ctx: Arc<Context>,
     consumer: Consumer,
     concurrency: usize,
+    /// Webhooks to the app, when endpoints are configured: beside the pool, on its own tasks.
+    dispatcher: Option<crate::webhooks::Dispatcher>,
 }
 
 impl Worker {
@@ -104,13 +106,23 @@ impl Worker {
             }),
             consumer,
             concurrency: concurrency.max(1),
+            dispatcher: None,
         }
+    }
+
+    /// Delivers webhooks too (see [`crate::webhooks`]).
+    pub fn with_webhooks(mut self, dispatcher: Option<crate::webhooks::Dispatcher>) -> Self {
+        self.dispatcher = dispatcher;
+        self
     }
 
     /// Runs until `shutdown`, then drains in-flight sends within `worker.shutdown_grace_ms`.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<Report, WorkerError> {
         let stop_background = CancellationToken::new();
-        let background = self.start(&stop_background).await?;
+        let mut background = self.start(&stop_background).await?;
+        if let Some(dispatcher) = self.dispatcher.take() {
+            background.push(tokio::spawn(dispatcher.run(stop_background.clone())));
+        }
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let mut tasks = JoinSet::new();
         let mut handled = 0u64;

@@ -71,6 +71,9 @@ function drawStatus({ snapshot: s, series }) {
   const due = s.retries.next_due_in_ms;
   text("next-retry", due == null ? "" : due < 0 ? `overdue ${secs(-due)}` : `next in ${secs(due)}`);
   text("dead-count", s.dead_letters);
+  const hooks = s.webhooks || [];
+  text("webhooks", hooks.length === 0 ? "off" : `${hooks.reduce((n, h) => n + h.backlog, 0)} waiting`);
+  text("webhooks-detail", hooks.map((h) => `${h.endpoint}: ${h.delivered} delivered, ${h.dead} dead`).join("; "));
   const l = s.limiter;
   text("limit", l.rate_per_sec == null ? "–" : `${l.rate_per_sec}/s`);
   text("pause", l.paused_until_ms ? `PAUSED (${l.pause_reason}) until ${time(l.paused_until_ms)}` : `burst ${l.burst ?? "–"}, wait ${l.wait_ms} ms`);

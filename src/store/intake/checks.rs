@@ -17,10 +17,10 @@ script! {
 }
 
 script! {
-    /// Uses a right code up, if the record still holds it.
+    /// Uses a right code up, if the record still holds it, and records the verification.
     struct ConsumeCall<'a> = include_str!("consume.lua");
-    keys { code_key }
-    argv { hash: &'a str }
+    keys { code_key, events }
+    argv { hash: &'a str, job_id: &'a str, now: i64, events_maxlen: u64, burnt: &'a str }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,13 +74,16 @@ impl Intake {
                 }
             });
         }
-        if left == 0 {
-            // The last attempt already burnt (deleted) the record; it was right, so it counts.
-            return Ok(Verification::Valid);
-        }
+        // At 0 the last attempt already burnt (deleted) the record; it was right, so it
+        // counts, and only its event is written.
         let consumed: i64 = ConsumeCall {
             code_key: key,
+            events: self.of_mobile(mobile).events(),
             hash: &hash,
+            job_id: field(&reply, 3).unwrap_or(""),
+            now: crate::domain::now_ms(),
+            events_maxlen: self.retention.events_maxlen,
+            burnt: if left == 0 { "1" } else { "0" },
         }
         .call(&mut self.conn())
         .await?;

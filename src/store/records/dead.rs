@@ -38,7 +38,7 @@ pub struct DeadLetter {
 
 /// A dead letter as operators see it (`smsq dlq list --json`, `/v1/admin/dead`): the mobile
 /// masked, never a code.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DeadLetterView {
     pub id: String,
     pub job_id: Option<String>,

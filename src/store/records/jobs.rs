@@ -11,7 +11,7 @@ use crate::domain::{JobId, JobStatus, Mobile};
 use crate::store::{StoreError, parse_status};
 
 /// The job record as the API serves it: mobile masked, RFC 3339 times, never a code.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct JobRecord {
     pub id: String,
     pub kind: String,
@@ -36,7 +36,7 @@ pub struct JobRecord {
 
 /// A job's record and its history, read together (one `HGETALL`): what every lookup by id
 /// answers (`GET /v1/jobs/{id}` serves `job` alone).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct JobFound {
     pub job: JobRecord,
     /// Oldest first, its newest 32 events.
@@ -44,7 +44,7 @@ pub struct JobFound {
 }
 
 /// One entry of a job's history.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct StatusEvent {
     pub id: String,
     pub status: JobStatus,

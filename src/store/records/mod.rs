@@ -7,11 +7,13 @@ mod inspect;
 mod jobs;
 mod replay;
 mod sessions;
+mod webhooks;
 
 pub use dead::{DeadLetter, DeadLetterView, Replay};
 pub use inspect::{PENDING_SAMPLE, QueueState};
 pub use jobs::{JobFound, JobRecord, StatusEvent};
 pub use replay::{ReplayOutcome, Replayed};
+pub use webhooks::{DeadDelivery, EndpointState};
 
 caller_store! {
     /// The operators' handle on Redis: the shared [`Store`](super::Store) and what
@@ -20,4 +22,7 @@ caller_store! {
 }
 
 #[cfg(test)]
-pub(crate) const SCRIPTS: [super::script::Header; 1] = [dead::ReplayCall::HEADER];
+pub(crate) const SCRIPTS: [super::script::Header; 2] = [
+    dead::ReplayCall::HEADER,
+    webhooks::WebhookReplayCall::HEADER,
+];

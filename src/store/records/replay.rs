@@ -11,16 +11,18 @@ use crate::store::StoreError;
 const PAGE: usize = 100;
 
 /// What one name came to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Replayed {
     /// The name asked for (a dead-letter id, or a job id), or the letter's job.
     pub name: String,
-    #[serde(flatten)]
     pub outcome: ReplayOutcome,
+    /// Why a letter that is not a job was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum ReplayOutcome {
     /// Queued again with a fresh attempt budget.
     Replayed,
@@ -28,13 +30,13 @@ pub enum ReplayOutcome {
     NotFound,
     /// Its code expired or was replaced: a stale code is never sent.
     Stale,
-    /// The payload is not a job (a poison entry).
-    NotAJob(String),
+    /// The payload is not a job (a poison entry): `reason` says why.
+    NotAJob,
 }
 
 impl ReplayOutcome {
     pub fn refused(&self) -> bool {
-        matches!(self, Self::Stale | Self::NotAJob(_))
+        matches!(self, Self::Stale | Self::NotAJob)
     }
 }
 
@@ -56,6 +58,7 @@ impl Records {
                     None => done.push(Replayed {
                         name: id.clone(),
                         outcome: ReplayOutcome::NotFound,
+                        reason: None,
                     }),
                 }
             }
@@ -99,12 +102,16 @@ impl Records {
             .job
             .as_ref()
             .map_or(letter.id.clone(), |j| format!("job {}", j.id));
-        let outcome = match self.replay(letter).await? {
-            Replay::Replayed => ReplayOutcome::Replayed,
-            Replay::Gone => ReplayOutcome::NotFound,
-            Replay::Stale => ReplayOutcome::Stale,
-            Replay::NotAJob(why) => ReplayOutcome::NotAJob(why),
+        let (outcome, reason) = match self.replay(letter).await? {
+            Replay::Replayed => (ReplayOutcome::Replayed, None),
+            Replay::Gone => (ReplayOutcome::NotFound, None),
+            Replay::Stale => (ReplayOutcome::Stale, None),
+            Replay::NotAJob(why) => (ReplayOutcome::NotAJob, Some(why)),
         };
-        Ok(Replayed { name, outcome })
+        Ok(Replayed {
+            name,
+            outcome,
+            reason,
+        })
     }
 }

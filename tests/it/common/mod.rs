@@ -164,6 +164,7 @@ pub fn settings_on(url: &str, tweak: impl FnOnce(&mut RawConfig)) -> Settings {
         admin_tokens: Vec::new(),
         reports_token: Some(Secret::new(REPORTS_TOKEN)),
         metrics_token: None,
+        webhook_secrets: Default::default(),
     };
     Settings::from_raw(&raw, secrets).expect("valid test settings")
 }
