@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what it needs when missing (redis-server, redis-cli for the
 # cluster tests, chromium, node and python3-venv from Debian; playwright-core from npm into
-# tests/browser/node_modules; schemathesis and openapi-python-client from PyPI into
+# tests/browser/node_modules; schemathesis, openapi-python-client and Django from PyPI into
 # target/tools/venv, pinned), then runs `cargo test --locked`; extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -25,11 +25,11 @@ fi
 
 # The fuzzer and the client generator the OpenAPI tests run (tests/it/fuzz.rs, openapi.rs).
 tools=target/tools/venv
-if [ ! -x "$tools/bin/schemathesis" ] || [ ! -x "$tools/bin/openapi-python-client" ]; then
+if [ ! -x "$tools/bin/schemathesis" ] || [ ! -x "$tools/bin/openapi-python-client" ] || [ ! -x "$tools/bin/django-admin" ]; then
   rm -rf "$tools"
   python3 -m venv "$tools"
   "$tools/bin/pip" install --quiet --disable-pip-version-check \
-    'schemathesis==4.32.5' 'openapi-python-client==0.29.1'
+    'schemathesis==4.32.5' 'openapi-python-client==0.29.1' 'Django==5.2.19'
 fi
 
 exec cargo test --locked "$@"

@@ -13,6 +13,7 @@ mod cluster;
 mod config;
 mod consumer;
 mod dashboard;
+mod django;
 mod fleet;
 mod fuzz;
 mod hardening;
