@@ -56,6 +56,7 @@ pub(super) struct VerifyBody {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"valid": false, "reason": "mismatch", "attempts_left": 4}))]
 pub(super) struct VerifyAnswer {
     valid: bool,
     /// When not valid: `mismatch`, `too_many_attempts` or `expired` (unknown, used and

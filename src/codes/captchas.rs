@@ -8,6 +8,8 @@ use crate::domain::CaptchaId;
 use crate::store::CaptchaCheck;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"captcha_id": "4f2a0c1d9e8b7a6f5e4d3c2b1a0f9e8d",
+    "image": "data:image/png;base64,iVBORw0KGgo…", "expires_in": 300}))]
 pub struct CaptchaIssued {
     pub captcha_id: String,
     pub image: String,

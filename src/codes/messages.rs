@@ -9,6 +9,7 @@ use crate::store::{Idempotency, IssueOutcome, NewMessage, StoreError};
 
 /// `202` body of `POST /v1/messages`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(example = json!({"job_id": "00a1b2c3d4e5f60718293a4b5c6d7e8f"}))]
 pub struct MessageAccepted {
     pub job_id: String,
 }

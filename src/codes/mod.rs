@@ -92,6 +92,7 @@ pub struct CodeRequest {
 
 /// `202` body of `POST /v1/codes`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(example = json!({"job_id": "00a1b2c3d4e5f60718293a4b5c6d7e8f", "expires_in": 300, "resend_after": 60}))]
 pub struct CodeAccepted {
     pub job_id: String,
     pub expires_in: u64,

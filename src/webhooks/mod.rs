@@ -68,6 +68,11 @@ impl Dispatcher {
         }))
     }
 
+    /// The `webhooks` group on every events stream, from now on.
+    pub async fn prepare(&self) -> Result<(), StoreError> {
+        self.hooks.ensure_event_groups().await
+    }
+
     /// Fans out and delivers until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         let client = match deliver::client(&self.settings.webhooks) {
@@ -92,7 +97,8 @@ impl Dispatcher {
     }
 
     async fn fan_out(&self, stop: CancellationToken) {
-        let mut ready = false;
+        // `prepare` made the groups; a Redis that restarted empty since needs them again.
+        let mut ready = true;
         let mut next_orphans = tokio::time::Instant::now();
         while !stop.is_cancelled() {
             let round = async {
@@ -100,7 +106,13 @@ impl Dispatcher {
                     self.hooks.ensure_event_groups().await?;
                     ready = true;
                 }
-                let mut entries = self.hooks.read_events(&self.consumer, 100).await?;
+                let mut entries = match self.hooks.read_events(&self.consumer, 100).await {
+                    Err(e) if e.is_missing_group() => {
+                        ready = false;
+                        return Err(e);
+                    }
+                    other => other?,
+                };
                 if tokio::time::Instant::now() >= next_orphans {
                     next_orphans += ORPHANS_EVERY;
                     let orphans = self

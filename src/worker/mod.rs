@@ -121,6 +121,8 @@ impl Worker {
         let stop_background = CancellationToken::new();
         let mut background = self.start(&stop_background).await?;
         if let Some(dispatcher) = self.dispatcher.take() {
+            // Its group exists before this worker sends anything: no event of ours is missed.
+            dispatcher.prepare().await.map_err(WorkerError::Setup)?;
             background.push(tokio::spawn(dispatcher.run(stop_background.clone())));
         }
         let slots = Arc::new(Semaphore::new(self.concurrency));

@@ -29,6 +29,15 @@ struct Received {
 /// The receiver: refuses the first `fail_first` requests with a 500, waits `slow` before
 /// each answer, and keeps every event whose signature it verified.
 async fn receiver(port: u16, fail_first: usize, slow: Duration) -> Arc<Mutex<Received>> {
+    receiver_task(port, fail_first, slow).await.0
+}
+
+/// The same, with the task that serves it (abort it: the receiver is down).
+async fn receiver_task(
+    port: u16,
+    fail_first: usize,
+    slow: Duration,
+) -> (Arc<Mutex<Received>>, tokio::task::JoinHandle<()>) {
     let got = Arc::new(Mutex::new(Received {
         fail_first,
         ..Received::default()
@@ -75,8 +84,10 @@ async fn receiver(port: u16, fail_first: usize, slow: Duration) -> Arc<Mutex<Rec
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    got
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (got, task)
 }
 
 fn with_endpoint(s: Settings, port: u16) -> Settings {
@@ -162,7 +173,7 @@ async fn every_event_arrives_signed_through_an_outage_and_500s() {
     wait_for_status(&app, &message, "delivered").await;
 
     // Up now, refusing the first three.
-    let got = receiver(port, 3, Duration::ZERO).await;
+    let (got, task) = receiver_task(port, 3, Duration::ZERO).await;
     let all = eventually(
         Duration::from_secs(30),
         "every event at the receiver",
@@ -192,6 +203,23 @@ async fn every_event_arrives_signed_through_an_outage_and_500s() {
         "a code in a webhook"
     );
     drop(got);
+
+    // Down again, events meanwhile, then back (a restart): those arrive too.
+    task.abort();
+    let _ = task.await;
+    let later = app.queue_message("13800138504").await;
+    wait_for_status(&app, &later, "delivered").await;
+    let (again, _task) = receiver_task(port, 0, Duration::ZERO).await;
+    eventually(
+        Duration::from_secs(30),
+        "the events from while it was down",
+        || async {
+            let events = again.lock().unwrap().events.clone();
+            (types_of(&events, &later) == ["message.delivered", "message.sent"]).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(again.lock().unwrap().bad_signatures, 0);
 
     let hooks = app.records.clone();
     let state = eventually(Duration::from_secs(10), "an empty backlog", || async {

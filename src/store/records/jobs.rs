@@ -12,6 +12,12 @@ use crate::store::{StoreError, parse_status};
 
 /// The job record as the API serves it: mobile masked, RFC 3339 times, never a code.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(example = json!({"id": "00a1b2c3d4e5f60718293a4b5c6d7e8f", "kind": "code",
+    "mobile": "138****8000", "status": "delivered", "attempts": 1, "provider_status": "000000",
+    "provider_message_id": "ff8080813c373cab013c94b0f0512345", "last_error": null,
+    "created_at": "2026-12-01T12:00:00.000Z", "updated_at": "2026-12-01T12:00:02.480Z",
+    "deliver_code": "DELIVRD", "delivered_at": "2026-12-01T12:00:02.000Z",
+    "request_id": "signup-7f3a"}))]
 pub struct JobRecord {
     pub id: String,
     pub kind: String,
