@@ -24,6 +24,7 @@ fn store_error(e: crate::store::StoreError) -> ApiError {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"csrf": "9f8e7d6c5b4a39281706f5e4d3c2b1a0"}))]
 pub(super) struct SessionAnswer {
     /// The session's CSRF token (send it as `X-CSRF-Token`); `null` for a bearer token.
     csrf: Option<String>,
@@ -119,6 +120,10 @@ pub(super) struct ByMobile {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"mobile": "138****8000", "jobs": [{"id": "00a1b2c3d4e5f60718293a4b5c6d7e8f", "kind": "code",
+    "mobile": "138****8000", "status": "sent", "attempts": 1, "provider_status": "000000",
+    "provider_message_id": "ff8080813c373cab013c94b0f0512345", "last_error": null,
+    "created_at": "2026-12-01T12:00:00.000Z", "updated_at": "2026-12-01T12:00:00.210Z"}]}))]
 pub(super) struct JobsAnswer {
     /// The number, masked.
     mobile: String,
@@ -160,6 +165,9 @@ pub(super) struct DeadPage {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"total": 1, "next": null, "dead_letters": [{"id": "1764590400123-0",
+    "job_id": "00a1b2c3d4e5f60718293a4b5c6d7e8f", "kind": "code", "mobile": "138****8000",
+    "error": "172001 network error (retried 5 times)", "attempts": 5, "dead_at_ms": 1764590400123_i64}]}))]
 pub(super) struct DeadAnswer {
     /// Dead letters on every shard.
     total: u64,
@@ -210,6 +218,7 @@ pub(super) async fn dead(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"ids": ["1764590400123-0", "00a1b2c3d4e5f60718293a4b5c6d7e8f"]}))]
 pub(super) struct ReplayBody {
     #[serde(default)]
     ids: Vec<String>,
@@ -218,6 +227,8 @@ pub(super) struct ReplayBody {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"replayed": 1, "refused": 0, "not_found": 0,
+    "results": [{"name": "job 00a1b2c3d4e5f60718293a4b5c6d7e8f", "outcome": "replayed"}]}))]
 pub(super) struct ReplayAnswer {
     replayed: usize,
     /// Stale codes and entries that are not jobs: never sent.
@@ -257,6 +268,7 @@ pub(super) async fn replay(
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"purged": 3}))]
 pub(super) struct PurgeAnswer {
     purged: u64,
 }

@@ -13,6 +13,7 @@ use crate::store::Store;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"status": "ready"}))]
 pub(super) struct Probe {
     /// `ok` (alive) or `ready`.
     status: &'static str,

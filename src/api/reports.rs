@@ -17,6 +17,7 @@ use crate::store::ReportOutcome;
 
 /// What a report did.
 #[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"received": "delivered"}))]
 pub(super) struct ReportReceived {
     /// `delivered`, `undelivered`, `duplicate`, `unmatched` or `inbound`.
     received: &'static str,

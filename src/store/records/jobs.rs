@@ -43,6 +43,15 @@ pub struct JobRecord {
 /// A job's record and its history, read together (one `HGETALL`): what every lookup by id
 /// answers (`GET /v1/jobs/{id}` serves `job` alone).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(example = json!({"job": {"id": "00a1b2c3d4e5f60718293a4b5c6d7e8f", "kind": "code",
+    "mobile": "138****8000", "status": "sent", "attempts": 1, "provider_status": "000000",
+    "provider_message_id": null, "last_error": null, "created_at": "2026-12-01T12:00:00.000Z",
+    "updated_at": "2026-12-01T12:00:00.210Z"},
+    "history": [{"id": "00a1b2c3d4e5f60718293a4b5c6d7e8f", "status": "queued", "attempt": 0,
+    "error": "", "ts": 1764590400000_i64}, {"id": "00a1b2c3d4e5f60718293a4b5c6d7e8f",
+    "status": "sending", "attempt": 1, "error": "", "ts": 1764590400100_i64},
+    {"id": "00a1b2c3d4e5f60718293a4b5c6d7e8f", "status": "sent", "attempt": 1, "error": "",
+    "ts": 1764590400210_i64}]}))]
 pub struct JobFound {
     pub job: JobRecord,
     /// Oldest first, its newest 32 events.
