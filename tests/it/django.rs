@@ -64,14 +64,7 @@ async fn the_django_example_signs_a_number_up_and_hears_its_code_delivered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_node_snippet_issues_and_verifies_a_code() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let snippet = readme
-        .split("```js\n")
-        .skip(1)
-        .filter_map(|b| b.split_once("\n```").map(|(code, _)| code.to_owned()))
-        .find(|code| code.contains("async function smsq("))
-        .expect("the README's Node snippet");
+    let snippet = crate::common::readme_snippet("js", "async function smsq(");
     let mut s = settings(|_| {});
     s.secrets.api_tokens = vec![Secret::new(TOKEN)];
     let app = spawn_app(s).await;
@@ -106,13 +99,7 @@ async fn the_readme_node_snippet_issues_and_verifies_a_code() {
     .await
     .unwrap();
     stop.cancel();
-    let out = String::from_utf8_lossy(&ran.stdout);
-    assert!(
-        ran.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
-    let answer: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let answer = crate::common::json_stdout(&ran);
     assert_eq!(answer["valid"], true);
     assert_eq!(answer["refused"], "invalid_mobile");
     let _ = Duration::ZERO;

@@ -189,13 +189,7 @@ print(json.dumps({"job_id": accepted.job_id, "wrong": wrong.valid, "right": righ
     .await
     .unwrap();
     stop.cancel();
-    let out = String::from_utf8_lossy(&ran.stdout);
-    assert!(
-        ran.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
-    let answer: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let answer = crate::common::json_stdout(&ran);
     assert_eq!(
         (answer["wrong"].as_bool(), answer["right"].as_bool()),
         (Some(false), Some(true))

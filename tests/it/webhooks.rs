@@ -315,18 +315,8 @@ async fn a_delivery_retried_past_its_age_is_dead_until_replayed() {
 /// forged ones: the app developer's copy works.
 #[test]
 fn the_readme_verification_snippets_take_a_real_signature_and_refuse_forgeries() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let snippet = |lang: &str, needle: &str| {
-        readme
-            .split(&format!("```{lang}\n"))
-            .skip(1)
-            .filter_map(|b| b.split_once("\n```").map(|(code, _)| code.to_owned()))
-            .find(|code| code.contains(needle))
-            .unwrap_or_else(|| panic!("the README's {lang} snippet"))
-    };
-    let python = snippet("python", "def verify(");
-    let node = snippet("js", "function verify(");
+    let python = crate::common::readme_snippet("python", "def verify(");
+    let node = crate::common::readme_snippet("js", "function verify(");
     let body = r#"{"id":"evt_0_1-0","type":"code.sent","mobile":"138****8000"}"#;
     let now = chrono::Utc::now().timestamp();
     let good = smsq::webhooks::signature(SECRET, now, body.as_bytes());

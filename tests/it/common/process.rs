@@ -87,3 +87,26 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A child that printed one JSON line: it succeeded, and that line, parsed.
+pub fn json_stdout(ran: &std::process::Output) -> serde_json::Value {
+    let out = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// The first fenced `lang` block of the README that contains `needle`, as it is written.
+pub fn readme_snippet(lang: &str, needle: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    readme
+        .split(&format!("```{lang}\n"))
+        .skip(1)
+        .filter_map(|b| b.split_once("\n```").map(|(code, _)| code.to_owned()))
+        .find(|code| code.contains(needle))
+        .unwrap_or_else(|| panic!("the README's {lang} block with {needle:?}"))
+}
