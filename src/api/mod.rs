@@ -56,12 +56,14 @@ pub fn router(codes: Codes, records: Records) -> Router {
         scrapes,
     };
 
-    let (documented, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(
-            app_routes().route_layer(middleware::from_fn_with_state(state.clone(), authenticate)),
-        )
-        .merge(operator_routes())
-        .split_for_parts();
+    let auth = middleware::from_fn_with_state(state.clone(), authenticate);
+    let mut routes = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(app_routes().route_layer(auth))
+        .merge(operator_routes());
+    if on_main {
+        routes = routes.routes(routes!(health::metrics));
+    }
+    let (documented, doc) = routes.split_for_parts();
     // Rendered once: the document cannot change while the process runs.
     let doc: std::sync::Arc<str> = openapi::complete(doc)
         .to_pretty_json()
@@ -74,12 +76,9 @@ pub fn router(codes: Codes, records: Records) -> Router {
         .route("/dashboard/app.css", get(dashboard::style))
         .route("/dashboard/login", post(dashboard::login))
         .route("/dashboard/logout", post(dashboard::logout));
-    let mut router = documented
+    let router = documented
         .merge(dashboard)
         .route("/openapi.json", get(move || openapi::serve(doc.clone())));
-    if on_main {
-        router = router.route("/metrics", get(health::metrics));
-    }
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

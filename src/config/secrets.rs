@@ -299,6 +299,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_webhook_endpoint_needs_its_own_long_enough_secret() {
+        let raw: crate::config::RawWebhooks = toml::from_str(
+            "max_age_secs = 60\ntimeout_ms = 1000\nrate_per_sec = 1\nconcurrency = 1\n\
+             [[endpoint]]\nname = \"app-1\"\nurl = \"https://app.example/hook\"\n",
+        )
+        .unwrap();
+        let settings = crate::config::WebhookSettings::from_raw(&raw).unwrap();
+        let endpoint = &settings.endpoints[0];
+        assert_eq!(endpoint.secret_var(), "SMSQ_WEBHOOK_SECRET_APP_1");
+        let with = |pairs: &[(&str, &str)]| {
+            let env: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Secrets::from_env(&env).unwrap().webhook_secret(endpoint)
+        };
+        let missing = with(&[]).unwrap_err();
+        assert_eq!(missing.key, "SMSQ_WEBHOOK_SECRET_APP_1");
+        assert!(with(&[("SMSQ_WEBHOOK_SECRET_APP_1", "short")]).is_err());
+        let long = "whsec-0123456789abcdef";
+        assert_eq!(
+            with(&[("SMSQ_WEBHOOK_SECRET_APP_1", long)])
+                .unwrap()
+                .expose(),
+            long
+        );
+        assert!(
+            with(&[("SMSQ_WEBHOOK_SECRET_OTHER", long)]).is_err(),
+            "another endpoint's"
+        );
+    }
+
+    #[test]
     fn every_form_of_a_redis_password_is_masked() {
         for (url, shown) in [
             ("redis://:hunter2@h:6379/0", "redis://:***@h:6379/0"),

@@ -92,7 +92,8 @@ async fn schemathesis_finds_nothing() {
     assert!(!sent.is_empty(), "no code reached the provider:\n{app_run}");
     let logged = logs();
     for sms in &sent {
-        if let Some(code) = sms.datas.first().filter(|c| c.len() >= 4) {
+        // `000000` is also the provider's success status, which the logs do carry.
+        if let Some(code) = sms.datas.first().filter(|c| c.len() >= 4 && *c != "000000") {
             let needle = format!("={code}");
             assert!(!logged.contains(&needle), "a code in the logs: {code}");
         }
