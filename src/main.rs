@@ -67,6 +67,17 @@ enum Command {
     /// Dead letters: why they died, send again, delete.
     #[command(subcommand)]
     Dlq(Dlq),
+    /// Stop every worker's sends (the kill switch): jobs wait, no attempt is used.
+    Pause {
+        /// Why, for the trail `smsq status` and the dashboard show.
+        #[arg(long, default_value = "paused by an operator")]
+        reason: String,
+        /// For how long (`90s`, `30m`, `2h`); without it, until `smsq resume`.
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        for_: Option<Duration>,
+    },
+    /// Let the workers send again after `smsq pause`.
+    Resume,
     /// Webhooks to the app: each endpoint's queue and dead deliveries; send the dead again.
     #[command(subcommand)]
     Webhooks(Webhooks),
@@ -200,6 +211,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { json, watch } => status(load()?.1, json, watch).await,
         Command::Dlq(command) => dlq(load()?.1, command).await,
         Command::Webhooks(command) => webhooks(load()?.1, command).await,
+        Command::Pause { reason, for_ } => {
+            let records = application(load()?.1)?.records();
+            println!("{}", ops::pause::pause(&records, &reason, for_).await?);
+            Ok(())
+        }
+        Command::Resume => {
+            let records = application(load()?.1)?.records();
+            println!("{}", ops::pause::resume(&records).await?);
+            Ok(())
+        }
     }
 }
 

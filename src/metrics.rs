@@ -81,6 +81,7 @@ fn set_gauges(s: &Snapshot) {
         .set(s.stream.oldest_pending_age_ms.unwrap_or(0) as f64 / 1000.0);
     gauge!("smsq_retry_waiting").set(s.retries.waiting as f64);
     gauge!("smsq_dead_letters").set(s.dead_letters as f64);
+    gauge!("smsq_halted").set(if s.halt.is_some() { 1.0 } else { 0.0 });
     for h in &s.webhooks {
         gauge!("smsq_webhook_backlog", "endpoint" => h.endpoint.clone()).set(h.backlog as f64);
         gauge!("smsq_webhook_dead", "endpoint" => h.endpoint.clone()).set(h.dead as f64);

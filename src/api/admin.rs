@@ -15,6 +15,7 @@ use crate::snapshot::Snapshot;
 use crate::store::JobFound;
 use crate::store::JobRecord;
 use crate::store::records::DeadLetterView;
+use crate::store::records::Halt;
 use crate::store::records::{ReplayOutcome, Replayed};
 
 type Answer<T> = Result<Json<T>, ApiError>;
@@ -89,7 +90,7 @@ pub(super) async fn status(_: Admin, State(state): State<AppState>) -> Answer<St
         .collect();
     let settings = state.codes.settings();
     let snapshot = Snapshot::from_state(raw, settings)
-        .with_webhooks(&state.records, settings)
+        .with_operators(&state.records, settings)
         .await
         .map_err(store_error)?;
     Ok(Json(StatusAnswer { snapshot, series }))
@@ -292,4 +293,116 @@ pub(super) async fn purge(
         .await
         .map_err(store_error)?;
     Ok(Json(PurgeAnswer { purged }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "provider incident", "for_secs": 1800}))]
+pub(super) struct PauseBody {
+    /// Why, for the trail.
+    #[serde(default)]
+    reason: Option<String>,
+    /// For how long; without it, until resumed.
+    #[serde(default)]
+    for_secs: Option<u64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct PauseAnswer {
+    halt: Halt,
+}
+
+/// Who did it, for the trail.
+fn operator(admin: &Admin) -> &'static str {
+    match admin {
+        Admin::Session { .. } => "dashboard session",
+        Admin::Bearer => "admin token",
+    }
+}
+
+/// The kill switch: no worker sends until resumed (or until `for_secs` has passed); jobs
+/// wait and no attempt is used.
+#[utoipa::path(
+    post, path = "/v1/admin/pause", tag = "admin", request_body = PauseBody,
+    params(("X-CSRF-Token" = Option<String>, Header, description = "Needed with a dashboard session")),
+    responses((status = 200, description = "Paused", body = PauseAnswer)),
+    security(("admin_token" = []), ("dashboard_session" = [])),
+)]
+pub(super) async fn pause(
+    admin: Admin,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody { value: body, .. }: JsonBody<PauseBody>,
+) -> Answer<PauseAnswer> {
+    admin.check_csrf(&headers)?;
+    let reason = body
+        .reason
+        .unwrap_or_else(|| "paused by an operator".to_owned());
+    if reason.chars().count() > 200 {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "reason: at most 200 characters",
+        ));
+    }
+    let now = crate::domain::now_ms();
+    let until = match body.for_secs {
+        Some(0) => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "for_secs must be at least 1",
+            ));
+        }
+        Some(s) if s > 30 * 86_400 => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "for_secs: at most 30 days",
+            ));
+        }
+        Some(s) => Some(now + s as i64 * 1000),
+        None => None,
+    };
+    let records = &state.records;
+    records
+        .pause_sending(operator(&admin), &reason, now, until)
+        .await
+        .map_err(store_error)?;
+    let halt = records
+        .halted()
+        .await
+        .map_err(store_error)?
+        .unwrap_or(Halt {
+            by: operator(&admin).to_owned(),
+            reason,
+            since_ms: now,
+            until_ms: until,
+        });
+    Ok(Json(PauseAnswer { halt }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ResumeAnswer {
+    /// False if sending was not paused by an operator.
+    resumed: bool,
+}
+
+/// Ends an operator's pause.
+#[utoipa::path(
+    post, path = "/v1/admin/resume", tag = "admin",
+    params(("X-CSRF-Token" = Option<String>, Header, description = "Needed with a dashboard session")),
+    responses((status = 200, description = "Resumed (or was not paused)", body = ResumeAnswer)),
+    security(("admin_token" = []), ("dashboard_session" = [])),
+)]
+pub(super) async fn resume(
+    admin: Admin,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Answer<ResumeAnswer> {
+    admin.check_csrf(&headers)?;
+    let now = crate::domain::now_ms();
+    let resumed = state
+        .records
+        .resume_sending(operator(&admin), now)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(ResumeAnswer { resumed }))
 }

@@ -93,6 +93,7 @@ pub(super) async fn issue(
     headers: HeaderMap,
     body: JsonBody<IssueBody>,
 ) -> Result<(StatusCode, Json<CodeAccepted>), ApiError> {
+    super::refuse_if_paused(&state)?;
     let JsonBody { value, raw } = body;
     let client_ip = value
         .client_ip

@@ -46,6 +46,7 @@ pub(super) async fn enqueue(
     headers: HeaderMap,
     body: JsonBody<MessageBody>,
 ) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
+    super::refuse_if_paused(&state)?;
     let JsonBody { value, raw } = body;
     let to = Mobile::parse(&value.to)
         .map_err(|e| ApiError::bad_request("invalid_mobile", e.to_string()))?;

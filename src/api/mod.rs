@@ -40,6 +40,9 @@ pub(crate) struct AppState {
     pub records: Records,
     /// The snapshot `/metrics` renders, at most one a second.
     pub scrapes: std::sync::Arc<SnapshotCache>,
+    /// An operator paused sending (read once a second, only with `api.while_paused =
+    /// "refuse"`: the hot path never asks Redis).
+    pub halted: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The router, ready to serve. Separate from [`serve`] so tests can drive it in-process.
@@ -50,10 +53,18 @@ pub fn router(codes: Codes, records: Records) -> Router {
     let deadline = settings.redis.timeout * 2 + Duration::from_millis(500);
     let scrapes = std::sync::Arc::new(SnapshotCache::new(records.clone(), codes.shared_settings()));
     let on_main = settings.api.metrics_listen.is_none();
+    let halted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if settings.api.refuse_while_paused {
+        tokio::spawn(watch_halt(
+            records.clone(),
+            std::sync::Arc::downgrade(&halted),
+        ));
+    }
     let state = AppState {
         codes,
         records,
         scrapes,
+        halted,
     };
 
     let auth = middleware::from_fn_with_state(state.clone(), authenticate);
@@ -112,6 +123,8 @@ fn operator_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::dead))
         .routes(routes!(admin::replay))
         .routes(routes!(admin::purge))
+        .routes(routes!(admin::pause))
+        .routes(routes!(admin::resume))
         .routes(routes!(health::healthz))
         .routes(routes!(health::livez))
         .routes(routes!(health::readyz))
@@ -200,6 +213,33 @@ pub fn side_listener(
         )
         .fallback(not_found)
         .layer(middleware::from_fn(error::json_errors))
+}
+
+/// Keeps `halted` current, once a second, for as long as the router that holds it lives.
+async fn watch_halt(records: Records, halted: std::sync::Weak<std::sync::atomic::AtomicBool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(flag) = halted.upgrade() else {
+            return;
+        };
+        match records.halted().await {
+            Ok(h) => flag.store(h.is_some(), std::sync::atomic::Ordering::Relaxed),
+            Err(e) => tracing::debug!(error = %e, "cannot read the operator's pause"),
+        }
+    }
+}
+
+/// `api.while_paused = "refuse"` and an operator paused sending: no new codes or messages.
+pub(super) fn refuse_if_paused(state: &AppState) -> Result<(), ApiError> {
+    if state.halted.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "paused",
+            "sending is paused by an operator; try again later",
+        ));
+    }
+    Ok(())
 }
 
 async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {

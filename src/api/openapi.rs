@@ -88,6 +88,11 @@ pub(super) const ERRORS: &[(&str, u16, &str)] = &[
     ("internal", 500, "a bug or a Redis reply smsq cannot read"),
     ("not_ready", 503, "starting or stopping"),
     (
+        "paused",
+        503,
+        "an operator paused sending and api.while_paused is \"refuse\"",
+    ),
+    (
         "unavailable",
         503,
         "Redis unreachable; the API recovers by itself",
@@ -130,7 +135,7 @@ pub(super) const ROUTE_ERRORS: &[(&str, &str, &[&[&str]])] = &[
                 "ip_limit",
                 "network_limit",
             ],
-            &["unavailable", "queue_full"],
+            &["unavailable", "queue_full", "paused"],
         ],
     ),
     (
@@ -145,7 +150,7 @@ pub(super) const ROUTE_ERRORS: &[(&str, &str, &[&[&str]])] = &[
         &[
             BODY,
             &["invalid_mobile", "unauthorized", "idempotency_conflict"],
-            &["unavailable", "queue_full"],
+            &["unavailable", "queue_full", "paused"],
         ],
     ),
     ("get", "/v1/jobs/{id}", &[&["unauthorized", "unavailable"]]),
@@ -165,6 +170,8 @@ pub(super) const ROUTE_ERRORS: &[(&str, &str, &[&[&str]])] = &[
     ("get", "/v1/admin/dead", &[ADMIN, &["invalid_request"]]),
     ("post", "/v1/admin/dead/replay", &[ADMIN, BODY, &["csrf"]]),
     ("post", "/v1/admin/dead/purge", &[ADMIN, &["csrf"]]),
+    ("post", "/v1/admin/pause", &[ADMIN, BODY, &["csrf"]]),
+    ("post", "/v1/admin/resume", &[ADMIN, &["csrf"]]),
     ("get", "/healthz", &[]),
     ("get", "/livez", &[]),
     ("get", "/readyz", &[&["unavailable"]]),

@@ -44,6 +44,7 @@ pub struct RawApi {
     pub max_body_bytes: u64,
     pub metrics_listen: String,
     pub behind_tls: bool,
+    pub while_paused: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

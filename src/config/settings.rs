@@ -53,6 +53,9 @@ pub struct ApiSettings {
     pub metrics_listen: Option<SocketAddr>,
     /// Requests reach the API over TLS (a proxy in front): session cookies are `Secure`.
     pub behind_tls: bool,
+    /// `api.while_paused = "refuse"`: 503 `paused` for new codes and messages while an
+    /// operator paused sending.
+    pub refuse_while_paused: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +154,16 @@ impl Settings {
                     "must be empty (on api.listen) or an address like 127.0.0.1:9100",
                 )?,
                 behind_tls: raw.api.behind_tls,
+                refuse_while_paused: match raw.api.while_paused.as_str() {
+                    "queue" => false,
+                    "refuse" => true,
+                    _ => {
+                        return Err(ConfigError::new(
+                            "api.while_paused",
+                            "must be \"queue\" or \"refuse\"",
+                        ));
+                    }
+                },
             },
             code: CodeSettings {
                 length: ranged("code.length", raw.code.length, 4, 10)? as u8,

@@ -105,6 +105,28 @@ fn queue(out: &mut String, s: &Snapshot) {
     }
     let _ = writeln!(out, "retries    {} waiting{next}", s.retries.waiting);
     let _ = writeln!(out, "dead       {} dead letter(s)", s.dead_letters);
+    if let Some(h) = &s.halt {
+        let until = h.until_ms.map_or("until resumed".to_owned(), |u| {
+            format!("for {} more", secs((u - s.taken_at_ms).max(0) as u64))
+        });
+        let _ = writeln!(
+            out,
+            "PAUSED     by {}: {} ({until}; `smsq resume`)",
+            h.by, h.reason
+        );
+    }
+    for a in s.audit.iter().take(3) {
+        let when = Utc
+            .timestamp_millis_opt(a.ts_ms)
+            .single()
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "audit      {when}  {} by {}  {}",
+            a.action, a.by, a.reason
+        );
+    }
     for h in &s.webhooks {
         let _ = writeln!(
             out,

@@ -30,6 +30,10 @@ pub struct Snapshot {
     pub redis: RedisView,
     /// Each configured webhook endpoint's queue.
     pub webhooks: Vec<crate::store::EndpointState>,
+    /// Sending paused by an operator (`smsq pause`), if it is.
+    pub halt: Option<crate::store::records::Halt>,
+    /// Who paused and resumed, and the provider's pauses: the newest 10, newest first.
+    pub audit: Vec<crate::store::records::AuditEntry>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -141,16 +145,20 @@ pub struct Throughput {
 impl Snapshot {
     pub async fn take(store: &Records, settings: &Settings) -> Result<Self, StoreError> {
         Self::from_state(store.inspect(HOUR).await?, settings)
-            .with_webhooks(store, settings)
+            .with_operators(store, settings)
             .await
     }
 
-    /// The webhook endpoints' queues read in, and the verdict made again with them.
-    pub async fn with_webhooks(
+    /// What operators did (a pause, the trail) and the webhook endpoints' queues read in, and
+    /// the verdict made again with them.
+    pub async fn with_operators(
         mut self,
         store: &Records,
         settings: &Settings,
     ) -> Result<Self, StoreError> {
+        self.halt = store.halted().await?;
+        self.audit = store.audit_trail(10).await?;
+        self.verdict = verdict(&self, settings);
         let names: Vec<&str> = settings
             .webhooks
             .endpoints
@@ -232,6 +240,8 @@ impl Snapshot {
                 maxmemory_policy: s.maxmemory_policy.clone(),
             },
             webhooks: Vec::new(),
+            halt: None,
+            audit: Vec::new(),
         };
         let verdict = verdict(&snapshot, settings);
         Snapshot {
@@ -294,6 +304,9 @@ fn verdict(s: &Snapshot, settings: &Settings) -> Verdict {
         };
     }
     let mut reasons = Vec::new();
+    if let Some(h) = &s.halt {
+        reasons.push(format!("sending paused by {}: {}", h.by, h.reason));
+    }
     let orphaned: u64 = s
         .consumers
         .iter()

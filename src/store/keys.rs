@@ -85,6 +85,15 @@ impl Keys {
     pub fn pause(&self) -> String {
         format!("{}:pause", self.tag)
     }
+    /// An operator's kill switch: while it exists no worker sends (`by`, `reason`, `since_ms`,
+    /// `until_ms`; it expires at `until_ms` when one was given).
+    pub fn halt(&self) -> String {
+        format!("{}:halt", self.tag)
+    }
+    /// Who paused and resumed sending, and the provider's own pauses (capped).
+    pub fn audit(&self) -> String {
+        format!("{}:audit", self.tag)
+    }
     /// The limit the workers enforce (`rate_per_sec`, `burst`), for operators.
     pub fn limiter(&self) -> String {
         format!("{}:limiter", self.tag)

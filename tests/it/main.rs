@@ -21,6 +21,7 @@ mod integration;
 mod metrics;
 mod openapi;
 mod ops;
+mod pause;
 mod protocol;
 mod provider;
 mod recovery;

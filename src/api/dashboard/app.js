@@ -71,6 +71,11 @@ function drawStatus({ snapshot: s, series }) {
   const due = s.retries.next_due_in_ms;
   text("next-retry", due == null ? "" : due < 0 ? `overdue ${secs(-due)}` : `next in ${secs(due)}`);
   text("dead-count", s.dead_letters);
+  const halted = s.halt;
+  text("halt", halted ? "PAUSED" : "on");
+  text("halt-detail", halted ? `by ${halted.by}: ${halted.reason}` : (s.audit || []).slice(0, 1).map((a) => `last: ${a.action} by ${a.by}`).join(""));
+  $("halt-toggle").textContent = halted ? "Resume sending" : "Pause sending";
+  $("halt-toggle").dataset.halted = halted ? "1" : "";
   const hooks = s.webhooks || [];
   text("webhooks", hooks.length === 0 ? "off" : `${hooks.reduce((n, h) => n + h.backlog, 0)} waiting`);
   text("webhooks-detail", hooks.map((h) => `${h.endpoint}: ${h.delivered} delivered, ${h.dead} dead`).join("; "));
@@ -141,6 +146,19 @@ async function replay(ids) {
   await Promise.all([drawDead(), refresh()]);
 }
 
+async function toggleHalt() {
+  const halted = $("halt-toggle").dataset.halted === "1";
+  if (halted) {
+    if (!confirm("Let every worker send again?")) return;
+    await api("/v1/admin/resume", { method: "POST", body: "{}" });
+  } else {
+    const reason = prompt("Pause every worker's sending. Why?", "paused from the dashboard");
+    if (reason === null) return;
+    await api("/v1/admin/pause", { method: "POST", body: JSON.stringify({ reason }) });
+  }
+  await refresh();
+}
+
 async function purge() {
   if (!confirm("Delete every dead letter?")) return;
   const done = await api("/v1/admin/dead/purge", { method: "POST", body: "{}" });
@@ -202,6 +220,7 @@ async function start() {
   $("logout").hidden = false;
   $("search").addEventListener("submit", search);
   $("purge").addEventListener("click", purge);
+  $("halt-toggle").addEventListener("click", toggleHalt);
   $("dead-next").addEventListener("click", () => deadPage(true));
   $("dead-prev").addEventListener("click", () => deadPage(false));
   await Promise.all([refresh(), drawDead()]);

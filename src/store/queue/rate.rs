@@ -12,14 +12,14 @@ use crate::store::script::script;
 script! {
     /// Up to `want` slots of the fleet's rate within the horizon, or how long to wait.
     struct RateCall = include_str!("rate.lua");
-    keys { rate_key, pause_key }
+    keys { rate_key, pause_key, halt_key }
     argv { interval: f64, tolerance: f64, want: usize, horizon: u64 }
 }
 
 script! {
     /// Pauses every worker's sends until a time (never shortens a pause in force).
     struct PauseCall<'a> = include_str!("pause.lua");
-    keys { pause_key }
+    keys { pause_key, audit }
     argv { until_ms: i64, now_ms: i64, reason: &'a str }
 }
 
@@ -57,6 +57,7 @@ impl Queue {
         let reply: Vec<i64> = RateCall {
             rate_key: fleet.rate(),
             pause_key: fleet.pause(),
+            halt_key: fleet.halt(),
             interval: policy.interval_us,
             tolerance: policy.tolerance_us,
             want: want.max(1),
@@ -81,6 +82,7 @@ impl Queue {
     pub async fn pause(&self, until_ms: i64, now_ms: i64, reason: &str) -> Result<i64, StoreError> {
         PauseCall {
             pause_key: self.fleet().pause(),
+            audit: self.fleet().audit(),
             until_ms,
             now_ms,
             reason,

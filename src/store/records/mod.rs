@@ -3,6 +3,7 @@
 //! API (for `GET /v1/jobs/{id}` and `/v1/admin`) and the on-call CLI hold one.
 
 mod dead;
+mod halt;
 mod inspect;
 mod jobs;
 mod replay;
@@ -10,6 +11,7 @@ mod sessions;
 mod webhooks;
 
 pub use dead::{DeadLetter, DeadLetterView, Replay};
+pub use halt::{AuditEntry, Halt};
 pub use inspect::{PENDING_SAMPLE, QueueState};
 pub use jobs::{JobFound, JobRecord, StatusEvent};
 pub use replay::{ReplayOutcome, Replayed};
@@ -22,7 +24,8 @@ caller_store! {
 }
 
 #[cfg(test)]
-pub(crate) const SCRIPTS: [super::script::Header; 2] = [
+pub(crate) const SCRIPTS: [super::script::Header; 3] = [
     dead::ReplayCall::HEADER,
     webhooks::WebhookReplayCall::HEADER,
+    halt::HaltCall::HEADER,
 ];
