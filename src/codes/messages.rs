@@ -43,6 +43,7 @@ impl Codes {
             created_ms: now_ms(),
             expires_ms: None,
             request_id: req.request_id,
+            test: false,
         };
         let accepted = MessageAccepted {
             job_id: job.id.to_string(),

@@ -31,6 +31,9 @@ pub struct Secrets {
     pub metrics_token: Option<Secret>,
     /// Each webhook endpoint's signing secret, by its variable (`SMSQ_WEBHOOK_SECRET_<NAME>`).
     pub webhook_secrets: std::collections::BTreeMap<String, Secret>,
+    /// `SMSQ_TEST_NUMBERS`: numbers with a fixed code (QA, app-store review), by their 11
+    /// digits: exempt from caps and captchas, never sent to the provider.
+    pub test_numbers: std::collections::BTreeMap<String, Secret>,
 }
 
 /// The shortest bearer token accepted: anything shorter is guessable by a patient client.
@@ -61,7 +64,16 @@ impl Secrets {
                 None => Vec::new(),
             },
             webhook_secrets: webhook_secrets(env)?,
+            test_numbers: match get("SMSQ_TEST_NUMBERS")? {
+                Some(list) => test_numbers(&list)?,
+                None => Default::default(),
+            },
         })
+    }
+
+    /// The fixed code of a test number, if it is one.
+    pub fn test_code(&self, mobile: &crate::domain::Mobile) -> Option<&Secret> {
+        self.test_numbers.get(mobile.as_str())
     }
 
     /// The signing secret of a webhook endpoint (the workers need it; the API does not).
@@ -86,7 +98,7 @@ impl Secrets {
     }
 
     /// Which secrets are set, for `smsq config`: ids shortened, everything else hidden.
-    pub fn summary(&self) -> [(&'static str, String); 8] {
+    pub fn summary(&self) -> [(&'static str, String); 9] {
         let shown = |set: bool| if set { "set (hidden)" } else { "not set" }.to_owned();
         let id = |id: &Option<String>| id.as_deref().map_or("not set".to_owned(), mask_id);
         let tokens = match self.api_tokens.len() {
@@ -118,6 +130,13 @@ impl Secrets {
                 match self.metrics_token {
                     Some(_) => "set (hidden)".to_owned(),
                     None => "not set (/metrics needs no token)".to_owned(),
+                },
+            ),
+            (
+                "SMSQ_TEST_NUMBERS",
+                match self.test_numbers.len() {
+                    0 => "not set".to_owned(),
+                    n => format!("{n} number(s), codes hidden"),
                 },
             ),
         ]
@@ -210,6 +229,28 @@ pub fn mask_url_password(url: &str) -> String {
 /// `name` from the environment, or from the file `<name>_FILE` names (one trailing newline
 /// dropped, as `echo` and most secret stores leave one). Never both: which one would win is
 /// a guess nobody should have to make.
+/// `13800000000=123456,13900000000=654321`: each a mainland number and its code (digits; the
+/// length `code.length` wants is checked with the settings).
+fn test_numbers(list: &str) -> Result<std::collections::BTreeMap<String, Secret>, ConfigError> {
+    let bad = |m: String| ConfigError::new("SMSQ_TEST_NUMBERS", m);
+    let mut out = std::collections::BTreeMap::new();
+    for pair in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (number, code) = pair
+            .split_once('=')
+            .ok_or_else(|| bad("each entry is <number>=<code>".into()))?;
+        let mobile = crate::domain::Mobile::parse(number)
+            .map_err(|_| bad("a number that is not a mainland mobile".into()))?;
+        if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad(format!(
+                "the code of {} must be digits",
+                mobile.masked()
+            )));
+        }
+        out.insert(mobile.as_str().to_owned(), Secret::new(code));
+    }
+    Ok(out)
+}
+
 /// Every `SMSQ_WEBHOOK_SECRET_<NAME>` (or its `_FILE`) in `env`.
 fn webhook_secrets(
     env: &HashMap<String, String>,

@@ -71,6 +71,18 @@ pub struct CodeSettings {
     pub template_id: TemplateId,
 }
 
+impl CodeSettings {
+    /// The same, with no resend interval and no per-number caps: a test number's.
+    pub fn exempt(&self) -> Self {
+        Self {
+            resend_interval: Duration::ZERO,
+            hourly_limit_per_mobile: NonZeroU32::MAX,
+            daily_limit_per_mobile: NonZeroU32::MAX,
+            ..self.clone()
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CaptchaSettings {
     pub required: bool,
@@ -266,7 +278,21 @@ impl Settings {
                 ttl: secs("status.ttl_secs", raw.status.ttl_secs)?,
             },
             webhooks: super::WebhookSettings::from_raw(&raw.webhooks)?,
-            secrets,
+            // Checked here, where code.length is known: a test number's code is a real one.
+            secrets: {
+                let length = raw.code.length as usize;
+                if secrets
+                    .test_numbers
+                    .values()
+                    .any(|c| c.expose().len() != length)
+                {
+                    return Err(ConfigError::new(
+                        "SMSQ_TEST_NUMBERS",
+                        format!("each code must have code.length ({length}) digits"),
+                    ));
+                }
+                secrets
+            },
         })
     }
 

@@ -45,6 +45,10 @@ pub struct Job {
     /// log lines for it, so the app's logs join smsq's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<super::RequestId>,
+    /// A test number's code (`SMSQ_TEST_NUMBERS`): the worker records it sent without
+    /// calling the provider.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
 }
 
 impl Job {
@@ -184,6 +188,7 @@ mod tests {
             created_ms: 1,
             expires_ms: Some(2),
             request_id: None,
+            test: false,
         }
     }
 

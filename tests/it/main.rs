@@ -29,6 +29,7 @@ mod reports;
 mod secrecy;
 mod shards;
 mod soak;
+mod test_numbers;
 mod verify;
 mod webhooks;
 mod worker;

@@ -36,7 +36,7 @@ script! {
         template_id: &'a str, purpose: &'a str, code_hash: &'a str, sealed_code: &'a str,
         code_ttl_ms: u64, resend_ms: u64, hourly_limit: u32, hourly_ttl_ms: i64,
         daily_limit: u32, daily_ttl_ms: i64, verify_attempts: u32, otp_prefix: String,
-        request_id: &'a str,
+        request_id: &'a str, test: &'a str,
     }
 }
 
@@ -201,6 +201,7 @@ impl Intake {
             verify_attempts: settings.max_verify_attempts.get(),
             otp_prefix: k.otp(""),
             request_id: job.request_id.as_ref().map_or("", |r| r.as_str()),
+            test: if job.test { "1" } else { "0" },
         }
         .call(&mut self.conn())
         .await?;

@@ -38,6 +38,9 @@ pub struct JobRecord {
     /// The `x-request-id` of the request that made it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// A test number's job (`SMSQ_TEST_NUMBERS`): recorded sent, never sent to the provider.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
 }
 
 /// A job's record and its history, read together (one `HGETALL`): what every lookup by id
@@ -135,6 +138,7 @@ impl Records {
             deliver_code: non_empty(&h, "deliver_code"),
             delivered_at: non_empty(&h, "delivered_at"),
             request_id: non_empty(&h, "request_id"),
+            test: h.get("test").is_some_and(|t| t == "1"),
         };
         Ok(Some(JobFound { job, history }))
     }

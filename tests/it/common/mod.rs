@@ -165,6 +165,7 @@ pub fn settings_on(url: &str, tweak: impl FnOnce(&mut RawConfig)) -> Settings {
         reports_token: Some(Secret::new(REPORTS_TOKEN)),
         metrics_token: None,
         webhook_secrets: Default::default(),
+        test_numbers: Default::default(),
     };
     Settings::from_raw(&raw, secrets).expect("valid test settings")
 }
