@@ -51,14 +51,14 @@ pub(crate) fn tries(text: &str) -> Result<(u32, i64), StoreError> {
         .ok_or_else(|| StoreError::Reply(format!("webhook tries {text:?}")))
 }
 
-pub(crate) struct Queue3 {
-    pub due: String,
-    pub events: String,
-    pub tries: String,
+struct Queue3 {
+    due: String,
+    events: String,
+    tries: String,
 }
 
 impl Hooks {
-    pub(crate) fn wh(&self, endpoint: &str) -> Queue3 {
+    fn wh(&self, endpoint: &str) -> Queue3 {
         let k = self.fleet();
         Queue3 {
             due: k.webhook(endpoint, "due"),

@@ -6,7 +6,7 @@ use redis::AsyncCommands;
 
 use super::Records;
 use crate::store::StoreError;
-use crate::store::hooks::{Hooks, tries};
+use crate::store::hooks::tries;
 use crate::store::script::script;
 
 script! {
@@ -39,11 +39,6 @@ pub struct EndpointState {
 }
 
 impl Records {
-    /// The queue of `endpoint` under the hooks' keys.
-    fn hooks(&self) -> Hooks {
-        Hooks::new(crate::store::Store::clone(self))
-    }
-
     /// Dead webhook deliveries of `endpoint` due again now (`ids` empty: all); how many moved.
     pub async fn replay_webhooks(
         &self,
@@ -51,11 +46,11 @@ impl Records {
         ids: &[String],
         now_ms: i64,
     ) -> Result<u64, StoreError> {
-        let q = self.hooks().wh(endpoint);
+        let k = self.fleet();
         WebhookReplayCall {
-            due: q.due,
-            tries: q.tries,
-            dead: self.fleet().webhook(endpoint, "dead"),
+            due: k.webhook(endpoint, "due"),
+            tries: k.webhook(endpoint, "tries"),
+            dead: k.webhook(endpoint, "dead"),
             now: now_ms,
             event_ids: ids,
         }
@@ -69,22 +64,30 @@ impl Records {
         endpoint: &str,
         limit: usize,
     ) -> Result<Vec<DeadDelivery>, StoreError> {
-        let q = self.hooks().wh(endpoint);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let k = self.fleet();
         let dead: Vec<(String, f64)> = self
             .conn()
-            .zrange_withscores(
-                self.fleet().webhook(endpoint, "dead"),
-                0,
-                limit as isize - 1,
-            )
+            .zrange_withscores(k.webhook(endpoint, "dead"), 0, limit as isize - 1)
+            .await?;
+        if dead.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Every payload and try count in one round trip, however many are dead.
+        let ids: Vec<&str> = dead.iter().map(|(id, _)| id.as_str()).collect();
+        let (payloads, tried): (Vec<Option<String>>, Vec<Option<String>>) = redis::pipe()
+            .cmd("HMGET")
+            .arg(k.webhook(endpoint, "ev"))
+            .arg(&ids)
+            .cmd("HMGET")
+            .arg(k.webhook(endpoint, "tries"))
+            .arg(&ids)
+            .query_async(&mut self.conn())
             .await?;
         let mut out = Vec::with_capacity(dead.len());
-        for (id, at) in dead {
-            let (payload, tried): (Option<String>, Option<String>) = redis::pipe()
-                .hget(&q.events, &id)
-                .hget(&q.tries, &id)
-                .query_async(&mut self.conn())
-                .await?;
+        for (((id, at), payload), tried) in dead.into_iter().zip(payloads).zip(tried) {
             let payload = payload
                 .and_then(|p| serde_json::from_str(&p).ok())
                 .unwrap_or(serde_json::Value::Null);
@@ -99,7 +102,7 @@ impl Records {
         Ok(out)
     }
 
-    /// Each endpoint's queue: two round trips per endpoint.
+    /// Each endpoint's queue: one pipelined round trip per endpoint.
     pub async fn endpoint_states(
         &self,
         endpoints: &[&str],
