@@ -99,6 +99,9 @@ impl Dispatcher {
     async fn fan_out(&self, stop: CancellationToken) {
         // `prepare` made the groups; a Redis that restarted empty since needs them again.
         let mut ready = true;
+        // Entries delivered to us and not acked are read again (`"0"`) only when there can be
+        // some: at start, after a failed round, after claiming orphans. Otherwise only new ones.
+        let mut own = true;
         let mut next_orphans = tokio::time::Instant::now();
         while !stop.is_cancelled() {
             let round = async {
@@ -106,13 +109,16 @@ impl Dispatcher {
                     self.hooks.ensure_event_groups().await?;
                     ready = true;
                 }
-                let mut entries = match self.hooks.read_events(&self.consumer, 100).await {
+                let mut entries = match self.hooks.read_events(&self.consumer, 100, own).await {
                     Err(e) if e.is_missing_group() => {
                         ready = false;
                         return Err(e);
                     }
                     other => other?,
                 };
+                if own && entries.is_empty() {
+                    own = false;
+                }
                 if tokio::time::Instant::now() >= next_orphans {
                     next_orphans += ORPHANS_EVERY;
                     let orphans = self
@@ -122,14 +128,15 @@ impl Dispatcher {
                 }
                 for entry in &entries {
                     self.fan_out_one(entry).await?;
-                    self.hooks.ack_event(entry).await?;
                 }
+                self.hooks.ack_events(&entries).await?;
                 Ok::<_, StoreError>(entries.len())
             };
             let wait = match round.await {
                 Ok(0) => POLL,
                 Ok(_) => Duration::ZERO,
                 Err(e) => {
+                    own = true;
                     tracing::warn!(error = %e, "webhooks: cannot read the events");
                     Duration::from_secs(1)
                 }

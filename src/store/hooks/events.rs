@@ -77,49 +77,53 @@ impl Hooks {
         Ok(out)
     }
 
-    /// Up to `count` entries per shard for `consumer`: ours still unacked first (`"0"`: a
-    /// restart with the same name, or a fan-out that failed half way), else new ones.
+    /// Up to `count` entries per shard for `consumer`: with `own`, those already delivered to
+    /// it and not acked (`"0"`: after a restart with the same name, a fan-out that failed
+    /// half way, or orphans it claimed); else new ones (`">"`).
     pub async fn read_events(
         &self,
         consumer: &str,
         count: usize,
+        own: bool,
     ) -> Result<Vec<EventEntry>, StoreError> {
+        let start = if own { "0" } else { ">" };
+        let options = StreamReadOptions::default()
+            .group(EVENTS_GROUP, consumer)
+            .count(count);
         let mut out = Vec::new();
         for shard in self.shards().all() {
             let key = self.keys(shard).events();
-            for start in ["0", ">"] {
-                let options = StreamReadOptions::default()
-                    .group(EVENTS_GROUP, consumer)
-                    .count(count);
-                let reply: Option<StreamReadReply> = self
-                    .conn()
-                    .xread_options(&[&key], &[start], &options)
-                    .await?;
-                let before = out.len();
-                out.extend(
-                    reply
-                        .into_iter()
-                        .flat_map(|r| r.keys)
-                        .flat_map(|k| k.ids)
-                        .map(|id| parse(shard, id)),
-                );
-                if out.len() > before {
-                    break;
-                }
-            }
+            let reply: Option<StreamReadReply> = self
+                .conn()
+                .xread_options(&[&key], &[start], &options)
+                .await?;
+            out.extend(
+                reply
+                    .into_iter()
+                    .flat_map(|r| r.keys)
+                    .flat_map(|k| k.ids)
+                    .map(|id| parse(shard, id)),
+            );
         }
         Ok(out)
     }
 
-    pub async fn ack_event(&self, entry: &EventEntry) -> Result<(), StoreError> {
-        let _: i64 = self
-            .conn()
-            .xack(
-                self.keys(entry.shard).events(),
-                EVENTS_GROUP,
-                &[&entry.entry_id],
-            )
-            .await?;
+    /// Acks `entries`: one `XACK` per shard.
+    pub async fn ack_events(&self, entries: &[EventEntry]) -> Result<(), StoreError> {
+        for shard in self.shards().all() {
+            let ids: Vec<&str> = entries
+                .iter()
+                .filter(|e| e.shard == shard)
+                .map(|e| e.entry_id.as_str())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let _: i64 = self
+                .conn()
+                .xack(self.keys(shard).events(), EVENTS_GROUP, &ids)
+                .await?;
+        }
         Ok(())
     }
 
