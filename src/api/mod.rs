@@ -89,7 +89,8 @@ pub fn router(codes: Codes, records: Records) -> Router {
         .route("/dashboard/logout", post(dashboard::logout));
     let router = documented
         .merge(dashboard)
-        .route("/openapi.json", get(move || openapi::serve(doc.clone())));
+        .route("/openapi.json", get(move || openapi::serve(doc.clone())))
+        .route_layer(middleware::from_fn(request_id::record_route));
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

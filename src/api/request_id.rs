@@ -1,7 +1,7 @@
 //! `x-request-id`: the caller's (when usable) or a new one, on every log line of the request,
 //! on the answer, and on the jobs it makes, so an app's logs and smsq's join on one id.
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -19,9 +19,14 @@ pub(super) async fn request_id(mut req: Request, next: Next) -> Response {
         .and_then(RequestId::parse)
         .unwrap_or_else(RequestId::generate);
     req.extensions_mut().insert(id.clone());
-    let path = loggable(req.uri().path());
-    let span =
-        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %path);
+    // The route, filled in once it is matched (`record_route`): its template, never the raw
+    // path, whose segments may be secret (the report callback's token) or personal.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        route = tracing::field::Empty,
+    );
     let mut response = next.run(req).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert(HEADER, value);
@@ -29,25 +34,11 @@ pub(super) async fn request_id(mut req: Request, next: Next) -> Response {
     response
 }
 
-/// The path as log lines may carry it: the delivery-report callback's last segment is a
-/// secret (`SMSQ_REPORTS_TOKEN`), so it is never written out.
-fn loggable(path: &str) -> std::borrow::Cow<'_, str> {
-    const REPORTS: &str = "/v1/provider/ronglian/reports/";
-    match path.strip_prefix(REPORTS) {
-        Some(_) => format!("{REPORTS}{{token}}").into(),
-        None => path.into(),
+/// Names the matched route (`/v1/jobs/{id}`) on the request's span. A route layer: it runs
+/// only for a route that matched, inside [`request_id`]'s span.
+pub(super) async fn record_route(req: Request, next: Next) -> Response {
+    if let Some(route) = req.extensions().get::<MatchedPath>() {
+        tracing::Span::current().record("route", tracing::field::display(route.as_str()));
     }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_report_token_never_reaches_a_log_line() {
-        let path = "/v1/provider/ronglian/reports/reports-0123456789abcdef";
-        assert_eq!(
-            super::loggable(path),
-            "/v1/provider/ronglian/reports/{token}"
-        );
-        assert_eq!(super::loggable("/v1/codes"), "/v1/codes");
-    }
+    next.run(req).await
 }
