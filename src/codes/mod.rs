@@ -165,7 +165,8 @@ impl Codes {
         {
             return Ok(answer);
         }
-        let test = self.settings.secrets.test_code(&req.mobile).is_some();
+        let test_code = self.settings.secrets.test_code(&req.mobile);
+        let test = test_code.is_some();
         if !test {
             self.check_captcha(req.captcha.as_ref()).await?;
         }
@@ -188,7 +189,7 @@ impl Codes {
                 }
             }
         }
-        let outcome = self.store_code(&req, now, idem.as_ref()).await;
+        let outcome = self.store_code(&req, now, idem.as_ref(), test_code).await;
         let refused = !matches!(outcome, Ok((IssueOutcome::Issued, _)));
         if let (Some(ip), true) = (&ip, refused) {
             // Give the reservation back: only a newly issued code counts against the IP.
@@ -218,8 +219,8 @@ impl Codes {
         req: &CodeRequest,
         now: i64,
         idem: Option<&(String, String)>,
+        test_code: Option<&crate::domain::Secret>,
     ) -> Result<(IssueOutcome, CodeAccepted), CodeError> {
-        let test_code = self.settings.secrets.test_code(&req.mobile);
         let exempt;
         let cs = match test_code {
             None => &self.settings.code,
