@@ -35,6 +35,10 @@ async fn add(store: &Store, shard: Shard, n: usize) -> Vec<String> {
     ids
 }
 
+fn entry_ids(batch: Vec<smsq::store::Entry>) -> Vec<String> {
+    batch.into_iter().map(|e| e.entry_id).collect()
+}
+
 fn per_shard(batch: &[smsq::store::Entry]) -> BTreeMap<usize, usize> {
     let mut counts = BTreeMap::new();
     for e in batch {
@@ -130,20 +134,8 @@ async fn a_restarted_consumer_takes_its_own_pending_entries_first() {
     let new = add(&store, Shard::FIRST, 2).await;
     // The same name after a restart: its 3 unacked entries first, then the new ones.
     let (mut again, _) = consumer_of(settings, "restart").await;
-    let resumed: Vec<String> = again
-        .next_batch(10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.entry_id)
-        .collect();
+    let resumed = entry_ids(again.next_batch(10).await.unwrap());
     assert_eq!(resumed, old);
-    let fresh: Vec<String> = again
-        .next_batch(10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.entry_id)
-        .collect();
+    let fresh = entry_ids(again.next_batch(10).await.unwrap());
     assert_eq!(fresh, new);
 }
