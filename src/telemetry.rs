@@ -24,3 +24,14 @@ pub fn init(default_level: &str) {
         builder.try_init()
     };
 }
+
+/// This host's name, for names and trails operators read (`host-pid-random` consumers,
+/// `cli:<user>@<host>`); `host` when the system will not say.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned())
+}

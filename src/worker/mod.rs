@@ -64,12 +64,7 @@ pub enum WorkerError {
 
 /// `host-pid-random`: unique per process, readable in `XINFO CONSUMERS`.
 pub fn default_consumer_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".to_owned());
+    let host = crate::telemetry::hostname();
     let tag: u16 = rand::random();
     format!("{host}-{}-{tag:04x}", std::process::id())
 }
