@@ -34,7 +34,12 @@ pub(super) async fn livez() -> Response {
 /// The process answers and Redis does.
 #[utoipa::path(get, path = "/readyz", tag = "probes", responses((status = 200, description = "Ready", body = Probe)))]
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
-    match state.records.ping().await {
+    redis_answers(&state.records).await
+}
+
+/// Ready as far as Redis goes: it answers a ping.
+async fn redis_answers(store: &Store) -> Response {
+    match store.ping().await {
         Ok(()) => Json(Probe { status: "ready" }).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: redis unreachable");
@@ -54,13 +59,7 @@ pub(super) async fn ready(store: &Store, ready: &AtomicBool) -> Response {
         )
         .into_response();
     }
-    match store.ping().await {
-        Ok(()) => Json(Probe { status: "ready" }).into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready: redis unreachable");
-            ApiError::unavailable().into_response()
-        }
-    }
+    redis_answers(store).await
 }
 
 /// Prometheus text: the process's counters and the queue's gauges (a snapshot at most a
