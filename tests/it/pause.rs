@@ -173,3 +173,82 @@ async fn a_timed_pause_ends_by_itself() {
     })
     .await;
 }
+
+/// The kill switch is an admin action: a forged page that makes a logged-in operator's
+/// browser post to it (no `X-CSRF-Token`, or a wrong one) pauses nothing; an app token,
+/// or none, is refused.
+#[tokio::test]
+async fn pausing_from_a_dashboard_session_needs_its_csrf_token() {
+    const ADMIN: &str = "pause-csrf-admin-0123456789";
+    const APP: &str = "pause-csrf-app-token-0123456789";
+    let mut s = settings(|_| {});
+    s.secrets.api_tokens = vec![Secret::new(APP)];
+    s.secrets.admin_tokens = vec![Secret::new(ADMIN)];
+    let app = spawn_app(s).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = |p: &str| format!("{}{p}", app.base);
+    let login = http
+        .post(url("/dashboard/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let csrf: serde_json::Value = http
+        .get(url("/v1/admin/session"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let csrf = csrf["csrf"].as_str().unwrap().to_owned();
+    let pause = |token: Option<&str>| {
+        let mut r = http
+            .post(url("/v1/admin/pause"))
+            .header("cookie", &session)
+            .json(&json!({"reason": "forged"}));
+        if let Some(t) = token {
+            r = r.header("x-csrf-token", t);
+        }
+        r.send()
+    };
+    assert_eq!(pause(None).await.unwrap().status(), 403, "no CSRF token");
+    assert_eq!(
+        pause(Some("forged")).await.unwrap().status(),
+        403,
+        "a wrong one"
+    );
+    let with_app_token = http
+        .post(url("/v1/admin/pause"))
+        .bearer_auth(APP)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        with_app_token.status(),
+        401,
+        "the app's token is not an admin token"
+    );
+    let anonymous = http
+        .post(url("/v1/admin/pause"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(
+        app.records.halted().await.unwrap().is_none(),
+        "a refused request paused"
+    );
+    assert_eq!(pause(Some(&csrf)).await.unwrap().status(), 200);
+    let halt = app.records.halted().await.unwrap().expect("paused");
+    assert_eq!(halt.by, "dashboard session");
+}
