@@ -81,6 +81,9 @@ enum Command {
     /// Webhooks to the app: each endpoint's queue and dead deliveries; send the dead again.
     #[command(subcommand)]
     Webhooks(Webhooks),
+    /// The fleet guards: budgets used, number prefixes held; lift a prefix.
+    #[command(subcommand)]
+    Guard(Guard),
     /// Issue a code through the same path as the API and follow it to its end (smoke test;
     /// exit 0 only if it is sent).
     Send {
@@ -141,6 +144,17 @@ enum Webhooks {
         #[arg(long, conflicts_with = "ids")]
         all: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum Guard {
+    /// Budgets used this hour and day, and the number prefixes held.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// End the hold on a 7-digit number prefix (e.g. 1380013) and forget its recent counts.
+    Lift { prefix: String },
 }
 
 fn main() -> ExitCode {
@@ -214,6 +228,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pause { reason, for_ } => {
             let records = application(load()?.1)?.records();
             println!("{}", ops::pause::pause(&records, &reason, for_).await?);
+            Ok(())
+        }
+        Command::Guard(command) => {
+            let app = application(load()?.1)?;
+            let (store, settings) = (&app.records(), app.settings());
+            let text = match command {
+                Guard::List { json } => ops::guard::list(store, settings, json).await?,
+                Guard::Lift { prefix } => ops::guard::lift(store, settings, &prefix).await?,
+            };
+            println!("{text}");
             Ok(())
         }
         Command::Resume => {

@@ -86,6 +86,17 @@ fn set_gauges(s: &Snapshot) {
         gauge!("smsq_webhook_backlog", "endpoint" => h.endpoint.clone()).set(h.backlog as f64);
         gauge!("smsq_webhook_dead", "endpoint" => h.endpoint.clone()).set(h.dead as f64);
     }
+    gauge!("smsq_guard_blocked_prefixes").set(s.guard.blocked.len() as f64);
+    for b in &s.guard.budgets {
+        // Purposes here are the configured ones: a closed set.
+        let purpose = b.purpose.clone().unwrap_or_else(|| "all".to_owned());
+        gauge!("smsq_budget_used", "window" => b.window, "purpose" => purpose.clone())
+            .set(b.used as f64);
+        if let Some(limit) = b.limit {
+            gauge!("smsq_budget_limit", "window" => b.window, "purpose" => purpose)
+                .set(f64::from(limit));
+        }
+    }
     let live = s.live_consumers();
     gauge!("smsq_workers", "state" => "live").set(live as f64);
     gauge!("smsq_workers", "state" => "dead").set((s.consumers.len() - live) as f64);
@@ -114,6 +125,12 @@ pub fn code_issued() {
 /// `reason` is the API's error code (`resend_too_soon`, `daily_limit`, …).
 pub fn code_refused(reason: &'static str) {
     counter!("smsq_code_requests_refused_total", "reason" => reason).increment(1);
+}
+
+/// A fleet guard's decision: `guard` = `budget` | `prefix`; `action` = `alert` (soft
+/// threshold), `trip` (a prefix tripped), `refuse` or `captcha` (a request held).
+pub fn guard_decision(guard: &'static str, action: &'static str) {
+    counter!("smsq_guard_decisions_total", "guard" => guard, "action" => action).increment(1);
 }
 
 pub fn message_queued() {

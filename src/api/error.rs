@@ -59,9 +59,12 @@ impl From<CodeError> for ApiError {
             | CodeError::HourlyLimit { retry_after }
             | CodeError::DailyLimit { retry_after }
             | CodeError::IpLimit { retry_after }
-            | CodeError::NetworkLimit { retry_after } => {
+            | CodeError::NetworkLimit { retry_after }
+            | CodeError::BudgetExhausted { retry_after, .. }
+            | CodeError::PrefixBlocked { retry_after } => {
                 ApiError::too_many(code, message, retry_after)
             }
+            CodeError::GuardCaptcha { .. } => ApiError::new(StatusCode::FORBIDDEN, code, message),
             CodeError::IdempotencyConflict => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }

@@ -51,6 +51,11 @@ pub(super) const ERRORS: &[(&str, u16, &str)] = &[
         403,
         "a dashboard session's action without its X-CSRF-Token",
     ),
+    (
+        "captcha_required",
+        403,
+        "a fleet guard asks this request for a solved captcha (a budget used up, or the number's prefix tripped)",
+    ),
     ("not_found", 404, "unknown route or job"),
     (
         "method_not_allowed",
@@ -84,6 +89,16 @@ pub(super) const ERRORS: &[(&str, u16, &str)] = &[
         "network_limit",
         429,
         "the client_ip network's hourly cap (Retry-After)",
+    ),
+    (
+        "budget_exhausted",
+        429,
+        "the fleet's (or the purpose's) hourly or daily code budget is used up (Retry-After)",
+    ),
+    (
+        "prefix_blocked",
+        429,
+        "the fleet guard holds codes to the number's 7-digit prefix (Retry-After)",
     ),
     ("internal", 500, "a bug or a Redis reply smsq cannot read"),
     ("not_ready", 503, "starting or stopping"),
@@ -134,6 +149,9 @@ pub(super) const ROUTE_ERRORS: &[(&str, &str, &[&[&str]])] = &[
                 "daily_limit",
                 "ip_limit",
                 "network_limit",
+                "budget_exhausted",
+                "prefix_blocked",
+                "captcha_required",
             ],
             &["unavailable", "queue_full", "paused"],
         ],

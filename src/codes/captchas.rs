@@ -30,15 +30,17 @@ impl Codes {
         })
     }
 
+    /// Checks the captcha a request carries: `Ok(true)` solved, `Ok(false)` none given (and
+    /// none required).
     pub(super) async fn check_captcha(
         &self,
         given: Option<&(String, String)>,
-    ) -> Result<(), CodeError> {
+    ) -> Result<bool, CodeError> {
         let Some((id, answer)) = given else {
             return if self.settings.captcha.required {
                 Err(CodeError::CaptchaRequired)
             } else {
-                Ok(())
+                Ok(false)
             };
         };
         // Ids are ours (32 hex): anything else cannot exist, and never becomes a Redis key.
@@ -54,7 +56,7 @@ impl Codes {
             })
             .await?;
         match check {
-            CaptchaCheck::Right => Ok(()),
+            CaptchaCheck::Right => Ok(true),
             CaptchaCheck::Wrong | CaptchaCheck::Unknown => Err(CodeError::InvalidCaptcha),
         }
     }

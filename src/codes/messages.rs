@@ -61,7 +61,7 @@ impl Codes {
             })
             .await?;
         match outcome {
-            IssueOutcome::Issued => {
+            IssueOutcome::Issued(_) => {
                 tracing::info!(job_id = %job.id, mobile = %job.to, "message queued");
                 crate::metrics::message_queued();
                 Ok(accepted)

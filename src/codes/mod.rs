@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 mod captchas;
+mod guards;
 mod idempotency;
 mod messages;
 
@@ -44,6 +45,12 @@ pub enum CodeError {
     IdempotencyConflict,
     #[error("the send queue is full; try again later")]
     QueueFull,
+    #[error("the {scope} of this service is used up; try again later")]
+    BudgetExhausted { scope: String, retry_after: Duration },
+    #[error("codes to this number's prefix are held by the fleet guard; try again later")]
+    PrefixBlocked { retry_after: Duration },
+    #[error("a solved captcha is needed for this request right now ({why})")]
+    GuardCaptcha { why: String },
     #[error("storage unavailable")]
     Unavailable(#[source] StoreError),
     #[error("storage error")]
@@ -62,6 +69,9 @@ impl CodeError {
             CodeError::NetworkLimit { .. } => "network_limit",
             CodeError::IdempotencyConflict => "idempotency_conflict",
             CodeError::QueueFull => "queue_full",
+            CodeError::BudgetExhausted { .. } => "budget_exhausted",
+            CodeError::PrefixBlocked { .. } => "prefix_blocked",
+            CodeError::GuardCaptcha { .. } => "captcha_required",
             CodeError::Unavailable(_) => "unavailable",
             CodeError::Store(_) => "internal",
         }
@@ -167,9 +177,7 @@ impl Codes {
         }
         let test_code = self.settings.secrets.test_code(&req.mobile);
         let test = test_code.is_some();
-        if !test {
-            self.check_captcha(req.captcha.as_ref()).await?;
-        }
+        let captcha_solved = !test && self.check_captcha(req.captcha.as_ref()).await?;
 
         let now = now_ms();
         // A test number is exempt from the caps: it is never sent, so it costs nothing.
@@ -189,8 +197,10 @@ impl Codes {
                 }
             }
         }
-        let outcome = self.store_code(&req, now, idem.as_ref(), test_code).await;
-        let refused = !matches!(outcome, Ok((IssueOutcome::Issued, _)));
+        let outcome = self
+            .store_code(&req, now, idem.as_ref(), test_code, captcha_solved)
+            .await;
+        let refused = !matches!(outcome, Ok((IssueOutcome::Issued(_), _)));
         if let (Some(ip), true) = (&ip, refused) {
             // Give the reservation back: only a newly issued code counts against the IP.
             if let Err(e) = self.store.release_ip(ip, now).await {
@@ -199,7 +209,8 @@ impl Codes {
         }
         let (outcome, accepted) = outcome?;
         match outcome {
-            IssueOutcome::Issued => {
+            IssueOutcome::Issued(alerts) => {
+                guards::alerted(&self.settings.guard, &alerts);
                 tracing::info!(job_id = %accepted.job_id, mobile = %req.mobile, purpose = %req.purpose, "code issued");
                 Ok(accepted)
             }
@@ -211,6 +222,7 @@ impl Codes {
             IssueOutcome::HourlyLimit(retry_after) => Err(CodeError::HourlyLimit { retry_after }),
             IssueOutcome::DailyLimit(retry_after) => Err(CodeError::DailyLimit { retry_after }),
             IssueOutcome::QueueFull => Err(CodeError::QueueFull),
+            IssueOutcome::Guarded(refusal) => Err(guards::refused(refusal)),
         }
     }
 
@@ -220,6 +232,7 @@ impl Codes {
         now: i64,
         idem: Option<&(String, String)>,
         test_code: Option<&crate::domain::Secret>,
+        captcha_solved: bool,
     ) -> Result<(IssueOutcome, CodeAccepted), CodeError> {
         let exempt;
         let cs = match test_code {
@@ -270,6 +283,8 @@ impl Codes {
                         fingerprint,
                     }),
                     answer: &answer,
+                    captcha_solved,
+                    guard: test_code.is_none().then_some(&self.settings.guard),
                 },
                 cs,
             )
@@ -284,9 +299,11 @@ impl Codes {
         code: &str,
     ) -> Result<Verification, CodeError> {
         let context = Self::code_context(mobile, purpose);
+        let counted = self.settings.secrets.test_code(mobile).is_none();
+        let window = self.settings.guard.prefix.as_ref().map(|p| p.window);
         let result = self
             .store
-            .verify_code(mobile, purpose, |stored| {
+            .verify_code(mobile, purpose, window.filter(|_| counted), |stored| {
                 self.hasher.matches(&context, code, stored)
             })
             .await?;

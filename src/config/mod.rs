@@ -5,11 +5,13 @@
 //! the validated [`Settings`] with durations, non-zero counts and parsed addresses. Every error
 //! names the key it is about, so the binary can exit 2 with a message an operator can act on.
 
+mod guard;
 mod raw;
 mod secrets;
 mod settings;
 mod webhooks;
 
+pub use guard::{Budget, Budgets, GuardAction, GuardSettings, PrefixGuard};
 pub use raw::*;
 pub use secrets::{RonglianAccount, Secrets, mask_url_password};
 pub use settings::*;

@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub api: RawApi,
     pub code: RawCode,
     pub captcha: RawCaptcha,
+    pub guard: RawGuard,
     pub provider: RawProvider,
     pub worker: RawWorker,
     pub retry: RawRetry,
@@ -67,6 +68,33 @@ pub struct RawCaptcha {
     pub required: bool,
     pub ttl_secs: u64,
     pub length: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuard {
+    pub hourly_budget: u64,
+    pub daily_budget: u64,
+    pub soft_percent: u64,
+    pub budget_action: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub purpose: BTreeMap<String, RawPurposeBudget>,
+    pub prefix_guard: bool,
+    pub prefix_window_secs: u64,
+    pub prefix_min_codes: u64,
+    pub prefix_max_share_percent: u64,
+    pub prefix_min_conversion_percent: u64,
+    pub prefix_action: String,
+    pub prefix_block_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPurposeBudget {
+    #[serde(default)]
+    pub hourly_budget: u64,
+    #[serde(default)]
+    pub daily_budget: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

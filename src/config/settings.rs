@@ -17,6 +17,7 @@ pub struct Settings {
     pub api: ApiSettings,
     pub code: CodeSettings,
     pub captcha: CaptchaSettings,
+    pub guard: super::GuardSettings,
     pub provider: ProviderSettings,
     pub worker: WorkerSettings,
     pub retry: RetrySettings,
@@ -209,6 +210,7 @@ impl Settings {
                 ttl: secs("captcha.ttl_secs", raw.captcha.ttl_secs)?,
                 length: ranged("captcha.length", raw.captcha.length, 4, 8)? as u8,
             },
+            guard: super::GuardSettings::from_raw(&raw.guard)?,
             provider: ProviderSettings {
                 base_url: base_url(&raw.provider.base_url)?,
                 timeout: millis("provider.timeout_ms", raw.provider.timeout_ms)?,

@@ -62,6 +62,47 @@ impl Mobile {
     }
 }
 
+impl Mobile {
+    /// The number's 7-digit prefix (号段, e.g. `1380013`): what the prefix guard counts by.
+    pub fn prefix(&self) -> NumberPrefix {
+        NumberPrefix(self.0[..7].to_owned())
+    }
+}
+
+/// A 7-digit number prefix (号段): `1[3-9]` and five digits. A block of 10,000 numbers that
+/// one carrier gave one region; a fleet-level fact, never one person's number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NumberPrefix(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a number prefix (expected 7 digits starting with 13-19, like 1380013)")]
+pub struct InvalidPrefix;
+
+impl NumberPrefix {
+    pub fn parse(input: &str) -> Result<Self, InvalidPrefix> {
+        let b = input.trim().as_bytes();
+        let valid = b.len() == 7
+            && b.iter().all(u8::is_ascii_digit)
+            && b[0] == b'1'
+            && (b'3'..=b'9').contains(&b[1]);
+        if valid {
+            Ok(Self(input.trim().to_owned()))
+        } else {
+            Err(InvalidPrefix)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NumberPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl fmt::Debug for Mobile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Mobile({})", self.masked())
@@ -167,6 +208,16 @@ mod tests {
             "8613800138000000",
         ] {
             assert_eq!(Mobile::parse(input), Err(InvalidMobile), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_is_the_first_seven_digits_and_parses_back() {
+        let m = Mobile::parse("+86 138 0013 8000").unwrap();
+        assert_eq!(m.prefix().as_str(), "1380013");
+        assert_eq!(NumberPrefix::parse("1380013"), Ok(m.prefix()));
+        for bad in ["", "138001", "13800138", "1280013", "138001a", "13800138000"] {
+            assert_eq!(NumberPrefix::parse(bad), Err(InvalidPrefix), "{bad:?}");
         }
     }
 

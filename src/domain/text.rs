@@ -8,7 +8,7 @@ pub struct InvalidText(&'static str);
 
 /// What a code is for (`login`, `reset_password`): `[a-z0-9_-]{1,32}`. Codes of different
 /// purposes for one mobile are independent.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Purpose(String);
 
 impl Purpose {

@@ -3,8 +3,10 @@
 //! JSON contract. Below the API, the worker, the metrics and the on-call CLI, which all read it.
 
 mod cache;
+mod guard;
 
 pub use cache::{SCRAPE_FRESH_FOR, SnapshotCache};
+pub use guard::{BudgetLine, GuardView};
 
 use std::collections::BTreeMap;
 
@@ -34,6 +36,8 @@ pub struct Snapshot {
     pub halt: Option<crate::store::records::Halt>,
     /// Who paused and resumed, and the provider's pauses: the newest 10, newest first.
     pub audit: Vec<crate::store::records::AuditEntry>,
+    /// The fleet guards: budgets used this hour and day, prefixes held.
+    pub guard: GuardView,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -158,6 +162,11 @@ impl Snapshot {
     ) -> Result<Self, StoreError> {
         self.halt = store.halted().await?;
         self.audit = store.audit_trail(10).await?;
+        self.guard = GuardView::new(
+            &settings.guard,
+            &store.budget_use(self.taken_at_ms).await?,
+            store.blocked_prefixes(self.taken_at_ms).await?,
+        );
         self.verdict = verdict(&self, settings);
         let names: Vec<&str> = settings
             .webhooks
@@ -242,6 +251,7 @@ impl Snapshot {
             webhooks: Vec::new(),
             halt: None,
             audit: Vec::new(),
+            guard: GuardView::default(),
         };
         let verdict = verdict(&snapshot, settings);
         Snapshot {
@@ -356,6 +366,7 @@ fn verdict(s: &Snapshot, settings: &Settings) -> Verdict {
              codes, idempotency records); set noeviction"
         ));
     }
+    reasons.extend(s.guard.reasons(&settings.guard));
     for h in s.webhooks.iter().filter(|h| h.dead > 0) {
         reasons.push(format!(
             "webhook endpoint {} has {} dead deliveries (`smsq webhooks replay {}`)",

@@ -73,6 +73,20 @@ impl Keys {
     pub fn hourly(&self, mobile: &str, hour: &str) -> String {
         format!("{}:hourly:{mobile}:{hour}", self.tag)
     }
+    /// Codes issued this Beijing hour (`yyyymmddhh`) or day (`yyyymmdd`) on this shard: field
+    /// `*` for all, one field per purpose (the budgets of `[guard]`).
+    pub fn budget(&self, when: &str) -> String {
+        format!("{}:guard:budget:{when}", self.tag)
+    }
+    /// The prefix guard's counts in one window (`bucket` = Unix ms / window): fields `i`/`v`
+    /// (codes issued / verified on this shard) and `i:<prefix>`/`v:<prefix>`.
+    pub fn guard_counts(&self, bucket: i64) -> String {
+        format!("{}:guard:prefixes:{bucket}", self.tag)
+    }
+    /// The prefixes the guard tripped on this shard: prefix → `<until ms> <action> <why> <n> <of>`.
+    pub fn guard_blocked(&self) -> String {
+        format!("{}:guard:blocked", self.tag)
+    }
     /// Idempotency records, by a digest of the client's `Idempotency-Key`.
     pub fn idempotency(&self, digest: &str) -> String {
         format!("{}:idem:{digest}", self.tag)

@@ -47,7 +47,8 @@ pub use conn::Conn;
 pub use consumers::ConsumerState;
 pub use hooks::Hooks;
 pub use intake::{
-    CaptchaCheck, Idempotency, Intake, IpRefusal, IssueOutcome, NewCode, NewMessage, ReportOutcome,
+    BudgetAlert, BudgetScope, BudgetWindow, CaptchaCheck, GuardRefusal, Guarded, Idempotency,
+    Intake, IpRefusal, IssueOutcome, NewCode, NewMessage, ReportOutcome, Trip, TripReason,
     Verification,
 };
 pub use keys::{GROUP, Keys};
@@ -55,7 +56,7 @@ pub use layout::{Layout, LayoutError};
 pub use queue::{
     Begin, Entry, Fence, Grant, Lease, Outcome, ProviderFailure, Queue, RatePolicy, Settled,
 };
-pub use records::{DeadDelivery, EndpointState};
+pub use records::{BlockedPrefix, BudgetUse, DeadDelivery, EndpointState};
 pub use records::{
     DeadLetter, JobFound, JobRecord, PENDING_SAMPLE, QueueState, Records, Replay, StatusEvent,
 };

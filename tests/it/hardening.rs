@@ -1036,7 +1036,7 @@ async fn per_address_caps_count_networks_not_single_addresses() {
             let r = app
                 .post(
                     "/v1/codes",
-                    serde_json::json!({"mobile": format!("{}", 13900100000u64 + n), "client_ip": ip}),
+                    serde_json::json!({"mobile": smsq::dev::bench::mobile(n), "client_ip": ip}),
                 )
                 .await;
             let status = r.status().as_u16();

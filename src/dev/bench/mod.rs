@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use harness::Bench;
+pub use harness::{Bench, mobile};
 
 /// How big each scenario is.
 #[derive(Debug, Clone, Copy)]

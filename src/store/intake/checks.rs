@@ -19,8 +19,11 @@ script! {
 script! {
     /// Uses a right code up, if the record still holds it, and records the verification.
     struct ConsumeCall<'a> = include_str!("consume.lua");
-    keys { code_key, events }
-    argv { hash: &'a str, job_id: &'a str, now: i64, events_maxlen: u64, burnt: &'a str }
+    keys { code_key, events, guard_now }
+    argv {
+        hash: &'a str, job_id: &'a str, now: i64, events_maxlen: u64, burnt: &'a str,
+        prefix: String, window_ms: u64,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,11 +46,14 @@ pub enum CaptchaCheck {
 }
 
 impl Intake {
-    /// Counts one attempt, then compares in constant time with `matches`.
+    /// Counts one attempt, then compares in constant time with `matches`. A right code is
+    /// counted for the prefix guard when `guard_window` is its window (`None`: a test number,
+    /// or no prefix guard).
     pub async fn verify_code(
         &self,
         mobile: &Mobile,
         purpose: &Purpose,
+        guard_window: Option<std::time::Duration>,
         matches: impl FnOnce(&str) -> bool,
     ) -> Result<Verification, StoreError> {
         let key = self
@@ -76,14 +82,20 @@ impl Intake {
         }
         // At 0 the last attempt already burnt (deleted) the record; it was right, so it
         // counts, and only its event is written.
+        let now = crate::domain::now_ms();
+        let window = guard_window.unwrap_or(std::time::Duration::from_secs(1));
+        let k = self.of_mobile(mobile);
         let consumed: i64 = ConsumeCall {
             code_key: key,
-            events: self.of_mobile(mobile).events(),
+            events: k.events(),
+            guard_now: k.guard_counts(super::guard::buckets(now, window).0),
             hash: &hash,
             job_id: field(&reply, 3).unwrap_or(""),
-            now: crate::domain::now_ms(),
+            now,
             events_maxlen: self.retention.events_maxlen,
             burnt: if left == 0 { "1" } else { "0" },
+            prefix: guard_window.map_or(String::new(), |_| mobile.prefix().as_str().to_owned()),
+            window_ms: window.as_millis() as u64,
         }
         .call(&mut self.conn())
         .await?;

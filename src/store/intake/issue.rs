@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use super::Intake;
+use super::guard::{self, BudgetAlert, GuardRefusal};
 use super::windows::windows;
-use crate::config::CodeSettings;
+use crate::config::{CodeSettings, GuardSettings};
 use crate::domain::{ClientNet, Job, Mobile, Purpose};
 use crate::store::script::script;
 use crate::store::{StoreError, field};
@@ -28,7 +29,7 @@ script! {
     struct IssueCodeCall<'a> = include_str!("issue_code.lua");
     keys {
         idem, stream, events, job_key, by_mobile, code_key, resend_key, hourly_key,
-        daily_key, otp,
+        daily_key, otp, budget_hour, budget_day, guard_now, guard_prev, blocked,
     }
     argv {
         fingerprint: &'a str, answer: &'a str, answer_ttl: u64, now: i64, job_id: &'a str,
@@ -36,7 +37,8 @@ script! {
         template_id: &'a str, purpose: &'a str, code_hash: &'a str, sealed_code: &'a str,
         code_ttl_ms: u64, resend_ms: u64, hourly_limit: u32, hourly_ttl_ms: i64,
         daily_limit: u32, daily_ttl_ms: i64, verify_attempts: u32, otp_prefix: String,
-        request_id: &'a str, test: &'a str,
+        request_id: &'a str, test: &'a str, guard: String, prefix: String,
+        captcha_solved: &'a str,
     }
 }
 
@@ -64,6 +66,10 @@ pub struct NewCode<'a> {
     pub code_hash: &'a str,
     pub idempotency: Option<Idempotency<'a>>,
     pub answer: &'a str,
+    /// The request carried a solved captcha: a guard whose action is `captcha` lets it by.
+    pub captcha_solved: bool,
+    /// The fleet guards; `None` for a test number, which they neither count nor stop.
+    pub guard: Option<&'a GuardSettings>,
 }
 
 /// A notification job, ready to be stored.
@@ -91,7 +97,8 @@ pub enum IpRefusal {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IssueOutcome {
-    Issued,
+    /// With the budgets this code brought to their soft threshold.
+    Issued(Vec<BudgetAlert>),
     /// The same `Idempotency-Key` and body were seen before: here is the first answer.
     Replay(String),
     /// The same `Idempotency-Key` with a different body.
@@ -102,6 +109,8 @@ pub enum IssueOutcome {
     /// The stream holds `stream.maxlen` unsent jobs: refuse rather than trim (trimming would
     /// drop queued jobs).
     QueueFull,
+    /// A fleet guard (`[guard]`) held.
+    Guarded(GuardRefusal),
 }
 
 pub(crate) fn ms(d: Duration) -> u64 {
@@ -167,6 +176,12 @@ impl Intake {
         let (mobile, purpose) = (job.to.as_str(), new.purpose.as_str());
         let w = windows(job.created_ms);
         let e = self.job_write(job, new.idempotency);
+        let prefix = job.to.prefix();
+        let window = new
+            .guard
+            .and_then(|g| g.prefix.as_ref())
+            .map_or(std::time::Duration::from_secs(1), |p| p.window);
+        let (now_bucket, prev_bucket) = guard::buckets(job.created_ms, window);
         let reply: Vec<String> = IssueCodeCall {
             idem: e.idem,
             stream: e.stream,
@@ -178,6 +193,11 @@ impl Intake {
             hourly_key: k.hourly(mobile, &w.hour),
             daily_key: k.daily(mobile, &w.day),
             otp: k.otp(job.id.as_str()),
+            budget_hour: k.budget(&w.hour),
+            budget_day: k.budget(&w.day),
+            guard_now: k.guard_counts(now_bucket),
+            guard_prev: k.guard_counts(prev_bucket),
+            blocked: k.guard_blocked(),
             fingerprint: e.fingerprint,
             answer: new.answer,
             answer_ttl: IDEMPOTENCY_TTL_SECS,
@@ -202,9 +222,17 @@ impl Intake {
             otp_prefix: k.otp(""),
             request_id: job.request_id.as_ref().map_or("", |r| r.as_str()),
             test: if job.test { "1" } else { "0" },
+            guard: new.guard.map_or(String::new(), |g| {
+                guard::policy(g, new.purpose, self.shards().count() as u32)
+            }),
+            prefix: prefix.as_str().to_owned(),
+            captcha_solved: if new.captcha_solved { "1" } else { "0" },
         }
         .call(&mut self.conn())
         .await?;
+        if field(&reply, 0)? == "guard" {
+            return Ok(IssueOutcome::Guarded(guard::refusal(&reply, prefix)?));
+        }
         outcome(&reply)
     }
 
@@ -279,7 +307,7 @@ struct JobWrite<'a> {
 
 fn outcome(reply: &[String]) -> Result<IssueOutcome, StoreError> {
     Ok(match field(reply, 0)? {
-        "ok" => IssueOutcome::Issued,
+        "ok" => IssueOutcome::Issued(guard::alerts(reply.get(2).map_or("", String::as_str))?),
         "replay" => IssueOutcome::Replay(field(reply, 1)?.to_owned()),
         "conflict" => IssueOutcome::Conflict,
         "resend_too_soon" => IssueOutcome::ResendTooSoon(ms_reply(reply)?),

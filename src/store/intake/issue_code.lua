@@ -1,14 +1,112 @@
 -- POST /v1/codes: every check and every write of a new code, or nothing at all.
 local idem, stream, events, job_key, by_mobile = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local code_key, resend_key, hourly_key, daily_key, otp = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local budget_hour, budget_day, guard_now, guard_prev, blocked = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
 local fingerprint, answer, answer_ttl, now, job_id, job_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local stream_maxlen, events_maxlen, ttl, masked, template_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local purpose, code_hash, sealed_code, code_ttl_ms, resend_ms = ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16]
 local hourly_limit, hourly_ttl_ms = tonumber(ARGV[17]), ARGV[18]
 local daily_limit, daily_ttl_ms = tonumber(ARGV[19]), ARGV[20]
 local verify_attempts, otp_prefix, request_id, test = ARGV[21], ARGV[22], ARGV[23], ARGV[24]
+local guard, prefix, captcha_solved = ARGV[25], ARGV[26], ARGV[27]
 -- fingerprint is '' without an Idempotency-Key. sealed_code is the code encrypted for this job
 -- (smsq never hands Redis the plain code: SLOWLOG and MONITOR show arguments).
+-- guard is the fleet guards' policy for this shard and purpose (GuardPolicy in guard.rs), or ''
+-- for a test number, which no guard counts or stops.
+
+-- The policy: twelve integers, caps already divided among the shards (a cap of 0 = none;
+-- window_ms 0 = no prefix guard).
+local function policy(text)
+  local v = {}
+  for n in string.gmatch(text, '%d+') do v[#v + 1] = tonumber(n) end
+  if #v ~= 12 then return nil end
+  return {hour = v[1], day = v[2], p_hour = v[3], p_day = v[4], soft = v[5],
+    budget_captcha = v[6] == 1, window = v[7], min_codes = v[8], share = v[9], conv = v[10],
+    prefix_captcha = v[11] == 1, block = v[12]}
+end
+
+local function num(v) return tonumber(v or '0') or 0 end
+
+-- A prefix the guard tripped and that has not run out: {until ms, action}, or nil.
+local function blocked_until(now)
+  local entry = redis.call('HGET', blocked, prefix)
+  if not entry then return nil end
+  local until_ms, action = string.match(entry, '^(%d+) (%a+)')
+  if tonumber(until_ms or '0') > now then return tonumber(until_ms), action end
+  redis.call('HDEL', blocked, prefix)
+  return nil
+end
+
+-- Whether this prefix's recent codes (this one included) trip the guard, and why: a share of
+-- the fleet's codes far above any one prefix's, or a conversion far below the fleet's.
+local function trips(g)
+  local a = redis.call('HMGET', guard_now, 'i', 'v', 'i:' .. prefix, 'v:' .. prefix)
+  local b = redis.call('HMGET', guard_prev, 'i', 'v', 'i:' .. prefix, 'v:' .. prefix)
+  local fleet_i, fleet_v = num(a[1]) + num(b[1]) + 1, num(a[2]) + num(b[2])
+  local pre_i, pre_v = num(a[3]) + num(b[3]) + 1, num(a[4]) + num(b[4])
+  if pre_i < g.min_codes then return nil end
+  if pre_i * 100 > g.share * fleet_i then return 'share', pre_i, fleet_i end
+  -- conversion: pre_v / pre_i < conv% of fleet_v / fleet_i, once the fleet has verified enough
+  if fleet_v >= g.min_codes and pre_v * fleet_i * 100 < g.conv * fleet_v * pre_i then
+    return 'conversion', pre_i, fleet_i
+  end
+  return nil
+end
+
+-- The guards' answer before anything is written: nil (go on) or the refusal.
+local function guarded(g, now)
+  local solved = captcha_solved == '1'
+  if g.window > 0 then
+    local until_ms, action = blocked_until(now)
+    if until_ms and not (action == 'captcha' and solved) then
+      return {'guard', 'prefix', action, tostring(until_ms - now), '', '0', '0'}
+    end
+  end
+  local h = redis.call('HMGET', budget_hour, '*', purpose)
+  local d = redis.call('HMGET', budget_day, '*', purpose)
+  local act = g.budget_captcha and 'captcha' or 'refuse'
+  local over = {{num(h[1]), g.hour, 'hourly', '*', budget_hour},
+    {num(d[1]), g.day, 'daily', '*', budget_day},
+    {num(h[2]), g.p_hour, 'hourly', purpose, budget_hour},
+    {num(d[2]), g.p_day, 'daily', purpose, budget_day}}
+  for _, b in ipairs(over) do
+    if b[2] > 0 and b[1] >= b[2] and not (g.budget_captcha and solved) then
+      return {'guard', 'budget', act, tostring(redis.call('PTTL', b[5])), b[3], b[4]}
+    end
+  end
+  if g.window > 0 and not blocked_until(now) then
+    local why, pre_i, fleet_i = trips(g)
+    if why then
+      local action = g.prefix_captcha and 'captcha' or 'block'
+      redis.call('HSET', blocked, prefix, (now + g.block) .. ' ' .. action .. ' ' .. why .. ' ' .. pre_i .. ' ' .. fleet_i)
+      if not (g.prefix_captcha and solved) then
+        return {'guard', 'prefix', action, tostring(g.block), why, tostring(pre_i), tostring(fleet_i)}
+      end
+    end
+  end
+  return nil
+end
+
+-- Counts the code against the budgets and its prefix; returns the budgets it brought to their
+-- soft threshold ('' for none), each named once, when the count reaches it.
+local function count(g)
+  local alerts = {}
+  local function add(key, field, cap, ttl, name)
+    local n = redis.call('HINCRBY', key, field, 1)
+    if redis.call('PTTL', key) == -1 then redis.call('PEXPIRE', key, ttl) end
+    if cap > 0 and n == math.max(1, math.ceil(cap * g.soft / 100)) then alerts[#alerts + 1] = name end
+  end
+  add(budget_hour, '*', g.hour, hourly_ttl_ms, 'hourly:*')
+  add(budget_hour, purpose, g.p_hour, hourly_ttl_ms, 'hourly:' .. purpose)
+  add(budget_day, '*', g.day, daily_ttl_ms, 'daily:*')
+  add(budget_day, purpose, g.p_day, daily_ttl_ms, 'daily:' .. purpose)
+  if g.window > 0 then
+    redis.call('HINCRBY', guard_now, 'i', 1)
+    redis.call('HINCRBY', guard_now, 'i:' .. prefix, 1)
+    if redis.call('PTTL', guard_now) == -1 then redis.call('PEXPIRE', guard_now, 2 * g.window) end
+  end
+  return table.concat(alerts, ',')
+end
 
 local replay = idempotent_replay(idem, fingerprint)
 if replay then return replay end
@@ -26,6 +124,13 @@ if tonumber(redis.call('GET', daily_key) or '0') >= daily_limit then
 end
 if redis.call('XLEN', stream) >= tonumber(stream_maxlen) then
   return {'queue_full', ''}
+end
+local g = nil
+if guard ~= '' then
+  g = policy(guard)
+  if not g then return redis.error_reply('issue_code: bad guard policy') end
+  local refusal = guarded(g, tonumber(now))
+  if refusal then return refusal end
 end
 
 -- A newer code replaces the old one; the old job finds itself superseded and its plain code
@@ -46,4 +151,4 @@ if test == '1' then fields[#fields + 1] = 'test'; fields[#fields + 1] = '1' end
 enqueue(job_key, stream, events, by_mobile, job_id, job_json, now, ttl, events_maxlen,
   with_request_id(fields, request_id))
 remember_answer(idem, fingerprint, answer, answer_ttl)
-return {'ok', ''}
+return {'ok', '', g and count(g) or ''}

@@ -3,13 +3,17 @@
 //! reports and replies. Only `smsq api` holds one.
 
 mod checks;
+mod guard;
 mod issue;
 mod reports;
 mod windows;
 
 pub use checks::{CaptchaCheck, Verification};
+pub use guard::{BudgetAlert, BudgetScope, BudgetWindow, GuardRefusal, Guarded, Trip, TripReason};
 pub use issue::{Idempotency, IpRefusal, IssueOutcome, NewCode, NewMessage};
 pub use reports::ReportOutcome;
+pub(in crate::store) use guard::buckets;
+pub(in crate::store) use windows::windows;
 
 caller_store! {
     /// The API's handle on Redis: the shared [`Store`](super::Store) and the steps

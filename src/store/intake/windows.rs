@@ -5,14 +5,14 @@ use chrono::{DateTime, Datelike, TimeZone, Timelike};
 use crate::domain::beijing;
 
 /// The Beijing-time hour and day a timestamp falls in, and how long until each ends.
-pub(super) struct Windows {
+pub(in crate::store) struct Windows {
     pub hour: String,
     pub hour_left_ms: i64,
     pub day: String,
     pub day_left_ms: i64,
 }
 
-pub(super) fn windows(now_ms: i64) -> Windows {
+pub(in crate::store) fn windows(now_ms: i64) -> Windows {
     let now: DateTime<_> = beijing()
         .timestamp_millis_opt(now_ms)
         .single()

@@ -3,6 +3,7 @@
 //! API (for `GET /v1/jobs/{id}` and `/v1/admin`) and the on-call CLI hold one.
 
 mod dead;
+mod guard;
 mod halt;
 mod inspect;
 mod jobs;
@@ -11,6 +12,7 @@ mod sessions;
 mod webhooks;
 
 pub use dead::{DeadLetter, DeadLetterView, Replay};
+pub use guard::{BlockedPrefix, BudgetUse};
 pub use halt::{AuditEntry, Halt};
 pub use inspect::{PENDING_SAMPLE, QueueState};
 pub use jobs::{JobFound, JobRecord, StatusEvent};
