@@ -46,7 +46,10 @@ pub enum CodeError {
     #[error("the send queue is full; try again later")]
     QueueFull,
     #[error("the {scope} of this service is used up; try again later")]
-    BudgetExhausted { scope: String, retry_after: Duration },
+    BudgetExhausted {
+        scope: String,
+        retry_after: Duration,
+    },
     #[error("codes to this number's prefix are held by the fleet guard; try again later")]
     PrefixBlocked { retry_after: Duration },
     #[error("a solved captcha is needed for this request right now ({why})")]

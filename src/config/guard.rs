@@ -109,7 +109,9 @@ impl GuardSettings {
                 min_codes: u32::try_from(raw.prefix_min_codes)
                     .ok()
                     .and_then(NonZeroU32::new)
-                    .ok_or_else(|| ConfigError::new("guard.prefix_min_codes", "must be 1 or more"))?,
+                    .ok_or_else(|| {
+                        ConfigError::new("guard.prefix_min_codes", "must be 1 or more")
+                    })?,
                 max_share_percent: percent(
                     "guard.prefix_max_share_percent",
                     raw.prefix_max_share_percent,

@@ -216,7 +216,14 @@ mod tests {
         let m = Mobile::parse("+86 138 0013 8000").unwrap();
         assert_eq!(m.prefix().as_str(), "1380013");
         assert_eq!(NumberPrefix::parse("1380013"), Ok(m.prefix()));
-        for bad in ["", "138001", "13800138", "1280013", "138001a", "13800138000"] {
+        for bad in [
+            "",
+            "138001",
+            "13800138",
+            "1280013",
+            "138001a",
+            "13800138000",
+        ] {
             assert_eq!(NumberPrefix::parse(bad), Err(InvalidPrefix), "{bad:?}");
         }
     }

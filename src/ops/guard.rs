@@ -19,7 +19,9 @@ pub async fn list(store: &Records, settings: &Settings, json: bool) -> Result<St
     let mut out = String::from("budgets (this Beijing hour / day)\n");
     for b in &view.budgets {
         let scope = b.purpose.as_deref().unwrap_or("all purposes");
-        let limit = b.limit.map_or("no budget".to_owned(), |l| format!("of {l}"));
+        let limit = b
+            .limit
+            .map_or("no budget".to_owned(), |l| format!("of {l}"));
         out.push_str(&format!(
             "  {:<7} {scope:<20} {:>8} {limit}\n",
             b.window, b.used
@@ -50,11 +52,7 @@ pub enum LiftError {
     Store(#[from] StoreError),
 }
 
-pub async fn lift(
-    store: &Records,
-    settings: &Settings,
-    prefix: &str,
-) -> Result<String, LiftError> {
+pub async fn lift(store: &Records, settings: &Settings, prefix: &str) -> Result<String, LiftError> {
     let prefix = NumberPrefix::parse(prefix)?;
     let window = settings
         .guard

@@ -307,13 +307,12 @@ fn round2(x: f64) -> f64 {
 fn verdict(s: &Snapshot, settings: &Settings) -> Verdict {
     let live = s.live_consumers();
     let waiting = s.stream.backlog + s.retries.waiting;
-    if live == 0 && waiting > 0 {
-        return Verdict {
-            status: Health::Down,
-            reasons: vec![format!("no live worker and {waiting} job(s) waiting")],
-        };
-    }
+    // Down says why first, and keeps the rest: a guard or a pause still needs a look.
+    let down = live == 0 && waiting > 0;
     let mut reasons = Vec::new();
+    if down {
+        reasons.push(format!("no live worker and {waiting} job(s) waiting"));
+    }
     if let Some(h) = &s.halt {
         reasons.push(format!("sending paused by {}: {}", h.by, h.reason));
     }
@@ -374,7 +373,9 @@ fn verdict(s: &Snapshot, settings: &Settings) -> Verdict {
         ));
     }
     Verdict {
-        status: if reasons.is_empty() {
+        status: if down {
+            Health::Down
+        } else if reasons.is_empty() {
             Health::Ok
         } else {
             Health::Degraded

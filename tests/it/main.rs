@@ -16,6 +16,7 @@ mod dashboard;
 mod django;
 mod fleet;
 mod fuzz;
+mod guard;
 mod hardening;
 mod integration;
 mod metrics;

@@ -135,7 +135,11 @@ fn scope(window: &str, purpose: &str) -> Result<BudgetScope, StoreError> {
     let window = match window {
         "hourly" => BudgetWindow::Hourly,
         "daily" => BudgetWindow::Daily,
-        other => return Err(StoreError::Reply(format!("unknown budget window {other:?}"))),
+        other => {
+            return Err(StoreError::Reply(format!(
+                "unknown budget window {other:?}"
+            )));
+        }
     };
     let purpose = match purpose {
         "*" => None,
@@ -217,7 +221,10 @@ mod tests {
     fn answers_parse_or_are_refused() {
         let p = NumberPrefix::parse("1380013").unwrap();
         let r = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let got = refusal(&r(&["guard", "prefix", "block", "5000", "share", "21", "40"]), p.clone());
+        let got = refusal(
+            &r(&["guard", "prefix", "block", "5000", "share", "21", "40"]),
+            p.clone(),
+        );
         assert_eq!(
             got.unwrap(),
             GuardRefusal {
@@ -233,7 +240,10 @@ mod tests {
                 retry_after: Duration::from_secs(5),
             }
         );
-        let got = refusal(&r(&["guard", "budget", "captcha", "10", "daily", "login"]), p.clone());
+        let got = refusal(
+            &r(&["guard", "budget", "captcha", "10", "daily", "login"]),
+            p.clone(),
+        );
         assert_eq!(
             got.unwrap().guard,
             Guarded::Budget(BudgetScope {

@@ -37,13 +37,13 @@ local function blocked_until(now)
   return nil
 end
 
--- Whether this prefix's recent codes (this one included) trip the guard, and why: a share of
--- the fleet's codes far above any one prefix's, or a conversion far below the fleet's.
+-- Whether this prefix's recent codes trip the guard (so this one is not issued), and why: a
+-- share of the fleet's codes far above any one prefix's, or a conversion far below the fleet's.
 local function trips(g)
   local a = redis.call('HMGET', guard_now, 'i', 'v', 'i:' .. prefix, 'v:' .. prefix)
   local b = redis.call('HMGET', guard_prev, 'i', 'v', 'i:' .. prefix, 'v:' .. prefix)
-  local fleet_i, fleet_v = num(a[1]) + num(b[1]) + 1, num(a[2]) + num(b[2])
-  local pre_i, pre_v = num(a[3]) + num(b[3]) + 1, num(a[4]) + num(b[4])
+  local fleet_i, fleet_v = num(a[1]) + num(b[1]), num(a[2]) + num(b[2])
+  local pre_i, pre_v = num(a[3]) + num(b[3]), num(a[4]) + num(b[4])
   if pre_i < g.min_codes then return nil end
   if pre_i * 100 > g.share * fleet_i then return 'share', pre_i, fleet_i end
   -- conversion: pre_v / pre_i < conv% of fleet_v / fleet_i, once the fleet has verified enough

@@ -62,8 +62,10 @@ impl Records {
     pub async fn blocked_prefixes(&self, now_ms: i64) -> Result<Vec<BlockedPrefix>, StoreError> {
         let mut merged: BTreeMap<String, BlockedPrefix> = BTreeMap::new();
         for shard in self.shards().all() {
-            let all: HashMap<String, String> =
-                self.conn().hgetall(self.keys(shard).guard_blocked()).await?;
+            let all: HashMap<String, String> = self
+                .conn()
+                .hgetall(self.keys(shard).guard_blocked())
+                .await?;
             for (prefix, entry) in all {
                 let b = parse_block(&prefix, &entry)?;
                 if b.until_ms <= now_ms {
