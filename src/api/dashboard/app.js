@@ -76,6 +76,13 @@ function drawStatus({ snapshot: s, series }) {
   text("halt-detail", halted ? `by ${halted.by}: ${halted.reason}` : (s.audit || []).slice(0, 1).map((a) => `last: ${a.action} by ${a.by}`).join(""));
   $("halt-toggle").textContent = halted ? "Resume sending" : "Pause sending";
   $("halt-toggle").dataset.halted = halted ? "1" : "";
+  const guard = s.guard || { budgets: [], blocked: [] };
+  const hourly = guard.budgets.find((b) => b.window === "hourly" && b.purpose == null);
+  text("guard", guard.blocked.length > 0 ? `${guard.blocked.length} prefix(es) held` : "quiet");
+  text("guard-detail", [
+    hourly ? `this hour ${hourly.used}${hourly.limit == null ? "" : ` of ${hourly.limit}`} codes` : "",
+    ...guard.blocked.map((b) => `${b.prefix}: ${b.action} (${b.reason})`),
+  ].filter(Boolean).join("; "));
   const hooks = s.webhooks || [];
   text("webhooks", hooks.length === 0 ? "off" : `${hooks.reduce((n, h) => n + h.backlog, 0)} waiting`);
   text("webhooks-detail", hooks.map((h) => `${h.endpoint}: ${h.delivered} delivered, ${h.dead} dead`).join("; "));

@@ -31,7 +31,7 @@ pub struct Halt {
 /// One line of the trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
-    /// `pause`, `resume` or `provider_pause`.
+    /// `pause`, `resume`, `provider_pause` or `guard_lift`.
     pub action: String,
     pub by: String,
     pub reason: String,
