@@ -23,13 +23,16 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund)
 fi
 
-# The fuzzer and the client generator the OpenAPI tests run (tests/it/fuzz.rs, openapi.rs).
+# The fuzzer and the client generator the OpenAPI tests run (tests/it/fuzz.rs, openapi.rs),
+# Django (tests/it/django.rs) and the official Tencent Cloud SDK (tests/it/captcha_vendors.rs).
 tools=target/tools/venv
-if [ ! -x "$tools/bin/schemathesis" ] || [ ! -x "$tools/bin/openapi-python-client" ] || [ ! -x "$tools/bin/django-admin" ]; then
+if [ ! -x "$tools/bin/schemathesis" ] || [ ! -x "$tools/bin/openapi-python-client" ] || [ ! -x "$tools/bin/django-admin" ] \
+  || ! "$tools/bin/python" -c 'import tencentcloud.captcha' >/dev/null 2>&1; then
   rm -rf "$tools"
   python3 -m venv "$tools"
   "$tools/bin/pip" install --quiet --disable-pip-version-check \
-    'schemathesis==4.32.5' 'openapi-python-client==0.29.1' 'Django==5.2.19'
+    'schemathesis==4.32.5' 'openapi-python-client==0.29.1' 'Django==5.2.19' \
+    'tencentcloud-sdk-python-common==3.1.195' 'tencentcloud-sdk-python-captcha==3.1.177'
 fi
 
 exec cargo test --locked "$@"

@@ -36,6 +36,7 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod startup;
 pub mod store;
+pub mod tc3;
 pub mod telemetry;
 pub mod webhooks;
 pub mod worker;

@@ -49,6 +49,9 @@ enum Command {
     Bench(smsq::dev::bench::BenchOptions),
     /// A faithful TemplateSMS simulator for development and tests.
     FakeProvider(Box<FakeOptions>),
+    /// A simulator of the captcha vendors (Tencent, GeeTest, Turnstile, hCaptcha) that checks
+    /// signatures and secrets as they do.
+    FakeCaptcha(smsq::dev::fake_captcha::FakeCaptchaOptions),
     /// Is it healthy? The queue, the workers and the limiter on one screen.
     Status {
         /// One JSON document (field names documented in the README).
@@ -198,6 +201,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::FakeProvider(opts) => fake_provider(*opts).await,
+        Command::FakeCaptcha(opts) => {
+            let shutdown = smsq::shutdown::on_signal();
+            let handle = smsq::dev::fake_captcha::spawn(opts.clone())
+                .await
+                .with_context(|| format!("cannot listen on {}", opts.listen))?;
+            eprintln!("fake captcha vendors listening on {}", handle.base_url());
+            shutdown.cancelled().await;
+            Ok(())
+        }
         Command::Bench(opts) => Ok(smsq::dev::bench::run(opts).await.map(drop)?),
         Command::Config => {
             let (raw, settings) = load()?;

@@ -133,6 +133,13 @@ pub fn guard_decision(guard: &'static str, action: &'static str) {
     counter!("smsq_guard_decisions_total", "guard" => guard, "action" => action).increment(1);
 }
 
+/// A captcha checked with `provider`: `pass`, `fail`, or the vendor unavailable and the
+/// request `unavailable_refused` (fail closed) or `unavailable_allowed` (`captcha.fail_open`).
+pub fn captcha_check(provider: &'static str, outcome: &'static str) {
+    counter!("smsq_captcha_checks_total", "provider" => provider, "outcome" => outcome)
+        .increment(1);
+}
+
 pub fn message_queued() {
     counter!("smsq_messages_queued_total").increment(1);
 }

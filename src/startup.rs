@@ -64,12 +64,17 @@ impl Application {
     /// The code service (needs `SMSQ_SECRET`).
     pub fn codes(&self) -> Result<Codes, StartupError> {
         let key = self.settings.secrets.hash_key()?;
+        let vendor = crate::captcha::vendor::Vendor::from_settings(
+            &self.settings.captcha,
+            &self.settings.secrets,
+        )?;
         Ok(Codes::new(
             self.settings.clone(),
             Intake::new(self.store.clone()),
             Hasher::new(key.clone()),
             CodeSealer::new(&key),
-        ))
+        )
+        .with_vendor(vendor))
     }
 
     /// A worker process (needs the `RONGLIAN_*` account and `SMSQ_SECRET`). `None` takes the configured

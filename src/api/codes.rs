@@ -10,7 +10,8 @@ use tracing::Instrument;
 
 use super::extract::{JsonBody, idempotency};
 use super::{ApiError, AppState};
-use crate::codes::{CaptchaIssued, CodeAccepted, CodeRequest};
+use crate::captcha::vendor::CaptchaToken;
+use crate::codes::{CaptchaAnswer, CaptchaIssued, CodeAccepted, CodeRequest};
 use crate::domain::{Mobile, Purpose, RequestId};
 use crate::store::Verification;
 
@@ -31,12 +32,91 @@ pub(super) struct IssueBody {
     /// The end user's address, for the per-address caps (an IPv4 or IPv6 address).
     #[schema(example = "203.0.113.7")]
     client_ip: Option<String>,
-    /// From `POST /v1/captchas`, with `captcha`, when captchas are on.
+    /// The built-in captcha: the id from `POST /v1/captchas`, with `captcha` = what the user
+    /// read.
     #[schema(pattern = "^[0-9a-f]{32}$")]
     captcha_id: Option<String>,
-    /// What the user read from the captcha image.
-    #[schema(max_length = 32)]
-    captcha: Option<String>,
+    /// The built-in captcha's answer (a string, with `captcha_id`), or what the vendor's
+    /// widget returned (an object, `captcha.provider` = tencent, geetest, turnstile, hcaptcha).
+    captcha: Option<CaptchaField>,
+}
+
+/// A captcha in `POST /v1/codes`: the built-in one's answer, or a vendor widget's result.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub(super) enum CaptchaField {
+    /// What the user read from the built-in captcha's image.
+    Answer(String),
+    Vendor(VendorCaptcha),
+}
+
+/// What the vendor's widget returned: Tencent Captcha `ticket` + `randstr`; GeeTest v4
+/// `lot_number`, `captcha_output`, `pass_token`, `gen_time`; Turnstile or hCaptcha `token`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"ticket": "t03…", "randstr": "@abc"}))]
+pub(super) struct VendorCaptcha {
+    #[schema(max_length = 4096)]
+    ticket: Option<String>,
+    #[schema(max_length = 256)]
+    randstr: Option<String>,
+    #[schema(max_length = 256)]
+    lot_number: Option<String>,
+    #[schema(max_length = 4096)]
+    captcha_output: Option<String>,
+    #[schema(max_length = 4096)]
+    pass_token: Option<String>,
+    #[schema(max_length = 64)]
+    gen_time: Option<String>,
+    #[schema(max_length = 4096)]
+    token: Option<String>,
+}
+
+impl VendorCaptcha {
+    /// One vendor's complete set of fields, and no other's.
+    fn token(self) -> Result<CaptchaToken, ApiError> {
+        let bad = || {
+            ApiError::bad_request(
+                "invalid_captcha",
+                "captcha must be one vendor's fields: {ticket, randstr}, {lot_number, captcha_output, pass_token, gen_time} or {token}",
+            )
+        };
+        match self {
+            VendorCaptcha {
+                ticket: Some(ticket),
+                randstr: Some(randstr),
+                lot_number: None,
+                captcha_output: None,
+                pass_token: None,
+                gen_time: None,
+                token: None,
+            } => Ok(CaptchaToken::Tencent { ticket, randstr }),
+            VendorCaptcha {
+                ticket: None,
+                randstr: None,
+                lot_number: Some(lot_number),
+                captcha_output: Some(captcha_output),
+                pass_token: Some(pass_token),
+                gen_time: Some(gen_time),
+                token: None,
+            } => Ok(CaptchaToken::Geetest {
+                lot_number,
+                captcha_output,
+                pass_token,
+                gen_time,
+            }),
+            VendorCaptcha {
+                ticket: None,
+                randstr: None,
+                lot_number: None,
+                captcha_output: None,
+                pass_token: None,
+                gen_time: None,
+                token: Some(token),
+            } => Ok(CaptchaToken::Token(token)),
+            _ => Err(bad()),
+        }
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -107,12 +187,15 @@ pub(super) async fn issue(
             )
         })?;
     let captcha = match (value.captcha_id, value.captcha) {
-        (Some(id), Some(answer)) => Some((id, answer)),
+        (Some(id), Some(CaptchaField::Answer(answer))) => {
+            Some(CaptchaAnswer::Builtin { id, answer })
+        }
+        (None, Some(CaptchaField::Vendor(v))) => Some(CaptchaAnswer::Vendor(v.token()?)),
         (None, None) => None,
         _ => {
             return Err(ApiError::bad_request(
                 "invalid_captcha",
-                "send both captcha_id and captcha",
+                "send captcha_id with the built-in captcha's answer, or a vendor's captcha object alone",
             ));
         }
     };

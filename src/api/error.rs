@@ -68,7 +68,9 @@ impl From<CodeError> for ApiError {
             CodeError::IdempotencyConflict => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
-            CodeError::QueueFull => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message),
+            CodeError::QueueFull | CodeError::CaptchaUnavailable => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+            }
             CodeError::Unavailable(source) => {
                 tracing::warn!(error = %source, "redis unavailable");
                 ApiError::unavailable()

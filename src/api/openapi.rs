@@ -101,6 +101,11 @@ pub(super) const ERRORS: &[(&str, u16, &str)] = &[
         "the fleet guard holds codes to the number's 7-digit prefix (Retry-After)",
     ),
     ("internal", 500, "a bug or a Redis reply smsq cannot read"),
+    (
+        "captcha_unavailable",
+        503,
+        "the captcha vendor is down or slow and captcha.fail_open is off",
+    ),
     ("not_ready", 503, "starting or stopping"),
     (
         "paused",
@@ -153,7 +158,7 @@ pub(super) const ROUTE_ERRORS: &[(&str, &str, &[&[&str]])] = &[
                 "prefix_blocked",
                 "captcha_required",
             ],
-            &["unavailable", "queue_full", "paused"],
+            &["unavailable", "queue_full", "paused", "captcha_unavailable"],
         ],
     ),
     (

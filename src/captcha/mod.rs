@@ -14,6 +14,7 @@ use base64::Engine;
 mod render;
 #[cfg(test)]
 mod solver;
+pub mod vendor;
 
 pub use render::{ALPHABET, Distortion, HEIGHT, width};
 

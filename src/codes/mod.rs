@@ -11,7 +11,7 @@ mod messages;
 
 use serde::Serialize;
 
-pub use captchas::CaptchaIssued;
+pub use captchas::{CaptchaAnswer, CaptchaIssued};
 pub use idempotency::IdempotencyRequest;
 pub use messages::{MessageAccepted, MessageRequest};
 
@@ -27,8 +27,12 @@ use idempotency::parse_answer;
 /// Why a request was refused. Each variant is one API error code.
 #[derive(Debug, thiserror::Error)]
 pub enum CodeError {
-    #[error("a solved image captcha is required (captcha_id and captcha)")]
+    #[error(
+        "a solved captcha is required (captcha_id and captcha, or the vendor widget's captcha object)"
+    )]
     CaptchaRequired,
+    #[error("the captcha vendor cannot be reached to check the captcha; try again shortly")]
+    CaptchaUnavailable,
     #[error("the image captcha is wrong, expired or already used; ask for a new one")]
     InvalidCaptcha,
     #[error("a code was sent to this number recently; try again later")]
@@ -65,6 +69,7 @@ impl CodeError {
     pub fn code(&self) -> &'static str {
         match self {
             CodeError::CaptchaRequired | CodeError::InvalidCaptcha => "invalid_captcha",
+            CodeError::CaptchaUnavailable => "captcha_unavailable",
             CodeError::ResendTooSoon { .. } => "resend_too_soon",
             CodeError::HourlyLimit { .. } => "hourly_limit",
             CodeError::DailyLimit { .. } => "daily_limit",
@@ -97,7 +102,7 @@ pub struct CodeRequest {
     pub mobile: Mobile,
     pub purpose: Purpose,
     pub client_ip: Option<IpAddr>,
-    pub captcha: Option<(String, String)>,
+    pub captcha: Option<CaptchaAnswer>,
     pub idempotency: Option<IdempotencyRequest>,
     /// The request's `x-request-id`, kept on the job.
     pub request_id: Option<RequestId>,
@@ -119,6 +124,8 @@ pub struct Codes {
     store: Intake,
     hasher: Hasher,
     sealer: CodeSealer,
+    /// The captcha vendor (`captcha.provider` other than `builtin`).
+    vendor: Option<std::sync::Arc<crate::captcha::vendor::Vendor>>,
 }
 
 impl Codes {
@@ -133,6 +140,15 @@ impl Codes {
             store,
             hasher,
             sealer,
+            vendor: None,
+        }
+    }
+
+    /// Checks captchas with this vendor instead of the built-in image captcha.
+    pub fn with_vendor(self, vendor: Option<crate::captcha::vendor::Vendor>) -> Self {
+        Self {
+            vendor: vendor.map(std::sync::Arc::new),
+            ..self
         }
     }
 
@@ -180,7 +196,10 @@ impl Codes {
         }
         let test_code = self.settings.secrets.test_code(&req.mobile);
         let test = test_code.is_some();
-        let captcha_solved = !test && self.check_captcha(req.captcha.as_ref()).await?;
+        let captcha_solved = !test
+            && self
+                .check_captcha(req.captcha.as_ref(), req.client_ip)
+                .await?;
 
         let now = now_ms();
         // A test number is exempt from the caps: it is never sent, so it costs nothing.

@@ -13,7 +13,7 @@ mod webhooks;
 
 pub use guard::{Budget, Budgets, GuardAction, GuardSettings, PrefixGuard};
 pub use raw::*;
-pub use secrets::{RonglianAccount, Secrets, mask_url_password};
+pub use secrets::{CaptchaSecrets, RonglianAccount, Secrets, mask_url_password};
 pub use settings::*;
 pub use webhooks::{Endpoint, WebhookSettings};
 

@@ -65,9 +65,14 @@ pub struct RawCode {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCaptcha {
+    pub provider: String,
     pub required: bool,
     pub ttl_secs: u64,
     pub length: u64,
+    pub app_id: String,
+    pub vendor_url: String,
+    pub vendor_timeout_ms: u64,
+    pub fail_open: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -34,6 +34,18 @@ pub struct Secrets {
     /// `SMSQ_TEST_NUMBERS`: numbers with a fixed code (QA, app-store review), by their 11
     /// digits: exempt from caps and captchas, never sent to the provider.
     pub test_numbers: std::collections::BTreeMap<String, Secret>,
+    /// The captcha vendor's credentials (`captcha.provider` other than `builtin`).
+    pub captcha: CaptchaSecrets,
+}
+
+/// `SMSQ_CAPTCHA_SECRET`: Turnstile's or hCaptcha's secret key, GeeTest's captcha_key, or
+/// Tencent Captcha's AppSecretKey. `SMSQ_CAPTCHA_SECRET_ID` / `SMSQ_CAPTCHA_SECRET_KEY`: the
+/// Tencent Cloud API key pair that signs `DescribeCaptchaResult` (TC3-HMAC-SHA256).
+#[derive(Debug, Clone, Default)]
+pub struct CaptchaSecrets {
+    pub secret: Option<Secret>,
+    pub secret_id: Option<String>,
+    pub secret_key: Option<Secret>,
 }
 
 /// The shortest bearer token accepted: anything shorter is guessable by a patient client.
@@ -68,6 +80,11 @@ impl Secrets {
                 Some(list) => test_numbers(&list)?,
                 None => Default::default(),
             },
+            captcha: CaptchaSecrets {
+                secret: get("SMSQ_CAPTCHA_SECRET")?.map(Secret::new),
+                secret_id: get("SMSQ_CAPTCHA_SECRET_ID")?,
+                secret_key: get("SMSQ_CAPTCHA_SECRET_KEY")?.map(Secret::new),
+            },
         })
     }
 
@@ -98,7 +115,7 @@ impl Secrets {
     }
 
     /// Which secrets are set, for `smsq config`: ids shortened, everything else hidden.
-    pub fn summary(&self) -> [(&'static str, String); 9] {
+    pub fn summary(&self) -> [(&'static str, String); 11] {
         let shown = |set: bool| if set { "set (hidden)" } else { "not set" }.to_owned();
         let id = |id: &Option<String>| id.as_deref().map_or("not set".to_owned(), mask_id);
         let tokens = match self.api_tokens.len() {
@@ -132,6 +149,8 @@ impl Secrets {
                     None => "not set (/metrics needs no token)".to_owned(),
                 },
             ),
+            ("SMSQ_CAPTCHA_SECRET", shown(self.captcha.secret.is_some())),
+            ("SMSQ_CAPTCHA_SECRET_ID", id(&self.captcha.secret_id)),
             (
                 "SMSQ_TEST_NUMBERS",
                 match self.test_numbers.len() {

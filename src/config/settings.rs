@@ -86,9 +86,39 @@ impl CodeSettings {
 
 #[derive(Debug, Clone)]
 pub struct CaptchaSettings {
+    pub provider: CaptchaProvider,
     pub required: bool,
+    /// The built-in captcha's lifetime and length.
     pub ttl: Duration,
     pub length: u8,
+    /// Tencent's CaptchaAppId or GeeTest's captcha_id ("" for the others).
+    pub app_id: String,
+    /// Where the vendor is; `None` = its public endpoint.
+    pub vendor_url: Option<reqwest::Url>,
+    pub vendor_timeout: Duration,
+    pub fail_open: bool,
+}
+
+/// Who checks a captcha.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptchaProvider {
+    Builtin,
+    Tencent,
+    Geetest,
+    Turnstile,
+    Hcaptcha,
+}
+
+impl CaptchaProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaptchaProvider::Builtin => "builtin",
+            CaptchaProvider::Tencent => "tencent",
+            CaptchaProvider::Geetest => "geetest",
+            CaptchaProvider::Turnstile => "turnstile",
+            CaptchaProvider::Hcaptcha => "hcaptcha",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -206,9 +236,31 @@ impl Settings {
                     .map_err(|e| ConfigError::new("code.template_id", e.to_string()))?,
             },
             captcha: CaptchaSettings {
+                provider: match raw.captcha.provider.as_str() {
+                    "builtin" => CaptchaProvider::Builtin,
+                    "tencent" => CaptchaProvider::Tencent,
+                    "geetest" => CaptchaProvider::Geetest,
+                    "turnstile" => CaptchaProvider::Turnstile,
+                    "hcaptcha" => CaptchaProvider::Hcaptcha,
+                    _ => {
+                        return Err(ConfigError::new(
+                            "captcha.provider",
+                            "must be \"builtin\", \"tencent\", \"geetest\", \"turnstile\" or \"hcaptcha\"",
+                        ));
+                    }
+                },
                 required: raw.captcha.required,
                 ttl: secs("captcha.ttl_secs", raw.captcha.ttl_secs)?,
                 length: ranged("captcha.length", raw.captcha.length, 4, 8)? as u8,
+                app_id: raw.captcha.app_id.trim().to_owned(),
+                vendor_url: match raw.captcha.vendor_url.trim() {
+                    "" => None,
+                    url => Some(reqwest::Url::parse(url).map_err(|e| {
+                        ConfigError::new("captcha.vendor_url", format!("not a URL: {e}"))
+                    })?),
+                },
+                vendor_timeout: millis("captcha.vendor_timeout_ms", raw.captcha.vendor_timeout_ms)?,
+                fail_open: raw.captcha.fail_open,
             },
             guard: super::GuardSettings::from_raw(&raw.guard)?,
             provider: ProviderSettings {

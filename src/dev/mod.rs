@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod fake;
+pub mod fake_captcha;
 pub mod local_cluster;
 pub mod local_redis;
 

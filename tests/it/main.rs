@@ -7,6 +7,7 @@ mod api_captcha;
 mod api_codes;
 mod api_errors;
 mod bench;
+mod captcha_vendors;
 mod chaos;
 mod cli;
 mod cluster;

@@ -166,6 +166,7 @@ pub fn settings_on(url: &str, tweak: impl FnOnce(&mut RawConfig)) -> Settings {
         metrics_token: None,
         webhook_secrets: Default::default(),
         test_numbers: Default::default(),
+        captcha: Default::default(),
     };
     Settings::from_raw(&raw, secrets).expect("valid test settings")
 }
