@@ -10,6 +10,7 @@ pub mod fake;
 pub mod fake_captcha;
 pub mod local_cluster;
 pub mod local_redis;
+pub mod pumping;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

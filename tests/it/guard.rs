@@ -395,3 +395,39 @@ async fn test_numbers_are_neither_counted_nor_held() {
         "test numbers are not counted"
     );
 }
+
+/// The pumping scenario, small (`bench/run` runs it full): a ring walking 20 prefixes from
+/// thousands of addresses, never verifying, among real users who mostly verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pumping_ring_gets_a_few_sms_per_prefix_and_real_users_get_theirs() {
+    use smsq::dev::pumping::{PumpingSizes, count_bot_sms, run};
+    let app = spawn_app(settings(|_| {})).await;
+    let fake = crate::common::spawn_fake(crate::common::fake_options()).await;
+    let (_worker, _stop) = app.spawn_worker(&fake.base_url(), 64);
+    let sizes = PumpingSizes::small();
+    let mut result = run(&app.base, &fake.base_url(), sizes).await.unwrap();
+    crate::common::eventually(Duration::from_secs(30), "the queue drained", || async {
+        (app.backlog().await == 0).then_some(())
+    })
+    .await;
+    result.bot_sms = count_bot_sms(&fake.messages(), &sizes);
+    eprintln!("pumping (small): {result:?}");
+    let per_prefix = u64::from(app.settings.guard.prefix.as_ref().unwrap().min_codes.get());
+    assert!(
+        result.bot_sms <= sizes.bot_prefixes * per_prefix,
+        "{} SMS reached the provider for the ring: {result:?}",
+        result.bot_sms
+    );
+    assert!(
+        result.real_refused * 100 <= result.real_requests,
+        "{} of {} real users refused: {result:?}",
+        result.real_refused,
+        result.real_requests
+    );
+    assert!(
+        result.real_verified as f64 >= 0.7 * result.real_requests as f64,
+        "only {} of {} real users verified: {result:?}",
+        result.real_verified,
+        result.real_requests
+    );
+}

@@ -2,6 +2,7 @@
 
 mod cluster;
 mod fleet;
+mod pumping;
 mod soak;
 mod throughput;
 
@@ -36,6 +37,9 @@ pub async fn run(bench: &mut Bench, only: &[String], soak: Soak) -> Result<(), B
     }
     if on("memory") {
         throughput::memory(bench).await?;
+    }
+    if on("pumping") {
+        pumping::pumping(bench).await?;
     }
     if on("cluster") {
         cluster::shards(bench).await?;
