@@ -1,8 +1,9 @@
 //! The built-in image captcha (`captcha.provider = "builtin"`).
 //!
-//! What it is for: stopping scripts that were not written for smsq. Each character is drawn
-//! from its glyph's skeleton with every joint moved at random, then scaled, sheared and
-//! rotated on its own, packed so neighbours overlap, and the whole image is warped. Noise
+//! What it is for: stopping scripts that were not written for smsq. Each character is one of
+//! two shapes, drawn from that shape's skeleton with every joint moved and every stroke bowed
+//! at random, then scaled, sheared and rotated on its own, packed so neighbours overlap, and
+//! the whole image is warped. Noise
 //! strokes, glyph-like fragments and dots share the ink's colour and width, so thresholding
 //! or thinning cannot tell them apart. A solver that knows this font and this code reads a
 //! few percent of them (the test in `solver.rs` measures it). It does not stop a person paid

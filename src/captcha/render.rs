@@ -41,6 +41,43 @@ pub(super) const GLYPHS: [[u8; 7]; 32] = [
     [0b01110, 0b10001, 0b10001, 0b01111, 0b00001, 0b00010, 0b01100], // 9
 ];
 
+/// A second shape of each character (in `ALPHABET`'s order): each draw picks one of the two.
+#[rustfmt::skip]
+pub(super) const ALTERNATES: [[u8; 7]; 32] = [
+    [0b00100, 0b01010, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001], // A
+    [0b11110, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b11110], // B
+    [0b11111, 0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b11111], // C
+    [0b11110, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b11110], // D
+    [0b11111, 0b10000, 0b10000, 0b11100, 0b10000, 0b10000, 0b11111], // E
+    [0b11111, 0b10000, 0b10000, 0b11100, 0b10000, 0b10000, 0b10000], // F
+    [0b01111, 0b10000, 0b10000, 0b10011, 0b10001, 0b10001, 0b01110], // G
+    [0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b10001, 0b10001], // H
+    [0b11111, 0b00010, 0b00010, 0b00010, 0b00010, 0b10010, 0b01100], // J
+    [0b10001, 0b10001, 0b10010, 0b11100, 0b10010, 0b10001, 0b10001], // K
+    [0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b10001, 0b11111], // L
+    [0b11011, 0b10101, 0b10101, 0b10001, 0b10001, 0b10001, 0b10001], // M
+    [0b10001, 0b11001, 0b11001, 0b10101, 0b10011, 0b10011, 0b10001], // N
+    [0b11110, 0b10001, 0b10001, 0b10001, 0b11110, 0b10000, 0b10000], // P
+    [0b01110, 0b10001, 0b10001, 0b10001, 0b10001, 0b01110, 0b00011], // Q
+    [0b11110, 0b10001, 0b10001, 0b10001, 0b11110, 0b10010, 0b10001], // R
+    [0b01110, 0b10001, 0b10000, 0b01110, 0b00001, 0b10001, 0b01110], // S
+    [0b11111, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110], // T
+    [0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b10011, 0b01101], // U
+    [0b10001, 0b10001, 0b10001, 0b01010, 0b01010, 0b01010, 0b00100], // V
+    [0b10001, 0b10001, 0b10101, 0b10101, 0b10101, 0b11011, 0b10001], // W
+    [0b10001, 0b01010, 0b00100, 0b00100, 0b00100, 0b01010, 0b10001], // X
+    [0b10001, 0b01010, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100], // Y
+    [0b11111, 0b00001, 0b00010, 0b01110, 0b01000, 0b10000, 0b11111], // Z
+    [0b01110, 0b10001, 0b00001, 0b00110, 0b01000, 0b10000, 0b11111], // 2
+    [0b01110, 0b10001, 0b00001, 0b00110, 0b00001, 0b10001, 0b01110], // 3
+    [0b10010, 0b10010, 0b10010, 0b11111, 0b00010, 0b00010, 0b00010], // 4
+    [0b11111, 0b10000, 0b10000, 0b11110, 0b00001, 0b00001, 0b11110], // 5
+    [0b01110, 0b10000, 0b10000, 0b11110, 0b10001, 0b10001, 0b01110], // 6
+    [0b11111, 0b00001, 0b00001, 0b00010, 0b00100, 0b00100, 0b00100], // 7
+    [0b01110, 0b10001, 0b01010, 0b00100, 0b01010, 0b10001, 0b01110], // 8
+    [0b01110, 0b10001, 0b10001, 0b01111, 0b00001, 0b00001, 0b01110], // 9
+];
+
 /// One grid step of a glyph, in pixels.
 pub(super) const CELL: f32 = 5.5;
 /// Horizontal room per character on the canvas (the characters' own spacing is
@@ -87,13 +124,13 @@ impl Distortion {
         rotate: 0.3,
         shear: 0.25,
         scale: 0.2,
-        joints: 0.16,
-        wave: 2.6,
+        joints: 0.13,
+        wave: 2.4,
         baseline: 5.0,
-        spacing: 23.0,
+        spacing: 23.5,
         strokes: 1,
-        fragments: 4,
-        dots: 10,
+        fragments: 3,
+        dots: 8,
     };
 
     #[cfg(test)]
@@ -193,13 +230,13 @@ impl Canvas {
 /// One glyph, straight from its skeleton: rotated by `theta`, sheared by `shear`, centred in a
 /// `w`×`h` image (what a solver that knows this code renders its templates with).
 #[cfg(test)]
-pub(super) fn glyph(at: usize, theta: f32, shear: f32, w: usize, h: usize) -> Vec<u8> {
+pub(super) fn glyph(shape: &[u8; 7], theta: f32, shear: f32, w: usize, h: usize) -> Vec<u8> {
     let mut canvas = Canvas {
         w,
         h,
         px: vec![240.0; w * h],
     };
-    let (nodes, edges) = skeleton(&GLYPHS[at]);
+    let (nodes, edges) = skeleton(shape);
     let (sin, cos) = theta.sin_cos();
     let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
     let placed: Vec<Point> = nodes
@@ -239,7 +276,12 @@ pub(super) fn render(length: u8, d: &Distortion, rng: &mut impl Rng) -> (String,
     };
     for (i, ch) in answer.iter().enumerate() {
         let at = ALPHABET.iter().position(|c| c == ch).unwrap_or(0);
-        let (nodes, edges) = skeleton(&GLYPHS[at]);
+        let shape = if rng.random_bool(0.5) {
+            &GLYPHS[at]
+        } else {
+            &ALTERNATES[at]
+        };
+        let (nodes, edges) = skeleton(shape);
         let theta = spread(rng, d.rotate);
         let shear = spread(rng, d.shear);
         let (sx, sy) = (1.0 + spread(rng, d.scale), 1.0 + spread(rng, d.scale));

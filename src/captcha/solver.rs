@@ -4,7 +4,7 @@
 //! (bit-parallel correlation at half resolution). It reads the undistorted rendering almost
 //! always — so it is a real solver — and the shipped one rarely.
 
-use super::render::{self, ALPHABET, Distortion, GLYPHS, HEIGHT, centre, glyph, width};
+use super::render::{self, ALPHABET, ALTERNATES, Distortion, GLYPHS, HEIGHT, centre, glyph, width};
 
 /// Darker than this is ink: the background is 205-255, ink 20-100 (and its edges between).
 const THRESHOLD: u8 = 150;
@@ -74,9 +74,11 @@ fn half(ink: &[bool], w: usize, h: usize) -> Bits {
 
 struct Template {
     glyph: usize,
+    /// The rows that hold ink, from `top`.
+    top: usize,
     rows: Vec<u64>,
-    /// The bounding box's rows, for the image ink it covers.
-    mask: Vec<u64>,
+    /// The bounding box's columns on those rows, for the image ink it covers.
+    span: u64,
     ink: u32,
 }
 
@@ -85,32 +87,29 @@ const TH: usize = 56;
 
 fn templates() -> Vec<Template> {
     let mut out = Vec::new();
-    for g in 0..GLYPHS.len() {
+    let shapes = GLYPHS
+        .iter()
+        .enumerate()
+        .chain(ALTERNATES.iter().enumerate());
+    for (g, shape) in shapes {
         for theta in [-0.3f32, -0.15, 0.0, 0.15, 0.3] {
             for shear in [-0.25f32, 0.0, 0.25] {
-                let px = glyph(g, theta, shear, TW, TH);
+                let px = glyph(shape, theta, shear, TW, TH);
                 let ink: Vec<bool> = px.iter().map(|&v| v < THRESHOLD).collect();
                 let bits = half(&ink, TW, TH);
-                let (mut lo, mut hi) = (u64::MAX, 0u64);
-                for r in bits.rows.iter().filter(|r| **r != 0) {
-                    lo = lo.min(r.trailing_zeros() as u64);
-                    hi = hi.max(63 - r.leading_zeros() as u64);
-                }
-                let span = if hi >= lo {
-                    ((1u64 << (hi - lo + 1)) - 1) << lo
-                } else {
-                    0
+                let Some(top) = bits.rows.iter().position(|r| *r != 0) else {
+                    continue;
                 };
-                let mask = bits
-                    .rows
-                    .iter()
-                    .map(|r| if *r != 0 { span } else { 0 })
-                    .collect();
+                let bottom = bits.rows.iter().rposition(|r| *r != 0).unwrap_or(top);
+                let rows = bits.rows[top..=bottom].to_vec();
+                let all = rows.iter().fold(0u64, |a, r| a | r);
+                let (lo, hi) = (all.trailing_zeros(), 63 - all.leading_zeros());
                 out.push(Template {
                     glyph: g,
-                    ink: bits.rows.iter().map(|r| r.count_ones()).sum(),
-                    rows: bits.rows,
-                    mask,
+                    top,
+                    ink: rows.iter().map(|r| r.count_ones()).sum(),
+                    span: (u64::MAX >> (63 - (hi - lo))) << lo,
+                    rows,
                 });
             }
         }
@@ -130,21 +129,25 @@ fn shifted(row: u64, by: i64) -> u64 {
 /// The best glyph for the character the renderer centred near `(cx, cy)` (half resolution).
 fn read_one(img: &Bits, templates: &[Template], cx: i64, cy: i64) -> u8 {
     let (mut best, mut best_score) = (0, f64::MIN);
+    let mut placed = Vec::with_capacity(TH);
     for t in templates {
-        for dy in -3..=3i64 {
-            for dx in -3..=3i64 {
-                // The template's centre (TW/4, TH/4) lands on (cx + dx, cy + dy).
-                let ox = cx + dx - (TW / 4) as i64;
-                let oy = cy + dy - (TH / 4) as i64;
+        for dx in -3..=3i64 {
+            // The template's centre (TW/4, TH/4) lands on (cx + dx, cy + dy).
+            let ox = cx + dx - (TW / 4) as i64;
+            placed.clear();
+            placed.extend(t.rows.iter().map(|&r| shifted(r, ox)));
+            let span = shifted(t.span, ox);
+            for dy in -3..=3i64 {
+                let oy = cy + dy - (TH / 4) as i64 + t.top as i64;
+                let (from, skip) = if oy < 0 {
+                    (0, (-oy) as usize)
+                } else {
+                    (oy as usize, 0)
+                };
                 let (mut hits, mut covered) = (0u32, 0u32);
-                for (r, (&row, &mask)) in t.rows.iter().zip(&t.mask).enumerate() {
-                    let y = oy + r as i64;
-                    if mask == 0 || y < 0 || y >= img.rows.len() as i64 {
-                        continue;
-                    }
-                    let line = img.rows[y as usize];
-                    hits += (line & shifted(row, ox)).count_ones();
-                    covered += (line & shifted(mask, ox)).count_ones();
+                for (line, row) in img.rows.iter().skip(from).zip(placed.iter().skip(skip)) {
+                    hits += (line & row).count_ones();
+                    covered += (line & span).count_ones();
                 }
                 if covered == 0 {
                     continue;
@@ -171,11 +174,13 @@ fn solve(px: &[u8], length: u8, spacing: f32, templates: &[Template]) -> String 
 }
 
 /// Captchas of `length` 4 the solver reads, of `n`, and the characters it got right (on two
-/// threads: the test runs unoptimised).
+/// threads: the test runs unoptimised). Seeded, so a run is reproducible: the figure moves a
+/// few captchas either way with the seed, and a test must not pass or fail by luck.
 fn attack(d: &Distortion, n: usize) -> (usize, usize) {
+    use rand::SeedableRng;
     let templates = templates();
-    let run = |n: usize| {
-        let mut rng = rand::rng();
+    let run = |n: usize, seed: u64| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let (mut whole, mut chars) = (0, 0);
         for _ in 0..n {
             let (answer, px) = render::render(4, d, &mut rng);
@@ -190,8 +195,8 @@ fn attack(d: &Distortion, n: usize) -> (usize, usize) {
         (whole, chars)
     };
     std::thread::scope(|s| {
-        let other = s.spawn(|| run(n / 2));
-        let (w1, c1) = run(n - n / 2);
+        let other = s.spawn(|| run(n / 2, 2));
+        let (w1, c1) = run(n - n / 2, 1);
         let (w2, c2) = other.join().expect("the solver thread");
         (w1 + w2, c1 + c2)
     })
@@ -199,10 +204,10 @@ fn attack(d: &Distortion, n: usize) -> (usize, usize) {
 
 #[test]
 fn the_solver_reads_the_undistorted_rendering() {
-    let (whole, chars) = attack(&Distortion::NONE, 100);
+    let (whole, chars) = attack(&Distortion::NONE, 60);
     assert!(
-        whole >= 90,
-        "the solver read {whole} of 100 undistorted captchas ({chars} of 400 characters): too weak to prove anything"
+        whole >= 54,
+        "the solver read {whole} of 60 undistorted captchas ({chars} of 240 characters): too weak to prove anything"
     );
 }
 
