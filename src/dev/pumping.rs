@@ -159,12 +159,17 @@ async fn read_codes(fake: String, waiting: Waiting, stop: tokio_util::sync::Canc
     }
 }
 
-fn answer(status: u16, body: &serde_json::Value) -> String {
-    if status == 202 {
-        "accepted".to_owned()
-    } else {
-        body["error"].as_str().unwrap_or("other").to_owned()
+/// One `POST /v1/codes`: `accepted`, the error code, or `no_answer`.
+async fn ask(http: &reqwest::Client, url: &str, mobile: &str, ip: &str) -> String {
+    let body = serde_json::json!({"mobile": mobile, "client_ip": ip});
+    let Ok(r) = http.post(url).json(&body).send().await else {
+        return "no_answer".to_owned();
+    };
+    if r.status().as_u16() == 202 {
+        return "accepted".to_owned();
     }
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    body["error"].as_str().unwrap_or("other").to_owned()
 }
 
 /// Runs the scenario against a running API at `api` whose workers send to the fake at `fake`.
@@ -191,18 +196,7 @@ pub async fn run(api: &str, fake: &str, s: PumpingSizes) -> Result<PumpingResult
             next_bot += 1;
             let (http, url, result) = (http.clone(), url.clone(), result.clone());
             tasks.spawn(async move {
-                let got = http
-                    .post(&url)
-                    .json(&serde_json::json!({"mobile": mobile, "client_ip": ip}))
-                    .send()
-                    .await;
-                let key = match got {
-                    Ok(r) => {
-                        let status = r.status().as_u16();
-                        answer(status, &r.json().await.unwrap_or_default())
-                    }
-                    Err(_) => "no_answer".to_owned(),
-                };
+                let key = ask(&http, &url, &mobile, &ip).await;
                 let mut r = result.lock().unwrap_or_else(|p| p.into_inner());
                 r.bot_requests += 1;
                 *r.bot_answers.entry(key).or_default() += 1;
@@ -228,18 +222,7 @@ pub async fn run(api: &str, fake: &str, s: PumpingSizes) -> Result<PumpingResult
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(mobile.clone(), tx);
-                let got = http
-                    .post(format!("{api}/v1/codes"))
-                    .json(&serde_json::json!({"mobile": mobile, "client_ip": ip}))
-                    .send()
-                    .await;
-                let key = match got {
-                    Ok(r) => {
-                        let status = r.status().as_u16();
-                        answer(status, &r.json().await.unwrap_or_default())
-                    }
-                    Err(_) => "no_answer".to_owned(),
-                };
+                let key = ask(&http, &format!("{api}/v1/codes"), &mobile, &ip).await;
                 let accepted = key == "accepted";
                 {
                     let mut r = result.lock().unwrap_or_else(|p| p.into_inner());

@@ -49,6 +49,12 @@ fn accepted(answers: &[(u16, String)]) -> usize {
     answers.iter().filter(|(s, _)| *s == 202).count()
 }
 
+async fn snapshot(app: &App) -> smsq::snapshot::Snapshot {
+    smsq::snapshot::Snapshot::take(&app.records, &app.settings)
+        .await
+        .unwrap()
+}
+
 fn cli(app: &App, args: &[&str]) -> String {
     let out = smsq_command(None)
         .args(args)
@@ -120,9 +126,7 @@ async fn a_ring_walking_one_prefix_from_many_addresses_is_held_after_twenty_code
         ),
         ("1380013", "captcha", "share")
     );
-    let snapshot = smsq::snapshot::Snapshot::take(&app.records, &app.settings)
-        .await
-        .unwrap();
+    let snapshot = snapshot(&app).await;
     assert!(
         snapshot
             .verdict
@@ -301,9 +305,7 @@ async fn budgets_alert_at_their_soft_threshold_then_hold_and_a_purpose_has_its_o
         logs().contains("budget soft threshold reached"),
         "no soft-threshold line"
     );
-    let snapshot = smsq::snapshot::Snapshot::take(&app.records, &app.settings)
-        .await
-        .unwrap();
+    let snapshot = snapshot(&app).await;
     let hourly = &snapshot.guard.budgets[0];
     assert_eq!(
         (hourly.window, hourly.used, hourly.limit),
@@ -353,9 +355,7 @@ async fn on_four_shards_each_shard_holds_its_share_and_the_fleet_total_holds() {
         }
     }
     assert_eq!(per_shard, [10; 4], "each shard's share of 40 is 10");
-    let snapshot = smsq::snapshot::Snapshot::take(&app.records, &app.settings)
-        .await
-        .unwrap();
+    let snapshot = snapshot(&app).await;
     assert_eq!(snapshot.guard.budgets[0].used, 40, "summed over the shards");
 
     // The prefix guard too: 20 codes over 4 shards is 5 a shard.
@@ -387,9 +387,7 @@ async fn test_numbers_are_neither_counted_nor_held() {
             "the test number"
         );
     }
-    let snapshot = smsq::snapshot::Snapshot::take(&app.records, &app.settings)
-        .await
-        .unwrap();
+    let snapshot = snapshot(&app).await;
     assert_eq!(
         snapshot.guard.budgets[0].used, 3,
         "test numbers are not counted"

@@ -11,7 +11,7 @@ local verify_attempts, otp_prefix, request_id, test = ARGV[21], ARGV[22], ARGV[2
 local guard, prefix, captcha_solved = ARGV[25], ARGV[26], ARGV[27]
 -- fingerprint is '' without an Idempotency-Key. sealed_code is the code encrypted for this job
 -- (smsq never hands Redis the plain code: SLOWLOG and MONITOR show arguments).
--- guard is the fleet guards' policy for this shard and purpose (GuardPolicy in guard.rs), or ''
+-- guard is the fleet guards' policy for this shard and purpose (`policy` in guard.rs), or ''
 -- for a test number, which no guard counts or stops.
 
 -- The policy: twelve integers, caps already divided among the shards (a cap of 0 = none;
