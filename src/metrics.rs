@@ -86,6 +86,12 @@ fn set_gauges(s: &Snapshot) {
         gauge!("smsq_webhook_backlog", "endpoint" => h.endpoint.clone()).set(h.backlog as f64);
         gauge!("smsq_webhook_dead", "endpoint" => h.endpoint.clone()).set(h.dead as f64);
     }
+    if let Some(used) = s.redis.used_memory {
+        gauge!("smsq_redis_used_memory_bytes").set(used as f64);
+    }
+    if let Some(max) = s.redis.maxmemory {
+        gauge!("smsq_redis_maxmemory_bytes").set(max as f64);
+    }
     gauge!("smsq_guard_blocked_prefixes").set(s.guard.blocked.len() as f64);
     for b in &s.guard.budgets {
         // Purposes here are the configured ones: a closed set.

@@ -145,6 +145,7 @@ pub struct RawStream {
 #[serde(deny_unknown_fields)]
 pub struct RawStatus {
     pub ttl_secs: u64,
+    pub memory_alert_percent: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -163,6 +163,8 @@ pub struct StreamSettings {
 #[derive(Debug, Clone)]
 pub struct StatusSettings {
     pub ttl: Duration,
+    /// The verdict is `degraded` when Redis uses this share of its `maxmemory` (1-100).
+    pub memory_alert_percent: u8,
 }
 
 impl Settings {
@@ -330,6 +332,12 @@ impl Settings {
             },
             status: StatusSettings {
                 ttl: secs("status.ttl_secs", raw.status.ttl_secs)?,
+                memory_alert_percent: ranged(
+                    "status.memory_alert_percent",
+                    raw.status.memory_alert_percent,
+                    1,
+                    100,
+                )? as u8,
             },
             webhooks: super::WebhookSettings::from_raw(&raw.webhooks)?,
             // Checked here, where code.length is known: a test number's code is a real one.

@@ -134,6 +134,36 @@ fn queue(out: &mut String, s: &Snapshot) {
             h.endpoint, h.backlog, h.dead, h.delivered, h.failed_attempts
         );
     }
+    guards(out, s);
+    if let Some(used) = s.redis.used_memory {
+        let of = match s.redis.maxmemory {
+            Some(max) if max > 0 => {
+                format!(" of {} MB maxmemory ({}%)", max >> 20, used * 100 / max)
+            }
+            _ => " (no maxmemory set)".to_owned(),
+        };
+        let _ = writeln!(out, "redis      {} MB used{of}", used >> 20);
+    }
+}
+
+fn guards(out: &mut String, s: &Snapshot) {
+    let budgets: Vec<String> = s
+        .guard
+        .budgets
+        .iter()
+        .filter(|b| b.purpose.is_none())
+        .map(|b| match b.limit {
+            Some(l) => format!("{} {}/{l}", b.window, b.used),
+            None => format!("{} {}", b.window, b.used),
+        })
+        .collect();
+    let held: Vec<&str> = s.guard.blocked.iter().map(|b| b.prefix.as_str()).collect();
+    let held = if held.is_empty() {
+        "no prefix held".to_owned()
+    } else {
+        format!("held: {} (`smsq guard list`)", held.join(", "))
+    };
+    let _ = writeln!(out, "guards     codes {}   {held}", budgets.join("   "));
 }
 
 fn limiter(out: &mut String, s: &Snapshot) {

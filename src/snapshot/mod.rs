@@ -44,6 +44,10 @@ pub struct Snapshot {
 pub struct RedisView {
     /// `maxmemory-policy`; `null` when Redis will not say (`CONFIG` renamed or denied).
     pub maxmemory_policy: Option<String>,
+    /// `used_memory`, bytes; `null` when not one server's answer (a cluster) or unreadable.
+    pub used_memory: Option<u64>,
+    /// `maxmemory`, bytes; `null` when unknown, `0` for no limit.
+    pub maxmemory: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -247,6 +251,8 @@ impl Snapshot {
             throughput: throughput(&s.minutes, now),
             redis: RedisView {
                 maxmemory_policy: s.maxmemory_policy.clone(),
+                used_memory: s.memory.map(|m| m.0),
+                maxmemory: s.memory.map(|m| m.1),
             },
             webhooks: Vec::new(),
             halt: None,
@@ -363,6 +369,16 @@ fn verdict(s: &Snapshot, settings: &Settings) -> Verdict {
         reasons.push(format!(
             "Redis maxmemory-policy is {policy}: Redis may evict smsq's keys (abuse counters, \
              codes, idempotency records); set noeviction"
+        ));
+    }
+    if let (Some(used), Some(max)) = (s.redis.used_memory, s.redis.maxmemory.filter(|m| *m > 0))
+        && used * 100 >= max * u64::from(settings.status.memory_alert_percent)
+    {
+        reasons.push(format!(
+            "Redis uses {} MB of its {} MB maxmemory ({}%): past it Redis refuses smsq's writes",
+            used >> 20,
+            max >> 20,
+            used * 100 / max
         ));
     }
     reasons.extend(s.guard.reasons(&settings.guard));

@@ -112,6 +112,22 @@ impl Store {
         reply.get(1).cloned()
     }
 
+    /// Redis's `used_memory` and `maxmemory` (0: no limit) from `INFO memory`, or `None` when
+    /// the answer is not one server's (a cluster answers per node) or cannot be read.
+    pub async fn memory(&self) -> Option<(u64, u64)> {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut self.conn())
+            .await
+            .ok()?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        Some((field("used_memory")?, field("maxmemory")?))
+    }
+
     /// Logs loudly at start when Redis may evict smsq's keys (`smsq status` says it too).
     pub async fn warn_if_evicting(&self) {
         if let Some(policy) = self.maxmemory_policy().await.filter(|p| p != "noeviction") {

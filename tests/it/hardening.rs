@@ -1150,3 +1150,67 @@ async fn a_request_cut_between_its_redis_steps_still_finishes_them() {
     })
     .await;
 }
+
+/// A Redis near its `maxmemory` is said before it refuses writes: `smsq status` shows the
+/// memory used against it, and the verdict is `degraded` past `status.memory_alert_percent`.
+#[tokio::test]
+async fn a_redis_near_its_maxmemory_makes_the_verdict_degraded() {
+    let redis = crate::common::private_redis();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let app = spawn_app(crate::common::settings_on(&redis.url(), |_| {})).await;
+    let before = smsq::snapshot::Snapshot::take(&app.records, &app.settings)
+        .await
+        .unwrap();
+    let used = before
+        .redis
+        .used_memory
+        .expect("one server reports its memory");
+    assert_eq!(before.redis.maxmemory, Some(0), "no limit by default");
+    assert!(
+        !before
+            .verdict
+            .reasons
+            .iter()
+            .any(|r| r.contains("maxmemory (")),
+        "{:?}",
+        before.verdict
+    );
+    // A limit the data already fills to about 90 %.
+    let limit = used * 10 / 9;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(limit)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let after = smsq::snapshot::Snapshot::take(&app.records, &app.settings)
+        .await
+        .unwrap();
+    assert_eq!(after.redis.maxmemory, Some(limit));
+    assert_eq!(
+        after.verdict.status.as_str(),
+        "degraded",
+        "{:?}",
+        after.verdict
+    );
+    assert!(
+        after
+            .verdict
+            .reasons
+            .iter()
+            .any(|r| r.contains("maxmemory (")),
+        "{:?}",
+        after.verdict
+    );
+    let text = smsq::ops::status::render(&after);
+    assert!(text.contains("MB maxmemory ("), "{text}");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+}

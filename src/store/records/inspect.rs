@@ -41,6 +41,8 @@ pub struct QueueState {
     pub minutes: Vec<BTreeMap<String, u64>>,
     /// Redis's `maxmemory-policy` (`None` when Redis will not say: `CONFIG` renamed or denied).
     pub maxmemory_policy: Option<String>,
+    /// Redis's `used_memory` and `maxmemory` (0: no limit), when one server answers.
+    pub memory: Option<(u64, u64)>,
 }
 
 impl Records {
@@ -89,6 +91,7 @@ impl Records {
             .sort_by_key(|(id, ..)| crate::domain::EntryId::parse(id));
         state.oldest_pending.truncate(PENDING_SAMPLE);
         state.maxmemory_policy = self.maxmemory_policy().await;
+        state.memory = self.memory().await;
         Ok(state)
     }
 
