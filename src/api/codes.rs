@@ -46,9 +46,14 @@ pub(super) struct IssueBody {
 #[serde(untagged)]
 pub(super) enum CaptchaField {
     /// What the user read from the built-in captcha's image.
-    Answer(String),
+    Answer(#[schema(inline)] BuiltinAnswer),
     Vendor(VendorCaptcha),
 }
+
+/// What the user read from the built-in captcha's image.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(pattern = r"^[\s\S]{0,32}$")]
+pub(super) struct BuiltinAnswer(String);
 
 /// What the vendor's widget returned: Tencent Captcha `ticket` + `randstr`; GeeTest v4
 /// `lot_number`, `captcha_output`, `pass_token`, `gen_time`; Turnstile or hCaptcha `token`.
@@ -56,19 +61,19 @@ pub(super) enum CaptchaField {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"ticket": "t03…", "randstr": "@abc"}))]
 pub(super) struct VendorCaptcha {
-    #[schema(max_length = 4096)]
+    #[schema(max_length = 2048)]
     ticket: Option<String>,
-    #[schema(max_length = 256)]
-    randstr: Option<String>,
-    #[schema(max_length = 256)]
-    lot_number: Option<String>,
-    #[schema(max_length = 4096)]
-    captcha_output: Option<String>,
-    #[schema(max_length = 4096)]
-    pass_token: Option<String>,
     #[schema(max_length = 64)]
+    randstr: Option<String>,
+    #[schema(max_length = 64)]
+    lot_number: Option<String>,
+    #[schema(max_length = 2048)]
+    captcha_output: Option<String>,
+    #[schema(max_length = 256)]
+    pass_token: Option<String>,
+    #[schema(max_length = 32)]
     gen_time: Option<String>,
-    #[schema(max_length = 4096)]
+    #[schema(max_length = 2048)]
     token: Option<String>,
 }
 
@@ -81,6 +86,21 @@ impl VendorCaptcha {
                 "captcha must be one vendor's fields: {ticket, randstr}, {lot_number, captcha_output, pass_token, gen_time} or {token}",
             )
         };
+        // What the schema says (and what keeps a body under api.max_body_bytes).
+        let long = [
+            (&self.ticket, 2048),
+            (&self.randstr, 64),
+            (&self.lot_number, 64),
+            (&self.captcha_output, 2048),
+            (&self.pass_token, 256),
+            (&self.gen_time, 32),
+            (&self.token, 2048),
+        ]
+        .iter()
+        .any(|(v, max)| v.as_ref().is_some_and(|v| v.chars().count() > *max));
+        if long {
+            return Err(bad());
+        }
         match self {
             VendorCaptcha {
                 ticket: Some(ticket),
@@ -187,7 +207,15 @@ pub(super) async fn issue(
             )
         })?;
     let captcha = match (value.captcha_id, value.captcha) {
-        (Some(id), Some(CaptchaField::Answer(answer))) => {
+        (Some(_), Some(CaptchaField::Answer(BuiltinAnswer(answer))))
+            if answer.chars().count() > 32 =>
+        {
+            return Err(ApiError::bad_request(
+                "invalid_captcha",
+                "a captcha answer is at most 32 characters",
+            ));
+        }
+        (Some(id), Some(CaptchaField::Answer(BuiltinAnswer(answer)))) => {
             Some(CaptchaAnswer::Builtin { id, answer })
         }
         (None, Some(CaptchaField::Vendor(v))) => Some(CaptchaAnswer::Vendor(v.token()?)),

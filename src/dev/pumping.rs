@@ -62,6 +62,19 @@ impl PumpingSizes {
     }
 }
 
+impl PumpingSizes {
+    /// For `bench/run --quick`: the same shape, a twentieth of it, in a few seconds.
+    pub fn quick() -> Self {
+        Self {
+            bot_requests: 1_000,
+            bot_rate: 500.0,
+            real_requests: 100,
+            real_rate: 50.0,
+            ..Self::small()
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct PumpingResult {
     pub bot_requests: u64,

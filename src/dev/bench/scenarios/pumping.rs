@@ -13,7 +13,7 @@ pub async fn pumping(bench: &mut Bench) -> Result<(), BenchError> {
     let logs = bench.dir().join("pumping");
     std::fs::create_dir_all(&logs).map_err(|e| BenchError::Io("pumping log dir", e))?;
     let sizes = if bench.sizes.backlog < 10_000 {
-        PumpingSizes::small()
+        PumpingSizes::quick()
     } else {
         PumpingSizes::full()
     };
