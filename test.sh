@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what it needs when missing (redis-server, redis-cli for the
 # cluster tests, chromium, node and python3-venv from Debian; playwright-core from npm into
-# tests/browser/node_modules; schemathesis, openapi-python-client and Django from PyPI into
-# target/tools/venv, pinned), then runs `cargo test --locked`; extra arguments go to cargo test.
+# tests/browser/node_modules; schemathesis, openapi-python-client, Django and the Tencent Cloud
+# SDK from PyPI into target/tools/venv, pinned), then runs `cargo test --locked`; extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -25,14 +25,27 @@ fi
 
 # The fuzzer and the client generator the OpenAPI tests run (tests/it/fuzz.rs, openapi.rs),
 # Django (tests/it/django.rs) and the official Tencent Cloud SDK (tests/it/captcha_vendors.rs).
+# Installed while the tests compile: the two together take the longer of them, not the sum.
 tools=target/tools/venv
+venv_log=target/tools/venv-install.log
+venv_pid=""
 if [ ! -x "$tools/bin/schemathesis" ] || [ ! -x "$tools/bin/openapi-python-client" ] || [ ! -x "$tools/bin/django-admin" ] \
   || ! "$tools/bin/python" -c 'import tencentcloud.captcha' >/dev/null 2>&1; then
   rm -rf "$tools"
-  python3 -m venv "$tools"
-  "$tools/bin/pip" install --quiet --disable-pip-version-check \
-    'schemathesis==4.32.5' 'openapi-python-client==0.29.1' 'Django==5.2.19' \
-    'tencentcloud-sdk-python-common==3.1.195' 'tencentcloud-sdk-python-captcha==3.1.177'
+  mkdir -p target/tools
+  (
+    python3 -m venv "$tools" &&
+    "$tools/bin/pip" install --quiet --disable-pip-version-check \
+      'schemathesis==4.32.5' 'openapi-python-client==0.29.1' 'Django==5.2.19' \
+      'tencentcloud-sdk-python-common==3.1.195' 'tencentcloud-sdk-python-captcha==3.1.177'
+  ) >"$venv_log" 2>&1 &
+  venv_pid=$!
 fi
 
+cargo test --locked --no-run "$@"
+if [ -n "$venv_pid" ] && ! wait "$venv_pid"; then
+  cat "$venv_log" >&2
+  echo "installing the Python test tools failed" >&2
+  exit 1
+fi
 exec cargo test --locked "$@"

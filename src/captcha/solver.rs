@@ -126,35 +126,57 @@ fn shifted(row: u64, by: i64) -> u64 {
     }
 }
 
+/// How well template `t` matches the image with its centre (TW/4, TH/4) at `(x, y)`: the
+/// cosine of the two ink sets over the template's box.
+fn score(img: &Bits, t: &Template, x: i64, y: i64, placed: &mut Vec<u64>) -> f64 {
+    let ox = x - (TW / 4) as i64;
+    placed.clear();
+    placed.extend(t.rows.iter().map(|&r| shifted(r, ox)));
+    let span = shifted(t.span, ox);
+    let oy = y - (TH / 4) as i64 + t.top as i64;
+    let (from, skip) = if oy < 0 {
+        (0, (-oy) as usize)
+    } else {
+        (oy as usize, 0)
+    };
+    let (mut hits, mut covered) = (0u32, 0u32);
+    for (line, row) in img.rows.iter().skip(from).zip(placed.iter().skip(skip)) {
+        hits += (line & row).count_ones();
+        covered += (line & span).count_ones();
+    }
+    if covered == 0 {
+        return f64::MIN;
+    }
+    f64::from(hits) / (f64::from(t.ink) * f64::from(covered)).sqrt()
+}
+
 /// The best glyph for the character the renderer centred near `(cx, cy)` (half resolution).
+/// A coarse pass (every template, every other offset) keeps the 64 best templates, and a fine
+/// pass tries those at every offset: an attacker's usual cascade, four times cheaper than the
+/// full search and, measured, as accurate.
 fn read_one(img: &Bits, templates: &[Template], cx: i64, cy: i64) -> u8 {
-    let (mut best, mut best_score) = (0, f64::MIN);
     let mut placed = Vec::with_capacity(TH);
-    for t in templates {
+    let mut coarse: Vec<(f64, usize)> = templates
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let best = [-2i64, 0, 2]
+                .iter()
+                .flat_map(|dx| [-2i64, 0, 2].map(|dy| (*dx, dy)))
+                .map(|(dx, dy)| score(img, t, cx + dx, cy + dy, &mut placed))
+                .fold(f64::MIN, f64::max);
+            (best, i)
+        })
+        .collect();
+    coarse.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut best, mut best_score) = (0, f64::MIN);
+    for &(_, i) in coarse.iter().take(64) {
+        let t = &templates[i];
         for dx in -3..=3i64 {
-            // The template's centre (TW/4, TH/4) lands on (cx + dx, cy + dy).
-            let ox = cx + dx - (TW / 4) as i64;
-            placed.clear();
-            placed.extend(t.rows.iter().map(|&r| shifted(r, ox)));
-            let span = shifted(t.span, ox);
             for dy in -3..=3i64 {
-                let oy = cy + dy - (TH / 4) as i64 + t.top as i64;
-                let (from, skip) = if oy < 0 {
-                    (0, (-oy) as usize)
-                } else {
-                    (oy as usize, 0)
-                };
-                let (mut hits, mut covered) = (0u32, 0u32);
-                for (line, row) in img.rows.iter().skip(from).zip(placed.iter().skip(skip)) {
-                    hits += (line & row).count_ones();
-                    covered += (line & span).count_ones();
-                }
-                if covered == 0 {
-                    continue;
-                }
-                let score = f64::from(hits) / (f64::from(t.ink) * f64::from(covered)).sqrt();
-                if score > best_score {
-                    (best, best_score) = (t.glyph, score);
+                let s = score(img, t, cx + dx, cy + dy, &mut placed);
+                if s > best_score {
+                    (best, best_score) = (t.glyph, s);
                 }
             }
         }

@@ -198,6 +198,9 @@ pub async fn run(api: &str, fake: &str, s: PumpingSizes) -> Result<PumpingResult
     let reader = tokio::spawn(read_codes(fake.to_owned(), waiting.clone(), stop.clone()));
     let started = Instant::now();
     let mut tasks = JoinSet::new();
+    // Requests in flight at most: a server that falls behind slows the scenario down rather
+    // than drowning in its own backlog (and answering `unavailable` to everyone).
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(64));
     let (bot_every, real_every) = (1.0 / s.bot_rate, 1.0 / s.real_rate);
     let (mut next_bot, mut next_real, mut sent_real) = (0u64, 0.0f64, 0u64);
     let mut rng = rand::rng();
@@ -207,9 +210,11 @@ pub async fn run(api: &str, fake: &str, s: PumpingSizes) -> Result<PumpingResult
         if next_bot < s.bot_requests && bot_due <= t {
             let (mobile, ip) = bot(next_bot, &s);
             next_bot += 1;
+            let permit = in_flight.clone().acquire_owned().await;
             let (http, url, result) = (http.clone(), url.clone(), result.clone());
             tasks.spawn(async move {
                 let key = ask(&http, &url, &mobile, &ip).await;
+                drop(permit);
                 let mut r = result.lock().unwrap_or_else(|p| p.into_inner());
                 r.bot_requests += 1;
                 *r.bot_answers.entry(key).or_default() += 1;
@@ -229,6 +234,7 @@ pub async fn run(api: &str, fake: &str, s: PumpingSizes) -> Result<PumpingResult
                 waiting.clone(),
             );
             let within = s.verify_within;
+            let permit = in_flight.clone().acquire_owned().await;
             tasks.spawn(async move {
                 let (tx, rx) = oneshot::channel();
                 waiting
@@ -236,6 +242,7 @@ pub async fn run(api: &str, fake: &str, s: PumpingSizes) -> Result<PumpingResult
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(mobile.clone(), tx);
                 let key = ask(&http, &format!("{api}/v1/codes"), &mobile, &ip).await;
+                drop(permit);
                 let accepted = key == "accepted";
                 {
                     let mut r = result.lock().unwrap_or_else(|p| p.into_inner());

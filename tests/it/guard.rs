@@ -394,7 +394,7 @@ async fn test_numbers_are_neither_counted_nor_held() {
     );
 }
 
-/// The pumping scenario, small (`bench/run` runs it full): a ring walking 20 prefixes from
+/// The pumping scenario, a twentieth of it (`bench/run` runs it full): a ring walking 20 prefixes from
 /// thousands of addresses, never verifying, among real users who mostly verify.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pumping_ring_gets_a_few_sms_per_prefix_and_real_users_get_theirs() {
@@ -402,7 +402,7 @@ async fn a_pumping_ring_gets_a_few_sms_per_prefix_and_real_users_get_theirs() {
     let app = spawn_app(settings(|_| {})).await;
     let fake = crate::common::spawn_fake(crate::common::fake_options()).await;
     let (_worker, _stop) = app.spawn_worker(&fake.base_url(), 64);
-    let sizes = PumpingSizes::small();
+    let sizes = PumpingSizes::quick();
     let mut result = run(&app.base, &fake.base_url(), sizes).await.unwrap();
     crate::common::eventually(Duration::from_secs(30), "the queue drained", || async {
         (app.backlog().await == 0).then_some(())
