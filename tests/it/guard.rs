@@ -49,6 +49,14 @@ fn accepted(answers: &[(u16, String)]) -> usize {
     answers.iter().filter(|(s, _)| *s == 202).count()
 }
 
+/// The prefixes the guard holds now.
+async fn prefixes_held(app: &App) -> Vec<smsq::store::BlockedPrefix> {
+    app.records
+        .blocked_prefixes(smsq::domain::now_ms())
+        .await
+        .unwrap()
+}
+
 async fn snapshot(app: &App) -> smsq::snapshot::Snapshot {
     smsq::snapshot::Snapshot::take(&app.records, &app.settings)
         .await
@@ -112,11 +120,7 @@ async fn a_ring_walking_one_prefix_from_many_addresses_is_held_after_twenty_code
         "a number in the guard's line: {line}"
     );
 
-    let held = app
-        .records
-        .blocked_prefixes(smsq::domain::now_ms())
-        .await
-        .unwrap();
+    let held = prefixes_held(&app).await;
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(
         (
@@ -154,13 +158,7 @@ async fn a_ring_walking_one_prefix_from_many_addresses_is_held_after_twenty_code
     let lifted = cli(&app, &["guard", "lift", "1380013"]);
     assert!(lifted.contains("lifted"), "{lifted}");
     assert_eq!(issue(&app, "13800138888", 2).await.0, 202);
-    assert!(
-        app.records
-            .blocked_prefixes(smsq::domain::now_ms())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(prefixes_held(&app).await.is_empty());
     let trail = app.records.audit_trail(5).await.unwrap();
     assert_eq!(trail[0].action, "guard_lift");
     assert!(trail[0].by.starts_with("cli:oncall@"), "{:?}", trail[0]);
@@ -173,13 +171,7 @@ async fn numbers_spread_over_many_prefixes_never_trip_it() {
         let (status, error) = issue(&app, &smsq::dev::bench::mobile(n), n).await;
         assert_eq!(status, 202, "code {n}: {error}");
     }
-    assert!(
-        app.records
-            .blocked_prefixes(smsq::domain::now_ms())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(prefixes_held(&app).await.is_empty());
 }
 
 #[tokio::test]
@@ -246,11 +238,7 @@ async fn a_prefix_whose_codes_are_never_verified_is_tripped_on_conversion() {
     // A ring's prefix: nobody ever verifies. After 10 codes it is held.
     let answers = walk(&app, "1360000", 15).await;
     assert_eq!(accepted(&answers), 10, "{answers:?}");
-    let held = app
-        .records
-        .blocked_prefixes(smsq::domain::now_ms())
-        .await
-        .unwrap();
+    let held = prefixes_held(&app).await;
     assert_eq!(held.len(), 1, "only the unverified prefix: {held:?}");
     assert_eq!(
         (held[0].prefix.as_str(), held[0].reason.as_str()),
