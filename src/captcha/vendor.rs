@@ -56,19 +56,22 @@ pub enum VendorError {
 }
 
 enum Account {
-    Tencent {
-        app_id: u64,
-        app_secret: Secret,
-        secret_id: String,
-        secret_key: Secret,
-    },
-    Geetest {
-        captcha_id: String,
-        captcha_key: Secret,
-    },
-    Siteverify {
-        secret: Secret,
-    },
+    Tencent(TencentAccount),
+    Geetest(GeetestAccount),
+    /// Turnstile's or hCaptcha's secret key.
+    Siteverify(Secret),
+}
+
+struct TencentAccount {
+    app_id: u64,
+    app_secret: Secret,
+    secret_id: String,
+    secret_key: Secret,
+}
+
+struct GeetestAccount {
+    captcha_id: String,
+    captcha_key: Secret,
 }
 
 /// One configured vendor.
@@ -103,7 +106,7 @@ impl Vendor {
         let (account, default_url) = match c.provider {
             CaptchaProvider::Builtin => return Ok(None),
             CaptchaProvider::Tencent => (
-                Account::Tencent {
+                Account::Tencent(TencentAccount {
                     app_id: c.app_id.parse().map_err(|_| {
                         ConfigError::new("captcha.app_id", "tencent: the CaptchaAppId, a number")
                     })?,
@@ -112,7 +115,7 @@ impl Vendor {
                         .clone(),
                     secret_key: need(s.secret_key.as_ref(), "SMSQ_CAPTCHA_SECRET_KEY", c.provider)?
                         .clone(),
-                },
+                }),
                 public("https://captcha.tencentcloudapi.com/"),
             ),
             CaptchaProvider::Geetest => {
@@ -123,18 +126,18 @@ impl Vendor {
                     ));
                 }
                 (
-                    Account::Geetest {
+                    Account::Geetest(GeetestAccount {
                         captcha_id: c.app_id.clone(),
                         captcha_key: need(s.secret.as_ref(), "SMSQ_CAPTCHA_SECRET", c.provider)?
                             .clone(),
-                    },
+                    }),
                     public("https://gcaptcha4.geetest.com/validate"),
                 )
             }
             CaptchaProvider::Turnstile | CaptchaProvider::Hcaptcha => (
-                Account::Siteverify {
-                    secret: need(s.secret.as_ref(), "SMSQ_CAPTCHA_SECRET", c.provider)?.clone(),
-                },
+                Account::Siteverify(
+                    need(s.secret.as_ref(), "SMSQ_CAPTCHA_SECRET", c.provider)?.clone(),
+                ),
                 public(if c.provider == CaptchaProvider::Turnstile {
                     "https://challenges.cloudflare.com/turnstile/v0/siteverify"
                 } else {
@@ -167,12 +170,23 @@ impl Vendor {
         client_ip: Option<IpAddr>,
     ) -> Result<VendorVerdict, VendorError> {
         match (&self.account, token) {
-            (Account::Tencent { .. }, CaptchaToken::Tencent { ticket, randstr }) => {
-                self.tencent(ticket, randstr, client_ip).await
+            (Account::Tencent(a), CaptchaToken::Tencent { ticket, randstr }) => {
+                self.tencent(a, ticket, randstr, client_ip).await
             }
-            (Account::Geetest { .. }, CaptchaToken::Geetest { .. }) => self.geetest(token).await,
-            (Account::Siteverify { .. }, CaptchaToken::Token(t)) => {
-                self.siteverify(t, client_ip).await
+            (
+                Account::Geetest(a),
+                CaptchaToken::Geetest {
+                    lot_number,
+                    captcha_output,
+                    pass_token,
+                    gen_time,
+                },
+            ) => {
+                self.geetest(a, [lot_number, captcha_output, pass_token, gen_time])
+                    .await
+            }
+            (Account::Siteverify(secret), CaptchaToken::Token(t)) => {
+                self.siteverify(secret, t, client_ip).await
             }
             _ => Ok(VendorVerdict::Fail(format!(
                 "not the fields of a {} captcha",
@@ -183,19 +197,17 @@ impl Vendor {
 
     async fn tencent(
         &self,
+        a: &TencentAccount,
         ticket: &str,
         randstr: &str,
         client_ip: Option<IpAddr>,
     ) -> Result<VendorVerdict, VendorError> {
-        let Account::Tencent {
+        let TencentAccount {
             app_id,
             app_secret,
             secret_id,
             secret_key,
-        } = &self.account
-        else {
-            unreachable!("matched by verify")
-        };
+        } = a;
         let body = serde_json::json!({
             "CaptchaType": 9,
             "Ticket": ticket,
@@ -252,22 +264,17 @@ impl Vendor {
         })
     }
 
-    async fn geetest(&self, token: &CaptchaToken) -> Result<VendorVerdict, VendorError> {
-        let (
-            Account::Geetest {
-                captcha_id,
-                captcha_key,
-            },
-            CaptchaToken::Geetest {
-                lot_number,
-                captcha_output,
-                pass_token,
-                gen_time,
-            },
-        ) = (&self.account, token)
-        else {
-            unreachable!("matched by verify")
-        };
+    /// `pass`: `lot_number`, `captcha_output`, `pass_token`, `gen_time`.
+    async fn geetest(
+        &self,
+        a: &GeetestAccount,
+        pass: [&String; 4],
+    ) -> Result<VendorVerdict, VendorError> {
+        let GeetestAccount {
+            captcha_id,
+            captcha_key,
+        } = a;
+        let [lot_number, captcha_output, pass_token, gen_time] = pass;
         let form = serde_urlencoded::to_string([
             ("lot_number", lot_number.as_str()),
             ("captcha_output", captcha_output.as_str()),
@@ -306,12 +313,10 @@ impl Vendor {
 
     async fn siteverify(
         &self,
+        secret: &Secret,
         token: &str,
         client_ip: Option<IpAddr>,
     ) -> Result<VendorVerdict, VendorError> {
-        let Account::Siteverify { secret } = &self.account else {
-            unreachable!("matched by verify")
-        };
         let ip = client_ip.map(|ip| ip.to_string()).unwrap_or_default();
         let mut fields = vec![("secret", secret.expose()), ("response", token)];
         if !ip.is_empty() {
