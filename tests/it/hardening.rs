@@ -1214,3 +1214,36 @@ async fn a_redis_near_its_maxmemory_makes_the_verdict_degraded() {
         .await
         .unwrap();
 }
+
+/// Retention follows time, not counts (issue 22 item 2): a job's record and its history live
+/// in the record for `status.ttl_secs`, so a burst far past the events stream's cap erases
+/// neither. The events stream (what webhooks read) is the only thing the cap trims.
+#[tokio::test]
+async fn a_record_and_its_history_outlive_a_burst_far_past_the_events_cap() {
+    let app = spawn_app(crate::common::settings(|c| c.stream.events_maxlen = 100)).await;
+    let fake = crate::common::spawn_fake(crate::common::fake_options()).await;
+    let first = app.queue_message("13700000001").await;
+    let (worker, stop) = app.spawn_worker(&fake.base_url(), 4);
+    crate::common::wait_for_status(&app, &first, "sent").await;
+    stop.cancel();
+    worker.await.unwrap();
+    // 30 times the cap, with no worker running: only `queued` events, 3,000 of them.
+    app.queue_messages(13_700_100_000, 3_000).await;
+    let mut conn = app.redis().await;
+    let events: u64 = redis::cmd("XLEN")
+        .arg(app.store.keys(smsq::domain::Shard::FIRST).events())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        events < 1_000,
+        "the events stream was not trimmed: {events}"
+    );
+    let job = crate::common::status_of(&app, &first).await;
+    assert_eq!(job["status"], "sent", "{job}");
+    assert_eq!(
+        crate::common::history(&app, &first).await,
+        ["queued", "sending", "sent"],
+        "{job}"
+    );
+}
