@@ -11,7 +11,7 @@ use redis::AsyncCommands;
 
 use crate::common::{
     child_env, eventually, fake_options, settings, signal, smsq_command, spawn_app, spawn_fake,
-    spawn_worker_process, temp_dir, wait_exit,
+    spawn_worker_process, stdout_of_success, temp_dir, wait_exit,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,23 +227,17 @@ async fn smsq_send_and_smsq_job_use_the_same_path_as_the_api() {
     let app = spawn_app(settings(|_| {})).await;
     let fake = spawn_fake(fake_options()).await;
     let env = child_env(&app.settings, &fake.base_url());
-    let out = smsq_command(None)
-        .args([
-            "send",
-            "+86 139 0013 9000",
-            "--purpose",
-            "smoke",
-            "--no-follow",
-        ])
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = stdout_of_success(
+        smsq_command(None)
+            .args([
+                "send",
+                "+86 139 0013 9000",
+                "--purpose",
+                "smoke",
+                "--no-follow",
+            ])
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
     let job_id = stdout.split_whitespace().nth(2).unwrap().to_owned();
     assert!(stdout.contains("139****9000"), "{stdout}");
     assert!(

@@ -8,7 +8,7 @@ use serde_json::json;
 use smsq::config::RawConfig;
 use smsq::domain::{CaptchaId, Hasher, Secret};
 
-use crate::common::{App, SECRET, logs, settings, smsq_command, spawn_app};
+use crate::common::{App, SECRET, logs, settings, smsq_command, spawn_app, stdout_of_success};
 
 /// `POST /v1/codes` from an address of its own (so the per-address caps never decide).
 async fn issue(app: &App, mobile: &str, n: u64) -> (u16, String) {
@@ -19,6 +19,15 @@ async fn issue(app: &App, mobile: &str, n: u64) -> (u16, String) {
 async fn issue_with(app: &App, body: serde_json::Value) -> (u16, String) {
     let (status, body) = app.call("/v1/codes", body).await;
     (status, body["error"].as_str().unwrap_or("").to_owned())
+}
+
+/// An answer's `Retry-After`, in seconds.
+fn retry_after(r: &reqwest::Response) -> u64 {
+    r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// A solved captcha: one the test knows the answer of, stored as the API stores them.
@@ -64,8 +73,8 @@ async fn snapshot(app: &App) -> smsq::snapshot::Snapshot {
 }
 
 fn cli(app: &App, args: &[&str]) -> String {
-    let out = smsq_command(None)
-        .args(args)
+    let mut cmd = smsq_command(None);
+    cmd.args(args)
         .env("SMSQ_REDIS__URL", &app.settings.redis.url)
         .env("SMSQ_REDIS__PREFIX", &app.settings.redis.prefix)
         .env(
@@ -73,15 +82,8 @@ fn cli(app: &App, args: &[&str]) -> String {
             app.settings.redis.shards.count().to_string(),
         )
         .env("SMSQ_SECRET", SECRET)
-        .env("USER", "oncall")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+        .env("USER", "oncall");
+    stdout_of_success(&mut cmd)
 }
 
 #[tokio::test]
@@ -190,11 +192,7 @@ async fn a_blocked_prefix_is_refused_for_its_period_even_with_a_captcha() {
         )
         .await;
     assert_eq!(r.status().as_u16(), 429);
-    let after: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let after = retry_after(&r);
     assert!((43_000..=43_200).contains(&after), "Retry-After {after}");
     let (id, answer) = solved_captcha(&app).await;
     let body = json!({"mobile": "15000009998", "captcha_id": id, "captcha": answer});
@@ -279,11 +277,7 @@ async fn budgets_alert_at_their_soft_threshold_then_hold_and_a_purpose_has_its_o
     }
     let r = app.post("/v1/codes", next("login")).await;
     assert_eq!(r.status().as_u16(), 429);
-    let after: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let after = retry_after(&r);
     assert!((1..=3600).contains(&after), "Retry-After {after}");
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"], "budget_exhausted");

@@ -9,7 +9,7 @@ use smsq::domain::Secret;
 
 use crate::common::{
     KillOnDrop, child_env, eventually, fake_options, settings, smsq_command, spawn_app, spawn_fake,
-    spawn_worker_process,
+    spawn_worker_process, stdout_of_success,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,18 +20,12 @@ async fn pause_stops_two_worker_processes_until_resume_and_no_attempt_is_used() 
     let _a = KillOnDrop(spawn_worker_process(&env, "pause-a", &[]));
     let _b = KillOnDrop(spawn_worker_process(&env, "pause-b", &[]));
     let cli = |args: &[&str]| {
-        let out = smsq_command(None)
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("USER", "oncall")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_of_success(
+            smsq_command(None)
+                .args(args)
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .env("USER", "oncall"),
+        )
     };
     // Both workers are up (they joined the group) before the switch.
     eventually(

@@ -30,6 +30,17 @@ pub fn child_env(settings: &Settings, provider_base: &str) -> Vec<(String, Strin
     ]
 }
 
+/// Runs `cmd`, asserts that it exited 0 (showing its stderr if not), and gives its stdout.
+pub fn stdout_of_success(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A `smsq` command with a clean environment (no SMSQ_* or RONGLIAN_* from the caller) and
 /// `--config` pointing at the given file or a file that does not exist.
 pub fn smsq_command(config: Option<&Path>) -> std::process::Command {
