@@ -426,8 +426,9 @@ async fn job(settings: Settings, id: &str, json: bool) -> anyhow::Result<()> {
     } else {
         println!("{}", serde_json::to_string_pretty(&found.job)?);
         for e in found.history {
+            let via = e.provider.map(|p| format!("  via {p}")).unwrap_or_default();
             println!(
-                "  {}  {:<10} attempt {}  {}",
+                "  {}  {:<10} attempt {}{via}  {}",
                 e.ts, e.status, e.attempt, e.error
             );
         }

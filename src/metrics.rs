@@ -161,14 +161,35 @@ pub fn job_status(status: &'static str) {
 }
 
 /// A provider call that did not succeed, by the provider's code (`172001` for the network).
-pub fn provider_error(code: &str) {
-    // The label set stays small: codes are six digits from a fixed table.
-    let code = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
-        code.to_owned()
-    } else {
-        "other".to_owned()
+pub fn provider_error(account: &str, code: &str) {
+    // The label set stays small: codes come from the vendors' fixed tables (Ronglian's six
+    // digits, Tencent's and Aliyun's dotted names), anything else is `other`.
+    let known = code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
+    let code = if known { code } else { "other" };
+    counter!("smsq_provider_errors_total", "account" => account.to_owned(), "code" => code.to_owned())
+        .increment(1);
+}
+
+/// An attempt moved from one account to another (a fault or throttling at `from`).
+pub fn failover(from: &str, to: &str) {
+    counter!("smsq_provider_failovers_total", "from" => from.to_owned(), "to" => to.to_owned())
+        .increment(1);
+}
+
+/// An account's circuit as this process last saw it: 0 closed, 1 half open, 2 open; and
+/// whether an operator disabled it.
+pub fn circuit(account: &str, c: &crate::store::Circuit) {
+    let state = match c.state {
+        crate::store::CircuitState::Closed => 0.0,
+        crate::store::CircuitState::HalfOpen => 1.0,
+        crate::store::CircuitState::Open { .. } => 2.0,
     };
-    counter!("smsq_provider_errors_total", "code" => code).increment(1);
+    gauge!("smsq_provider_circuit", "account" => account.to_owned()).set(state);
+    gauge!("smsq_provider_disabled", "account" => account.to_owned())
+        .set(if c.disabled { 1.0 } else { 0.0 });
 }
 
 /// `how`: `dead_worker` (heartbeat lapsed), `idle` (the backstop), `redelivery`.
@@ -182,8 +203,9 @@ pub fn delivery_report(result: &'static str) {
     counter!("smsq_delivery_reports_total", "result" => result).increment(1);
 }
 
-pub fn provider_call(took: Duration) {
-    histogram!("smsq_provider_call_seconds").record(took.as_secs_f64());
+pub fn provider_call(account: &str, took: Duration) {
+    histogram!("smsq_provider_call_seconds", "account" => account.to_owned())
+        .record(took.as_secs_f64());
 }
 
 /// From the API's accepting the job to the provider's accepting the SMS.

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::codes::Codes;
 use crate::config::{ConfigError, Settings};
 use crate::domain::{CodeSealer, Hasher};
-use crate::provider::{Client, ClientError};
+use crate::provider::ClientError;
 use crate::store::{Hooks, Intake, LayoutError, Queue, Records, Store, StoreError};
 use crate::webhooks::Dispatcher;
 use crate::worker::{Worker, default_consumer_name};
@@ -77,7 +77,7 @@ impl Application {
         .with_vendor(vendor))
     }
 
-    /// A worker process (needs the `RONGLIAN_*` account and `SMSQ_SECRET`). `None` takes the configured
+    /// A worker process (needs every provider account's credentials and `SMSQ_SECRET`). `None` takes the configured
     /// concurrency and a `host-pid-random` consumer name.
     pub fn worker(
         &self,
@@ -87,16 +87,20 @@ impl Application {
         if concurrency == Some(0) {
             return Err(ConfigError::new("--concurrency", "must be at least 1").into());
         }
-        let account = self.settings.secrets.ronglian()?;
-        let client = Client::new(&self.settings.provider, account)?;
+        let queue = Queue::new(self.store.clone());
+        let accounts = crate::worker::Accounts::build(
+            &self.settings.providers,
+            &self.settings.secrets,
+            &queue,
+        )?;
         let sealer = CodeSealer::new(&self.settings.secrets.hash_key()?);
         let name = name.unwrap_or_else(default_consumer_name);
         let hooks = Hooks::new(self.store.clone());
         let dispatcher = Dispatcher::new(self.settings.clone(), hooks, name.clone())?;
         let worker = Worker::new(
             self.settings.clone(),
-            Queue::new(self.store.clone()),
-            client,
+            queue,
+            accounts,
             sealer,
             name,
             concurrency.unwrap_or(self.settings.worker.concurrency.get()),

@@ -44,6 +44,7 @@ impl Codes {
             expires_ms: None,
             request_id: req.request_id,
             test: false,
+            account: None,
         };
         let accepted = MessageAccepted {
             job_id: job.id.to_string(),

@@ -281,6 +281,7 @@ impl Codes {
             expires_ms: Some(now + cs.ttl.as_millis() as i64),
             request_id: req.request_id.clone(),
             test: test_code.is_some(),
+            account: None,
         };
         let accepted = CodeAccepted {
             job_id: job.id.to_string(),

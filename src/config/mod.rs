@@ -6,12 +6,17 @@
 //! names the key it is about, so the binary can exit 2 with a message an operator can act on.
 
 mod guard;
+mod providers;
 mod raw;
 mod secrets;
 mod settings;
 mod webhooks;
 
 pub use guard::{Budget, Budgets, GuardAction, GuardSettings, PrefixGuard};
+pub use providers::{
+    AccountSettings, Credentials, FailoverSettings, ProviderAccounts, RawAccount, RawFailover,
+    RawRoute, Route,
+};
 pub use raw::*;
 pub use secrets::{CaptchaSecrets, RonglianAccount, Secrets, mask_url_password};
 pub use settings::*;

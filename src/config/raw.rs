@@ -26,6 +26,11 @@ pub struct RawConfig {
     pub stream: RawStream,
     pub status: RawStatus,
     pub webhooks: RawWebhooks,
+    pub failover: super::providers::RawFailover,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub providers: BTreeMap<String, super::providers::RawAccount>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub routing: BTreeMap<String, super::providers::RawRoute>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

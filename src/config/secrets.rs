@@ -36,6 +36,8 @@ pub struct Secrets {
     pub test_numbers: std::collections::BTreeMap<String, Secret>,
     /// The captcha vendor's credentials (`captcha.provider` other than `builtin`).
     pub captcha: CaptchaSecrets,
+    /// Each named provider account's credentials, by variable (`SMSQ_PROVIDER_<NAME>_<FIELD>`).
+    pub providers: std::collections::BTreeMap<String, Secret>,
 }
 
 /// `SMSQ_CAPTCHA_SECRET`: Turnstile's or hCaptcha's secret key, GeeTest's captcha_key, or
@@ -75,7 +77,8 @@ impl Secrets {
                 Some(list) => token_list("SMSQ_ADMIN_TOKENS", &list)?,
                 None => Vec::new(),
             },
-            webhook_secrets: webhook_secrets(env)?,
+            webhook_secrets: prefixed(env, "SMSQ_WEBHOOK_SECRET_")?,
+            providers: prefixed(env, "SMSQ_PROVIDER_")?,
             test_numbers: match get("SMSQ_TEST_NUMBERS")? {
                 Some(list) => test_numbers(&list)?,
                 None => Default::default(),
@@ -271,18 +274,21 @@ fn test_numbers(list: &str) -> Result<std::collections::BTreeMap<String, Secret>
 }
 
 /// Every `SMSQ_WEBHOOK_SECRET_<NAME>` (or its `_FILE`) in `env`.
-fn webhook_secrets(
+/// Every secret whose variable starts with `prefix` (by its name without `_FILE`). A `__`
+/// marks a configuration override (`SMSQ_PROVIDER__TIMEOUT_MS`), not a secret.
+fn prefixed(
     env: &HashMap<String, String>,
+    prefix: &str,
 ) -> Result<std::collections::BTreeMap<String, Secret>, ConfigError> {
     let mut out = std::collections::BTreeMap::new();
     for key in env.keys() {
-        let Some(name) = key.strip_prefix("SMSQ_WEBHOOK_SECRET_") else {
+        let Some(name) = key.strip_prefix(prefix) else {
             continue;
         };
-        let var = format!(
-            "SMSQ_WEBHOOK_SECRET_{}",
-            name.strip_suffix("_FILE").unwrap_or(name)
-        );
+        if key.contains("__") {
+            continue;
+        }
+        let var = format!("{prefix}{}", name.strip_suffix("_FILE").unwrap_or(name));
         if let Some(value) = from_env_or_file(env, &var)? {
             out.insert(var, Secret::new(value));
         }

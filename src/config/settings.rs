@@ -19,6 +19,8 @@ pub struct Settings {
     pub captcha: CaptchaSettings,
     pub guard: super::GuardSettings,
     pub provider: ProviderSettings,
+    /// The accounts sends go through (one, `ronglian`, made of `[provider]`, by default).
+    pub providers: super::ProviderAccounts,
     pub worker: WorkerSettings,
     pub retry: RetrySettings,
     pub stream: StreamSettings,
@@ -273,6 +275,22 @@ impl Settings {
                     raw.provider.connect_timeout_ms,
                 )?,
             },
+            providers: super::providers::from_raw(
+                &raw.providers,
+                &raw.routing,
+                &raw.failover,
+                super::providers::Defaults {
+                    legacy_base_url: &raw.provider.base_url,
+                    timeout: millis("provider.timeout_ms", raw.provider.timeout_ms)?,
+                    connect_timeout: millis(
+                        "provider.connect_timeout_ms",
+                        raw.provider.connect_timeout_ms,
+                    )?,
+                    rate_per_sec: count("worker.rate_per_sec", raw.worker.rate_per_sec)?,
+                    burst: count("worker.burst", raw.worker.burst)?,
+                    code_template: &raw.code.template_id,
+                },
+            )?,
             worker: WorkerSettings {
                 concurrency: NonZeroUsize::new(ranged(
                     "worker.concurrency",

@@ -49,6 +49,10 @@ pub struct Job {
     /// calling the provider.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test: bool,
+    /// The account the previous attempt went through when its outcome is unknown (a timeout
+    /// after the request left): this attempt goes there first, with the same request id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 impl Job {
@@ -189,6 +193,7 @@ mod tests {
             expires_ms: Some(2),
             request_id: None,
             test: false,
+            account: None,
         }
     }
 

@@ -95,6 +95,26 @@ impl Keys {
     pub fn rate(&self) -> String {
         format!("{}:rate", self.tag)
     }
+    /// A named account's own GCRA state (`None`: the unnamed account of `[provider]`).
+    pub fn rate_of(&self, account: Option<&str>) -> String {
+        match account {
+            Some(name) => format!("{}:rate:{name}", self.tag),
+            None => self.rate(),
+        }
+    }
+    /// A named account's pause, as [`FleetKeys::pause`] is the unnamed account's.
+    pub fn pause_of(&self, account: Option<&str>) -> String {
+        match account {
+            Some(name) => format!("{}:pause:{name}", self.tag),
+            None => self.pause(),
+        }
+    }
+    /// An account's circuit, shared by every worker: `state` (`open`, `half`; absent =
+    /// closed), `until` (ms), `reason`, `disabled`, the transient-error window (`wstart`,
+    /// `werrs`) and the probes (`probes`, `probe_ok`, `probe_ms`).
+    pub fn circuit(&self, account: &str) -> String {
+        format!("{}:provider:{account}", self.tag)
+    }
     /// `<until ms> <provider code>` while the provider asked every worker to slow down.
     pub fn pause(&self) -> String {
         format!("{}:pause", self.tag)

@@ -6,10 +6,12 @@ local TERMINAL = {sent = true, failed = true, dead = true, expired = true, super
 
 -- A job's own history lives in its record (field `hist`): read with the record in O(its own
 -- events), kept exactly as long, whatever the traffic. Events are separated by \30 and their
--- fields (ts, status, attempt, error) by \31; the newest HISTORY_MAX are kept.
+-- fields (ts, status, attempt, error, and the provider account when one was used) by \31;
+-- the newest HISTORY_MAX are kept.
 local HISTORY_MAX = 32
-local function with_event(hist, status, attempt, err, now)
+local function with_event(hist, status, attempt, err, now, account)
   local event = now .. '\31' .. status .. '\31' .. attempt .. '\31' .. string.gsub(err, '[\30\31]', ' ')
+  if account and account ~= '' then event = event .. '\31' .. account end
   if not hist then return event end
   hist = hist .. '\30' .. event
   local _, events = string.gsub(hist, '\30', '')
@@ -20,8 +22,8 @@ local function with_event(hist, status, attempt, err, now)
 end
 
 -- A status change: the job record (with its history) and one entry on the events stream.
-local function record(job_key, events_key, job_id, status, attempt, err, now, ttl, events_maxlen, extra)
-  local hist = with_event(redis.call('HGET', job_key, 'hist'), status, attempt, err, now)
+local function record(job_key, events_key, job_id, status, attempt, err, now, ttl, events_maxlen, extra, account)
+  local hist = with_event(redis.call('HGET', job_key, 'hist'), status, attempt, err, now, account)
   local fields = {'status', status, 'attempts', attempt, 'updated_ms', now, 'hist', hist}
   if err ~= '' then
     fields[#fields + 1] = 'last_error'

@@ -54,7 +54,8 @@ pub use intake::{
 pub use keys::{GROUP, Keys};
 pub use layout::{Layout, LayoutError};
 pub use queue::{
-    Begin, Entry, Fence, Grant, Lease, Outcome, ProviderFailure, Queue, RatePolicy, Settled,
+    Begin, Circuit, CircuitOp, CircuitPolicy, CircuitState, Entry, Fence, Grant, Lease, Outcome,
+    Permit, ProviderFailure, Queue, RatePolicy, Settled,
 };
 pub use records::{BlockedPrefix, BudgetUse, DeadDelivery, EndpointState};
 pub use records::{

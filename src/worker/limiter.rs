@@ -158,6 +158,8 @@ pub struct Limiter(Arc<Inner>);
 
 struct Inner {
     queue: Queue,
+    /// The account whose rate this is (`None`: the unnamed account of `[provider]`).
+    account: Option<String>,
     policy: Policy,
     slots: Mutex<Slots>,
     /// Tasks inside `acquire`: how many slots to ask for.
@@ -165,9 +167,10 @@ struct Inner {
 }
 
 impl Limiter {
-    pub fn new(queue: Queue, rate_per_sec: u32, burst: u32) -> Self {
+    pub fn new(queue: Queue, account: Option<String>, rate_per_sec: u32, burst: u32) -> Self {
         Self(Arc::new(Inner {
             queue,
+            account,
             policy: Policy::new(rate_per_sec, burst),
             slots: Mutex::new(Slots::default()),
             waiting: AtomicUsize::new(0),
@@ -205,7 +208,10 @@ impl Limiter {
                 Next::Ask => {
                     // Asked while holding the lock: the other waiters find the slots after.
                     let want = inner.waiting.load(Ordering::Relaxed).clamp(1, MAX_BATCH);
-                    match inner.queue.lease(&inner.policy.script(), want).await {
+                    match inner
+                        .queue
+                        .lease(inner.account.as_deref(), &inner.policy.script(), want)
+                        .await {
                         Ok(lease) => {
                             failures = 0;
                             let now = Instant::now();
@@ -240,7 +246,8 @@ impl Limiter {
         let until =
             Instant::now() + Duration::from_millis(until_ms.saturating_sub(now_ms).max(0) as u64);
         self.0.slots.lock().await.pause(until);
-        self.0.queue.pause(until_ms, now_ms, reason).await.map(drop)
+        let account = self.0.account.as_deref();
+        self.0.queue.pause(account, until_ms, now_ms, reason).await.map(drop)
     }
 }
 

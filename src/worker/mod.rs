@@ -5,6 +5,7 @@
 //! the script that writes its outcome; a crash in between leaves it pending, and the reaper
 //! (ours or another worker's) reclaims it after `worker.claim_idle_ms`.
 
+mod accounts;
 mod background;
 mod consumer;
 mod limiter;
@@ -21,22 +22,22 @@ use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use accounts::Accounts;
 pub use consumer::Consumer;
 pub use limiter::Limiter;
 
 use crate::config::Settings;
 use crate::domain::CodeSealer;
-use crate::provider::Client;
 use crate::store::{LayoutError, Queue, StoreError};
 
 /// Everything a job needs, shared by the pool's tasks.
 pub(crate) struct Context {
     pub settings: Arc<Settings>,
     pub queue: Queue,
-    pub client: Client,
+    /// The provider accounts, their routes and circuits.
+    pub accounts: Accounts,
     /// Opens each code just before its send.
     pub sealer: CodeSealer,
-    pub limiter: Limiter,
     /// This worker's consumer name.
     pub consumer: String,
     /// Joined its groups and beating, not yet stopping: what `/readyz` says.
@@ -78,24 +79,21 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(
+    pub(crate) fn new(
         settings: Arc<Settings>,
         queue: Queue,
-        client: Client,
+        accounts: Accounts,
         sealer: CodeSealer,
         name: String,
         concurrency: usize,
     ) -> Self {
-        let ws = &settings.worker;
-        let limiter = Limiter::new(queue.clone(), ws.rate_per_sec.get(), ws.burst.get());
         let consumer = Consumer::new(settings.clone(), queue.clone(), name.clone());
         Self {
             ctx: Arc::new(Context {
                 settings,
                 queue,
-                client,
+                accounts,
                 sealer,
-                limiter,
                 consumer: name,
                 ready: Arc::default(),
             }),
@@ -197,7 +195,8 @@ impl Worker {
             .heartbeat(&name, &about, ws.heartbeat * 3)
             .await
             .map_err(WorkerError::Setup)?;
-        let published = queue.publish_limit(ws.rate_per_sec.get(), ws.burst.get());
+        let primary = self.ctx.settings.providers.primary();
+        let published = queue.publish_limit(primary.rate_per_sec.get(), primary.burst.get());
         if let Err(e) = published.await {
             tracing::warn!(error = %e, "cannot publish the rate limit");
         }
@@ -205,6 +204,7 @@ impl Worker {
             .ready
             .store(true, std::sync::atomic::Ordering::Relaxed);
         background.push(tokio::spawn(promote_retries(queue.clone(), stop.clone())));
+        background.push(tokio::spawn(watch_circuits(self.ctx.clone(), stop.clone())));
         let beating = beat(
             queue.clone(),
             name.clone(),
@@ -241,6 +241,17 @@ impl Worker {
             // A panic in a send task: the entry stays pending and is reclaimed as a poison
             // candidate (its delivery count grows each time).
             Err(e) => tracing::error!(error = %e, "a send task failed"),
+        }
+    }
+}
+
+/// Keeps this worker's view of every account's circuit fresh (see `accounts`).
+async fn watch_circuits(ctx: Arc<Context>, stop: CancellationToken) {
+    loop {
+        ctx.accounts.refresh(&ctx.queue).await;
+        tokio::select! {
+            () = tokio::time::sleep(accounts::REFRESH) => {}
+            () = stop.cancelled() => return,
         }
     }
 }

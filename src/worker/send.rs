@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 use rand::RngExt;
 use tracing::Instrument;
 
-use super::Context;
+use super::accounts::{Account, Choice};
 use super::retry::{self, Next};
+use super::{Context, Limiter};
 use crate::domain::{Code, Job, JobStatus, OpenError, Shard, now_ms};
 use crate::metrics;
-use crate::provider::{Accepted, Action, SendError, TemplateSms};
-use crate::store::{Begin, Entry, Fence, Outcome, ProviderFailure, Settled, StoreError};
+use crate::provider::{Accepted, Action, SendError, TemplateSms, Verdict};
+use crate::store::{Begin, CircuitOp, Entry, Fence, Outcome, ProviderFailure, Settled, StoreError};
 
 /// How handling an entry ended, for the consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,10 +80,11 @@ fn stuck(error: &StoreError) -> Ending {
     }
 }
 
-/// Waits for a send slot of the fleet's rate. A long wait (a pause, a low rate) keeps the
-/// entry's idle time fresh so the `claim_idle` backstop does not hand it to another worker.
-async fn wait_for_slot(ctx: &Context, entry: &Entry) {
-    let slot = ctx.limiter.acquire();
+/// Waits for a send slot of an account's fleet-wide rate. A long wait (a pause, a low rate)
+/// keeps the entry's idle time fresh so the `claim_idle` backstop does not hand it to another
+/// worker.
+async fn wait_for_slot(ctx: &Context, entry: &Entry, limiter: &Limiter) {
+    let slot = limiter.acquire();
     tokio::pin!(slot);
     let every = (ctx.settings.worker.claim_idle / 3).max(Duration::from_millis(100));
     loop {
@@ -97,10 +99,24 @@ async fn wait_for_slot(ctx: &Context, entry: &Entry) {
     }
 }
 
+/// How the provider calls of one attempt ended: the outcome, the attempts it counts, the
+/// account it came from, and the account the next attempt must try first (unknown outcome).
+struct Called {
+    outcome: Outcome,
+    attempts: u32,
+    account: String,
+    pin: Option<String>,
+}
+
 async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreError> {
+    let candidates = ctx.accounts.candidates(job);
     // A test number's code takes no send slot: it never reaches the provider.
-    if !job.test {
-        wait_for_slot(ctx, entry).await;
+    let choice = match job.test {
+        true => None,
+        false => ctx.accounts.choose(&ctx.queue, &candidates, &[]).await,
+    };
+    if let Some(choice) = &choice {
+        wait_for_slot(ctx, entry, &choice.account.limiter).await;
     }
     let fence = Fence::new(&ctx.consumer);
     let sealed = match ctx.queue.begin(entry, job, &fence, now_ms()).await? {
@@ -130,21 +146,38 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
         metrics::queue_wait(ms_since(arrived));
     }
     transition(job, JobStatus::Sending, "", "");
-    let (outcome, attempts) = if job.test {
+    let called = match choice {
         // SMSQ_TEST_NUMBERS: the job ends sent, marked, and the provider never hears of it.
-        let sent = Outcome::Sent {
-            provider_status: "test".to_owned(),
-            message_id: String::new(),
-        };
-        (sent, job.attempt + 1)
-    } else {
-        let result = call_provider(ctx, job, code).await;
-        // The SMS may be out: from here on, writing the outcome is worth waiting for.
-        outcome_of(ctx, job, result).await
+        _ if job.test => Called {
+            outcome: Outcome::Sent {
+                provider_status: "test".to_owned(),
+                message_id: String::new(),
+            },
+            attempts: job.attempt + 1,
+            account: String::new(),
+            pin: None,
+        },
+        None => no_account(ctx, job, &candidates),
+        // The SMS may be out once this returns: from here on, writing the outcome is worth
+        // waiting for.
+        Some(choice) => {
+            let through = Through { ctx, entry, job, fence: &fence, candidates: &candidates };
+            through.send(choice, code.as_ref()).await
+        }
+    };
+    let Called {
+        outcome,
+        attempts,
+        account,
+        pin,
+    } = called;
+    let next = Job {
+        account: pin,
+        ..job.clone()
     };
     let settle = || {
         ctx.queue
-            .settle(entry, job, &fence, attempts, &outcome, now_ms())
+            .settle(entry, &next, &fence, attempts, &outcome, &account, now_ms())
     };
     let status = match persist(settle).await? {
         Settled::Status(status) => status,
@@ -175,6 +208,136 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
     Ok(())
 }
 
+/// No account can take the job: none on its route has a template for it (it fails: a
+/// person must configure one), or every one is disabled (it waits, without using an
+/// attempt, until an operator enables one or the code expires).
+fn no_account(ctx: &Context, job: &Job, candidates: &[&Account]) -> Called {
+    let (outcome, why) = if candidates.is_empty() {
+        let why = "no provider account on its route has a template for it".to_owned();
+        let failure = ProviderFailure {
+            error: format!("not sent: {why}"),
+            provider_status: "no_account".to_owned(),
+        };
+        (Outcome::Failed(failure), why)
+    } else {
+        let why = "every provider account on its route is disabled".to_owned();
+        let failure = ProviderFailure {
+            error: format!("not sent: {why}"),
+            provider_status: "no_account".to_owned(),
+        };
+        let due = now_ms() + ctx.accounts.policy.cool_down.as_millis() as i64;
+        (retry_at(job, due, failure), why)
+    };
+    tracing::warn!(reason = %why, "no provider account for the job");
+    Called {
+        outcome,
+        attempts: job.attempt,
+        account: String::new(),
+        pin: None,
+    }
+}
+
+/// One attempt's sends: through the chosen account, and on to the next healthy one of the
+/// route when an account refuses for its own reasons (a fault, throttling), without using
+/// an attempt.
+struct Through<'a> {
+    ctx: &'a Context,
+    entry: &'a Entry,
+    job: &'a Job,
+    fence: &'a Fence,
+    candidates: &'a [&'a Account],
+}
+
+impl Through<'_> {
+    async fn send(&self, first: Choice<'_>, code: Option<&Code>) -> Called {
+        let (ctx, job) = (self.ctx, self.job);
+        let accounts = &ctx.accounts;
+        let mut choice = first;
+        let mut tried: Vec<&str> = Vec::new();
+        loop {
+            let account = choice.account;
+            let result = call_provider(account, job, code).await;
+            let moved_on = match &result {
+                Ok(_) if choice.probe => {
+                    accounts.report(&ctx.queue, account.name(), CircuitOp::Ok).await;
+                    None
+                }
+                Ok(_) => None,
+                Err(e) => match e.verdict() {
+                    Verdict {
+                        action: Action::AccountFault,
+                        reason,
+                    } => {
+                        let why = format!("{} {reason}", e.status_code());
+                        let open = accounts.policy.cool_down;
+                        let op = CircuitOp::Fault(&why, open);
+                        accounts.report(&ctx.queue, account.name(), op).await;
+                        Some(why)
+                    }
+                    Verdict {
+                        action: Action::PauseAll,
+                        reason,
+                    } => {
+                        let why = format!("{} {reason}", e.status_code());
+                        self.pause(account, &why).await;
+                        Some(why)
+                    }
+                    Verdict {
+                        action: Action::Retry,
+                        reason,
+                    } => {
+                        let why = format!("{} {reason}", e.status_code());
+                        let op = CircuitOp::Transient(&why);
+                        accounts.report(&ctx.queue, account.name(), op).await;
+                        None
+                    }
+                    _ => None,
+                },
+            };
+            if let Some(why) = moved_on {
+                tried.push(account.name());
+                if let Some(next) = accounts.choose(&ctx.queue, self.candidates, &tried).await {
+                    let note = format!("{why}; moving to {}", next.account.name());
+                    tracing::warn!(from = account.name(), to = next.account.name(), reason = %why, "account refused: moving to the next");
+                    metrics::failover(account.name(), next.account.name());
+                    let hop = ctx.queue.hop(self.entry, job, self.fence, &note, account.name(), now_ms());
+                    if let Err(e) = hop.await {
+                        tracing::warn!(error = %e, "cannot note the move in the job's history");
+                    }
+                    wait_for_slot(ctx, self.entry, &next.account.limiter).await;
+                    choice = next;
+                    continue;
+                }
+            }
+            let unknown = result.as_ref().err().is_some_and(SendError::is_unknown_outcome);
+            let (outcome, attempts) = outcome_of(ctx, job, result);
+            // Once, then anywhere: a pinned attempt that is unknown again is not pinned again.
+            let pin = (unknown && job.account.is_none()).then(|| account.name().to_owned());
+            return Called {
+                outcome,
+                attempts,
+                account: account.name().to_owned(),
+                pin,
+            };
+        }
+    }
+
+    /// The account is too fast: every worker pauses its sends through it, and its circuit
+    /// opens for as long, so the route's other accounts take the traffic meanwhile.
+    async fn pause(&self, account: &Account, why: &str) {
+        let ctx = self.ctx;
+        let now = now_ms();
+        let pause = ctx.settings.worker.pause;
+        let until = now + pause.as_millis() as i64;
+        tracing::warn!(account = account.name(), code = why, pause_ms = until - now, "provider says the account is too fast: pausing every worker's sends through it");
+        if let Err(e) = account.limiter.pause_all(until, now, why).await {
+            tracing::warn!(error = %e, "cannot share the pause; pausing this worker only");
+        }
+        let op = CircuitOp::Fault(why, pause);
+        ctx.accounts.report(&ctx.queue, account.name(), op).await;
+    }
+}
+
 /// A code this worker cannot open (another `SMSQ_SECRET` than the API's, or a changed
 /// value) cannot be sent by any retry of ours: the job fails, truly, without a provider call
 /// and without using an attempt.
@@ -192,7 +355,7 @@ async fn unopenable(
     let outcome = Outcome::Failed(failure);
     let settle = || {
         ctx.queue
-            .settle(entry, job, fence, job.attempt, &outcome, now_ms())
+            .settle(entry, job, fence, job.attempt, &outcome, "", now_ms())
     };
     if let Settled::Status(status) = persist(settle).await? {
         transition(job, status, "unopenable", &format!("not sent: {error}"));
@@ -200,29 +363,32 @@ async fn unopenable(
     Ok(())
 }
 
-/// The TemplateSMS call: a code job sends `[code, …datas]`, a message its `datas`; the job
-/// id is the `reqId`, the same on every attempt.
+/// The provider call: a code job sends `[code, …datas]`, a message its `datas`, with the
+/// account's own template; the job id is the request id, the same on every attempt.
 async fn call_provider(
-    ctx: &Context,
+    account: &Account,
     job: &Job,
-    code: Option<Code>,
+    code: Option<&Code>,
 ) -> Result<Accepted, SendError> {
     let datas: Vec<String> = code
         .iter()
         .map(|c| c.expose().to_owned())
         .chain(job.datas.iter().cloned())
         .collect();
+    let template_id = account
+        .template_for(job)
+        .expect("candidates only holds accounts with a template for the job");
     let sms = TemplateSms {
         to: job.to.as_str(),
-        template_id: job.template_id.as_str(),
-        datas: &datas,
+        template_id,
+        datas: account.values(template_id, &datas),
         req_id: Some(job.id.as_str()),
     };
     let called = Instant::now();
-    let result = ctx.client.send(&sms).await;
-    metrics::provider_call(called.elapsed());
+    let result = account.sender.send(&sms).await;
+    metrics::provider_call(account.name(), called.elapsed());
     if let Err(e) = &result {
-        metrics::provider_error(&e.status_code());
+        metrics::provider_error(account.name(), &e.status_code());
     }
     result
 }
@@ -248,11 +414,7 @@ fn ms_since(then_ms: i64) -> Duration {
 
 /// What the provider's answer means for this job, and the provider attempts it has used:
 /// the classification of `provider::classify`, the retry policy and the code's expiry.
-async fn outcome_of(
-    ctx: &Context,
-    job: &Job,
-    result: Result<Accepted, SendError>,
-) -> (Outcome, u32) {
+fn outcome_of(ctx: &Context, job: &Job, result: Result<Accepted, SendError>) -> (Outcome, u32) {
     let attempt = job.attempt + 1;
     let error = match result {
         Ok(accepted) => {
@@ -278,8 +440,14 @@ async fn outcome_of(
             };
             return (sent, attempt);
         }
-        Action::GiveUp => return (Outcome::Failed(failure), attempt),
-        Action::PauseAll => return (pause_all(ctx, job, failure).await, job.attempt),
+        // No other account could take it (or it is this job's own fault).
+        Action::GiveUp | Action::AccountFault => return (Outcome::Failed(failure), attempt),
+        // Paused already (`Through::pause`): the job waits for the pause's end without using
+        // up an attempt (the provider did not consider it).
+        Action::PauseAll => {
+            let until = now_ms() + ctx.settings.worker.pause.as_millis() as i64;
+            return (retry_at(job, until, failure), job.attempt);
+        }
         Action::Retry => None,
         Action::Backoff { after } => Some(after),
     };
@@ -297,22 +465,6 @@ fn retry_at(job: &Job, due: i64, failure: ProviderFailure) -> Outcome {
         Some(expires) if due >= expires => Outcome::Expired(failure),
         _ => Outcome::RetryAt(due, failure),
     }
-}
-
-/// The account is too fast: every worker pauses, and this job waits for the pause's end
-/// without using up an attempt (the provider did not consider it).
-async fn pause_all(ctx: &Context, job: &Job, failure: ProviderFailure) -> Outcome {
-    let now = now_ms();
-    let until = now + ctx.settings.worker.pause.as_millis() as i64;
-    tracing::warn!(code = %failure.provider_status, pause_ms = until - now, "provider says the account is too fast: pausing every worker");
-    if let Err(e) = ctx
-        .limiter
-        .pause_all(until, now, &failure.provider_status)
-        .await
-    {
-        tracing::warn!(error = %e, "cannot share the pause; pausing this worker only");
-    }
-    retry_at(job, until, failure)
 }
 
 /// Retries a status write through a short Redis outage (a restart, a failover) so a sent SMS

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{Accepted, SendError};
+use crate::provider::{Accepted, Kind, SendError};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -28,6 +28,7 @@ pub(crate) fn parse_answer(body: &str) -> Result<Accepted, SendError> {
         serde_json::from_str(body).map_err(|e| SendError::Malformed(e.to_string()))?;
     if answer.status_code != "000000" {
         return Err(SendError::Rejected {
+            kind: Kind::Ronglian,
             code: answer.status_code,
             message: answer.status_msg.unwrap_or_default(),
         });

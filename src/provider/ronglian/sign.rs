@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
 use serde::Serialize;
 
-use super::TemplateSms;
+use crate::provider::TemplateSms;
 use crate::config::RonglianAccount;
 use crate::domain::beijing;
 use crate::provider::API_VERSION;

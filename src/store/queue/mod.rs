@@ -3,12 +3,14 @@
 //! provider's pause. Only `smsq worker` holds one.
 
 mod attempt;
+mod circuit;
 mod fleet;
 mod rate;
 mod stream;
 mod transitions;
 
 pub use attempt::{Begin, Fence, Outcome, ProviderFailure, Settled};
+pub use circuit::{Circuit, CircuitOp, CircuitPolicy, CircuitState, Permit};
 pub use rate::{Grant, Lease, RatePolicy};
 pub use stream::Entry;
 

@@ -51,12 +51,18 @@ pub struct RatePolicy {
 }
 
 impl Queue {
-    /// Up to `want` send slots of the fleet's rate, or how long to wait for one.
-    pub async fn lease(&self, policy: &RatePolicy, want: usize) -> Result<Lease, StoreError> {
+    /// Up to `want` send slots of an account's fleet-wide rate, or how long to wait for one.
+    /// `account` is `None` for the unnamed account of `[provider]`.
+    pub async fn lease(
+        &self,
+        account: Option<&str>,
+        policy: &RatePolicy,
+        want: usize,
+    ) -> Result<Lease, StoreError> {
         let fleet = self.fleet();
         let reply: Vec<i64> = RateCall {
-            rate_key: fleet.rate(),
-            pause_key: fleet.pause(),
+            rate_key: fleet.rate_of(account),
+            pause_key: fleet.pause_of(account),
             halt_key: fleet.halt(),
             interval: policy.interval_us,
             tolerance: policy.tolerance_us,
@@ -77,11 +83,17 @@ impl Queue {
         Ok(Lease { now_us, grant })
     }
 
-    /// Pauses every worker's sends until `until_ms` (never shortens a pause in force).
-    /// Returns the pause's end now in force.
-    pub async fn pause(&self, until_ms: i64, now_ms: i64, reason: &str) -> Result<i64, StoreError> {
+    /// Pauses every worker's sends through an account until `until_ms` (never shortens a
+    /// pause in force). Returns the pause's end now in force.
+    pub async fn pause(
+        &self,
+        account: Option<&str>,
+        until_ms: i64,
+        now_ms: i64,
+        reason: &str,
+    ) -> Result<i64, StoreError> {
         PauseCall {
-            pause_key: self.fleet().pause(),
+            pause_key: self.fleet().pause_of(account),
             audit: self.fleet().audit(),
             until_ms,
             now_ms,

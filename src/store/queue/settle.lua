@@ -11,7 +11,7 @@ local retry, dead, sid_key, early_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local job_id, entry_id, group, now, ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local outcome, attempt, err, provider_status, message_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local next_job, received_job, dead_maxlen = ARGV[12], ARGV[13], ARGV[14]
-local token, me = ARGV[15], ARGV[16]
+local token, me, account = ARGV[15], ARGV[16], ARGV[17]
 
 -- The outcome is a status, and for a retry its due time and next attempt (`retrying:<ms>`
 -- with `next_job`); nothing else is an outcome.
@@ -47,7 +47,12 @@ if owner and owner ~= token and status ~= 'sent' then
 end
 local extra = {'provider_status', provider_status}
 if message_id ~= '' then
-  extra[3], extra[4] = 'provider_message_id', message_id
+  extra[#extra + 1] = 'provider_message_id'
+  extra[#extra + 1] = message_id
+end
+if account ~= '' then
+  extra[#extra + 1] = 'provider'
+  extra[#extra + 1] = account
 end
 if status == 'retrying' then
   redis.call('ZADD', retry, due, next_job)
@@ -60,7 +65,7 @@ elseif status == 'dead' then
 else
   redis.call('DEL', otp)
 end
-record(job_key, events, job_id, status, attempt, err, now, ttl, events_maxlen, extra)
+record(job_key, events, job_id, status, attempt, err, now, ttl, events_maxlen, extra, account)
 tally(stats, status)
 if status == 'sent' and message_id ~= '' then
   -- Where a delivery report finds its job; and a report that came before this write.

@@ -26,7 +26,15 @@ script! {
         events_maxlen: u64, outcome: String, attempt: u32, err: &'a str,
         provider_status: &'a str, message_id: &'a str, next_job: String,
         received_job: String, dead_maxlen: u64, token: &'a str, me: &'a str,
+        account: &'a str,
     }
+}
+
+script! {
+    /// Notes in the job's history that its attempt moved on from an account (fenced).
+    struct HopCall<'a> = include_str!("hop.lua");
+    keys { job_key }
+    argv { token: &'a str, now: i64, attempt: u32, err: &'a str, account: &'a str, ttl: u64 }
 }
 
 script! {
@@ -146,6 +154,8 @@ impl Queue {
 
     /// Records how the attempt `fence` of `job` ended and acks its entry, in one script
     /// (see [`Fence`] for whose outcome is written). An earlier terminal status wins.
+    /// `account` is the provider account the outcome came from ("" when none was called).
+    #[allow(clippy::too_many_arguments)]
     pub async fn settle(
         &self,
         entry: &Entry,
@@ -153,6 +163,7 @@ impl Queue {
         fence: &Fence,
         attempt: u32,
         outcome: &Outcome,
+        account: &str,
         now_ms: i64,
     ) -> Result<Settled, StoreError> {
         let seam = Seam::of(outcome, job, attempt);
@@ -183,6 +194,7 @@ impl Queue {
             dead_maxlen: r.dead_maxlen,
             token: &fence.token,
             me: &fence.consumer,
+            account,
         }
         .call(&mut self.conn())
         .await?;
@@ -190,6 +202,32 @@ impl Queue {
             "stale" => Ok(Settled::Stale),
             other => parse_status(other).map(Settled::Status),
         }
+    }
+
+    /// Notes in the history of `job` (still `sending`, still ours) that `account` refused
+    /// it with `err` and the attempt moves on. False if the attempt no longer owns the job.
+    pub async fn hop(
+        &self,
+        entry: &Entry,
+        job: &Job,
+        fence: &Fence,
+        err: &str,
+        account: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let k = self.keys(entry.shard);
+        let written: i64 = HopCall {
+            job_key: k.job(job.id.as_str()),
+            token: &fence.token,
+            now: now_ms,
+            attempt: job.attempt + 1,
+            err,
+            account,
+            ttl: self.retention.status_ttl_secs,
+        }
+        .call(&mut self.conn())
+        .await?;
+        Ok(written == 1)
     }
 
     /// Dead-letters an entry that cannot be parsed, with the reason, and acks it.

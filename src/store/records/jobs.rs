@@ -41,6 +41,9 @@ pub struct JobRecord {
     /// A test number's job (`SMSQ_TEST_NUMBERS`): recorded sent, never sent to the provider.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub test: bool,
+    /// The provider account its last attempt went through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 /// A job's record and its history, read together (one `HGETALL`): what every lookup by id
@@ -69,14 +72,17 @@ pub struct StatusEvent {
     pub attempt: u32,
     pub error: String,
     pub ts: i64,
+    /// The provider account this step went through, when it called one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 /// The `hist` field the scripts keep (see `lib.lua`): events split by `\x1e`, their fields
-/// (ts, status, attempt, error) by `\x1f`.
+/// (ts, status, attempt, error, and the account when one was called) by `\x1f`.
 fn parse_history(id: &JobId, hist: &str) -> Result<Vec<StatusEvent>, StoreError> {
     hist.split('\x1e')
         .map(|event| {
-            let mut f = event.splitn(4, '\x1f');
+            let mut f = event.splitn(5, '\x1f');
             let bad = || StoreError::Reply(format!("job {id}: unreadable history event {event:?}"));
             let ts = f.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
             let status = f.next().ok_or_else(bad).and_then(parse_status)?;
@@ -88,6 +94,7 @@ fn parse_history(id: &JobId, hist: &str) -> Result<Vec<StatusEvent>, StoreError>
                 attempt,
                 error,
                 ts,
+                provider: f.next().map(str::to_owned),
             })
         })
         .collect()
@@ -139,6 +146,7 @@ impl Records {
             delivered_at: non_empty(&h, "delivered_at"),
             request_id: non_empty(&h, "request_id"),
             test: h.get("test").is_some_and(|t| t == "1"),
+            provider: non_empty(&h, "provider"),
         };
         Ok(Some(JobFound { job, history }))
     }
