@@ -87,6 +87,9 @@ enum Command {
     /// The fleet guards: budgets used, number prefixes held; lift a prefix.
     #[command(subcommand)]
     Guard(Guard),
+    /// The provider accounts, their circuits, and switching one off or on for the fleet.
+    #[command(subcommand)]
+    Provider(Provider),
     /// Issue a code through the same path as the API and follow it to its end (smoke test;
     /// exit 0 only if it is sent).
     Send {
@@ -147,6 +150,19 @@ enum Webhooks {
         #[arg(long, conflicts_with = "ids")]
         all: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum Provider {
+    /// Each account: kind, rate, place in the route, circuit (closed, open, half-open).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop sending through an account, fleet-wide, until `enable`.
+    Disable { name: String },
+    /// Send through a disabled account again.
+    Enable { name: String },
 }
 
 #[derive(Subcommand)]
@@ -248,6 +264,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let text = match command {
                 Guard::List { json } => ops::guard::list(store, settings, json).await?,
                 Guard::Lift { prefix } => ops::guard::lift(store, settings, &prefix).await?,
+            };
+            println!("{text}");
+            Ok(())
+        }
+        Command::Provider(command) => {
+            let app = application(load()?.1)?;
+            let (store, settings) = (&app.records(), app.settings());
+            let text = match command {
+                Provider::List { json } => ops::provider::list(store, settings, json).await?,
+                Provider::Disable { name } => {
+                    ops::provider::switch(store, settings, &name, false).await?
+                }
+                Provider::Enable { name } => {
+                    ops::provider::switch(store, settings, &name, true).await?
+                }
             };
             println!("{text}");
             Ok(())

@@ -188,8 +188,11 @@ pub fn circuit(account: &str, c: &crate::store::Circuit) {
         crate::store::CircuitState::Open { .. } => 2.0,
     };
     gauge!("smsq_provider_circuit", "account" => account.to_owned()).set(state);
-    gauge!("smsq_provider_disabled", "account" => account.to_owned())
-        .set(if c.disabled { 1.0 } else { 0.0 });
+    gauge!("smsq_provider_disabled", "account" => account.to_owned()).set(if c.disabled {
+        1.0
+    } else {
+        0.0
+    });
 }
 
 /// `how`: `dead_worker` (heartbeat lapsed), `idle` (the backstop), `redelivery`.

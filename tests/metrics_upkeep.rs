@@ -38,7 +38,7 @@ fn live() -> isize {
 }
 
 fn record_one_of_each() {
-    smsq::metrics::provider_call(Duration::from_millis(3));
+    smsq::metrics::provider_call("ronglian", Duration::from_millis(3));
     smsq::metrics::queue_wait(Duration::from_millis(1));
     smsq::metrics::enqueue_to_accepted(Duration::from_millis(40));
 }

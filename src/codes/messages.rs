@@ -45,6 +45,7 @@ impl Codes {
             request_id: req.request_id,
             test: false,
             account: None,
+            avoid: None,
         };
         let accepted = MessageAccepted {
             job_id: job.id.to_string(),

@@ -282,6 +282,7 @@ impl Codes {
             request_id: req.request_id.clone(),
             test: test_code.is_some(),
             account: None,
+            avoid: None,
         };
         let accepted = CodeAccepted {
             job_id: job.id.to_string(),

@@ -125,7 +125,10 @@ impl AccountSettings {
             secrets.providers.get(&var).cloned().ok_or_else(|| {
                 ConfigError::new(
                     var,
-                    format!("provider account {:?} needs it in the environment", self.name),
+                    format!(
+                        "provider account {:?} needs it in the environment",
+                        self.name
+                    ),
                 )
             })
         };
@@ -186,6 +189,24 @@ impl ProviderAccounts {
 
     pub fn account(&self, name: &str) -> Option<&AccountSettings> {
         self.accounts.iter().find(|a| a.name == name)
+    }
+
+    /// Points every account at `url`: `smsq dev` and the tests, where one simulator serves
+    /// all three kinds.
+    pub fn use_base_url(&mut self, url: &str) -> Result<(), ConfigError> {
+        let parsed = self::url("base_url", url)?;
+        for account in &mut self.accounts {
+            account.base_url = parsed.clone();
+        }
+        Ok(())
+    }
+
+    /// Every template id the accounts name (what a simulator must know).
+    pub fn template_ids(&self) -> std::collections::BTreeSet<String> {
+        self.accounts
+            .iter()
+            .flat_map(|a| a.templates.values().chain(a.code_template.iter()).cloned())
+            .collect()
     }
 
     /// The first account: what `smsq send` and the bench's floor use.
@@ -300,7 +321,10 @@ fn account(
         ));
     }
     let kind = Kind::parse(&a.kind).ok_or_else(|| {
-        ConfigError::new(key("kind"), "must be \"ronglian\", \"tencent\" or \"aliyun\"")
+        ConfigError::new(
+            key("kind"),
+            "must be \"ronglian\", \"tencent\" or \"aliyun\"",
+        )
     })?;
     let base_url = url(
         &key("base_url"),
@@ -328,8 +352,14 @@ fn account(
         Kind::Ronglian | Kind::Tencent => "digits",
         Kind::Aliyun => "a TemplateCode like SMS_154950909",
     };
-    let named = a.templates.iter().map(|(t, id)| (format!("templates.{t}"), id));
-    let code = a.code_template.iter().map(|id| ("code_template".to_owned(), id));
+    let named = a
+        .templates
+        .iter()
+        .map(|(t, id)| (format!("templates.{t}"), id));
+    let code = a
+        .code_template
+        .iter()
+        .map(|id| ("code_template".to_owned(), id));
     let params = a.params.keys().map(|id| (format!("params.{id}"), id));
     for (k, id) in named.chain(code).chain(params) {
         if !template_ok(id) {
@@ -362,9 +392,16 @@ fn account(
             None => defaults.burst,
         },
         timeout: ms("timeout_ms", a.timeout_ms, defaults.timeout)?,
-        connect_timeout: ms("connect_timeout_ms", a.connect_timeout_ms, defaults.connect_timeout)?,
+        connect_timeout: ms(
+            "connect_timeout_ms",
+            a.connect_timeout_ms,
+            defaults.connect_timeout,
+        )?,
         sign_name,
-        region: a.region.clone().unwrap_or_else(|| "ap-guangzhou".to_owned()),
+        region: a
+            .region
+            .clone()
+            .unwrap_or_else(|| "ap-guangzhou".to_owned()),
         app_id,
         code_template: a.code_template.clone(),
         templates: a.templates.clone(),
@@ -408,7 +445,8 @@ fn valid_id(id: &str, allowed: impl Fn(u8) -> bool) -> bool {
 }
 
 fn url(key: &str, value: &str) -> Result<reqwest::Url, ConfigError> {
-    let parsed = reqwest::Url::parse(value.trim()).map_err(|e| ConfigError::new(key, format!("{e}")))?;
+    let parsed =
+        reqwest::Url::parse(value.trim()).map_err(|e| ConfigError::new(key, format!("{e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(ConfigError::new(key, "must be an http(s) URL with a host"));
     }
@@ -419,14 +457,19 @@ fn nonzero(key: &str, v: u64) -> Result<NonZeroU32, ConfigError> {
     u32::try_from(v)
         .ok()
         .and_then(NonZeroU32::new)
-        .ok_or_else(|| ConfigError::new(key, format!("must be between 1 and {}, got {v}", u32::MAX)))
+        .ok_or_else(|| {
+            ConfigError::new(key, format!("must be between 1 and {}, got {v}", u32::MAX))
+        })
 }
 
 fn secs(key: &str, v: u64) -> Result<Duration, ConfigError> {
     if (1..=86_400).contains(&v) {
         Ok(Duration::from_secs(v))
     } else {
-        Err(ConfigError::new(key, format!("must be between 1 and 86400, got {v}")))
+        Err(ConfigError::new(
+            key,
+            format!("must be between 1 and 86400, got {v}"),
+        ))
     }
 }
 
@@ -434,6 +477,9 @@ fn millis(key: &str, v: u64) -> Result<Duration, ConfigError> {
     if (1..=86_400_000).contains(&v) {
         Ok(Duration::from_millis(v))
     } else {
-        Err(ConfigError::new(key, format!("must be between 1 and 86400000, got {v}")))
+        Err(ConfigError::new(
+            key,
+            format!("must be between 1 and 86400000, got {v}"),
+        ))
     }
 }

@@ -120,7 +120,7 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> Result<
         account.auth_token.expose(),
         &account.app_id,
     );
-    fake_opts.templates = vec![settings.code.template_id.to_string()];
+    fake_opts.templates = settings.providers.template_ids().into_iter().collect();
     fake_opts.record = Some(dir.0.join("messages.jsonl"));
     // The demo shares its process with the fake: the file keeps every message, memory only
     // the recent ones, so a `smsq dev` left running for days does not grow with its traffic.
@@ -136,6 +136,7 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> Result<
         .await
         .map_err(io("starting the fake provider"))?;
     settings.provider.base_url = fake.base_url();
+    settings.providers.use_base_url(&fake.base_url())?;
 
     let app = Application::build(settings)?;
     let settings = app.settings();

@@ -53,6 +53,10 @@ pub struct Job {
     /// after the request left): this attempt goes there first, with the same request id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// The account the previous attempt failed at, transiently: this attempt tries the
+    /// route's others first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avoid: Option<String>,
 }
 
 impl Job {
@@ -194,6 +198,7 @@ mod tests {
             request_id: None,
             test: false,
             account: None,
+            avoid: None,
         }
     }
 

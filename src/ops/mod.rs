@@ -5,6 +5,7 @@
 pub mod dlq;
 pub mod guard;
 pub mod pause;
+pub mod provider;
 pub mod send;
 pub mod status;
 pub mod webhooks;

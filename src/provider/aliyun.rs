@@ -18,7 +18,8 @@ pub const VERSION: &str = "2017-05-25";
 /// SHA-256 of the empty body.
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 /// The headers smsq signs: the minimum the vendor's V3 document names.
-const SIGNED: &str = "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version";
+const SIGNED: &str =
+    "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version";
 
 /// RFC 3986: everything but `A-Z a-z 0-9 - _ . ~` as `%XX`, upper-case.
 const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
@@ -304,7 +305,11 @@ mod tests {
             datas: &datas,
             req_id: Some("otp-42"),
         };
-        let signed = c.sign(&sms, "2023-11-14T22:13:20Z", "8f14e45fceea167a5a36dedd4bea2543");
+        let signed = c.sign(
+            &sms,
+            "2023-11-14T22:13:20Z",
+            "8f14e45fceea167a5a36dedd4bea2543",
+        );
         assert_eq!(
             signed.url,
             "https://dysmsapi.aliyuncs.com/?OutId=otp-42&PhoneNumbers=13800138000&SignName=%E9%98%BF%E9%87%8C%E4%BA%91%E7%9F%AD%E4%BF%A1%E6%B5%8B%E8%AF%95&TemplateCode=SMS_154950909&TemplateParam=%7B%22code%22%3A%22123456%22%7D"
@@ -318,14 +323,37 @@ mod tests {
 
     #[test]
     fn answers_and_gateway_errors_are_classified_by_their_code() {
-        let ok = parse_answer(200, r#"{"Message":"OK","RequestId":"2184","BizId":"197703245997295588^0","Code":"OK"}"#).unwrap();
+        let ok = parse_answer(
+            200,
+            r#"{"Message":"OK","RequestId":"2184","BizId":"197703245997295588^0","Code":"OK"}"#,
+        )
+        .unwrap();
         assert_eq!(ok.message_id, "197703245997295588^0");
-        let limit = parse_answer(200, r#"{"Message":"触发分钟级流控Permits:1","RequestId":"1F","Code":"isv.BUSINESS_LIMIT_CONTROL"}"#);
-        assert!(matches!(limit, Err(SendError::Rejected { ref code, .. }) if code == "isv.BUSINESS_LIMIT_CONTROL"));
-        let gateway = parse_answer(400, r#"{"RequestId":"A5","HostId":"dysmsapi.aliyuncs.com","Code":"SignatureDoesNotMatch","Message":"no"}"#);
-        assert!(matches!(gateway, Err(SendError::Rejected { kind: Kind::Aliyun, ref code, .. }) if code == "SignatureDoesNotMatch"));
-        assert!(matches!(parse_answer(503, "<html/>"), Err(SendError::Http { status: 503 })));
-        assert!(matches!(parse_answer(200, "<html/>"), Err(SendError::Malformed(_))));
-        assert!(matches!(parse_answer(200, r#"{"Code":"OK"}"#), Err(SendError::Malformed(_))));
+        let limit = parse_answer(
+            200,
+            r#"{"Message":"触发分钟级流控Permits:1","RequestId":"1F","Code":"isv.BUSINESS_LIMIT_CONTROL"}"#,
+        );
+        assert!(
+            matches!(limit, Err(SendError::Rejected { ref code, .. }) if code == "isv.BUSINESS_LIMIT_CONTROL")
+        );
+        let gateway = parse_answer(
+            400,
+            r#"{"RequestId":"A5","HostId":"dysmsapi.aliyuncs.com","Code":"SignatureDoesNotMatch","Message":"no"}"#,
+        );
+        assert!(
+            matches!(gateway, Err(SendError::Rejected { kind: Kind::Aliyun, ref code, .. }) if code == "SignatureDoesNotMatch")
+        );
+        assert!(matches!(
+            parse_answer(503, "<html/>"),
+            Err(SendError::Http { status: 503 })
+        ));
+        assert!(matches!(
+            parse_answer(200, "<html/>"),
+            Err(SendError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_answer(200, r#"{"Code":"OK"}"#),
+            Err(SendError::Malformed(_))
+        ));
     }
 }

@@ -73,10 +73,25 @@ const RONGLIAN: &[(u32, u32, Action, &str)] = &[
     (160068, 160068, GiveUp, "number blacklisted"),
     (160072, 160074, GiveUp, "number blacklisted"),
     (112317, 112317, GiveUp, "number blacklisted"),
-    (160032, 160032, AccountFault, "template invalid or not found"),
+    (
+        160032,
+        160032,
+        AccountFault,
+        "template invalid or not found",
+    ),
     (112311, 112311, AccountFault, "template missing"),
-    (112323, 112323, AccountFault, "template missing or not approved"),
-    (160043, 160043, AccountFault, "template does not match the app"),
+    (
+        112323,
+        112323,
+        AccountFault,
+        "template missing or not approved",
+    ),
+    (
+        160043,
+        160043,
+        AccountFault,
+        "template does not match the app",
+    ),
     (160036, 160036, AccountFault, "unknown template type"),
     (160057, 160057, AccountFault, "template id not numeric"),
     (
@@ -135,63 +150,245 @@ const RONGLIAN: &[(u32, u32, Action, &str)] = &[
 /// `SendStatusSet` entry). Exact names first; a name ending in `*` is a family (a prefix).
 const TENCENT: &[(&str, Action, &str)] = &[
     // A fresh timestamp is signed for every attempt, so a retry is harmless.
-    ("AuthFailure.SignatureExpire", Retry, "signature expired (clock?)"),
-    ("InternalError.RequestTimeException", Retry, "request time off the server's (clock?)"),
-    ("InternalError.SigFieldMissing", AccountFault, "malformed request"),
-    ("InternalError.SigVerificationFail", AccountFault, "signature check failed"),
-    ("InternalError.JsonParseFail", AccountFault, "malformed request"),
-    ("InternalError.RestApiInterfaceNotExist", AccountFault, "malformed request"),
+    (
+        "AuthFailure.SignatureExpire",
+        Retry,
+        "signature expired (clock?)",
+    ),
+    (
+        "InternalError.RequestTimeException",
+        Retry,
+        "request time off the server's (clock?)",
+    ),
+    (
+        "InternalError.SigFieldMissing",
+        AccountFault,
+        "malformed request",
+    ),
+    (
+        "InternalError.SigVerificationFail",
+        AccountFault,
+        "signature check failed",
+    ),
+    (
+        "InternalError.JsonParseFail",
+        AccountFault,
+        "malformed request",
+    ),
+    (
+        "InternalError.RestApiInterfaceNotExist",
+        AccountFault,
+        "malformed request",
+    ),
     ("InternalError.*", Retry, "provider internal error"),
     ("InternalError", Retry, "provider internal error"),
     ("ServiceUnavailable", Retry, "provider unavailable"),
     ("RequestLimitExceeded*", PauseAll, "account API rate limit"),
-    ("LimitExceeded.GlobalSmsSendingRateLimit", PauseAll, "account sending rate limit"),
-    ("LimitExceeded.PhoneNumberThirtySecondLimit", Backoff { after: Duration::from_secs(30) }, "too frequent for this number"),
-    ("LimitExceeded.DeliveryFrequencyLimit", SAME_NUMBER_TOO_FAST, "too frequent for this number"),
-    ("LimitExceeded.PhoneNumberOneHourLimit", GiveUp, "hourly limit for this number"),
-    ("LimitExceeded.PhoneNumberDailyLimit", GiveUp, "daily limit for this number"),
-    ("LimitExceeded.PhoneNumberSameContentDailyLimit", GiveUp, "daily limit for this number and content"),
-    ("LimitExceeded.AppCountryOrRegionInBlacklist", GiveUp, "destination not served"),
-    ("LimitExceeded.PhoneNumberCountLimit", GiveUp, "too many numbers"),
-    ("LimitExceeded.*", AccountFault, "account daily total reached"),
-    ("UnsupportedOperation.UnsupportedRegion", GiveUp, "destination not served"),
-    ("UnsupportedOperation.ContainDomesticAndInternationalPhoneNumber", GiveUp, "mixed numbers"),
-    ("UnsupportedOperation.GlobalTemplateToChineseMainlandPhone", AccountFault, "international template for a mainland number"),
-    ("UnsupportedOperation.ChineseMainlandTemplateToGlobalPhone", GiveUp, "mainland template for an international number"),
-    ("MissingParameter.EmptyPhoneNumberSet", GiveUp, "missing number"),
-    ("InvalidParameterValue.IncorrectPhoneNumber", GiveUp, "invalid number"),
-    ("FailedOperation.PhoneNumberParseFail", GiveUp, "invalid number"),
-    ("FailedOperation.PhoneNumberInBlacklist", GiveUp, "number blacklisted"),
-    ("FailedOperation.InsufficientBalanceInSmsPackage", AccountFault, "SMS package exhausted"),
-    ("UnauthorizedOperation.ServiceSuspendDueToArrears", AccountFault, "account in arrears"),
-    ("FailedOperation.SignatureIncorrectOrUnapproved", AccountFault, "signature missing or not approved"),
-    ("FailedOperation.MissingSignatureList", AccountFault, "signature missing or not approved"),
-    ("FailedOperation.TemplateIncorrectOrUnapproved", AccountFault, "template missing or not approved"),
-    ("FailedOperation.TemplateUnapprovedOrNotExist", AccountFault, "template missing or not approved"),
-    ("FailedOperation.MissingTemplateList", AccountFault, "template missing or not approved"),
-    ("FailedOperation.TemplateIdNotExist", AccountFault, "template missing or not approved"),
+    (
+        "LimitExceeded.GlobalSmsSendingRateLimit",
+        PauseAll,
+        "account sending rate limit",
+    ),
+    (
+        "LimitExceeded.PhoneNumberThirtySecondLimit",
+        Backoff {
+            after: Duration::from_secs(30),
+        },
+        "too frequent for this number",
+    ),
+    (
+        "LimitExceeded.DeliveryFrequencyLimit",
+        SAME_NUMBER_TOO_FAST,
+        "too frequent for this number",
+    ),
+    (
+        "LimitExceeded.PhoneNumberOneHourLimit",
+        GiveUp,
+        "hourly limit for this number",
+    ),
+    (
+        "LimitExceeded.PhoneNumberDailyLimit",
+        GiveUp,
+        "daily limit for this number",
+    ),
+    (
+        "LimitExceeded.PhoneNumberSameContentDailyLimit",
+        GiveUp,
+        "daily limit for this number and content",
+    ),
+    (
+        "LimitExceeded.AppCountryOrRegionInBlacklist",
+        GiveUp,
+        "destination not served",
+    ),
+    (
+        "LimitExceeded.PhoneNumberCountLimit",
+        GiveUp,
+        "too many numbers",
+    ),
+    (
+        "LimitExceeded.*",
+        AccountFault,
+        "account daily total reached",
+    ),
+    (
+        "UnsupportedOperation.UnsupportedRegion",
+        GiveUp,
+        "destination not served",
+    ),
+    (
+        "UnsupportedOperation.ContainDomesticAndInternationalPhoneNumber",
+        GiveUp,
+        "mixed numbers",
+    ),
+    (
+        "UnsupportedOperation.GlobalTemplateToChineseMainlandPhone",
+        AccountFault,
+        "international template for a mainland number",
+    ),
+    (
+        "UnsupportedOperation.ChineseMainlandTemplateToGlobalPhone",
+        GiveUp,
+        "mainland template for an international number",
+    ),
+    (
+        "MissingParameter.EmptyPhoneNumberSet",
+        GiveUp,
+        "missing number",
+    ),
+    (
+        "InvalidParameterValue.IncorrectPhoneNumber",
+        GiveUp,
+        "invalid number",
+    ),
+    (
+        "FailedOperation.PhoneNumberParseFail",
+        GiveUp,
+        "invalid number",
+    ),
+    (
+        "FailedOperation.PhoneNumberInBlacklist",
+        GiveUp,
+        "number blacklisted",
+    ),
+    (
+        "FailedOperation.InsufficientBalanceInSmsPackage",
+        AccountFault,
+        "SMS package exhausted",
+    ),
+    (
+        "UnauthorizedOperation.ServiceSuspendDueToArrears",
+        AccountFault,
+        "account in arrears",
+    ),
+    (
+        "FailedOperation.SignatureIncorrectOrUnapproved",
+        AccountFault,
+        "signature missing or not approved",
+    ),
+    (
+        "FailedOperation.MissingSignatureList",
+        AccountFault,
+        "signature missing or not approved",
+    ),
+    (
+        "FailedOperation.TemplateIncorrectOrUnapproved",
+        AccountFault,
+        "template missing or not approved",
+    ),
+    (
+        "FailedOperation.TemplateUnapprovedOrNotExist",
+        AccountFault,
+        "template missing or not approved",
+    ),
+    (
+        "FailedOperation.MissingTemplateList",
+        AccountFault,
+        "template missing or not approved",
+    ),
+    (
+        "FailedOperation.TemplateIdNotExist",
+        AccountFault,
+        "template missing or not approved",
+    ),
     // The values do not fit this account's template: its `params` are wrong, not the job.
-    ("FailedOperation.TemplateParamSetNotMatchApprovedTemplate", AccountFault, "values do not fit the template"),
-    ("InvalidParameterValue.TemplateParameterFormatError", AccountFault, "values do not fit the template"),
-    ("InvalidParameterValue.TemplateParameterLengthLimit", AccountFault, "values do not fit the template"),
-    ("InvalidParameterValue.ProhibitedUseUrlInTemplateParameter", GiveUp, "URL in a value"),
-    ("InvalidParameterValue.ContentLengthLimit", GiveUp, "content too long"),
-    ("InvalidParameterValue.SdkAppIdNotExist", AccountFault, "app id unknown or disabled"),
-    ("InvalidParameter.AppidAndBizId", AccountFault, "app id unknown or disabled"),
-    ("FailedOperation.ContainSensitiveWord", GiveUp, "sensitive words"),
+    (
+        "FailedOperation.TemplateParamSetNotMatchApprovedTemplate",
+        AccountFault,
+        "values do not fit the template",
+    ),
+    (
+        "InvalidParameterValue.TemplateParameterFormatError",
+        AccountFault,
+        "values do not fit the template",
+    ),
+    (
+        "InvalidParameterValue.TemplateParameterLengthLimit",
+        AccountFault,
+        "values do not fit the template",
+    ),
+    (
+        "InvalidParameterValue.ProhibitedUseUrlInTemplateParameter",
+        GiveUp,
+        "URL in a value",
+    ),
+    (
+        "InvalidParameterValue.ContentLengthLimit",
+        GiveUp,
+        "content too long",
+    ),
+    (
+        "InvalidParameterValue.SdkAppIdNotExist",
+        AccountFault,
+        "app id unknown or disabled",
+    ),
+    (
+        "InvalidParameter.AppidAndBizId",
+        AccountFault,
+        "app id unknown or disabled",
+    ),
+    (
+        "FailedOperation.ContainSensitiveWord",
+        GiveUp,
+        "sensitive words",
+    ),
     ("InvalidParameter.DirtyWordFound", GiveUp, "sensitive words"),
-    ("FailedOperation.MarketingSendTimeConstraint", GiveUp, "marketing hours"),
-    ("FailedOperation.FailResolvePacket", AccountFault, "malformed request"),
-    ("FailedOperation.JsonParseFail", AccountFault, "malformed request"),
+    (
+        "FailedOperation.MarketingSendTimeConstraint",
+        GiveUp,
+        "marketing hours",
+    ),
+    (
+        "FailedOperation.FailResolvePacket",
+        AccountFault,
+        "malformed request",
+    ),
+    (
+        "FailedOperation.JsonParseFail",
+        AccountFault,
+        "malformed request",
+    ),
     ("AuthFailure*", AccountFault, "credentials refused"),
-    ("UnauthorizedOperation*", AccountFault, "account not authorised"),
+    (
+        "UnauthorizedOperation*",
+        AccountFault,
+        "account not authorised",
+    ),
     ("InvalidAction", AccountFault, "malformed request"),
     ("NoSuchVersion", AccountFault, "malformed request"),
-    ("UnsupportedRegion", AccountFault, "region not served (check region)"),
+    (
+        "UnsupportedRegion",
+        AccountFault,
+        "region not served (check region)",
+    ),
     ("MissingParameter*", AccountFault, "malformed request"),
     ("UnknownParameter", AccountFault, "malformed request"),
     ("UnsupportedProtocol", AccountFault, "malformed request"),
-    ("RequestSizeLimitExceeded", AccountFault, "malformed request"),
+    (
+        "RequestSizeLimitExceeded",
+        AccountFault,
+        "malformed request",
+    ),
     ("IpInBlacklist", AccountFault, "caller IP not allowed"),
     ("IpNotInWhitelist", AccountFault, "caller IP not allowed"),
 ];
@@ -202,14 +399,30 @@ const ALIYUN: &[(&str, Action, &str)] = &[
     ("ServiceUnavailable", Retry, "provider unavailable"),
     ("InternalError", Retry, "provider internal error"),
     // A fresh timestamp and nonce are signed for every attempt.
-    ("InvalidTimeStamp.Expired", Retry, "timestamp expired (clock?)"),
+    (
+        "InvalidTimeStamp.Expired",
+        Retry,
+        "timestamp expired (clock?)",
+    ),
     ("SignatureNonceUsed", Retry, "nonce reused"),
     // The minute window (1 per minute); the hour and day windows run the job out of
     // attempts or past its expiry, which is the truth for that user.
-    ("isv.BUSINESS_LIMIT_CONTROL", SAME_NUMBER_TOO_FAST, "too frequent for this number"),
+    (
+        "isv.BUSINESS_LIMIT_CONTROL",
+        SAME_NUMBER_TOO_FAST,
+        "too frequent for this number",
+    ),
     ("Throttling*", PauseAll, "account API rate limit"),
-    ("isv.DAY_LIMIT_CONTROL", AccountFault, "account daily total reached"),
-    ("isv.MONTH_LIMIT_CONTROL", AccountFault, "account monthly total reached"),
+    (
+        "isv.DAY_LIMIT_CONTROL",
+        AccountFault,
+        "account daily total reached",
+    ),
+    (
+        "isv.MONTH_LIMIT_CONTROL",
+        AccountFault,
+        "account monthly total reached",
+    ),
     ("isv.MOBILE_NUMBER_ILLEGAL", GiveUp, "invalid number"),
     ("isv.MOBILE_COUNT_OVER_LIMIT", GiveUp, "too many numbers"),
     ("isv.BLACK_KEY_CONTROL_LIMIT", GiveUp, "banned words"),
@@ -218,26 +431,82 @@ const ALIYUN: &[(&str, Action, &str)] = &[
     ("isv.TEMPLATE_PARAMS_ILLEGAL", GiveUp, "value not allowed"),
     ("isv.INVALID_PARAMETERS", GiveUp, "invalid parameters"),
     // The values do not fit this account's template: its `params` are wrong, not the job.
-    ("isv.TEMPLATE_MISSING_PARAMETERS", AccountFault, "values do not fit the template"),
-    ("isv.INVALID_JSON_PARAM", AccountFault, "values do not fit the template"),
-    ("isv.PARAM_LENGTH_LIMIT", AccountFault, "values do not fit the template"),
-    ("isv.SMS_TEMPLATE_ILLEGAL", AccountFault, "template missing or not approved"),
-    ("isv.SMS_SIGNATURE_ILLEGAL", AccountFault, "signature missing or not approved"),
-    ("isv.SMS_SIGN_ILLEGAL", AccountFault, "signature missing or not approved"),
-    ("isv.SMS_SIGNATURE_SCENE_ILLEGAL", AccountFault, "signature not for this scene"),
+    (
+        "isv.TEMPLATE_MISSING_PARAMETERS",
+        AccountFault,
+        "values do not fit the template",
+    ),
+    (
+        "isv.INVALID_JSON_PARAM",
+        AccountFault,
+        "values do not fit the template",
+    ),
+    (
+        "isv.PARAM_LENGTH_LIMIT",
+        AccountFault,
+        "values do not fit the template",
+    ),
+    (
+        "isv.SMS_TEMPLATE_ILLEGAL",
+        AccountFault,
+        "template missing or not approved",
+    ),
+    (
+        "isv.SMS_SIGNATURE_ILLEGAL",
+        AccountFault,
+        "signature missing or not approved",
+    ),
+    (
+        "isv.SMS_SIGN_ILLEGAL",
+        AccountFault,
+        "signature missing or not approved",
+    ),
+    (
+        "isv.SMS_SIGNATURE_SCENE_ILLEGAL",
+        AccountFault,
+        "signature not for this scene",
+    ),
     ("SIGNATURE_BLACKLIST", AccountFault, "signature blacklisted"),
     ("isv.EXTEND_CODE_ERROR", AccountFault, "extension code"),
-    ("isv.DOMESTIC_NUMBER_NOT_SUPPORTED", AccountFault, "international template for a mainland number"),
-    ("isv.AMOUNT_NOT_ENOUGH", AccountFault, "account balance too low"),
+    (
+        "isv.DOMESTIC_NUMBER_NOT_SUPPORTED",
+        AccountFault,
+        "international template for a mainland number",
+    ),
+    (
+        "isv.AMOUNT_NOT_ENOUGH",
+        AccountFault,
+        "account balance too low",
+    ),
     ("isv.OUT_OF_SERVICE", AccountFault, "account out of service"),
-    ("isv.PRODUCT_UN_SUBSCRIPT", AccountFault, "product not enabled"),
-    ("isv.PRODUCT_UNSUBSCRIBE", AccountFault, "product not enabled"),
+    (
+        "isv.PRODUCT_UN_SUBSCRIPT",
+        AccountFault,
+        "product not enabled",
+    ),
+    (
+        "isv.PRODUCT_UNSUBSCRIBE",
+        AccountFault,
+        "product not enabled",
+    ),
     ("isv.ACCOUNT_NOT_EXISTS", AccountFault, "account problem"),
     ("isv.ACCOUNT_ABNORMAL", AccountFault, "account problem"),
-    ("isp.RAM_PERMISSION_DENY", AccountFault, "key lacks dysms:SendSms"),
+    (
+        "isp.RAM_PERMISSION_DENY",
+        AccountFault,
+        "key lacks dysms:SendSms",
+    ),
     ("isv.DENY_IP_RANGE", AccountFault, "caller IP not allowed"),
-    ("SignatureDoesNotMatch", AccountFault, "signature check failed (wrong secret?)"),
-    ("InvalidAccessKeyId*", AccountFault, "access key unknown or disabled"),
+    (
+        "SignatureDoesNotMatch",
+        AccountFault,
+        "signature check failed (wrong secret?)",
+    ),
+    (
+        "InvalidAccessKeyId*",
+        AccountFault,
+        "access key unknown or disabled",
+    ),
     ("IncompleteSignature", AccountFault, "signature malformed"),
     ("InvalidVersion", AccountFault, "malformed request"),
     ("InvalidAction*", AccountFault, "malformed request"),
@@ -391,22 +660,40 @@ mod tests {
             ("AuthFailure.SecretIdNotFound", AccountFault),
             ("RequestLimitExceeded", PauseAll),
             ("RequestLimitExceeded.UinLimitExceeded", PauseAll),
-            ("LimitExceeded.PhoneNumberThirtySecondLimit", Backoff { after: Duration::from_secs(30) }),
+            (
+                "LimitExceeded.PhoneNumberThirtySecondLimit",
+                Backoff {
+                    after: Duration::from_secs(30),
+                },
+            ),
             ("LimitExceeded.PhoneNumberDailyLimit", GiveUp),
             ("LimitExceeded.AppDailyLimit", AccountFault),
             ("LimitExceeded.AppMainlandChinaDailyLimit", AccountFault),
             ("InvalidParameterValue.IncorrectPhoneNumber", GiveUp),
             ("FailedOperation.PhoneNumberInBlacklist", GiveUp),
-            ("FailedOperation.InsufficientBalanceInSmsPackage", AccountFault),
-            ("FailedOperation.SignatureIncorrectOrUnapproved", AccountFault),
-            ("FailedOperation.TemplateIncorrectOrUnapproved", AccountFault),
+            (
+                "FailedOperation.InsufficientBalanceInSmsPackage",
+                AccountFault,
+            ),
+            (
+                "FailedOperation.SignatureIncorrectOrUnapproved",
+                AccountFault,
+            ),
+            (
+                "FailedOperation.TemplateIncorrectOrUnapproved",
+                AccountFault,
+            ),
             ("UnauthorizedOperation.SmsSdkAppIdVerifyFail", AccountFault),
             ("FailedOperation.ContainSensitiveWord", GiveUp),
             ("FailedOperation.OtherError", GiveUp),
             ("Ok", GiveUp),
         ];
         for (code, expected) in tencent {
-            assert_eq!(classify(Kind::Tencent, code).action, *expected, "tencent {code}");
+            assert_eq!(
+                classify(Kind::Tencent, code).action,
+                *expected,
+                "tencent {code}"
+            );
         }
         let aliyun: &[(&str, Action)] = &[
             ("isp.SYSTEM_ERROR", Retry),
@@ -426,7 +713,11 @@ mod tests {
             ("OK", GiveUp),
         ];
         for (code, expected) in aliyun {
-            assert_eq!(classify(Kind::Aliyun, code).action, *expected, "aliyun {code}");
+            assert_eq!(
+                classify(Kind::Aliyun, code).action,
+                *expected,
+                "aliyun {code}"
+            );
         }
     }
 

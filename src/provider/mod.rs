@@ -3,7 +3,7 @@
 //! kind, and the [`Sender`] the worker calls whatever the kind. The simulator tests and the
 //! demo talk to lives in `dev::fake`.
 
-mod aliyun;
+pub mod aliyun;
 mod classify;
 mod error;
 mod report;
@@ -11,13 +11,16 @@ mod ronglian;
 mod sender;
 mod tencent;
 
+pub use aliyun::VERSION as ALIYUN_VERSION;
 pub use aliyun::{AliyunAccount, AliyunClient, percent_encode};
 pub use classify::{Action, Verdict, classify};
 pub use error::{SendError, TransportKind};
 pub use report::{Report, ReportError, StatusReport};
 pub use ronglian::{Client, SignedRequest, authorization, sign, signature, timestamp};
 pub use sender::{ClientError, Sender};
-pub use tencent::{TencentAccount, TencentClient};
+pub use tencent::{
+    SERVICE as TENCENT_SERVICE, TencentAccount, TencentClient, VERSION as TENCENT_VERSION,
+};
 
 use std::sync::Once;
 use std::time::Duration;

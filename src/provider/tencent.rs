@@ -244,16 +244,27 @@ mod tests {
     fn answers_are_read_in_both_places() {
         let ok = parse_answer(r#"{"Response":{"SendStatusSet":[{"SerialNo":"5000:1045710669157053657849499619","PhoneNumber":"+8618511122233","Fee":1,"SessionContext":"test","Code":"Ok","Message":"send success","IsoCode":"CN"}],"RequestId":"a0aabda6"}}"#).unwrap();
         assert_eq!(ok.message_id, "5000:1045710669157053657849499619");
-        let number = parse_answer(r#"{"Response":{"SendStatusSet":[{"SerialNo":"","PhoneNumber":"+8618501234444","Fee":0,"Code":"LimitExceeded.PhoneNumberDailyLimit","Message":"x","IsoCode":""}],"RequestId":"4e"}}"#);
+        let number = parse_answer(
+            r#"{"Response":{"SendStatusSet":[{"SerialNo":"","PhoneNumber":"+8618501234444","Fee":0,"Code":"LimitExceeded.PhoneNumberDailyLimit","Message":"x","IsoCode":""}],"RequestId":"4e"}}"#,
+        );
         assert!(
             matches!(number, Err(SendError::Rejected { ref code, .. }) if code == "LimitExceeded.PhoneNumberDailyLimit")
         );
-        let request = parse_answer(r#"{"Response":{"Error":{"Code":"AuthFailure.SignatureFailure","Message":"no"},"RequestId":"ed"}}"#);
+        let request = parse_answer(
+            r#"{"Response":{"Error":{"Code":"AuthFailure.SignatureFailure","Message":"no"},"RequestId":"ed"}}"#,
+        );
         assert!(
             matches!(request, Err(SendError::Rejected { kind: Kind::Tencent, ref code, .. }) if code == "AuthFailure.SignatureFailure")
         );
-        for garbage in [r#"{"Response":{"RequestId":"x"}}"#, "<html/>", r#"{"Response":{"SendStatusSet":[{"Code":"Ok"}]}}"#] {
-            assert!(matches!(parse_answer(garbage), Err(SendError::Malformed(_))), "{garbage}");
+        for garbage in [
+            r#"{"Response":{"RequestId":"x"}}"#,
+            "<html/>",
+            r#"{"Response":{"SendStatusSet":[{"Code":"Ok"}]}}"#,
+        ] {
+            assert!(
+                matches!(parse_answer(garbage), Err(SendError::Malformed(_))),
+                "{garbage}"
+            );
         }
     }
 }

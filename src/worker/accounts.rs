@@ -12,7 +12,8 @@
 //!
 //! **Routes.** `[routing.<purpose>]`, `[routing.messages]` or `[routing.default]`: an order
 //! (the first healthy account) or weights (drawn per job; the rest are its fallbacks). A job
-//! whose last attempt's outcome is unknown goes to that same account first. When no account
+//! whose last attempt's outcome is unknown goes to that same account first, once; a job whose
+//! last attempt failed transiently (or was unknown twice) tries the others first. When no account
 //! on the route is healthy, the first one not disabled is used anyway: with nowhere else to
 //! go, sending and retrying as before beats holding every code back.
 
@@ -122,10 +123,6 @@ impl Accounts {
         })
     }
 
-    pub fn all(&self) -> &[Account] {
-        &self.list
-    }
-
     fn by_name(&self, name: &str) -> Option<&Account> {
         self.list.iter().find(|a| a.name() == name)
     }
@@ -140,6 +137,12 @@ impl Accounts {
             Route::Ordered(names) => names.iter().map(String::as_str).collect(),
             Route::Weighted(weights) => weighted_order(weights, &mut rand::rng()),
         };
+        if let Some(avoid) = job.avoid.as_deref()
+            && let Some(at) = names.iter().position(|n| *n == avoid)
+        {
+            let last = names.remove(at);
+            names.push(last);
+        }
         if let Some(pinned) = job.account.as_deref() {
             names.retain(|n| *n != pinned);
             names.insert(0, pinned);
@@ -190,7 +193,10 @@ impl Accounts {
                     });
                 }
                 Ok(c) if c.permit == Permit::Probe => {
-                    tracing::info!(account = account.name(), "probing an account whose circuit was open");
+                    tracing::info!(
+                        account = account.name(),
+                        "probing an account whose circuit was open"
+                    );
                     return Some(Choice {
                         account,
                         probe: true,
@@ -251,7 +257,12 @@ impl Accounts {
         if let Some(was) = was
             && was.state.as_str() != circuit.state.as_str()
         {
-            tracing::info!(account, from = was.state.as_str(), to = circuit.state.as_str(), "account circuit changed");
+            tracing::info!(
+                account,
+                from = was.state.as_str(),
+                to = circuit.state.as_str(),
+                "account circuit changed"
+            );
         }
     }
 
@@ -347,7 +358,11 @@ mod tests {
 
     #[test]
     fn a_weighted_route_spreads_by_weight_and_keeps_the_rest_as_fallbacks() {
-        let weights = vec![("a".to_owned(), 3), ("b".to_owned(), 1), ("c".to_owned(), 0)];
+        let weights = vec![
+            ("a".to_owned(), 3),
+            ("b".to_owned(), 1),
+            ("c".to_owned(), 0),
+        ];
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let mut first = HashMap::new();
         for _ in 0..4000 {
@@ -357,7 +372,10 @@ mod tests {
             *first.entry(order[0]).or_insert(0) += 1;
         }
         let a = first["a"];
-        assert!((2800..3200).contains(&a), "a first {a} of 4000, expected ~3000");
+        assert!(
+            (2800..3200).contains(&a),
+            "a first {a} of 4000, expected ~3000"
+        );
         assert_eq!(first.get("c"), None);
     }
 }

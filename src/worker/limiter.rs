@@ -211,7 +211,8 @@ impl Limiter {
                     match inner
                         .queue
                         .lease(inner.account.as_deref(), &inner.policy.script(), want)
-                        .await {
+                        .await
+                    {
                         Ok(lease) => {
                             failures = 0;
                             let now = Instant::now();
@@ -247,7 +248,11 @@ impl Limiter {
             Instant::now() + Duration::from_millis(until_ms.saturating_sub(now_ms).max(0) as u64);
         self.0.slots.lock().await.pause(until);
         let account = self.0.account.as_deref();
-        self.0.queue.pause(account, until_ms, now_ms, reason).await.map(drop)
+        self.0
+            .queue
+            .pause(account, until_ms, now_ms, reason)
+            .await
+            .map(drop)
     }
 }
 

@@ -100,12 +100,14 @@ async fn wait_for_slot(ctx: &Context, entry: &Entry, limiter: &Limiter) {
 }
 
 /// How the provider calls of one attempt ended: the outcome, the attempts it counts, the
-/// account it came from, and the account the next attempt must try first (unknown outcome).
+/// account it came from, and where the next attempt goes: first to `pin` (an unknown
+/// outcome there), or elsewhere than `avoid` (a transient failure there).
 struct Called {
     outcome: Outcome,
     attempts: u32,
     account: String,
     pin: Option<String>,
+    avoid: Option<String>,
 }
 
 async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreError> {
@@ -156,12 +158,19 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
             attempts: job.attempt + 1,
             account: String::new(),
             pin: None,
+            avoid: None,
         },
         None => no_account(ctx, job, &candidates),
         // The SMS may be out once this returns: from here on, writing the outcome is worth
         // waiting for.
         Some(choice) => {
-            let through = Through { ctx, entry, job, fence: &fence, candidates: &candidates };
+            let through = Through {
+                ctx,
+                entry,
+                job,
+                fence: &fence,
+                candidates: &candidates,
+            };
             through.send(choice, code.as_ref()).await
         }
     };
@@ -170,9 +179,11 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
         attempts,
         account,
         pin,
+        avoid,
     } = called;
     let next = Job {
         account: pin,
+        avoid,
         ..job.clone()
     };
     let settle = || {
@@ -234,6 +245,7 @@ fn no_account(ctx: &Context, job: &Job, candidates: &[&Account]) -> Called {
         attempts: job.attempt,
         account: String::new(),
         pin: None,
+        avoid: None,
     }
 }
 
@@ -259,7 +271,9 @@ impl Through<'_> {
             let result = call_provider(account, job, code).await;
             let moved_on = match &result {
                 Ok(_) if choice.probe => {
-                    accounts.report(&ctx.queue, account.name(), CircuitOp::Ok).await;
+                    accounts
+                        .report(&ctx.queue, account.name(), CircuitOp::Ok)
+                        .await;
                     None
                 }
                 Ok(_) => None,
@@ -300,7 +314,9 @@ impl Through<'_> {
                     let note = format!("{why}; moving to {}", next.account.name());
                     tracing::warn!(from = account.name(), to = next.account.name(), reason = %why, "account refused: moving to the next");
                     metrics::failover(account.name(), next.account.name());
-                    let hop = ctx.queue.hop(self.entry, job, self.fence, &note, account.name(), now_ms());
+                    let hop =
+                        ctx.queue
+                            .hop(self.entry, job, self.fence, &note, account.name(), now_ms());
                     if let Err(e) = hop.await {
                         tracing::warn!(error = %e, "cannot note the move in the job's history");
                     }
@@ -309,15 +325,20 @@ impl Through<'_> {
                     continue;
                 }
             }
-            let unknown = result.as_ref().err().is_some_and(SendError::is_unknown_outcome);
+            let failed = result.as_ref().err();
+            let unknown = failed.is_some_and(SendError::is_unknown_outcome);
+            let transient = failed.is_some_and(|e| e.verdict().action == Action::Retry);
             let (outcome, attempts) = outcome_of(ctx, job, result);
-            // Once, then anywhere: a pinned attempt that is unknown again is not pinned again.
+            // An unknown outcome is retried there once, with the same request id (the vendor
+            // may recognise it); then, like any transient failure, elsewhere first.
             let pin = (unknown && job.account.is_none()).then(|| account.name().to_owned());
+            let avoid = (transient && pin.is_none()).then(|| account.name().to_owned());
             return Called {
                 outcome,
                 attempts,
                 account: account.name().to_owned(),
                 pin,
+                avoid,
             };
         }
     }
@@ -329,7 +350,12 @@ impl Through<'_> {
         let now = now_ms();
         let pause = ctx.settings.worker.pause;
         let until = now + pause.as_millis() as i64;
-        tracing::warn!(account = account.name(), code = why, pause_ms = until - now, "provider says the account is too fast: pausing every worker's sends through it");
+        tracing::warn!(
+            account = account.name(),
+            code = why,
+            pause_ms = until - now,
+            "provider says the account is too fast: pausing every worker's sends through it"
+        );
         if let Err(e) = account.limiter.pause_all(until, now, why).await {
             tracing::warn!(error = %e, "cannot share the pause; pausing this worker only");
         }

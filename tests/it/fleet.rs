@@ -23,8 +23,11 @@ async fn four_limiters_share_one_rate_even_when_one_dies_holding_slots() {
     let app = Application::build(settings(|_| {})).unwrap();
     let store = smsq::store::Queue::new(app.store().clone());
     // A process that took slots and died before using them: they are spent, never re-issued.
-    let dead = Limiter::new(store.clone(), RATE, BURST);
-    let lease = store.lease(&dead.policy().script(), 10).await.unwrap();
+    let dead = Limiter::new(store.clone(), None, RATE, BURST);
+    let lease = store
+        .lease(None, &dead.policy().script(), 10)
+        .await
+        .unwrap();
     let Grant::Slots(held) = lease.grant else {
         panic!("an idle limiter grants slots at once: {lease:?}")
     };
@@ -38,7 +41,7 @@ async fn four_limiters_share_one_rate_even_when_one_dies_holding_slots() {
     let started_us = now_us();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..4 {
-        let limiter = Limiter::new(store.clone(), RATE, BURST);
+        let limiter = Limiter::new(store.clone(), None, RATE, BURST);
         for _ in 0..25 {
             let limiter = limiter.clone();
             tasks.spawn(async move {
@@ -79,8 +82,8 @@ async fn four_limiters_share_one_rate_even_when_one_dies_holding_slots() {
 async fn a_pause_stops_every_limiter_until_it_ends() {
     let app = Application::build(settings(|_| {})).unwrap();
     let store = smsq::store::Queue::new(app.store().clone());
-    let pauser = Limiter::new(store.clone(), 1000, 20);
-    let other = Limiter::new(store.clone(), 1000, 20);
+    let pauser = Limiter::new(store.clone(), None, 1000, 20);
+    let other = Limiter::new(store.clone(), None, 1000, 20);
     other.acquire().await;
     let pause = Duration::from_millis(800);
     let now = smsq::domain::now_ms();

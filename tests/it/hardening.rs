@@ -866,9 +866,15 @@ async fn a_stale_attempt_never_writes_over_what_happened() {
         let o = overtaken(&app, &format!("1381000009{n}")).await;
         // The frozen worker wakes first, with the failure it got.
         let (entry, fence) = &o.frozen;
-        let settled = app
-            .queue
-            .settle(entry, &o.job, fence, 1, &stale_outcome, now_ms());
+        let settled = app.queue.settle(
+            entry,
+            &o.job,
+            fence,
+            1,
+            &stale_outcome,
+            "ronglian",
+            now_ms(),
+        );
         assert_eq!(settled.await.unwrap(), Settled::Stale, "{stale_outcome:?}");
         assert_eq!(
             app.backlog().await,
@@ -884,7 +890,7 @@ async fn a_stale_attempt_never_writes_over_what_happened() {
         let outcome = sent("abcdef0123456789abcdef0123456789");
         let settled = app
             .queue
-            .settle(entry, &o.job, fence, 2, &outcome, now_ms());
+            .settle(entry, &o.job, fence, 2, &outcome, "ronglian", now_ms());
         assert_eq!(settled.await.unwrap(), Settled::Status(JobStatus::Sent));
         let (_, record) = app.get(&format!("/v1/jobs/{}", o.id)).await;
         assert_eq!(record["status"], "sent", "{record}");
@@ -898,12 +904,14 @@ async fn a_stale_attempt_never_writes_over_what_happened() {
     let outcome = sent("00112233445566778899aabbccddeeff");
     let settled = app
         .queue
-        .settle(entry, &o.job, fence, 1, &outcome, now_ms());
+        .settle(entry, &o.job, fence, 1, &outcome, "ronglian", now_ms());
     assert_eq!(settled.await.unwrap(), Settled::Status(JobStatus::Sent));
     assert_eq!(app.backlog().await, 1, "not ours to ack");
     let (entry, fence) = &o.rescuer;
     let failed = Outcome::Failed(failure());
-    let settled = app.queue.settle(entry, &o.job, fence, 2, &failed, now_ms());
+    let settled = app
+        .queue
+        .settle(entry, &o.job, fence, 2, &failed, "ronglian", now_ms());
     assert_eq!(settled.await.unwrap(), Settled::Status(JobStatus::Sent));
     let (_, record) = app.get(&format!("/v1/jobs/{}", o.id)).await;
     assert_eq!(record["status"], "sent", "{record}");

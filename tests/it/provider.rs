@@ -78,13 +78,14 @@ async fn accepted_message_is_recorded_by_the_fake() {
 }
 
 #[tokio::test]
-async fn wrong_token_is_111109_and_gives_up() {
+async fn wrong_token_is_111109_an_account_fault() {
     let fake = spawn_fake(fake_options()).await;
     let c = client(&fake.base_url(), "ffffffffffffffffffffffffffffffff", 2000);
     let sms = plain_sms();
     let result = c.send(&sms).await;
     assert_eq!(rejected_code(&result), "111109");
-    assert_eq!(result.unwrap_err().verdict().action, Action::GiveUp);
+    // The account's, not the number's: another account could send it (alone, it fails).
+    assert_eq!(result.unwrap_err().verdict().action, Action::AccountFault);
     assert!(fake.messages().is_empty());
 }
 
@@ -102,10 +103,10 @@ async fn stale_timestamp_is_111106() {
 }
 
 #[tokio::test]
-async fn unknown_template_is_160032_and_gives_up() {
+async fn unknown_template_is_160032_an_account_fault() {
     let (result, fake) = send_with(fake_options(), "999", None).await;
     assert_eq!(rejected_code(&result), "160032");
-    assert_eq!(result.unwrap_err().verdict().action, Action::GiveUp);
+    assert_eq!(result.unwrap_err().verdict().action, Action::AccountFault);
     assert!(fake.messages().is_empty());
 }
 
@@ -354,7 +355,7 @@ async fn a_redirect_is_not_followed_and_the_body_goes_nowhere_else() {
         match &result {
             Err(e @ SendError::Http { status: s }) => {
                 assert_eq!(*s, status.as_u16());
-                assert_eq!(e.verdict().action, Action::GiveUp);
+                assert_eq!(e.verdict().action, Action::AccountFault);
                 assert!(e.verdict().reason.contains("redirect"), "{:?}", e.verdict());
             }
             other => panic!("expected the {status} itself, got {other:?}"),

@@ -198,7 +198,7 @@ async fn a_report_that_beats_the_sent_write_is_applied_by_it() {
         message_id: sid.into(),
     };
     app.queue
-        .settle(&entry, &job, &fence, 1, &sent, now_ms())
+        .settle(&entry, &job, &fence, 1, &sent, "ronglian", now_ms())
         .await
         .unwrap();
     let (_, record) = app.get(&format!("/v1/jobs/{id}")).await;

@@ -24,10 +24,12 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+mod aliyun;
 mod answers;
 mod checks;
 mod reports;
 mod state;
+mod tencent;
 
 pub use reports::ReportFormat;
 
@@ -108,6 +110,46 @@ pub struct FakeOptions {
     /// older ones are forgotten, so a long-running fake (`smsq dev`, a soak) stays bounded.
     #[arg(long, default_value_t = 100_000)]
     pub keep: usize,
+    /// The Tencent Cloud API key pair and SmsSdkAppId it accepts (Tencent SendSms, told
+    /// apart by its `X-TC-Action` header).
+    #[arg(long, default_value = FAKE_TENCENT_SECRET_ID)]
+    pub tencent_secret_id: String,
+    #[arg(long, default_value = FAKE_TENCENT_SECRET_KEY, hide_default_value = true)]
+    pub tencent_secret_key: String,
+    #[arg(long, default_value = FAKE_TENCENT_APP_ID)]
+    pub tencent_app_id: String,
+    /// The Aliyun AccessKey it accepts (Dysmsapi SendSms, told apart by `x-acs-action`).
+    #[arg(long, default_value = FAKE_ALIYUN_ACCESS_KEY_ID)]
+    pub aliyun_access_key_id: String,
+    #[arg(long, default_value = FAKE_ALIYUN_ACCESS_KEY_SECRET, hide_default_value = true)]
+    pub aliyun_access_key_secret: String,
+}
+
+/// The simulator's default Tencent and Aliyun credentials (what `smsq dev` configures).
+pub const FAKE_TENCENT_SECRET_ID: &str = "AKIDsmsqFakeTencentSecretId0000000000";
+pub const FAKE_TENCENT_SECRET_KEY: &str = "smsqFakeTencentSecretKey00000000";
+pub const FAKE_TENCENT_APP_ID: &str = "1400000000";
+pub const FAKE_ALIYUN_ACCESS_KEY_ID: &str = "LTAIsmsqFakeAccessKeyId0";
+pub const FAKE_ALIYUN_ACCESS_KEY_SECRET: &str = "smsqFakeAliyunAccessKeySecret00";
+
+/// What one kind answers whatever it is sent (`POST /_fake/outage`): how a test or the demo
+/// takes an account down and brings it back.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outage {
+    /// Normal service.
+    #[default]
+    None,
+    /// HTTP 500 for every request.
+    Http500,
+    /// The account's balance is gone (an account-level fault).
+    Account,
+    /// The account is over its API rate (account throttling).
+    Throttle,
+    /// The request is read and never answered (the client times out; nothing is sent).
+    Hang,
+    /// This vendor error code for every request.
+    Code(String),
 }
 
 impl FakeOptions {
@@ -136,6 +178,11 @@ impl FakeOptions {
             report_format: ReportFormat::Json,
             record: None,
             keep: 100_000,
+            tencent_secret_id: FAKE_TENCENT_SECRET_ID.to_owned(),
+            tencent_secret_key: FAKE_TENCENT_SECRET_KEY.to_owned(),
+            tencent_app_id: FAKE_TENCENT_APP_ID.to_owned(),
+            aliyun_access_key_id: FAKE_ALIYUN_ACCESS_KEY_ID.to_owned(),
+            aliyun_access_key_secret: FAKE_ALIYUN_ACCESS_KEY_SECRET.to_owned(),
         }
     }
 }
@@ -143,7 +190,11 @@ impl FakeOptions {
 /// One accepted message, as `GET /_fake/messages` and the record file show it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct FakeMessage {
+    /// The message id in its vendor's shape (Tencent's `SerialNo`, Aliyun's `BizId`).
     pub sms_message_sid: String,
+    /// Which vendor's API took it: `ronglian`, `tencent` or `aliyun`.
+    #[serde(default = "ronglian")]
+    pub kind: String,
     pub to: String,
     pub template_id: String,
     pub datas: Vec<String>,
@@ -156,6 +207,10 @@ pub struct FakeMessage {
     /// `GET /_fake/messages?since=N` counts in.
     #[serde(default)]
     pub seq: u64,
+}
+
+fn ronglian() -> String {
+    "ronglian".to_owned()
 }
 
 /// A request answered from `--answer-first` instead of being accepted.
@@ -194,6 +249,11 @@ impl FakeHandle {
     /// The requests answered from `--answer-first`.
     pub fn scripted(&self) -> Vec<ScriptedAnswer> {
         self.fake.lock().scripted.clone()
+    }
+
+    /// Makes `kind` answer every request this way from now on (`Outage::None` ends it).
+    pub fn set_outage(&self, kind: crate::provider::Kind, outage: Outage) {
+        self.fake.lock().outages.insert(kind, outage);
     }
 
     pub async fn stop(self) {
@@ -246,6 +306,9 @@ impl Fake {
                 messages: VecDeque::new(),
                 accepted: 0,
                 scripted: Vec::new(),
+                outages: HashMap::new(),
+                nonces: HashSet::new(),
+                nonce_order: VecDeque::new(),
             })),
         }
     }
@@ -258,6 +321,7 @@ impl Fake {
     fn router(&self) -> Router {
         Router::new()
             .route("/_fake/messages", get(list_messages))
+            .route("/_fake/outage", axum::routing::post(set_outage))
             .fallback(template_sms)
             .with_state(self.clone())
     }
@@ -285,6 +349,93 @@ impl Fake {
     fn roll(&self, rate: f64) -> bool {
         rate > 0.0 && self.lock().rng.random::<f64>() < rate
     }
+
+    fn outage(&self, kind: crate::provider::Kind) -> Outage {
+        self.lock().outages.get(&kind).cloned().unwrap_or_default()
+    }
+
+    /// Never answers (the client's timeout ends it); the request is not sent.
+    async fn hang(&self) -> Response {
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        StatusCode::GATEWAY_TIMEOUT.into_response()
+    }
+
+    /// `--http500-rate` and `--garbage-rate` for the kinds that answer JSON of their own.
+    fn dice(&self) -> Option<Response> {
+        if self.roll(self.opts.http500_rate) {
+            return Some(
+                (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response(),
+            );
+        }
+        if self.roll(self.opts.garbage_rate) {
+            let page = "<html>Service Temporarily Unavailable</html>";
+            return Some((StatusCode::OK, page).into_response());
+        }
+        None
+    }
+
+    /// A random request id in the vendors' UUID shape.
+    fn uuid(&self) -> String {
+        let b: [u8; 16] = self.lock().rng.random();
+        let h = crate::domain::hex_lower(&b);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        )
+    }
+
+    /// False for a nonce seen before (the last `--keep` are remembered).
+    fn fresh_nonce(&self, nonce: &str) -> bool {
+        let keep = self.opts.keep.max(1);
+        let mut inner = self.lock();
+        if nonce.is_empty() || !inner.nonces.insert(nonce.to_owned()) {
+            return false;
+        }
+        inner.nonce_order.push_back(nonce.to_owned());
+        while inner.nonce_order.len() > keep {
+            if let Some(old) = inner.nonce_order.pop_front() {
+                inner.nonces.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct OutageRequest {
+    kind: String,
+    #[serde(flatten)]
+    outage: OutageBody,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum OutageBody {
+    Code { code: String },
+    Fault { fault: Outage },
+}
+
+/// `POST /_fake/outage {"kind": "ronglian", "fault": "http500"}` (or `"account"`,
+/// `"throttle"`, `"hang"`, `"none"`), or `{"kind": "tencent", "code": "LimitExceeded.AppDailyLimit"}`.
+async fn set_outage(State(fake): State<Fake>, body: Bytes) -> Response {
+    let parsed: Result<OutageRequest, _> = serde_json::from_slice(&body);
+    let Ok(req) = parsed else {
+        return (StatusCode::BAD_REQUEST, "expected {\"kind\": \"ronglian|tencent|aliyun\", \"fault\": \"none|http500|account|throttle|hang\"} or {\"kind\": …, \"code\": \"<vendor code>\"}").into_response();
+    };
+    let Some(kind) = crate::provider::Kind::parse(&req.kind) else {
+        return (StatusCode::BAD_REQUEST, "kind: ronglian, tencent or aliyun").into_response();
+    };
+    let outage = match req.outage {
+        OutageBody::Code { code } => Outage::Code(code),
+        OutageBody::Fault { fault } => fault,
+    };
+    tracing::info!(%kind, ?outage, "fake provider: outage set");
+    fake.lock().outages.insert(kind, outage);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -318,6 +469,12 @@ async fn template_sms(
     if fake.roll(fake.opts.drop_rate) {
         return dropped_connection();
     }
+    if headers.contains_key("x-tc-action") {
+        return tencent::handle(&fake, &method, &headers, &body, received_us).await;
+    }
+    if aliyun::is_aliyun(&uri, &headers) {
+        return aliyun::handle(&fake, &method, &uri, &headers, &body, received_us).await;
+    }
     if method != Method::POST {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
@@ -337,6 +494,19 @@ async fn template_sms(
                 )
                     .into_response();
             }
+            match fake.outage(crate::provider::Kind::Ronglian) {
+                Outage::None => {}
+                Outage::Http500 => {
+                    return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                        .into_response();
+                }
+                Outage::Account => return error_answer(format, "111142", "主账户余额不足"),
+                Outage::Throttle => return error_answer(format, "111111", "请求过于频繁"),
+                Outage::Code(code) => {
+                    return error_answer(format, &code, "scripted by /_fake/outage");
+                }
+                Outage::Hang => return fake.hang().await,
+            }
             if let Some(code) = fake.scripted_answer(received_us) {
                 error_answer(format, &code, "scripted by --answer-first")
             } else if fake.roll(fake.opts.error_rate) {
@@ -347,7 +517,7 @@ async fn template_sms(
                 // A message it already has is answered 160054 (by `accept`), not refused anew.
                 error_answer(format, "160040", "验证码超出同模板同号码天发送上限")
             } else {
-                match accept(&fake, request, received_us).await {
+                match accept(&fake, request, received_us, crate::provider::Kind::Ronglian).await {
                     Ok(m) => {
                         reports::push(&fake, &m);
                         success_answer(format, &m)

@@ -9,8 +9,9 @@ use rand::rngs::StdRng;
 use tokio::io::AsyncWriteExt;
 
 use super::checks::{Checked, Fault, fault};
-use super::{Fake, FakeMessage, ScriptedAnswer};
+use super::{Fake, FakeMessage, Outage, ScriptedAnswer};
 use crate::domain::beijing;
+use crate::provider::Kind;
 
 pub(super) struct Inner {
     pub rng: StdRng,
@@ -26,12 +27,17 @@ pub(super) struct Inner {
     /// Every message ever accepted, kept or not: the next message's `seq`.
     pub accepted: u64,
     pub scripted: Vec<ScriptedAnswer>,
+    /// What each kind answers now (`POST /_fake/outage`).
+    pub outages: HashMap<Kind, Outage>,
+    /// Aliyun nonces seen, to refuse a reused one, and their order (the oldest forgotten).
+    pub nonces: HashSet<String>,
+    pub nonce_order: VecDeque<String>,
 }
 
 impl Inner {
     /// Remembers `message` (and its reqId), forgetting the oldest past `keep`.
-    fn remember(&mut self, message: FakeMessage, day: &str, keep: usize) {
-        if let Some(req_id) = &message.req_id {
+    fn remember(&mut self, message: FakeMessage, day: &str, keep: usize, dedupe: bool) {
+        if let Some(req_id) = message.req_id.as_ref().filter(|_| dedupe) {
             let key = (day.to_owned(), req_id.clone());
             self.req_ids.insert(key.clone());
             self.req_id_order.push_back(key);
@@ -59,13 +65,17 @@ pub(super) async fn accept(
     fake: &Fake,
     request: Checked,
     received_us: i64,
+    kind: Kind,
 ) -> Result<FakeMessage, Fault> {
     let opts = &fake.opts;
     let now = Utc::now();
     let day = beijing_day(now);
     let message = {
         let mut inner = fake.lock();
-        if let Some(req_id) = &request.req_id
+        // Only Ronglian deduplicates by request id; Tencent's and Aliyun's only correlate.
+        let dedupe = kind == Kind::Ronglian;
+        if dedupe
+            && let Some(req_id) = &request.req_id
             && inner.req_ids.contains(&(day.clone(), req_id.clone()))
         {
             return Err(fault("160054", "请求重复"));
@@ -99,8 +109,15 @@ pub(super) async fn accept(
             }
         }
         let sid_bytes: [u8; 16] = inner.rng.random();
+        let digits: u64 = inner.rng.random_range(10u64.pow(17)..10u64.pow(18));
         let message = FakeMessage {
-            sms_message_sid: crate::domain::hex_lower(&sid_bytes),
+            // Each vendor's own shape: what its delivery report names.
+            sms_message_sid: match kind {
+                Kind::Ronglian => crate::domain::hex_lower(&sid_bytes),
+                Kind::Tencent => format!("2019:{digits}"),
+                Kind::Aliyun => format!("{digits}^0"),
+            },
+            kind: kind.as_str().to_owned(),
             to: request.to.join(","),
             template_id: request.template_id,
             datas: request.datas,
@@ -112,7 +129,7 @@ pub(super) async fn accept(
             received_us,
             seq: inner.accepted,
         };
-        inner.remember(message.clone(), &day, opts.keep.max(1));
+        inner.remember(message.clone(), &day, opts.keep.max(1), dedupe);
         message
     };
     if let Some(path) = &opts.record {

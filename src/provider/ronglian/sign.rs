@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
 use serde::Serialize;
 
-use crate::provider::TemplateSms;
 use crate::config::RonglianAccount;
 use crate::domain::beijing;
 use crate::provider::API_VERSION;
+use crate::provider::TemplateSms;
 
 /// A fully signed request, separate from sending it so the protocol vectors can be tested.
 #[derive(Debug, Clone, PartialEq, Eq)]

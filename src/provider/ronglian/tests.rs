@@ -1,6 +1,7 @@
 use super::*;
 use crate::domain::Secret;
 use chrono::TimeZone;
+use std::time::Duration;
 
 const SID: &str = "aaf98f89488d0aad0148a8e0d8d40a07";
 const TOKEN: &str = "e33d4b7d2f6e4b6bb1e2a0b1f2c3d4e5";

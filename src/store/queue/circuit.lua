@@ -7,13 +7,13 @@
 --   disable / enable / read   an operator's switch; read changes nothing
 -- Returns {state, until_ms, disabled (0/1), reason, answer}: the state after the op, for the
 -- worker's cache, and the op's answer (permit's verdict, or the state).
-local key, audit = KEYS[1], KEYS[2]
+local circuit, audit = KEYS[1], KEYS[2]
 local op, now = ARGV[1], tonumber(ARGV[2])
 local window, threshold = tonumber(ARGV[3]), tonumber(ARGV[4])
 local cool, probes = tonumber(ARGV[5]), tonumber(ARGV[6])
 local reason, open_ms, by = ARGV[7], tonumber(ARGV[8]), ARGV[9]
 
-local h = redis.call('HMGET', key, 'state', 'until', 'disabled', 'reason', 'wstart', 'werrs',
+local h = redis.call('HMGET', circuit, 'state', 'until', 'disabled', 'reason', 'wstart', 'werrs',
   'probes', 'probe_ok', 'probe_ms')
 local state, until_ms = h[1] or 'closed', tonumber(h[2] or '0')
 local disabled, why = h[3] == '1', h[4] or ''
@@ -27,16 +27,16 @@ local function open(ms, text)
   local to = now + ms
   if state == 'open' and until_ms > to then to = until_ms end
   if state ~= 'open' then trail('provider_open', text) end
-  redis.call('HSET', key, 'state', 'open', 'until', to, 'reason', text)
-  redis.call('HDEL', key, 'wstart', 'werrs', 'probes', 'probe_ok', 'probe_ms')
-  redis.call('HINCRBY', key, 'opened', 1)
+  redis.call('HSET', circuit, 'state', 'open', 'until', to, 'reason', text)
+  redis.call('HDEL', circuit, 'wstart', 'werrs', 'probes', 'probe_ok', 'probe_ms')
+  redis.call('HINCRBY', circuit, 'opened', 1)
   state, until_ms, why = 'open', to, text
 end
 
 -- Past its cool-down an open circuit is half open: probes decide.
 if state == 'open' and now >= until_ms then
-  redis.call('HSET', key, 'state', 'half', 'probes', 0, 'probe_ok', 0)
-  redis.call('HDEL', key, 'probe_ms')
+  redis.call('HSET', circuit, 'state', 'half', 'probes', 0, 'probe_ok', 0)
+  redis.call('HDEL', circuit, 'probe_ms')
   state, h[7], h[8], h[9] = 'half', '0', '0', false
 end
 
@@ -49,18 +49,18 @@ if op == 'permit' then
     -- Probes handed out and never answered (their worker died) are handed out again.
     if given >= probes and now - tonumber(h[9] or '0') > cool then
       given = 0
-      redis.call('HSET', key, 'probe_ok', 0)
+      redis.call('HSET', circuit, 'probe_ok', 0)
     end
     if given < probes then
-      redis.call('HSET', key, 'probes', given + 1, 'probe_ms', now)
+      redis.call('HSET', circuit, 'probes', given + 1, 'probe_ms', now)
       answer = 'probe'
     else
       answer = 'wait'
     end
   end
 elseif op == 'ok' then
-  if state == 'half' and redis.call('HINCRBY', key, 'probe_ok', 1) >= probes then
-    redis.call('HDEL', key, 'state', 'until', 'wstart', 'werrs', 'probes', 'probe_ok', 'probe_ms')
+  if state == 'half' and redis.call('HINCRBY', circuit, 'probe_ok', 1) >= probes then
+    redis.call('HDEL', circuit, 'state', 'until', 'wstart', 'werrs', 'probes', 'probe_ok', 'probe_ms')
     trail('provider_closed', probes .. ' probe sends went through')
     state, why = 'closed', ''
   end
@@ -70,10 +70,10 @@ elseif op == 'transient' then
   elseif state == 'closed' then
     local n
     if now - tonumber(h[5] or '0') > window then
-      redis.call('HSET', key, 'wstart', now, 'werrs', 1)
+      redis.call('HSET', circuit, 'wstart', now, 'werrs', 1)
       n = 1
     else
-      n = redis.call('HINCRBY', key, 'werrs', 1)
+      n = redis.call('HINCRBY', circuit, 'werrs', 1)
     end
     if n >= threshold then open(cool, n .. ' transient errors within the window: ' .. reason) end
   end
@@ -81,11 +81,11 @@ elseif op == 'fault' then
   open(open_ms, reason)
 elseif op == 'disable' then
   if not disabled then trail('provider_disable', reason) end
-  redis.call('HSET', key, 'disabled', '1')
+  redis.call('HSET', circuit, 'disabled', '1')
   disabled = true
 elseif op == 'enable' then
   if disabled then trail('provider_enable', reason) end
-  redis.call('HDEL', key, 'disabled')
+  redis.call('HDEL', circuit, 'disabled')
   disabled = false
 elseif op ~= 'read' then
   return redis.error_reply('circuit: unknown op ' .. op)

@@ -1,10 +1,10 @@
-//! Each provider account's circuit, in Redis so every worker shares it (`circuit.lua`).
+//! Each provider account's circuit, in Redis so every worker shares it (`circuit.lua`);
+//! operators read it and switch an account off and on (`smsq provider`).
 
 use std::time::Duration;
 
-use super::Queue;
-use crate::store::StoreError;
 use crate::store::script::script;
+use crate::store::{Store, StoreError};
 
 script! {
     /// One operation on an account's circuit; returns its state after.
@@ -28,8 +28,12 @@ pub enum CircuitOp<'a> {
     /// An account-level fault or throttling: open for this long.
     Fault(&'a str, Duration),
     /// An operator's switch, with who did it.
-    Disable { by: &'a str },
-    Enable { by: &'a str },
+    Disable {
+        by: &'a str,
+    },
+    Enable {
+        by: &'a str,
+    },
     Read,
 }
 
@@ -38,7 +42,9 @@ pub enum CircuitOp<'a> {
 pub enum CircuitState {
     Closed,
     /// No sends until `until_ms` (then it is half open).
-    Open { until_ms: i64 },
+    Open {
+        until_ms: i64,
+    },
     /// Probes decide whether it closes.
     HalfOpen,
 }
@@ -83,7 +89,8 @@ pub struct CircuitPolicy {
     pub probes: u32,
 }
 
-impl Queue {
+/// On the shared handle: the workers report and ask, operators read and switch.
+impl Store {
     pub async fn circuit(
         &self,
         account: &str,

@@ -21,9 +21,11 @@ caller_store! {
 }
 
 #[cfg(test)]
-pub(crate) const SCRIPTS: [super::script::Header; 9] = [
+pub(crate) const SCRIPTS: [super::script::Header; 11] = [
     transitions::BeginCall::HEADER,
     transitions::SettleCall::HEADER,
+    transitions::HopCall::HEADER,
+    circuit::CircuitCall::HEADER,
     transitions::PoisonCall::HEADER,
     transitions::PromoteCall::HEADER,
     rate::RateCall::HEADER,

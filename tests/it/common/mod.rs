@@ -152,6 +152,9 @@ pub fn settings_on(url: &str, tweak: impl FnOnce(&mut RawConfig)) -> Settings {
     raw.worker.shutdown_grace_ms = 5000;
     raw.retry.base_ms = 20;
     raw.retry.max_ms = 100;
+    // Nothing a test builds talks to the real provider, even one that forgets to point it at
+    // the simulator: port 9 on loopback refuses.
+    raw.provider.base_url = "http://127.0.0.1:9".into();
     raw.provider.timeout_ms = 2000;
     raw.provider.connect_timeout_ms = 1000;
     tweak(&mut raw);
@@ -167,8 +170,45 @@ pub fn settings_on(url: &str, tweak: impl FnOnce(&mut RawConfig)) -> Settings {
         webhook_secrets: Default::default(),
         test_numbers: Default::default(),
         captcha: Default::default(),
+        providers: provider_secrets(),
     };
     Settings::from_raw(&raw, secrets).expect("valid test settings")
+}
+
+/// Credentials of the named accounts the tests configure, as `SMSQ_PROVIDER_<NAME>_*` give
+/// them: `rl` and `rl2` (Ronglian, the simulator's account), `tc` (Tencent), `ali` (Aliyun),
+/// each with the simulator's default keys.
+pub fn provider_secrets() -> std::collections::BTreeMap<String, Secret> {
+    use smsq::dev::fake::*;
+    let mut out = std::collections::BTreeMap::new();
+    for name in ["RL", "RL2"] {
+        out.insert(
+            format!("SMSQ_PROVIDER_{name}_ACCOUNT_SID"),
+            Secret::new(SID),
+        );
+        out.insert(
+            format!("SMSQ_PROVIDER_{name}_AUTH_TOKEN"),
+            Secret::new(TOKEN),
+        );
+        out.insert(format!("SMSQ_PROVIDER_{name}_APP_ID"), Secret::new(APP_ID));
+    }
+    out.insert(
+        "SMSQ_PROVIDER_TC_SECRET_ID".into(),
+        Secret::new(FAKE_TENCENT_SECRET_ID),
+    );
+    out.insert(
+        "SMSQ_PROVIDER_TC_SECRET_KEY".into(),
+        Secret::new(FAKE_TENCENT_SECRET_KEY),
+    );
+    out.insert(
+        "SMSQ_PROVIDER_ALI_ACCESS_KEY_ID".into(),
+        Secret::new(FAKE_ALIYUN_ACCESS_KEY_ID),
+    );
+    out.insert(
+        "SMSQ_PROVIDER_ALI_ACCESS_KEY_SECRET".into(),
+        Secret::new(FAKE_ALIYUN_ACCESS_KEY_SECRET),
+    );
+    out
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `within`.

@@ -1,0 +1,450 @@
+//! Several provider accounts: Tencent and Aliyun through the simulator, routing, and the
+//! failover rules, each attacked the way an outage or a refusal really comes.
+
+use std::time::Duration;
+
+use serde_json::json;
+use smsq::config::{RawAccount, RawConfig, RawRoute};
+use smsq::dev::fake::{FAKE_TENCENT_APP_ID, FakeHandle, Outage};
+use smsq::provider::Kind;
+
+use crate::common::{
+    App, eventually, fake_options, history, settings, spawn_app, spawn_fake, wait_for_status,
+};
+
+fn account(kind: &str, base_url: &str) -> RawAccount {
+    RawAccount {
+        kind: kind.into(),
+        base_url: Some(base_url.into()),
+        rate_per_sec: None,
+        burst: None,
+        timeout_ms: None,
+        connect_timeout_ms: None,
+        sign_name: (kind != "ronglian").then(|| "smsq测试".into()),
+        region: None,
+        app_id: (kind == "tencent").then(|| FAKE_TENCENT_APP_ID.into()),
+        code_template: Some(match kind {
+            "aliyun" => "SMS_154950909".into(),
+            "tencent" => "1234567".into(),
+            _ => "1".into(),
+        }),
+        templates: Default::default(),
+        params: Default::default(),
+    }
+}
+
+fn order(names: &[&str]) -> RawRoute {
+    RawRoute {
+        order: Some(names.iter().map(|n| (*n).to_owned()).collect()),
+        weights: None,
+    }
+}
+
+/// A simulator that knows every test template.
+async fn fake() -> FakeHandle {
+    let mut opts = fake_options();
+    opts.templates = ["1", "1234567", "SMS_154950909", "7", "77"]
+        .map(String::from)
+        .to_vec();
+    spawn_fake(opts).await
+}
+
+/// `rl` (Ronglian) first, then `tc` (Tencent), both at the simulator.
+fn two_accounts(fake: &FakeHandle, tweak: impl FnOnce(&mut RawConfig)) -> smsq::config::Settings {
+    let url = fake.base_url();
+    settings(|c| {
+        c.providers.insert("rl".into(), account("ronglian", &url));
+        c.providers.insert("tc".into(), account("tencent", &url));
+        c.routing.insert("default".into(), order(&["rl", "tc"]));
+        c.failover.cool_down_secs = 60;
+        tweak(c);
+    })
+}
+
+async fn issue(app: &App, mobile: &str) -> String {
+    let (status, body) = app
+        .call("/v1/codes", json!({"mobile": mobile, "purpose": "login"}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    body["job_id"].as_str().unwrap().to_owned()
+}
+
+/// The accounts each step of a job's history went through (`-` for none).
+async fn via(app: &App, job_id: &str) -> Vec<String> {
+    let id = smsq::domain::JobId::parse(job_id).unwrap();
+    app.records
+        .events_of(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e.status.as_str(),
+                e.provider.as_deref().unwrap_or("-")
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn tencent_and_aliyun_accounts_send_codes_that_verify() {
+    let fake = fake().await;
+    let url = fake.base_url();
+    let app = spawn_app(settings(|c| {
+        c.providers.insert("tc".into(), account("tencent", &url));
+        c.providers.insert("ali".into(), account("aliyun", &url));
+        c.routing.insert("default".into(), order(&["tc"]));
+        c.routing.insert("register".into(), order(&["ali"]));
+    }))
+    .await;
+    let (_worker, _stop) = app.spawn_worker(&url, 4);
+
+    let login = issue(&app, "13800138301").await;
+    let (status, body) = app
+        .call(
+            "/v1/codes",
+            json!({"mobile": "13800138302", "purpose": "register"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let register = body["job_id"].as_str().unwrap().to_owned();
+    let login_job = wait_for_status(&app, &login, "sent").await;
+    let register_job = wait_for_status(&app, &register, "sent").await;
+
+    let messages = fake.messages();
+    let of = |to: &str| messages.iter().find(|m| m.to == to).expect("sent").clone();
+    let (tc, ali) = (of("13800138301"), of("13800138302"));
+    assert_eq!(
+        (tc.kind.as_str(), tc.template_id.as_str()),
+        ("tencent", "1234567")
+    );
+    assert_eq!(
+        (ali.kind.as_str(), ali.template_id.as_str()),
+        ("aliyun", "SMS_154950909")
+    );
+    assert_eq!(
+        tc.datas.len(),
+        2,
+        "Tencent: every value, in order: {:?}",
+        tc.datas
+    );
+    assert_eq!(
+        ali.datas.len(),
+        1,
+        "Aliyun: the template's one variable, code: {:?}",
+        ali.datas
+    );
+    assert_eq!(login_job["provider"], "tc");
+    assert_eq!(register_job["provider"], "ali");
+    assert_eq!(
+        login_job["provider_message_id"],
+        tc.sms_message_sid.as_str()
+    );
+    assert!(
+        tc.sms_message_sid.starts_with("2019:"),
+        "{}",
+        tc.sms_message_sid
+    );
+    assert!(
+        ali.sms_message_sid.ends_with("^0"),
+        "{}",
+        ali.sms_message_sid
+    );
+    assert_eq!(
+        tc.req_id.as_deref(),
+        Some(login.as_str()),
+        "SessionContext = job id"
+    );
+    assert_eq!(
+        ali.req_id.as_deref(),
+        Some(register.as_str()),
+        "OutId = job id"
+    );
+
+    for (mobile, purpose, sms) in [
+        ("13800138301", "login", &tc),
+        ("13800138302", "register", &ali),
+    ] {
+        let (status, body) = app
+            .call(
+                "/v1/codes/verify",
+                json!({"mobile": mobile, "purpose": purpose, "code": sms.datas[0]}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["valid"].clone()),
+            (200, json!(true)),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_account_fault_moves_the_job_to_the_next_account_without_using_an_attempt() {
+    let fake = fake().await;
+    let app = spawn_app(two_accounts(&fake, |_| {})).await;
+    let (_worker, _stop) = app.spawn_worker(&fake.base_url(), 4);
+    // Ronglian says the balance is gone (111142), from now on.
+    fake.set_outage(Kind::Ronglian, Outage::Account);
+
+    let first = issue(&app, "13800138311").await;
+    let job = wait_for_status(&app, &first, "sent").await;
+    assert_eq!(job["attempts"], 1, "the move used no attempt: {job}");
+    assert_eq!(job["provider"], "tc");
+    assert_eq!(
+        via(&app, &first).await,
+        ["queued:-", "sending:-", "sending:rl", "sent:tc"]
+    );
+    let id = smsq::domain::JobId::parse(&first).unwrap();
+    let events = app.records.events_of(&id).await.unwrap();
+    assert!(
+        events[2].error.contains("111142") && events[2].error.contains("moving to tc"),
+        "{:?}",
+        events[2]
+    );
+
+    // The circuit is open for the fleet: the next code goes straight to tc, no call to rl.
+    let ronglian_calls = fake
+        .messages()
+        .iter()
+        .filter(|m| m.kind == "ronglian")
+        .count();
+    assert_eq!(ronglian_calls, 0);
+    let second = issue(&app, "13800138312").await;
+    wait_for_status(&app, &second, "sent").await;
+    assert_eq!(
+        via(&app, &second).await,
+        ["queued:-", "sending:-", "sent:tc"]
+    );
+    let circuit = app
+        .queue
+        .circuit(
+            "rl",
+            smsq::store::CircuitOp::Read,
+            &policy(),
+            smsq::domain::now_ms(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(circuit.state, smsq::store::CircuitState::Open { .. }),
+        "{circuit:?}"
+    );
+    assert!(circuit.reason.contains("111142"), "{circuit:?}");
+}
+
+fn policy() -> smsq::store::CircuitPolicy {
+    smsq::store::CircuitPolicy {
+        window: Duration::from_secs(10),
+        threshold: 5,
+        cool_down: Duration::from_secs(60),
+        probes: 3,
+    }
+}
+
+#[tokio::test]
+async fn account_throttling_pauses_that_account_and_the_job_moves_on() {
+    let fake = fake().await;
+    let app = spawn_app(two_accounts(&fake, |_| {})).await;
+    let (_worker, _stop) = app.spawn_worker(&fake.base_url(), 4);
+    fake.set_outage(Kind::Ronglian, Outage::Throttle);
+
+    let job_id = issue(&app, "13800138321").await;
+    let job = wait_for_status(&app, &job_id, "sent").await;
+    assert_eq!(
+        (job["attempts"].clone(), job["provider"].clone()),
+        (json!(1), json!("tc"))
+    );
+    let events = app
+        .records
+        .events_of(&smsq::domain::JobId::parse(&job_id).unwrap())
+        .await
+        .unwrap();
+    assert!(events[2].error.contains("111111"), "{:?}", events[2]);
+    // Only rl's sends are paused; the unnamed pause key is untouched.
+    let mut redis = app.redis().await;
+    let fleet = app.store.keys(smsq::domain::Shard::FIRST);
+    let paused = |account| fleet.pause_of(account);
+    let rl: Option<String> = redis::AsyncCommands::get(&mut redis, paused(Some("rl")))
+        .await
+        .unwrap();
+    let tc: Option<String> = redis::AsyncCommands::get(&mut redis, paused(Some("tc")))
+        .await
+        .unwrap();
+    let unnamed: Option<String> = redis::AsyncCommands::get(&mut redis, paused(None))
+        .await
+        .unwrap();
+    assert!(rl.is_some_and(|p| p.contains("111111")));
+    assert_eq!((tc, unnamed), (None, None));
+}
+
+#[tokio::test]
+async fn a_number_level_refusal_is_not_sent_through_another_account() {
+    let fake = fake().await;
+    let app = spawn_app(two_accounts(&fake, |_| {})).await;
+    let (_worker, _stop) = app.spawn_worker(&fake.base_url(), 4);
+    // 160042 "invalid number" and 160040 "daily limit for this number": the number's, not
+    // the account's. Another account would only spend money on the same refusal.
+    for (mobile, code) in [("13800138331", "160042"), ("13800138332", "160040")] {
+        fake.set_outage(Kind::Ronglian, Outage::Code(code.into()));
+        let job_id = issue(&app, mobile).await;
+        let job = wait_for_status(&app, &job_id, "failed").await;
+        assert_eq!(job["provider_status"], code);
+        assert_eq!(job["provider"], "rl");
+        assert_eq!(
+            via(&app, &job_id).await,
+            ["queued:-", "sending:-", "failed:rl"]
+        );
+    }
+    assert!(
+        fake.messages().iter().all(|m| m.kind != "tencent"),
+        "nothing went through tc"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_is_retried_on_the_same_account_first_then_elsewhere() {
+    let fake = fake().await;
+    let app = spawn_app(two_accounts(&fake, |c| {
+        c.providers.get_mut("rl").unwrap().timeout_ms = Some(300);
+        // The transient errors alone must not open the circuit here: the pin is the rule.
+        c.failover.error_threshold = 100;
+    }))
+    .await;
+    let (_worker, _stop) = app.spawn_worker(&fake.base_url(), 4);
+    // rl reads every request and never answers: the SMS may or may not have gone out.
+    fake.set_outage(Kind::Ronglian, Outage::Hang);
+
+    let job_id = issue(&app, "13800138341").await;
+    let job = wait_for_status(&app, &job_id, "sent").await;
+    assert_eq!(
+        via(&app, &job_id).await,
+        [
+            "queued:-",
+            "sending:-",
+            "retrying:rl",
+            "sending:-",
+            "retrying:rl",
+            "sending:-",
+            "sent:tc"
+        ],
+        "the retry goes to rl again with the same request id, and only then elsewhere"
+    );
+    assert_eq!(job["attempts"], 3);
+    assert_eq!(job["provider"], "tc");
+}
+
+#[tokio::test]
+async fn after_the_cool_down_probes_close_the_circuit_and_traffic_returns() {
+    let fake = fake().await;
+    let app = spawn_app(two_accounts(&fake, |c| {
+        c.failover.cool_down_secs = 1;
+        c.failover.probes = 2;
+    }))
+    .await;
+    let (_worker, _stop) = app.spawn_worker(&fake.base_url(), 4);
+    fake.set_outage(Kind::Ronglian, Outage::Http500);
+    // Five transient errors within the window open rl's circuit; each of those jobs retries.
+    let mut jobs = Vec::new();
+    for n in 0..6 {
+        jobs.push(issue(&app, &smsq::dev::bench::mobile(37_000 + n)).await);
+    }
+    for id in &jobs {
+        wait_for_status(&app, id, "sent").await;
+    }
+    eventually(Duration::from_secs(5), "rl's circuit open", || async {
+        let c = app
+            .queue
+            .circuit(
+                "rl",
+                smsq::store::CircuitOp::Read,
+                &policy(),
+                smsq::domain::now_ms(),
+            )
+            .await
+            .unwrap();
+        matches!(c.state, smsq::store::CircuitState::Open { .. }).then_some(())
+    })
+    .await;
+    let sent_by = |kind: &str| fake.messages().iter().filter(|m| m.kind == kind).count();
+    assert_eq!((sent_by("ronglian"), sent_by("tencent")), (0, 6));
+
+    // rl recovers. After the cool-down two probes go through it; when both went through it
+    // closes, and takes the traffic again.
+    fake.set_outage(Kind::Ronglian, Outage::None);
+    let mut n = 0;
+    eventually(Duration::from_secs(10), "rl's circuit closed again", || {
+        n += 1;
+        let mobile = smsq::dev::bench::mobile(38_000 + n);
+        let app = &app;
+        async move {
+            let id = issue(app, &mobile).await;
+            wait_for_status(app, &id, "sent").await;
+            let c = app
+                .queue
+                .circuit(
+                    "rl",
+                    smsq::store::CircuitOp::Read,
+                    &policy(),
+                    smsq::domain::now_ms(),
+                )
+                .await
+                .unwrap();
+            (c.state == smsq::store::CircuitState::Closed).then_some(())
+        }
+    })
+    .await;
+    let probed = fake
+        .messages()
+        .iter()
+        .filter(|m| m.kind == "ronglian")
+        .count();
+    assert_eq!(
+        probed, 2,
+        "exactly the probes went through rl before it closed"
+    );
+    let mut back = Vec::new();
+    for _ in 0..3 {
+        n += 1;
+        back.push(issue(&app, &smsq::dev::bench::mobile(38_000 + n)).await);
+    }
+    for id in &back {
+        let job = wait_for_status(&app, id, "sent").await;
+        assert_eq!(
+            job["provider"], "rl",
+            "closed again: the primary takes the traffic"
+        );
+    }
+    assert_eq!(history(&app, &back[0]).await, ["queued", "sending", "sent"]);
+}
+
+#[tokio::test]
+async fn a_message_template_is_mapped_per_account() {
+    let fake = fake().await;
+    let app = spawn_app(two_accounts(&fake, |c| {
+        c.providers
+            .get_mut("tc")
+            .unwrap()
+            .templates
+            .insert("7".into(), "77".into());
+    }))
+    .await;
+    let (_worker, _stop) = app.spawn_worker(&fake.base_url(), 4);
+    fake.set_outage(Kind::Ronglian, Outage::Account);
+    let (status, body) = app
+        .call(
+            "/v1/messages",
+            json!({"to": "13800138361", "template_id": "7", "datas": ["a"]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["job_id"].as_str().unwrap();
+    wait_for_status(&app, id, "sent").await;
+    let m = fake
+        .messages()
+        .into_iter()
+        .find(|m| m.to == "13800138361")
+        .unwrap();
+    assert_eq!((m.kind.as_str(), m.template_id.as_str()), ("tencent", "77"));
+}
