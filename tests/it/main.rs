@@ -27,6 +27,7 @@ mod ops;
 mod pause;
 mod protocol;
 mod provider;
+mod provider_sdks;
 mod recovery;
 mod reports;
 mod secrecy;
