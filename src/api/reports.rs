@@ -1,6 +1,7 @@
-//! `POST /v1/provider/ronglian/reports/{token}`: the platform's delivery reports and users'
-//! replies. The platform cannot send our bearer token, so this route is guarded by a secret
-//! path segment (`SMSQ_REPORTS_TOKEN`) instead; a wrong one looks like any unknown route.
+//! `POST /v1/provider/{account}/reports/{token}`: each account's delivery reports (and
+//! Ronglian users' replies). A provider cannot send our bearer token, so this route is
+//! guarded by a secret path segment (`SMSQ_REPORTS_TOKEN`) instead; a wrong one looks like
+//! any unknown route.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,7 +13,7 @@ use subtle::ConstantTimeEq;
 use super::{ApiError, AppState};
 use crate::codes::CodeError;
 use crate::metrics;
-use crate::provider::Report;
+use crate::provider::{Kind, Report, StatusReport};
 use crate::store::ReportOutcome;
 
 /// What a report did.
@@ -23,31 +24,86 @@ pub(super) struct ReportReceived {
     received: &'static str,
 }
 
-/// Where the platform pushes delivery reports and users' replies (JSON or XML, as the
-/// platform sends them). Guarded by the secret path segment (`SMSQ_REPORTS_TOKEN`): a wrong
-/// one is a 404 like any unknown route.
+/// Where a provider pushes delivery reports (and, for Ronglian, users' replies), on each
+/// account's own path: `ronglian` is the account of `[provider]`, a named account is
+/// `[providers.<name>]`. Each body is read in its vendor's form (Ronglian JSON or XML,
+/// Tencent's and Aliyun's JSON arrays) and answered the way that vendor expects, so it does
+/// not push again. Guarded by the secret path segment (`SMSQ_REPORTS_TOKEN`): a wrong one,
+/// or an unknown account, is a 404 like any unknown route.
 #[utoipa::path(
-    post, path = "/v1/provider/ronglian/reports/{token}", tag = "callbacks",
-    params(("token" = String, Path, description = "SMSQ_REPORTS_TOKEN")),
-    request_body(content = String, description = "The platform's report, JSON or XML", content_type = "application/json"),
-    responses((status = 200, description = "Received: delivered, undelivered, duplicate, unmatched or inbound", body = ReportReceived)),
+    post, path = "/v1/provider/{account}/reports/{token}", tag = "callbacks",
+    params(
+        ("account" = String, Path, description = "The account's name (`ronglian` without [providers])"),
+        ("token" = String, Path, description = "SMSQ_REPORTS_TOKEN"),
+    ),
+    request_body(content = String, description = "The vendor's report, in its own form", content_type = "application/json"),
+    responses((status = 200, description = "Received. Ronglian: what the report did (delivered, undelivered, duplicate, unmatched or inbound); Tencent: {\"result\": 0, \"errmsg\": \"OK\"}; Aliyun: {\"code\": 0, \"msg\": \"接收成功\"}", body = ReportReceived)),
 )]
 pub(super) async fn receive(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    Path((account, token)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let expected = state.codes.settings().secrets.reports_token.as_ref();
-    // Constant time, and the same answer for "not configured" and "wrong".
+    let settings = state.codes.settings();
+    let expected = settings.secrets.reports_token.as_ref();
+    // Constant time, and the same answer for "not configured", "wrong" and "no such account".
     let ok = expected.is_some_and(|t| bool::from(t.expose().as_bytes().ct_eq(token.as_bytes())));
-    if !ok {
+    let kind = settings.providers.account(&account).map(|a| a.kind);
+    let (true, Some(kind)) = (ok, kind) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             "no such endpoint",
         ));
+    };
+    let reports = match kind {
+        Kind::Ronglian => return ronglian(&state, &body).await,
+        Kind::Tencent => crate::provider::parse_tencent(&body),
+        Kind::Aliyun => crate::provider::parse_aliyun(&body),
+    };
+    let reports = reports.map_err(|e| {
+        metrics::delivery_report("malformed");
+        ApiError::bad_request("invalid_report", e.to_string())
+    })?;
+    for status in &reports {
+        let outcome = record(&state, status).await?;
+        metrics::delivery_report(outcome);
     }
-    let report = Report::parse(&body).map_err(|e| {
+    let ack = match kind {
+        Kind::Tencent => serde_json::json!({"result": 0, "errmsg": "OK"}),
+        _ => serde_json::json!({"code": 0, "msg": "接收成功"}),
+    };
+    Ok((StatusCode::OK, Json(ack)).into_response())
+}
+
+/// One status report matched to its job: what it did.
+async fn record(state: &AppState, status: &StatusReport) -> Result<&'static str, ApiError> {
+    let outcome = state
+        .codes
+        .store()
+        .record_report(status)
+        .await
+        .map_err(CodeError::from)?;
+    Ok(match outcome {
+        ReportOutcome::Recorded {
+            job_id,
+            status: new,
+        } => {
+            tracing::info!(%job_id, mobile = %status.mobile, status = %new, deliver_code = %status.deliver_code, "delivery report");
+            if new == crate::domain::JobStatus::Delivered {
+                "delivered"
+            } else {
+                "undelivered"
+            }
+        }
+        ReportOutcome::Unchanged => "duplicate",
+        ReportOutcome::Unmatched => "unmatched",
+    })
+}
+
+/// Ronglian's push: one report or one reply, answered with what it did.
+async fn ronglian(state: &AppState, body: &[u8]) -> Result<Response, ApiError> {
+    let report = Report::parse(body).map_err(|e| {
         metrics::delivery_report("malformed");
         ApiError::bad_request("invalid_report", e.to_string())
     })?;
@@ -62,29 +118,7 @@ pub(super) async fn receive(
             tracing::info!(mobile = %from, "reply from a user recorded");
             "inbound"
         }
-        Report::Status(status) => {
-            match state
-                .codes
-                .store()
-                .record_report(status)
-                .await
-                .map_err(CodeError::from)?
-            {
-                ReportOutcome::Recorded {
-                    job_id,
-                    status: new,
-                } => {
-                    tracing::info!(%job_id, mobile = %status.mobile, status = %new, deliver_code = %status.deliver_code, "delivery report");
-                    if new == crate::domain::JobStatus::Delivered {
-                        "delivered"
-                    } else {
-                        "undelivered"
-                    }
-                }
-                ReportOutcome::Unchanged => "duplicate",
-                ReportOutcome::Unmatched => "unmatched",
-            }
-        }
+        Report::Status(status) => record(state, status).await?,
     };
     metrics::delivery_report(outcome);
     // The platform only needs a 200; the body helps someone testing by hand.

@@ -15,7 +15,7 @@ pub use aliyun::VERSION as ALIYUN_VERSION;
 pub use aliyun::{AliyunAccount, AliyunClient, percent_encode};
 pub use classify::{Action, Verdict, classify};
 pub use error::{SendError, TransportKind};
-pub use report::{Report, ReportError, StatusReport};
+pub use report::{Report, ReportError, StatusReport, parse_aliyun, parse_tencent};
 pub use ronglian::{Client, SignedRequest, authorization, sign, signature, timestamp};
 pub use sender::{ClientError, Sender};
 pub use tencent::{

@@ -162,6 +162,89 @@ fn xml_fields(body: &[u8]) -> Result<HashMap<String, String>, ReportError> {
     }
 }
 
+/// Tencent's status callback: a JSON array, one entry per message (`../shared/tencent-sms.md`
+/// §6). `sid` is the `SerialNo`; `report_status` is `SUCCESS` or `FAIL`.
+pub fn parse_tencent(body: &[u8]) -> Result<Vec<StatusReport>, ReportError> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        sid: Option<String>,
+        mobile: Option<String>,
+        report_status: Option<String>,
+        #[serde(default)]
+        errmsg: String,
+        #[serde(default)]
+        user_receive_time: String,
+    }
+    let entries: Vec<Entry> = serde_json::from_slice(body).map_err(|_| ReportError::Unreadable)?;
+    entries
+        .into_iter()
+        .map(|e| {
+            let need =
+                |v: Option<String>, k| v.filter(|v| !v.is_empty()).ok_or(ReportError::Missing(k));
+            let mobile = need(e.mobile, "mobile")?;
+            Ok(StatusReport {
+                message_id: need(e.sid, "sid")?,
+                mobile: Mobile::parse(&mobile).map_err(|_| ReportError::BadNumber("mobile"))?,
+                delivered: need(e.report_status, "report_status")? == "SUCCESS",
+                deliver_code: e.errmsg,
+                received_at: dashed_rfc3339(&e.user_receive_time),
+                req_id: None,
+            })
+        })
+        .collect()
+}
+
+/// Aliyun's `SmsReport` push: a JSON array (`../shared/aliyun-sms.md` §7). `biz_id` is the
+/// `BizId`, `success` the authoritative flag, `out_id` smsq's job id.
+pub fn parse_aliyun(body: &[u8]) -> Result<Vec<StatusReport>, ReportError> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        biz_id: Option<String>,
+        phone_number: Option<String>,
+        success: Option<bool>,
+        #[serde(default)]
+        err_code: String,
+        #[serde(default)]
+        report_time: String,
+        #[serde(default)]
+        out_id: String,
+    }
+    let entries: Vec<Entry> = serde_json::from_slice(body).map_err(|_| ReportError::Unreadable)?;
+    entries
+        .into_iter()
+        .map(|e| {
+            let mobile = e
+                .phone_number
+                .filter(|v| !v.is_empty())
+                .ok_or(ReportError::Missing("phone_number"))?;
+            Ok(StatusReport {
+                message_id: e
+                    .biz_id
+                    .filter(|v| !v.is_empty())
+                    .ok_or(ReportError::Missing("biz_id"))?,
+                mobile: Mobile::parse(&mobile)
+                    .map_err(|_| ReportError::BadNumber("phone_number"))?,
+                delivered: e.success.ok_or(ReportError::Missing("success"))?,
+                deliver_code: e.err_code,
+                received_at: dashed_rfc3339(&e.report_time),
+                req_id: JobId::parse(&e.out_id),
+            })
+        })
+        .collect()
+}
+
+/// `yyyy-MM-dd HH:mm:ss` in Beijing time (the vendors' callbacks) → RFC 3339 UTC.
+fn dashed_rfc3339(beijing_time: &str) -> String {
+    NaiveDateTime::parse_from_str(beijing_time, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .and_then(|t| beijing().from_local_datetime(&t).single())
+        .map(|t| {
+            t.with_timezone(&Utc)
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        })
+        .unwrap_or_default()
+}
+
 /// `yyyyMMddHHmmss` in Beijing time → RFC 3339 UTC.
 fn rfc3339(beijing_time: &str) -> String {
     NaiveDateTime::parse_from_str(beijing_time, "%Y%m%d%H%M%S")
@@ -177,6 +260,45 @@ fn rfc3339(beijing_time: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tencent_and_aliyun_callbacks_read_as_reports() {
+        let tencent = br#"[{"user_receive_time":"2015-10-17 08:03:04","nationcode":"86","mobile":"13912345678","report_status":"SUCCESS","errmsg":"DELIVRD","description":"ok","sid":"2019:1459782579269331713"},
+            {"user_receive_time":"2015-10-17 08:03:05","nationcode":"86","mobile":"13912345679","report_status":"FAIL","errmsg":"UNDELIV","description":"no","sid":"2019:2"}]"#;
+        let r = parse_tencent(tencent).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            (
+                r[0].message_id.as_str(),
+                r[0].delivered,
+                r[0].received_at.as_str()
+            ),
+            ("2019:1459782579269331713", true, "2015-10-17T00:03:04Z")
+        );
+        assert_eq!(
+            (r[1].delivered, r[1].deliver_code.as_str()),
+            (false, "UNDELIV")
+        );
+        let aliyun = br#"[{"phone_number":"13900000001","send_time":"2017-01-01 00:00:00","report_time":"2017-01-01 00:00:00","success":true,"err_code":"DELIVERED","err_msg":"ok","sms_size":"1","biz_id":"12345^0","out_id":"0123456789abcdef0123456789abcdef"}]"#;
+        let r = parse_aliyun(aliyun).unwrap();
+        assert_eq!(
+            (r[0].message_id.as_str(), r[0].delivered),
+            ("12345^0", true)
+        );
+        assert_eq!(
+            r[0].req_id.as_ref().map(|j| j.as_str()),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(parse_tencent(b"{}"), Err(ReportError::Unreadable));
+        assert_eq!(
+            parse_aliyun(br#"[{"phone_number":"1","success":true,"biz_id":"x"}]"#),
+            Err(ReportError::BadNumber("phone_number"))
+        );
+        assert_eq!(
+            parse_tencent(br#"[{"mobile":"13912345678","report_status":"SUCCESS"}]"#),
+            Err(ReportError::Missing("sid"))
+        );
+    }
 
     const JSON: &str = r#"{"Request":{"action":"SMSArrived","smsType":"1","apiVersion":"2013-12-26",
         "content":"4121908f3d1b4edb9210f0eb4742f62c","fromNum":"13912345678",

@@ -448,3 +448,87 @@ async fn a_message_template_is_mapped_per_account() {
         .unwrap();
     assert_eq!((m.kind.as_str(), m.template_id.as_str()), ("tencent", "77"));
 }
+
+#[tokio::test]
+async fn tencent_and_aliyun_delivery_reports_reach_their_jobs_and_are_answered_their_way() {
+    let app = spawn_app(settings(|c| {
+        c.providers
+            .insert("tc".into(), account("tencent", "http://127.0.0.1:9"));
+        c.providers
+            .insert("ali".into(), account("aliyun", "http://127.0.0.1:9"));
+        c.routing.insert("default".into(), order(&["tc"]));
+        c.routing.insert("register".into(), order(&["ali"]));
+    }))
+    .await;
+    let token = crate::common::REPORTS_TOKEN;
+    let mut opts = fake_options();
+    opts.templates = ["1234567", "SMS_154950909"].map(String::from).to_vec();
+    opts.tencent_report_url = Some(format!("{}/v1/provider/tc/reports/{token}", app.base));
+    opts.aliyun_report_url = Some(format!("{}/v1/provider/ali/reports/{token}", app.base));
+    opts.undelivered_rate = 0.0;
+    opts.report_delay_ms = 50;
+    let fake = spawn_fake(opts).await;
+    let (_worker, _stop) = app.spawn_worker(&fake.base_url(), 4);
+
+    let login = issue(&app, "13800138371").await;
+    let (_, body) = app
+        .call(
+            "/v1/codes",
+            json!({"mobile": "13800138372", "purpose": "register"}),
+        )
+        .await;
+    let register = body["job_id"].as_str().unwrap().to_owned();
+    for id in [&login, &register] {
+        let job = wait_for_status(&app, id, "delivered").await;
+        assert!(
+            job["deliver_code"] == "DELIVRD" || job["deliver_code"] == "DELIVERED",
+            "{job}"
+        );
+    }
+
+    // Each vendor's answer is the one it expects; a report of another vendor's shape, or to an
+    // account that does not exist, is refused.
+    let post = |path: String, body: serde_json::Value| {
+        let http = app.http.clone();
+        async move { http.post(path).json(&body).send().await.unwrap() }
+    };
+    let tc_report = json!([{"user_receive_time": "2026-12-01 10:00:00", "nationcode": "86",
+        "mobile": "13800138371", "report_status": "SUCCESS", "errmsg": "DELIVRD", "sid": "2019:1"}]);
+    let r = post(
+        format!("{}/v1/provider/tc/reports/{token}", app.base),
+        tc_report.clone(),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap(),
+        json!({"result": 0, "errmsg": "OK"})
+    );
+    let r = post(
+        format!("{}/v1/provider/ali/reports/{token}", app.base),
+        tc_report.clone(),
+    )
+    .await;
+    assert_eq!(r.status(), 400, "a Tencent body is not an Aliyun report");
+    let r = post(
+        format!("{}/v1/provider/nope/reports/{token}", app.base),
+        tc_report.clone(),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    let r = post(
+        format!("{}/v1/provider/tc/reports/wrong-token", app.base),
+        tc_report,
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    let ali_report = json!([{"phone_number": "13800138372", "report_time": "2026-12-01 10:00:00",
+        "success": true, "err_code": "DELIVERED", "biz_id": "1^0", "out_id": ""}]);
+    let r = post(
+        format!("{}/v1/provider/ali/reports/{token}", app.base),
+        ali_report,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], 0);
+}

@@ -180,7 +180,7 @@ async fn the_report_token_in_the_callback_path_is_never_logged() {
     // The lines name the route by its template instead.
     assert!(
         ours.iter()
-            .all(|l| l.contains("route=/v1/provider/ronglian/reports/{token}")),
+            .all(|l| l.contains("route=/v1/provider/{account}/reports/{token}")),
         "{ours:?}"
     );
 }

@@ -235,6 +235,7 @@ pub(super) async fn handle(
     };
     match accept(fake, checked, received_us, Kind::Aliyun).await {
         Ok(m) => {
+            super::reports::push(fake, &m);
             let body = json!({"Message": "OK", "RequestId": fake.uuid().to_uppercase(), "BizId": m.sms_message_sid, "Code": "OK"});
             axum::Json(body).into_response()
         }

@@ -94,6 +94,12 @@ pub struct FakeOptions {
     /// Push each accepted message's delivery report to this URL, like the platform.
     #[arg(long)]
     pub report_url: Option<String>,
+    /// Push each Tencent message's status callback here (a JSON array, as Tencent does).
+    #[arg(long)]
+    pub tencent_report_url: Option<String>,
+    /// Push each Aliyun message's `SmsReport` here (a JSON array, as Aliyun does).
+    #[arg(long)]
+    pub aliyun_report_url: Option<String>,
     /// How long after accepting a message its report is pushed.
     #[arg(long, default_value_t = 200)]
     pub report_delay_ms: u64,
@@ -173,6 +179,8 @@ impl FakeOptions {
             seed: None,
             answer_first: Vec::new(),
             report_url: None,
+            tencent_report_url: None,
+            aliyun_report_url: None,
             report_delay_ms: 200,
             undelivered_rate: 0.0,
             report_format: ReportFormat::Json,

@@ -1,6 +1,7 @@
-//! `--report-url`: after accepting a message, the simulator pushes its delivery report (状态报告)
-//! to smsq like the platform does, in JSON or XML, after `--report-delay-ms`, saying
-//! "undelivered" for a share of them (`--undelivered-rate`).
+//! `--report-url` (and `--tencent-report-url`, `--aliyun-report-url`): after accepting a
+//! message, the simulator pushes its delivery report (状态报告) to smsq like the vendor does, in
+//! that vendor's form, after `--report-delay-ms`, saying "undelivered" for a share of them
+//! (`--undelivered-rate`).
 
 use std::time::Duration;
 
@@ -18,14 +19,27 @@ pub enum ReportFormat {
 /// Pushes the report of `message` in the background (a push that fails is logged and dropped,
 /// as the platform would retry on its own schedule).
 pub(super) fn push(fake: &Fake, message: &FakeMessage) {
-    let Some(url) = fake.opts.report_url.clone() else {
+    let opts = &fake.opts;
+    let url = match message.kind.as_str() {
+        "tencent" => opts.tencent_report_url.clone(),
+        "aliyun" => opts.aliyun_report_url.clone(),
+        _ => opts.report_url.clone(),
+    };
+    let Some(url) = url else {
         return;
     };
-    let delivered = !fake.roll(fake.opts.undelivered_rate);
-    let body = report_body(fake.opts.report_format, message, delivered);
-    let content_type = match fake.opts.report_format {
-        ReportFormat::Json => "application/json",
-        ReportFormat::Xml => "application/xml",
+    let delivered = !fake.roll(opts.undelivered_rate);
+    let (body, content_type) = match (message.kind.as_str(), opts.report_format) {
+        ("tencent", _) => (tencent_body(message, delivered), "application/json"),
+        ("aliyun", _) => (aliyun_body(message, delivered), "application/json"),
+        (_, ReportFormat::Json) => (
+            report_body(ReportFormat::Json, message, delivered),
+            "application/json",
+        ),
+        (_, ReportFormat::Xml) => (
+            report_body(ReportFormat::Xml, message, delivered),
+            "application/xml",
+        ),
     };
     let delay = Duration::from_millis(fake.opts.report_delay_ms);
     let http = fake.http.clone();
@@ -41,6 +55,42 @@ pub(super) fn push(fake: &Fake, message: &FakeMessage) {
             tracing::warn!(error = %e.without_url(), "fake provider: cannot push a delivery report");
         }
     });
+}
+
+fn dashed_now() -> String {
+    Utc::now()
+        .with_timezone(&beijing())
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// Tencent's status callback: an array, as the vendor pushes it.
+fn tencent_body(m: &FakeMessage, delivered: bool) -> String {
+    let (status, code) = if delivered {
+        ("SUCCESS", "DELIVRD")
+    } else {
+        ("FAIL", "UNDELIV")
+    };
+    serde_json::json!([{
+        "user_receive_time": dashed_now(), "nationcode": "86", "mobile": m.to,
+        "report_status": status, "errmsg": code, "description": "", "sid": m.sms_message_sid,
+    }])
+    .to_string()
+}
+
+/// Aliyun's `SmsReport` push: an array.
+fn aliyun_body(m: &FakeMessage, delivered: bool) -> String {
+    let (code, text) = if delivered {
+        ("DELIVERED", "用户接收成功")
+    } else {
+        ("UNDELIV", "用户接收失败")
+    };
+    serde_json::json!([{
+        "phone_number": m.to, "send_time": dashed_now(), "report_time": dashed_now(),
+        "success": delivered, "err_code": code, "err_msg": text, "sms_size": "1",
+        "biz_id": m.sms_message_sid, "out_id": m.req_id.clone().unwrap_or_default(),
+    }])
+    .to_string()
 }
 
 fn report_body(format: ReportFormat, m: &FakeMessage, delivered: bool) -> String {

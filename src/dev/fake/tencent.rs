@@ -203,14 +203,11 @@ pub(super) async fn handle(
         req_id: (!context.is_empty()).then_some(context.clone()),
     };
     match accept(fake, checked, received_us, Kind::Tencent).await {
-        Ok(m) => number_status(
-            fake,
-            number,
-            "Ok",
-            "send success",
-            &m.sms_message_sid,
-            &context,
-        ),
+        Ok(m) => {
+            super::reports::push(fake, &m);
+            let serial = &m.sms_message_sid;
+            number_status(fake, number, "Ok", "send success", serial, &context)
+        }
         Err(f) => {
             let (code, message) = match f.code {
                 "160038" => (

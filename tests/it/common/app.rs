@@ -243,9 +243,8 @@ pub fn spawn_worker(
 ) -> (JoinHandle<Report>, CancellationToken) {
     let mut settings = settings.clone();
     settings.provider.base_url = base_url.to_owned();
-    if settings.providers.accounts.iter().any(|a| a.legacy) {
-        settings.providers.use_base_url(base_url).expect("a URL");
-    }
+    // One simulator serves every kind: every account goes there.
+    settings.providers.use_base_url(base_url).expect("a URL");
     let worker = Application::build(settings)
         .expect("application")
         .worker(None, Some(concurrency))
