@@ -93,6 +93,21 @@ fn set_gauges(s: &Snapshot) {
         gauge!("smsq_redis_maxmemory_bytes").set(max as f64);
     }
     gauge!("smsq_guard_blocked_prefixes").set(s.guard.blocked.len() as f64);
+    for a in &s.providers {
+        let state = match a.circuit.as_str() {
+            "open" => 2.0,
+            "half-open" => 1.0,
+            _ => 0.0,
+        };
+        gauge!("smsq_provider_circuit", "account" => a.name.clone()).set(state);
+        gauge!("smsq_provider_disabled", "account" => a.name.clone()).set(if a.disabled {
+            1.0
+        } else {
+            0.0
+        });
+        gauge!("smsq_provider_rate_limit", "account" => a.name.clone())
+            .set(f64::from(a.rate_per_sec));
+    }
     for b in &s.guard.budgets {
         // Purposes here are the configured ones: a closed set.
         let purpose = b.purpose.clone().unwrap_or_else(|| "all".to_owned());

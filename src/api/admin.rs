@@ -406,3 +406,59 @@ pub(super) async fn resume(
         .map_err(store_error)?;
     Ok(Json(ResumeAnswer { resumed }))
 }
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProviderSwitch {
+    /// `false` stops every worker sending through the account (within a second); `true`
+    /// lets them again.
+    enabled: bool,
+}
+
+/// Disables or enables a provider account for the whole fleet (in the audit trail).
+#[utoipa::path(
+    post, path = "/v1/admin/providers/{name}", tag = "admin", request_body = ProviderSwitch,
+    params(
+        ("name" = String, Path, description = "The account's name"),
+        ("X-CSRF-Token" = Option<String>, Header, description = "Needed with a dashboard session"),
+    ),
+    responses((status = 200, description = "The account as it is now", body = crate::snapshot::AccountView)),
+    security(("admin_token" = []), ("dashboard_session" = [])),
+)]
+pub(super) async fn provider(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    JsonBody { value: body, .. }: JsonBody<ProviderSwitch>,
+) -> Answer<crate::snapshot::AccountView> {
+    admin.check_csrf(&headers)?;
+    let settings = state.codes.settings();
+    if settings.providers.account(&name).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no provider account {name:?}"),
+        ));
+    }
+    let by = operator(&admin);
+    let op = match body.enabled {
+        true => crate::store::CircuitOp::Enable { by },
+        false => crate::store::CircuitOp::Disable { by },
+    };
+    let now = crate::domain::now_ms();
+    let policy = crate::snapshot::policy(&settings.providers);
+    state
+        .records
+        .circuit(&name, op, &policy, now)
+        .await
+        .map_err(store_error)?;
+    let views = crate::snapshot::accounts(&state.records, settings, now)
+        .await
+        .map_err(store_error)?;
+    let view = views
+        .into_iter()
+        .find(|v| v.name == name)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such account"))?;
+    Ok(Json(view))
+}

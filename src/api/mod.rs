@@ -126,6 +126,7 @@ fn operator_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::purge))
         .routes(routes!(admin::pause))
         .routes(routes!(admin::resume))
+        .routes(routes!(admin::provider))
         .routes(routes!(health::healthz))
         .routes(routes!(health::livez))
         .routes(routes!(health::readyz))

@@ -6,6 +6,7 @@
 //! simulator ([`fake`]) and a private `redis-server` child ([`local_redis`]).
 
 pub mod bench;
+pub mod failover;
 pub mod fake;
 pub mod fake_captcha;
 pub mod local_cluster;

@@ -135,6 +135,22 @@ fn queue(out: &mut String, s: &Snapshot) {
         );
     }
     guards(out, s);
+    for a in &s.providers {
+        let state = match (a.disabled, a.open_until_ms) {
+            (true, _) => "DISABLED".to_owned(),
+            (false, Some(until)) => format!(
+                "OPEN ({}), probes in {}",
+                a.reason,
+                secs((until - s.taken_at_ms).max(0) as u64)
+            ),
+            (false, None) => a.circuit.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "provider   {} ({}, {}/s, {})   {state}",
+            a.name, a.kind, a.rate_per_sec, a.route
+        );
+    }
     if let Some(used) = s.redis.used_memory {
         let of = match s.redis.maxmemory {
             Some(max) if max > 0 => {

@@ -4,9 +4,11 @@
 
 mod cache;
 mod guard;
+mod providers;
 
 pub use cache::{SCRAPE_FRESH_FOR, SnapshotCache};
 pub use guard::{BudgetLine, GuardView};
+pub use providers::{AccountView, accounts, policy};
 
 use std::collections::BTreeMap;
 
@@ -38,6 +40,8 @@ pub struct Snapshot {
     pub audit: Vec<crate::store::records::AuditEntry>,
     /// The fleet guards: budgets used this hour and day, prefixes held.
     pub guard: GuardView,
+    /// Each provider account and its circuit.
+    pub providers: Vec<AccountView>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -171,6 +175,7 @@ impl Snapshot {
             &store.budget_use(self.taken_at_ms).await?,
             store.blocked_prefixes(self.taken_at_ms).await?,
         );
+        self.providers = accounts(store, settings, self.taken_at_ms).await?;
         self.verdict = verdict(&self, settings);
         let names: Vec<&str> = settings
             .webhooks
@@ -258,6 +263,7 @@ impl Snapshot {
             halt: None,
             audit: Vec::new(),
             guard: GuardView::default(),
+            providers: Vec::new(),
         };
         let verdict = verdict(&snapshot, settings);
         Snapshot {
@@ -382,6 +388,25 @@ fn verdict(s: &Snapshot, settings: &Settings) -> Verdict {
         ));
     }
     reasons.extend(s.guard.reasons(&settings.guard));
+    for a in &s.providers {
+        if a.disabled {
+            reasons.push(format!(
+                "provider account {} is disabled (`smsq provider enable {}`)",
+                a.name, a.name
+            ));
+        } else if let Some(until) = a.open_until_ms {
+            let left = (until - s.taken_at_ms).max(0) / 1000;
+            reasons.push(format!(
+                "provider account {} circuit open ({}): probes in {left} s",
+                a.name, a.reason
+            ));
+        } else if a.circuit == "half-open" {
+            reasons.push(format!(
+                "provider account {} is being probed ({})",
+                a.name, a.reason
+            ));
+        }
+    }
     for h in s.webhooks.iter().filter(|h| h.dead > 0) {
         reasons.push(format!(
             "webhook endpoint {} has {} dead deliveries (`smsq webhooks replay {}`)",

@@ -532,3 +532,103 @@ async fn tencent_and_aliyun_delivery_reports_reach_their_jobs_and_are_answered_t
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], 0);
 }
+
+/// `[providers]`, `[routing]` and `[failover]` for worker processes: `rl` then `tc`, both at
+/// the simulator.
+fn accounts_toml(fake: &str, cool_down_secs: u64) -> String {
+    format!(
+        r#"
+[providers.rl]
+kind = "ronglian"
+base_url = "{fake}"
+code_template = "1"
+
+[providers.tc]
+kind = "tencent"
+base_url = "{fake}"
+app_id = "{FAKE_TENCENT_APP_ID}"
+sign_name = "smsq测试"
+code_template = "1234567"
+
+[routing.default]
+order = ["rl", "tc"]
+
+[failover]
+error_window_secs = 10
+error_threshold = 5
+cool_down_secs = {cool_down_secs}
+probes = 2
+"#
+    )
+}
+
+/// A steady flow across two worker processes; the primary answers 5xx from a given moment,
+/// then recovers. Every code is sent exactly once, by one account or the other, none waits
+/// long, and after the cool-down the primary takes the traffic again.
+#[tokio::test]
+async fn a_steady_flow_survives_the_primary_going_down_across_two_worker_processes() {
+    let fake = fake().await;
+    let cool_down = 2;
+    let app = spawn_app(two_accounts(&fake, |c| {
+        c.failover.cool_down_secs = cool_down;
+        c.failover.probes = 2;
+    }))
+    .await;
+    let dir = crate::common::temp_dir("failover");
+    let config = dir.join("worker.toml");
+    std::fs::write(&config, accounts_toml(&fake.base_url(), cool_down)).unwrap();
+    let mut env = crate::common::child_env(&app.settings, &fake.base_url());
+    for (k, v) in crate::common::provider_secrets() {
+        env.push((k, v.expose().to_owned()));
+    }
+    env.push(("SMSQ_RETRY__BASE_MS".into(), "100".into()));
+    env.push(("SMSQ_RETRY__MAX_MS".into(), "400".into()));
+    let workers: Vec<_> = ["fo-a", "fo-b"]
+        .iter()
+        .map(|name| {
+            let mut cmd = crate::common::smsq_command(Some(&config));
+            cmd.args(["worker", "--name", name, "--concurrency", "16"])
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            crate::common::KillOnDrop(cmd.spawn().expect("spawn smsq worker"))
+        })
+        .collect();
+    eventually(Duration::from_secs(10), "two live workers", || async {
+        let s = app.records.inspect(0).await.unwrap();
+        (s.consumers.iter().filter(|c| c.alive).count() == 2).then_some(())
+    })
+    .await;
+
+    let sizes = smsq::dev::failover::FailoverSizes {
+        rate: 40.0,
+        before: Duration::from_secs(2),
+        outage: Duration::from_secs(3),
+        after: Duration::from_secs(cool_down + 4),
+        fault: "http500",
+        primary: "ronglian",
+        backup: "tencent",
+        first_number: 60_000,
+    };
+    let r = smsq::dev::failover::run(&app.base, &fake.base_url(), &sizes)
+        .await
+        .unwrap();
+    eprintln!("{r:?}");
+    assert!(r.issued >= 300, "{r:?}");
+    assert_eq!(
+        (r.sent_once, r.sent_twice, r.never_sent),
+        (r.issued, 0, 0),
+        "{r:?}"
+    );
+    assert!(r.by_backup > 0 && r.by_primary > 0, "{r:?}");
+    // Measured here: failover in ~100-300 ms (the first 5xx, a 50-100 ms backoff, then tc);
+    // the bounds leave room for a loaded CI box.
+    let failover = r.failover_ms.expect("something went through tc");
+    assert!(failover < 1_500, "failover took {failover} ms: {r:?}");
+    assert!(r.in_flight_max_ms < 3_000, "{r:?}");
+    // Back after the cool-down (from when the circuit opened, before the outage ended).
+    let recovery = r.recovery_ms.expect("traffic came back to rl");
+    assert!(recovery <= (cool_down * 1000) + 1_500, "{r:?}");
+    assert!(r.back_on_primary_percent >= 95.0, "{r:?}");
+    drop(workers);
+}

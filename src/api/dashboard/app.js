@@ -94,7 +94,31 @@ function drawStatus({ snapshot: s, series }) {
   text("rate-hour", `${t.sent_per_sec_1h}/s over 1 h`);
   text("delivery", t.delivery_rate_1h == null ? "–" : `${Math.round(t.delivery_rate_1h * 100)} %`);
   text("delivery-counts", `${t.last_hour.delivered || 0} delivered, ${t.last_hour.undelivered || 0} undelivered (1 h)`);
+  drawProviders(s.providers || []);
   drawChart(series);
+}
+
+function drawProviders(accounts) {
+  $("providers").querySelector("tbody").replaceChildren(...accounts.map((a) => {
+    const button = document.createElement("button");
+    button.textContent = a.disabled ? "Enable" : "Disable";
+    button.className = a.disabled ? "" : "danger";
+    button.addEventListener("click", () => switchProvider(a.name, a.disabled));
+    const circuit = a.disabled ? "DISABLED"
+      : a.open_until_ms ? `OPEN until ${time(a.open_until_ms)} (${a.reason})`
+      : a.circuit === "half-open" ? `probing (${a.reason})` : "closed";
+    const cell = document.createElement("span");
+    cell.className = a.disabled || a.open_until_ms ? "badge down" : a.circuit === "half-open" ? "badge degraded" : "badge ok";
+    cell.textContent = circuit;
+    return row([a.name, a.kind, `${a.rate_per_sec}/s`, a.route, cell, button]);
+  }));
+}
+
+async function switchProvider(name, enable) {
+  const question = enable ? `Send through ${name} again?` : `Stop every worker sending through ${name}? Jobs move to the route's other accounts.`;
+  if (!confirm(question)) return;
+  await api(`/v1/admin/providers/${encodeURIComponent(name)}`, { method: "POST", body: JSON.stringify({ enabled: enable }) });
+  await refresh();
 }
 
 function drawChart(series) {
@@ -180,7 +204,7 @@ async function showJob(id) {
   const delivery = job.deliver_code ? `, carrier ${job.deliver_code}` : "";
   text("job-summary", `${job.kind} to ${job.mobile}: ${job.status} after ${job.attempts} attempt(s)${delivery}`);
   $("history").querySelector("tbody").replaceChildren(
-    ...history.map((e) => row([time(e.ts), statusCell(e.status), e.attempt, e.error])));
+    ...history.map((e) => row([time(e.ts), statusCell(e.status), e.attempt, e.provider || "", e.error])));
 }
 
 async function search(event) {
