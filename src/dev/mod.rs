@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Settings, mask_url_password};
+use crate::provider::Kind;
 use crate::startup::{Application, StartupError};
 use fake::FakeOptions;
 use local_cluster::LocalCluster;
@@ -102,6 +103,7 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> Result<
 
     let _redis = ensure_redis(&mut settings, &dir.0).await?;
     let account = settings.secrets.ronglian()?;
+    fill_account_secrets(&mut settings, &account);
 
     let listener = match TcpListener::bind(settings.api.listen).await {
         Ok(l) => l,
@@ -122,16 +124,36 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> Result<
         &account.app_id,
     );
     fake_opts.templates = settings.providers.template_ids().into_iter().collect();
+    if let Some(tc) = settings
+        .providers
+        .accounts
+        .iter()
+        .find(|a| a.kind == Kind::Tencent)
+    {
+        fake_opts.tencent_app_id.clone_from(&tc.app_id);
+    }
     fake_opts.record = Some(dir.0.join("messages.jsonl"));
     // The demo shares its process with the fake: the file keeps every message, memory only
     // the recent ones, so a `smsq dev` left running for days does not grow with its traffic.
     fake_opts.keep = 1_000;
     // The fake pushes delivery reports to our API, as the platform would.
     if let Some(token) = &settings.secrets.reports_token {
-        fake_opts.report_url = Some(format!(
-            "http://{api_addr}/v1/provider/ronglian/reports/{}",
-            token.expose()
-        ));
+        // Each kind's reports to the first account of that kind.
+        let url = |kind: Kind| {
+            let a = settings
+                .providers
+                .accounts
+                .iter()
+                .find(|a| a.kind == kind)?;
+            Some(format!(
+                "http://{api_addr}/v1/provider/{}/reports/{}",
+                a.name,
+                token.expose()
+            ))
+        };
+        fake_opts.report_url = url(Kind::Ronglian);
+        fake_opts.tencent_report_url = url(Kind::Tencent);
+        fake_opts.aliyun_report_url = url(Kind::Aliyun);
     }
     let fake = fake::spawn(fake_opts)
         .await
@@ -167,8 +189,9 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> Result<
         result = demo(&base, &token, &fake) => result,
         _ = shutdown.cancelled() => Ok(()),
     };
+    let several = settings.providers.accounts.len() > 1;
     match &demo {
-        Ok(()) => print_next_steps(&base, &token, &admin, &fake.base_url()),
+        Ok(()) => print_next_steps(&base, &token, &admin, &fake.base_url(), several),
         Err(e) => println!("\ndemo failed: {e}"),
     }
     if demo.is_ok() {
@@ -325,7 +348,42 @@ async fn demo(base: &str, token: &str, fake: &fake::FakeHandle) -> Result<(), De
     Ok(())
 }
 
-fn print_next_steps(base: &str, token: &str, admin: &str, fake: &str) {
+/// The simulator accepts one account per kind: a named account whose credentials the
+/// environment does not give gets the simulator's (never replacing what was given).
+fn fill_account_secrets(settings: &mut Settings, ronglian: &crate::config::RonglianAccount) {
+    use crate::domain::Secret;
+    let mut wanted = Vec::new();
+    for a in settings.providers.accounts.iter().filter(|a| !a.legacy) {
+        let fields: Vec<(&str, String)> = match a.kind {
+            Kind::Ronglian => vec![
+                ("ACCOUNT_SID", ronglian.account_sid.clone()),
+                ("AUTH_TOKEN", ronglian.auth_token.expose().to_owned()),
+                ("APP_ID", ronglian.app_id.clone()),
+            ],
+            Kind::Tencent => vec![
+                ("SECRET_ID", fake::FAKE_TENCENT_SECRET_ID.to_owned()),
+                ("SECRET_KEY", fake::FAKE_TENCENT_SECRET_KEY.to_owned()),
+            ],
+            Kind::Aliyun => vec![
+                ("ACCESS_KEY_ID", fake::FAKE_ALIYUN_ACCESS_KEY_ID.to_owned()),
+                (
+                    "ACCESS_KEY_SECRET",
+                    fake::FAKE_ALIYUN_ACCESS_KEY_SECRET.to_owned(),
+                ),
+            ],
+        };
+        wanted.extend(fields.into_iter().map(|(f, v)| (a.secret_var(f), v)));
+    }
+    for (var, value) in wanted {
+        settings
+            .secrets
+            .providers
+            .entry(var)
+            .or_insert_with(|| Secret::new(value));
+    }
+}
+
+fn print_next_steps(base: &str, token: &str, admin: &str, fake: &str, several: bool) {
     // Only a token the demo made up is printed; one from the environment stays secret.
     let shown = if token.starts_with(DEV_TOKEN_PREFIX) {
         token
@@ -346,4 +404,12 @@ fn print_next_steps(base: &str, token: &str, admin: &str, fake: &str) {
   curl -s -XPOST {base}/v1/codes/verify {auth} -H 'content-type: application/json' -d '{{\"mobile\":\"13800138000\",\"code\":\"<code>\"}}'
   curl -s {base}/readyz"
     );
+    if several {
+        println!(
+            "\nFailover: take the primary down, watch codes go through the next account on the
+dashboard, then bring it back (`\"fault\"`: http500, account, throttle, hang or none):
+  curl -s -XPOST {fake}/_fake/outage -d '{{\"kind\":\"ronglian\",\"fault\":\"http500\"}}'
+  curl -s -XPOST {fake}/_fake/outage -d '{{\"kind\":\"ronglian\",\"fault\":\"none\"}}'"
+        );
+    }
 }

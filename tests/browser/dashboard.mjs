@@ -64,6 +64,18 @@ try {
       return rows.join(",").includes("dead,replayed,sending,sent");
     });
     await keep("replayed job");
+
+    // The provider account: disabled and enabled again from its row (each asks first).
+    page.on("dialog", (d) => d.accept());
+    const account = page.locator("#providers tbody tr", { hasText: "ronglian" });
+    await account.locator("button").click();
+    await page.waitForFunction(() => document.getElementById("providers").textContent.includes("DISABLED"));
+    await keep("provider disabled");
+    await account.locator("button", { hasText: "Enable" }).click();
+    await page.waitForFunction(() => {
+      const text = document.getElementById("providers").textContent;
+      return !text.includes("DISABLED") && text.includes("closed");
+    });
     await page.screenshot({ path: env("SCREENSHOT"), fullPage: true });
   }
   console.log(`dashboard ${phase}: ok`);

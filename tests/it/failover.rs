@@ -632,3 +632,80 @@ async fn a_steady_flow_survives_the_primary_going_down_across_two_worker_process
     assert!(r.back_on_primary_percent >= 95.0, "{r:?}");
     drop(workers);
 }
+
+/// `smsq provider disable|enable|list` and `smsq status`: the switch holds for the fleet, is
+/// in the trail, and the verdict says so.
+#[tokio::test]
+async fn an_operator_disables_an_account_and_the_fleet_routes_around_it() {
+    let fake = fake().await;
+    let app = spawn_app(two_accounts(&fake, |_| {})).await;
+    let (_worker, _stop) = app.spawn_worker(&fake.base_url(), 4);
+    let dir = crate::common::temp_dir("provider-cli");
+    let config = dir.join("worker.toml");
+    std::fs::write(&config, accounts_toml(&fake.base_url(), 60)).unwrap();
+    let cli = |args: &[&str]| {
+        let mut cmd = crate::common::smsq_command(Some(&config));
+        cmd.args(args)
+            .envs(crate::common::child_env(&app.settings, &fake.base_url()))
+            .env("USER", "oncall");
+        crate::common::stdout_of_success(&mut cmd)
+    };
+
+    let said = cli(&["provider", "disable", "rl"]);
+    assert!(said.contains("rl disabled"), "{said}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&cli(&["provider", "list", "--json"])).unwrap();
+    assert_eq!(listed[0]["name"], "rl");
+    assert_eq!(listed[0]["disabled"], true);
+    assert_eq!(listed[1]["disabled"], false);
+    // Within the workers' refresh (half a second) the fleet routes around it.
+    let mut n = 0;
+    let mut through = |wanted: &'static str| {
+        n += 1;
+        let (app, mobile) = (&app, smsq::dev::bench::mobile(39_000 + n));
+        async move {
+            let id = issue(app, &mobile).await;
+            (wait_for_status(app, &id, "sent").await["provider"] == wanted).then_some(())
+        }
+    };
+    eventually(Duration::from_secs(5), "codes through tc", || through("tc")).await;
+    let status = cli(&["status"]);
+    assert!(
+        status.contains("provider   rl (ronglian") && status.contains("DISABLED"),
+        "{status}"
+    );
+    assert!(
+        status.contains("provider account rl is disabled"),
+        "{status}"
+    );
+    let trail = app.records.audit_trail(5).await.unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|a| a.action == "provider_disable" && a.by.contains("oncall")),
+        "{trail:?}"
+    );
+
+    assert!(cli(&["provider", "enable", "rl"]).contains("rl enabled"));
+    let mut n = 100;
+    let mut through = |wanted: &'static str| {
+        n += 1;
+        let (app, mobile) = (&app, smsq::dev::bench::mobile(39_000 + n));
+        async move {
+            let id = issue(app, &mobile).await;
+            (wait_for_status(app, &id, "sent").await["provider"] == wanted).then_some(())
+        }
+    };
+    eventually(Duration::from_secs(5), "codes through rl again", || {
+        through("rl")
+    })
+    .await;
+    let mut cmd = crate::common::smsq_command(Some(&config));
+    let out = cmd
+        .args(["provider", "disable", "nope"])
+        .envs(crate::common::child_env(&app.settings, &fake.base_url()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no provider account \"nope\""));
+}

@@ -254,6 +254,24 @@ impl Bench {
         backlog(self.app.store()).await
     }
 
+    /// Waits until `n` workers beat, at most `within`.
+    pub async fn wait_for_workers(&self, n: usize, within: Duration) -> Result<(), BenchError> {
+        let records = crate::store::Records::new(self.app.store().clone());
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let state = records.inspect(0).await?;
+            if state.consumers.iter().filter(|c| c.alive).count() >= n {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(BenchError::Stuck(format!(
+                    "{n} workers did not start within {within:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the stream is empty (every job acked), at most `within`.
     pub async fn drained(&self, within: Duration) -> Result<Duration, BenchError> {
         drained(self.app.store(), within).await

@@ -1,6 +1,7 @@
 //! The scenarios, each on an empty Redis with its own processes.
 
 mod cluster;
+mod failover;
 mod fleet;
 mod pumping;
 mod soak;
@@ -40,6 +41,9 @@ pub async fn run(bench: &mut Bench, only: &[String], soak: Soak) -> Result<(), B
     }
     if on("pumping") {
         pumping::pumping(bench).await?;
+    }
+    if on("failover") {
+        failover::failover(bench).await?;
     }
     if on("cluster") {
         cluster::shards(bench).await?;
