@@ -39,6 +39,10 @@ pub(super) struct IssueBody {
     /// The built-in captcha's answer (a string, with `captcha_id`), or what the vendor's
     /// widget returned (an object, `captcha.provider` = tencent, geetest, turnstile, hcaptcha).
     captcha: Option<CaptchaField>,
+    /// `sms` (the default) or `voice`: a call reads the code out (Ronglian `VoiceVerify`); it
+    /// verifies like a text's.
+    #[serde(default)]
+    channel: crate::domain::Channel,
 }
 
 /// A captcha in `POST /v1/codes`: the built-in one's answer, or a vendor widget's result.
@@ -234,6 +238,7 @@ pub(super) async fn issue(
         captcha,
         idempotency: idempotency(&headers, &raw)?,
         request_id: Some(request_id),
+        channel: value.channel,
     };
     let codes = state.codes.clone();
     let accepted = to_completion(async move { codes.issue(request).await }).await??;

@@ -58,6 +58,8 @@ impl From<CodeError> for ApiError {
             CodeError::ResendTooSoon { retry_after }
             | CodeError::HourlyLimit { retry_after }
             | CodeError::DailyLimit { retry_after }
+            | CodeError::VoiceLimit { retry_after }
+            | CodeError::VoiceQuietHours { retry_after }
             | CodeError::IpLimit { retry_after }
             | CodeError::NetworkLimit { retry_after }
             | CodeError::BudgetExhausted { retry_after, .. }
@@ -66,6 +68,9 @@ impl From<CodeError> for ApiError {
             }
             CodeError::GuardCaptcha { .. } => ApiError::new(StatusCode::FORBIDDEN, code, message),
             CodeError::IdempotencyConflict => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
+            CodeError::VoiceUnavailable(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
             CodeError::QueueFull | CodeError::CaptchaUnavailable => {

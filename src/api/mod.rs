@@ -117,6 +117,7 @@ fn app_routes() -> OpenApiRouter<AppState> {
 fn operator_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(reports::receive))
+        .routes(routes!(reports::voice))
         .routes(routes!(admin::session))
         .routes(routes!(admin::status))
         .routes(routes!(admin::jobs))

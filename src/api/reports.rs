@@ -76,6 +76,54 @@ pub(super) async fn receive(
     Ok((StatusCode::OK, Json(ack)).into_response())
 }
 
+/// Where Ronglian posts a voice code's call result (the `respUrl` smsq gives each call, when
+/// `code.voice_callback_base` is set): answered is `delivered`, not answered or failed is
+/// `undelivered`, matched to the job by `callSid` and number. Answered with the
+/// `<Response><statuscode>000000</statuscode></Response>` the platform expects. The same
+/// secret path segment guards it.
+#[utoipa::path(
+    post, path = "/v1/provider/{account}/voice/{token}", tag = "callbacks",
+    params(
+        ("account" = String, Path, description = "A Ronglian account's name"),
+        ("token" = String, Path, description = "SMSQ_REPORTS_TOKEN"),
+    ),
+    request_body(content = String, description = "The platform's call result (XML, sent as text/plain)", content_type = "text/plain"),
+    responses((status = 200, description = "Received", body = String, content_type = "application/xml")),
+)]
+pub(super) async fn voice(
+    State(state): State<AppState>,
+    Path((account, token)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let settings = state.codes.settings();
+    let expected = settings.secrets.reports_token.as_ref();
+    let ok = expected.is_some_and(|t| bool::from(t.expose().as_bytes().ct_eq(token.as_bytes())));
+    let calls = settings
+        .providers
+        .account(&account)
+        .is_some_and(|a| a.kind == Kind::Ronglian);
+    if !(ok && calls) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint",
+        ));
+    }
+    let report = crate::provider::parse_call_result(&body).map_err(|e| {
+        metrics::delivery_report("malformed");
+        ApiError::bad_request("invalid_report", e.to_string())
+    })?;
+    let outcome = record(&state, &report).await?;
+    metrics::delivery_report(outcome);
+    let ack = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><statuscode>000000</statuscode></Response>";
+    Ok((
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/xml")],
+        ack,
+    )
+        .into_response())
+}
+
 /// One status report matched to its job: what it did.
 async fn record(state: &AppState, status: &StatusReport) -> Result<&'static str, ApiError> {
     let outcome = state

@@ -46,6 +46,7 @@ impl Codes {
             test: false,
             account: None,
             avoid: None,
+            channel: crate::domain::Channel::Sms,
         };
         let accepted = MessageAccepted {
             job_id: job.id.to_string(),

@@ -41,6 +41,12 @@ pub enum CodeError {
     HourlyLimit { retry_after: Duration },
     #[error("too many codes for this number today")]
     DailyLimit { retry_after: Duration },
+    #[error("too many voice calls to this number today; ask for a text")]
+    VoiceLimit { retry_after: Duration },
+    #[error("no voice calls at this hour (code.voice_quiet_hours, Beijing time); ask for a text")]
+    VoiceQuietHours { retry_after: Duration },
+    #[error("no voice code for this request: {0}")]
+    VoiceUnavailable(&'static str),
     #[error("too many codes requested from this IP address (or IPv6 /64) this hour")]
     IpLimit { retry_after: Duration },
     #[error("too many codes requested from this network (IPv4 /24 or IPv6 /48) this hour")]
@@ -73,6 +79,9 @@ impl CodeError {
             CodeError::ResendTooSoon { .. } => "resend_too_soon",
             CodeError::HourlyLimit { .. } => "hourly_limit",
             CodeError::DailyLimit { .. } => "daily_limit",
+            CodeError::VoiceLimit { .. } => "voice_daily_limit",
+            CodeError::VoiceQuietHours { .. } => "voice_quiet_hours",
+            CodeError::VoiceUnavailable(_) => "voice_unavailable",
             CodeError::IpLimit { .. } => "ip_limit",
             CodeError::NetworkLimit { .. } => "network_limit",
             CodeError::IdempotencyConflict => "idempotency_conflict",
@@ -106,6 +115,8 @@ pub struct CodeRequest {
     pub idempotency: Option<IdempotencyRequest>,
     /// The request's `x-request-id`, kept on the job.
     pub request_id: Option<RequestId>,
+    /// `voice`: a call reads the code out instead of a text.
+    pub channel: crate::domain::Channel,
 }
 
 /// `202` body of `POST /v1/codes`.
@@ -196,6 +207,9 @@ impl Codes {
         }
         let test_code = self.settings.secrets.test_code(&req.mobile);
         let test = test_code.is_some();
+        if req.channel == crate::domain::Channel::Voice {
+            self.voice_allowed(&req.purpose)?;
+        }
         let captcha_solved = !test
             && self
                 .check_captcha(req.captcha.as_ref(), req.client_ip)
@@ -243,8 +257,45 @@ impl Codes {
             }
             IssueOutcome::HourlyLimit(retry_after) => Err(CodeError::HourlyLimit { retry_after }),
             IssueOutcome::DailyLimit(retry_after) => Err(CodeError::DailyLimit { retry_after }),
+            IssueOutcome::VoiceLimit(retry_after) => Err(CodeError::VoiceLimit { retry_after }),
             IssueOutcome::QueueFull => Err(CodeError::QueueFull),
             IssueOutcome::Guarded(refusal) => Err(guards::refused(refusal)),
+        }
+    }
+
+    /// A voice code needs a Ronglian account on the purpose's route, and an hour outside
+    /// `code.voice_quiet_hours` (Beijing time), as carriers expect.
+    fn voice_allowed(&self, purpose: &Purpose) -> Result<(), CodeError> {
+        let providers = &self.settings.providers;
+        let names = match providers.route(purpose.as_str()) {
+            crate::config::Route::Ordered(names) => names.clone(),
+            crate::config::Route::Weighted(w) => w.iter().map(|(n, _)| n.clone()).collect(),
+        };
+        let calls = names.iter().filter_map(|n| providers.account(n));
+        if !calls
+            .into_iter()
+            .any(|a| a.kind == crate::provider::Kind::Ronglian)
+        {
+            return Err(CodeError::VoiceUnavailable(
+                "no account on this purpose's route makes calls (Ronglian VoiceVerify only)",
+            ));
+        }
+        if self.settings.code.length > 8 {
+            return Err(CodeError::VoiceUnavailable(
+                "a call reads at most 8 digits (code.length is longer)",
+            ));
+        }
+        let now = chrono::Utc::now().with_timezone(&crate::domain::beijing());
+        let minute = chrono::Timelike::hour(&now) * 60 + chrono::Timelike::minute(&now);
+        match self.settings.code.voice.quiet_for(minute) {
+            Some(minutes) => {
+                let into = u64::from(chrono::Timelike::second(&now));
+                let secs = (u64::from(minutes) * 60).saturating_sub(into).max(1);
+                Err(CodeError::VoiceQuietHours {
+                    retry_after: Duration::from_secs(secs),
+                })
+            }
+            None => Ok(()),
         }
     }
 
@@ -283,6 +334,7 @@ impl Codes {
             test: test_code.is_some(),
             account: None,
             avoid: None,
+            channel: req.channel,
         };
         let accepted = CodeAccepted {
             job_id: job.id.to_string(),

@@ -65,6 +65,10 @@ pub struct RawCode {
     pub hourly_limit_per_network: u64,
     pub max_verify_attempts: u64,
     pub template_id: String,
+    pub voice_daily_limit_per_mobile: u64,
+    pub voice_quiet_hours: String,
+    pub voice_play_times: u64,
+    pub voice_callback_base: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -72,6 +72,54 @@ pub struct CodeSettings {
     pub hourly_limit_per_network: NonZeroU32,
     pub max_verify_attempts: NonZeroU32,
     pub template_id: TemplateId,
+    pub voice: VoiceSettings,
+}
+
+/// Voice codes: their own cap, the hours calls are not made, and where results come back.
+#[derive(Debug, Clone)]
+pub struct VoiceSettings {
+    pub daily_limit_per_mobile: NonZeroU32,
+    /// Beijing minutes of the day `[from, to)`, wrapping past midnight; `None` = any time.
+    pub quiet: Option<(u32, u32)>,
+    pub play_times: u8,
+    /// The API's public base URL, for the call-result notification (`respUrl`).
+    pub callback_base: Option<reqwest::Url>,
+}
+
+impl VoiceSettings {
+    /// Minutes until calls may be made again, when `minute` (of the Beijing day) is quiet.
+    pub fn quiet_for(&self, minute: u32) -> Option<u32> {
+        let (from, to) = self.quiet?;
+        let quiet = if from <= to {
+            (from..to).contains(&minute)
+        } else {
+            minute >= from || minute < to
+        };
+        quiet.then(|| (to + 1440 - minute) % 1440)
+    }
+}
+
+/// `HH:MM-HH:MM` → minutes of the day.
+fn quiet_hours(text: &str) -> Result<Option<(u32, u32)>, ConfigError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let minute = |t: &str| {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    };
+    let parsed = text
+        .split_once('-')
+        .and_then(|(a, b)| Some((minute(a)?, minute(b)?)))
+        .filter(|(a, b)| a != b);
+    parsed.map(Some).ok_or_else(|| {
+        ConfigError::new(
+            "code.voice_quiet_hours",
+            "must be \"HH:MM-HH:MM\" (Beijing time, e.g. \"22:00-08:00\") or \"\"",
+        )
+    })
 }
 
 impl CodeSettings {
@@ -238,6 +286,21 @@ impl Settings {
                 )?,
                 template_id: TemplateId::parse(&raw.code.template_id)
                     .map_err(|e| ConfigError::new("code.template_id", e.to_string()))?,
+                voice: VoiceSettings {
+                    daily_limit_per_mobile: count(
+                        "code.voice_daily_limit_per_mobile",
+                        raw.code.voice_daily_limit_per_mobile,
+                    )?,
+                    quiet: quiet_hours(&raw.code.voice_quiet_hours)?,
+                    play_times: ranged("code.voice_play_times", raw.code.voice_play_times, 1, 3)?
+                        as u8,
+                    callback_base: match raw.code.voice_callback_base.trim() {
+                        "" => None,
+                        url => Some(reqwest::Url::parse(url).map_err(|e| {
+                            ConfigError::new("code.voice_callback_base", format!("not a URL: {e}"))
+                        })?),
+                    },
+                },
             },
             captcha: CaptchaSettings {
                 provider: match raw.captcha.provider.as_str() {

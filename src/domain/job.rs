@@ -25,6 +25,28 @@ impl JobKind {
     }
 }
 
+/// How a code reaches the user: a text, or a call that reads it out (Ronglian `VoiceVerify`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    #[default]
+    Sms,
+    Voice,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Voice => "voice",
+        }
+    }
+
+    fn is_sms(&self) -> bool {
+        *self == Channel::Sms
+    }
+}
+
 /// The stream payload. For a code job, `datas` holds the template values after the code (the
 /// validity in minutes); the worker puts the code in front just before sending.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +71,9 @@ pub struct Job {
     /// calling the provider.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test: bool,
+    /// A code job's channel: `voice` calls the number and reads the code out.
+    #[serde(default, skip_serializing_if = "Channel::is_sms")]
+    pub channel: Channel,
     /// The account the previous attempt went through when its outcome is unknown (a timeout
     /// after the request left): this attempt goes there first, with the same request id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -199,6 +224,7 @@ mod tests {
             test: false,
             account: None,
             avoid: None,
+            channel: Channel::Sms,
         }
     }
 

@@ -18,7 +18,7 @@ pub use code::{Code, Hasher};
 pub use entry_id::EntryId;
 pub use event::{EventFilter, EventType};
 pub use ids::{CaptchaId, JobId, RequestId};
-pub use job::{Job, JobKind, JobStatus};
+pub use job::{Channel, Job, JobKind, JobStatus};
 pub use mobile::{InvalidMobile, InvalidPrefix, Mobile, NumberPrefix};
 pub use net::ClientNet;
 pub use sealed::{CodeSealer, OpenError, SealedCode};

@@ -32,6 +32,7 @@ pub async fn issue(
             captcha: None,
             idempotency: None,
             request_id: None,
+            channel: crate::domain::Channel::Sms,
         })
         .await
 }

@@ -15,8 +15,10 @@ pub use aliyun::VERSION as ALIYUN_VERSION;
 pub use aliyun::{AliyunAccount, AliyunClient, percent_encode};
 pub use classify::{Action, Verdict, classify};
 pub use error::{SendError, TransportKind};
-pub use report::{Report, ReportError, StatusReport, parse_aliyun, parse_tencent};
-pub use ronglian::{Client, SignedRequest, authorization, sign, signature, timestamp};
+pub use report::{
+    Report, ReportError, StatusReport, parse_aliyun, parse_call_result, parse_tencent,
+};
+pub use ronglian::{Client, SignedRequest, authorization, sign, sign_voice, signature, timestamp};
 pub use sender::{ClientError, Sender};
 pub use tencent::{
     SERVICE as TENCENT_SERVICE, TencentAccount, TencentClient, VERSION as TENCENT_VERSION,
@@ -80,6 +82,20 @@ pub struct TemplateSms<'a> {
     /// At most 32 characters, the same on every attempt: Ronglian's `reqId` (which
     /// deduplicates), Tencent's `SessionContext` and Aliyun's `OutId` (which only correlate).
     pub req_id: Option<&'a str>,
+}
+
+/// A voice code: Ronglian calls `to` and reads `code` out (`Calls/VoiceVerify`).
+#[derive(Debug, Clone)]
+pub struct VoiceCall<'a> {
+    pub to: &'a str,
+    /// 4–8 digits (the platform's limit).
+    pub code: &'a str,
+    /// 1–3 repeats.
+    pub play_times: u8,
+    /// Where the platform posts the call's result.
+    pub resp_url: Option<&'a str>,
+    /// Echoed in the result: smsq's job id.
+    pub user_data: &'a str,
 }
 
 /// The provider accepted the message (it is not yet delivered: that is the delivery report).

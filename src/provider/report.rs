@@ -162,6 +162,37 @@ fn xml_fields(body: &[u8]) -> Result<HashMap<String, String>, ReportError> {
     }
 }
 
+/// Ronglian's voice-code result (语音验证码状态通知), posted to the call's `respUrl`: XML (sent as
+/// `text/plain`) `<Request><action>VoiceCode</action><number/><callSid/><state/>…</Request>`;
+/// `state` 0 = answered and played, 1 = not answered, 2 = the call failed. A JSON form of the
+/// same fields is read too (`{"Request": {…}}`), in case a JSON-mode app gets one.
+pub fn parse_call_result(body: &[u8]) -> Result<StatusReport, ReportError> {
+    let fields = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => json_fields(body)?,
+        Some(b'<') => xml_fields(body)?,
+        _ => return Err(ReportError::Unreadable),
+    };
+    let get = |k: &'static str| fields.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let need = |k: &'static str| get(k).ok_or(ReportError::Missing(k));
+    if need("action")? != "VoiceCode" {
+        return Err(ReportError::UnknownType(need("action")?.to_owned()));
+    }
+    let state = need("state")?;
+    Ok(StatusReport {
+        message_id: need("callSid")?.to_owned(),
+        mobile: Mobile::parse(need("number")?).map_err(|_| ReportError::BadNumber("number"))?,
+        delivered: state == "0",
+        deliver_code: match state {
+            "0" => "answered".to_owned(),
+            "1" => "not answered".to_owned(),
+            "2" => "call failed".to_owned(),
+            other => format!("state {other}"),
+        },
+        received_at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        req_id: get("userData").and_then(JobId::parse),
+    })
+}
+
 /// Tencent's status callback: a JSON array, one entry per message (`../shared/tencent-sms.md`
 /// §6). `sid` is the `SerialNo`; `report_status` is `SUCCESS` or `FAIL`.
 pub fn parse_tencent(body: &[u8]) -> Result<Vec<StatusReport>, ReportError> {
@@ -260,6 +291,26 @@ fn rfc3339(beijing_time: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_voice_call_result_reads_as_a_report() {
+        let xml = br#"<?xml version="1.0" encoding="UTF-8"?><Request><action>VoiceCode</action><number>13800000000</number><callSid>1307241452320369000100030000002f</callSid><state>1</state><duration>30</duration><userData>0123456789abcdef0123456789abcdef</userData></Request>"#;
+        let r = parse_call_result(xml).unwrap();
+        assert_eq!(r.message_id, "1307241452320369000100030000002f");
+        assert_eq!(
+            (r.delivered, r.deliver_code.as_str()),
+            (false, "not answered")
+        );
+        assert_eq!(
+            r.req_id.unwrap().as_str(),
+            "0123456789abcdef0123456789abcdef"
+        );
+        let other = br#"<Request><action>SellingCall</action><number>13800000000</number><callSid>x</callSid><state>0</state></Request>"#;
+        assert!(matches!(
+            parse_call_result(other),
+            Err(ReportError::UnknownType(_))
+        ));
+    }
 
     #[test]
     fn tencent_and_aliyun_callbacks_read_as_reports() {

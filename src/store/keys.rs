@@ -69,6 +69,10 @@ impl Keys {
     pub fn daily(&self, mobile: &str, day: &str) -> String {
         format!("{}:daily:{mobile}:{day}", self.tag)
     }
+    /// Voice calls to a number this Beijing day (`code.voice_daily_limit_per_mobile`).
+    pub fn voice_daily(&self, mobile: &str, day: &str) -> String {
+        format!("{}:voice:{mobile}:{day}", self.tag)
+    }
     /// `hour` is `yyyymmddhh` in Beijing time.
     pub fn hourly(&self, mobile: &str, hour: &str) -> String {
         format!("{}:hourly:{mobile}:{hour}", self.tag)

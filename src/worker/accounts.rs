@@ -66,6 +66,15 @@ impl Account {
         }
     }
 
+    /// Whether this account can take `job`: a template for it, or, for a voice code, calls
+    /// (Ronglian's `VoiceVerify`).
+    pub fn takes(&self, job: &Job) -> bool {
+        match job.channel {
+            crate::domain::Channel::Voice => self.settings.kind == Kind::Ronglian,
+            crate::domain::Channel::Sms => self.template_for(job).is_some(),
+        }
+    }
+
     /// The values `template` takes: Ronglian and Tencent templates take the first N (N =
     /// its `params`, when listed); Aliyun's client names them itself.
     pub fn values<'a>(&self, template: &str, datas: &'a [String]) -> &'a [String] {
@@ -150,7 +159,7 @@ impl Accounts {
         names
             .into_iter()
             .filter_map(|n| self.by_name(n))
-            .filter(|a| a.template_for(job).is_some())
+            .filter(|a| a.takes(job))
             .collect()
     }
 

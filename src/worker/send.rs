@@ -8,9 +8,9 @@ use tracing::Instrument;
 use super::accounts::{Account, Choice};
 use super::retry::{self, Next};
 use super::{Context, Limiter};
-use crate::domain::{Code, Job, JobStatus, OpenError, Shard, now_ms};
+use crate::domain::{Channel, Code, Job, JobStatus, OpenError, Shard, now_ms};
 use crate::metrics;
-use crate::provider::{Accepted, Action, SendError, TemplateSms, Verdict};
+use crate::provider::{Accepted, Action, SendError, TemplateSms, Verdict, VoiceCall};
 use crate::store::{Begin, CircuitOp, Entry, Fence, Outcome, ProviderFailure, Settled, StoreError};
 
 /// How handling an entry ended, for the consumer.
@@ -268,7 +268,7 @@ impl Through<'_> {
         let mut tried: Vec<&str> = Vec::new();
         loop {
             let account = choice.account;
-            let result = call_provider(account, job, code).await;
+            let result = call_provider(ctx, account, job, code).await;
             let moved_on = match &result {
                 Ok(_) if choice.probe => {
                     accounts
@@ -390,33 +390,63 @@ async fn unopenable(
 }
 
 /// The provider call: a code job sends `[code, …datas]`, a message its `datas`, with the
-/// account's own template; the job id is the request id, the same on every attempt.
+/// account's own template; a voice code is a call that reads the code out. The job id is the
+/// request id, the same on every attempt.
 async fn call_provider(
+    ctx: &Context,
     account: &Account,
     job: &Job,
     code: Option<&Code>,
 ) -> Result<Accepted, SendError> {
-    let datas: Vec<String> = code
-        .iter()
-        .map(|c| c.expose().to_owned())
-        .chain(job.datas.iter().cloned())
-        .collect();
-    let template_id = account
-        .template_for(job)
-        .expect("candidates only holds accounts with a template for the job");
-    let sms = TemplateSms {
-        to: job.to.as_str(),
-        template_id,
-        datas: account.values(template_id, &datas),
-        req_id: Some(job.id.as_str()),
-    };
     let called = Instant::now();
-    let result = account.sender.send(&sms).await;
+    let result = match (job.channel, code) {
+        (Channel::Voice, Some(code)) => {
+            let resp_url = voice_callback(ctx, account);
+            let call = VoiceCall {
+                to: job.to.as_str(),
+                code: code.expose(),
+                play_times: ctx.settings.code.voice.play_times,
+                resp_url: resp_url.as_deref(),
+                user_data: job.id.as_str(),
+            };
+            account.sender.call(&call).await
+        }
+        _ => {
+            let datas: Vec<String> = code
+                .iter()
+                .map(|c| c.expose().to_owned())
+                .chain(job.datas.iter().cloned())
+                .collect();
+            let template_id = account
+                .template_for(job)
+                .expect("candidates only holds accounts with a template for the job");
+            let sms = TemplateSms {
+                to: job.to.as_str(),
+                template_id,
+                datas: account.values(template_id, &datas),
+                req_id: Some(job.id.as_str()),
+            };
+            account.sender.send(&sms).await
+        }
+    };
     metrics::provider_call(account.name(), called.elapsed());
     if let Err(e) = &result {
         metrics::provider_error(account.name(), &e.status_code());
     }
     result
+}
+
+/// Where the platform posts a call's result: `code.voice_callback_base` and the account's
+/// path with `SMSQ_REPORTS_TOKEN`; none without both.
+fn voice_callback(ctx: &Context, account: &Account) -> Option<String> {
+    let base = ctx.settings.code.voice.callback_base.as_ref()?;
+    let token = ctx.settings.secrets.reports_token.as_ref()?;
+    Some(format!(
+        "{}/v1/provider/{}/voice/{}",
+        base.as_str().trim_end_matches('/'),
+        account.name(),
+        token.expose()
+    ))
 }
 
 /// One log line and one count per status change. The span carries the job id, the attempt

@@ -35,5 +35,6 @@ mod shards;
 mod soak;
 mod test_numbers;
 mod verify;
+mod voice;
 mod webhooks;
 mod worker;

@@ -231,6 +231,7 @@ pub(super) async fn handle(
         to: vec![local.to_owned()],
         template_id,
         datas,
+        voice: None,
         req_id: (!out_id.is_empty()).then_some(out_id),
     };
     match accept(fake, checked, received_us, Kind::Aliyun).await {

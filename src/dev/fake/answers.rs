@@ -29,6 +29,19 @@ pub(super) fn dropped_connection() -> Response {
 }
 
 pub(super) fn success_answer(format: Format, m: &FakeMessage) -> Response {
+    if m.template_id == "VoiceVerify" {
+        return match format {
+            Format::Json => json_answer(serde_json::json!({
+                "statusCode": "000000",
+                "VoiceVerify": {"callSid": m.sms_message_sid, "dateCreated": m.date_created}
+            })),
+            Format::Xml => xml_answer(format!(
+                "<statusCode>000000</statusCode><VoiceVerify><callSid>{}</callSid>\
+                 <dateCreated>{}</dateCreated></VoiceVerify>",
+                m.sms_message_sid, m.date_created
+            )),
+        };
+    }
     match format {
         Format::Json => json_answer(serde_json::json!({
             "statusCode": "000000",

@@ -26,6 +26,15 @@ pub(super) struct Checked {
     pub template_id: String,
     pub datas: Vec<String>,
     pub req_id: Option<String>,
+    /// A `Calls/VoiceVerify` request: where its result goes.
+    pub voice: Option<Voice>,
+}
+
+/// What a voice code asked for beyond the number and the code.
+#[derive(Debug, Clone)]
+pub(super) struct Voice {
+    pub resp_url: Option<String>,
+    pub user_data: String,
 }
 
 /// The protocol checks, in the order the real service plausibly runs them. `Err(None)` = 404.
@@ -37,13 +46,15 @@ pub(super) fn check(
 ) -> Result<Checked, Option<Fault>> {
     let opts = &fake.opts;
     let segments: Vec<&str> = uri.path().split('/').collect();
-    let [_, version, "Accounts", sid, "SMS", "TemplateSMS"] = segments.as_slice() else {
-        return Err(None);
+    let (version, sid, voice) = match segments.as_slice() {
+        [_, version, "Accounts", sid, "SMS", "TemplateSMS"] => (*version, *sid, false),
+        [_, version, "Accounts", sid, "Calls", "VoiceVerify"] => (*version, *sid, true),
+        _ => return Err(None),
     };
-    if *version != API_VERSION {
+    if version != API_VERSION {
         return Err(Some(fault("111110", "REST API版本号错误")));
     }
-    if *sid != opts.account_sid {
+    if sid != opts.account_sid {
         return Err(Some(fault("111141", "主账户不存在")));
     }
     let auth = headers
@@ -106,7 +117,46 @@ pub(super) fn check(
     if !content_type.starts_with("application/json") {
         return Err(Some(fault("160031", "参数解析失败")));
     }
+    if voice {
+        return check_voice(opts, body);
+    }
     check_body(opts, body)
+}
+
+/// `VoiceVerify`'s body: `appId`, `to`, `verifyCode` (4–8 letters or digits), `playTimes`
+/// (1–3, a string), optional `respUrl` and `userData`. No voice-specific codes are
+/// published: a bad `verifyCode` or `playTimes` answers `160052`, our reading.
+fn check_voice(opts: &FakeOptions, body: &[u8]) -> Result<Checked, Option<Fault>> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|_| Some(fault("160031", "参数解析失败")))?;
+    let text = |name: &str| v.get(name).and_then(Value::as_str).unwrap_or("").to_owned();
+    match text("appId").as_str() {
+        "" => return Err(Some(fault("111169", "应用ID为空"))),
+        app if app != opts.app_id => return Err(Some(fault("111181", "应用不存在"))),
+        _ => {}
+    }
+    let to = text("to");
+    if Mobile::parse(&to).is_err() || to.len() != 11 {
+        return Err(Some(fault("160042", "号码格式有误")));
+    }
+    let code = text("verifyCode");
+    if !(4..=8).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(Some(fault("160052", "验证码格式有误")));
+    }
+    if !matches!(text("playTimes").as_str(), "" | "1" | "2" | "3") {
+        return Err(Some(fault("160052", "播放次数有误")));
+    }
+    let resp_url = Some(text("respUrl")).filter(|u| !u.is_empty());
+    Ok(Checked {
+        to: vec![to],
+        template_id: "VoiceVerify".to_owned(),
+        datas: vec![code],
+        req_id: None,
+        voice: Some(Voice {
+            resp_url,
+            user_data: text("userData"),
+        }),
+    })
 }
 
 fn check_body(opts: &FakeOptions, body: &[u8]) -> Result<Checked, Option<Fault>> {
@@ -168,5 +218,6 @@ fn check_body(opts: &FakeOptions, body: &[u8]) -> Result<Checked, Option<Fault>>
         template_id,
         datas,
         req_id,
+        voice: None,
     })
 }

@@ -203,6 +203,10 @@ pub struct FakeMessage {
     /// Which vendor's API took it: `ronglian`, `tencent` or `aliyun`.
     #[serde(default = "ronglian")]
     pub kind: String,
+    /// A voice code's `respUrl` (its `template_id` is `VoiceVerify`, its `datas` the code,
+    /// its `req_id` the `userData`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resp_url: Option<String>,
     pub to: String,
     pub template_id: String,
     pub datas: Vec<String>,

@@ -20,6 +20,9 @@ pub enum ReportFormat {
 /// as the platform would retry on its own schedule).
 pub(super) fn push(fake: &Fake, message: &FakeMessage) {
     let opts = &fake.opts;
+    if message.template_id == "VoiceVerify" {
+        return push_call_result(fake, message);
+    }
     let url = match message.kind.as_str() {
         "tencent" => opts.tencent_report_url.clone(),
         "aliyun" => opts.aliyun_report_url.clone(),
@@ -53,6 +56,41 @@ pub(super) fn push(fake: &Fake, message: &FakeMessage) {
             .await;
         if let Err(e) = sent {
             tracing::warn!(error = %e.without_url(), "fake provider: cannot push a delivery report");
+        }
+    });
+}
+
+/// A voice code's call result, to the `respUrl` it named (none without one): XML sent as
+/// `text/plain`, as the platform does; `state` 0 answered, 1 not answered.
+fn push_call_result(fake: &Fake, m: &FakeMessage) {
+    let Some(url) = m.resp_url.clone() else {
+        return;
+    };
+    let state = if fake.roll(fake.opts.undelivered_rate) {
+        "1"
+    } else {
+        "0"
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Request><action>VoiceCode</action>\
+         <number>{}</number><callSid>{}</callSid><state>{state}</state><duration>12</duration>\
+         <userData>{}</userData></Request>",
+        m.to,
+        m.sms_message_sid,
+        m.req_id.as_deref().unwrap_or("")
+    );
+    let delay = Duration::from_millis(fake.opts.report_delay_ms);
+    let http = fake.http.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let sent = http
+            .post(&url)
+            .header("Content-Type", "text/plain")
+            .body(body)
+            .send()
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e.without_url(), "fake provider: cannot push a call result");
         }
     });
 }

@@ -73,7 +73,7 @@ pub(super) async fn accept(
     let message = {
         let mut inner = fake.lock();
         // Only Ronglian deduplicates by request id; Tencent's and Aliyun's only correlate.
-        let dedupe = kind == Kind::Ronglian;
+        let dedupe = kind == Kind::Ronglian && request.voice.is_none();
         if dedupe
             && let Some(req_id) = &request.req_id
             && inner.req_ids.contains(&(day.clone(), req_id.clone()))
@@ -110,6 +110,7 @@ pub(super) async fn accept(
         }
         let sid_bytes: [u8; 16] = inner.rng.random();
         let digits: u64 = inner.rng.random_range(10u64.pow(17)..10u64.pow(18));
+        let voice = request.voice.clone();
         let message = FakeMessage {
             // Each vendor's own shape: what its delivery report names.
             sms_message_sid: match kind {
@@ -118,10 +119,11 @@ pub(super) async fn accept(
                 Kind::Aliyun => format!("{digits}^0"),
             },
             kind: kind.as_str().to_owned(),
+            resp_url: voice.as_ref().and_then(|v| v.resp_url.clone()),
             to: request.to.join(","),
             template_id: request.template_id,
             datas: request.datas,
-            req_id: request.req_id,
+            req_id: request.req_id.or(voice.map(|v| v.user_data)),
             date_created: now
                 .with_timezone(&beijing())
                 .format("%Y%m%d%H%M%S")

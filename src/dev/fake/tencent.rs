@@ -200,6 +200,7 @@ pub(super) async fn handle(
         to: vec![local.to_owned()],
         template_id,
         datas,
+        voice: None,
         req_id: (!context.is_empty()).then_some(context.clone()),
     };
     match accept(fake, checked, received_us, Kind::Tencent).await {

@@ -8,12 +8,12 @@ use chrono::{DateTime, Utc};
 mod answer;
 mod sign;
 
-use answer::parse_answer;
+use answer::{parse_answer, parse_voice_answer};
 
-pub use sign::{SignedRequest, authorization, sign, signature, timestamp};
+pub use sign::{SignedRequest, authorization, sign, sign_voice, signature, timestamp};
 
 use super::error::transport;
-use super::{Accepted, ClientError, SendError, TemplateSms};
+use super::{Accepted, ClientError, SendError, TemplateSms, VoiceCall};
 use crate::config::{ProviderSettings, RonglianAccount};
 
 /// The HTTP client: one per process, connections reused across sends.
@@ -53,6 +53,19 @@ impl Client {
         now: DateTime<Utc>,
     ) -> Result<Accepted, SendError> {
         let signed = sign(&self.base_url, &self.account, sms, now);
+        let text = self.post(signed).await?;
+        parse_answer(&text)
+    }
+
+    /// A voice code (`Calls/VoiceVerify`): accepted means the call is placed, not answered.
+    pub async fn call(&self, call: &VoiceCall<'_>) -> Result<Accepted, SendError> {
+        let signed = sign_voice(&self.base_url, &self.account, call, Utc::now());
+        let text = self.post(signed).await?;
+        parse_voice_answer(&text)
+    }
+
+    /// POSTs a signed request; the body of a 200 answer.
+    async fn post(&self, signed: SignedRequest) -> Result<String, SendError> {
         let mut request = self.http.post(&signed.url).body(signed.body);
         for (name, value) in &signed.headers {
             request = request.header(*name, value);
@@ -63,7 +76,7 @@ impl Client {
         if status != 200 {
             return Err(SendError::Http { status });
         }
-        parse_answer(&text)
+        Ok(text)
     }
 }
 

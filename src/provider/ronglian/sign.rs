@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::config::RonglianAccount;
 use crate::domain::beijing;
 use crate::provider::API_VERSION;
-use crate::provider::TemplateSms;
+use crate::provider::{TemplateSms, VoiceCall};
 
 /// A fully signed request, separate from sending it so the protocol vectors can be tested.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +70,53 @@ pub fn sign(
         template_id: sms.template_id,
         datas: sms.datas,
         req_id: sms.req_id,
+    })
+    .expect("strings always serialize");
+    SignedRequest {
+        url,
+        headers: vec![
+            ("Accept", "application/json".to_owned()),
+            ("Content-Type", "application/json;charset=utf-8".to_owned()),
+            ("Accept-Charset", "UTF-8".to_owned()),
+            ("Authorization", authorization(&account.account_sid, &ts)),
+        ],
+        body,
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VoiceBody<'a> {
+    app_id: &'a str,
+    verify_code: &'a str,
+    to: &'a str,
+    play_times: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resp_url: Option<&'a str>,
+    user_data: &'a str,
+}
+
+/// `Calls/VoiceVerify`, signed exactly as TemplateSMS is.
+pub fn sign_voice(
+    base_url: &str,
+    account: &RonglianAccount,
+    call: &VoiceCall<'_>,
+    now: DateTime<Utc>,
+) -> SignedRequest {
+    let ts = timestamp(now);
+    let sig = signature(&account.account_sid, account.auth_token.expose(), &ts);
+    let url = format!(
+        "{}/{API_VERSION}/Accounts/{}/Calls/VoiceVerify?sig={sig}",
+        base_url.trim_end_matches('/'),
+        account.account_sid
+    );
+    let body = serde_json::to_string(&VoiceBody {
+        app_id: &account.app_id,
+        verify_code: call.code,
+        to: call.to,
+        play_times: call.play_times.to_string(),
+        resp_url: call.resp_url,
+        user_data: call.user_data,
     })
     .expect("strings always serialize");
     SignedRequest {

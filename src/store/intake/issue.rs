@@ -29,7 +29,7 @@ script! {
     struct IssueCodeCall<'a> = include_str!("issue_code.lua");
     keys {
         idem, stream, events, job_key, by_mobile, code_key, resend_key, hourly_key,
-        daily_key, otp, budget_hour, budget_day, guard_now, guard_prev, blocked,
+        daily_key, otp, budget_hour, budget_day, guard_now, guard_prev, blocked, voice_key,
     }
     argv {
         fingerprint: &'a str, answer: &'a str, answer_ttl: u64, now: i64, job_id: &'a str,
@@ -38,7 +38,7 @@ script! {
         code_ttl_ms: u64, resend_ms: u64, hourly_limit: u32, hourly_ttl_ms: i64,
         daily_limit: u32, daily_ttl_ms: i64, verify_attempts: u32, otp_prefix: String,
         request_id: &'a str, test: &'a str, guard: String, prefix: String,
-        captcha_solved: &'a str,
+        captcha_solved: &'a str, voice_limit: u32,
     }
 }
 
@@ -106,6 +106,8 @@ pub enum IssueOutcome {
     ResendTooSoon(Duration),
     HourlyLimit(Duration),
     DailyLimit(Duration),
+    /// `code.voice_daily_limit_per_mobile` calls today.
+    VoiceLimit(Duration),
     /// The stream holds `stream.maxlen` unsent jobs: refuse rather than trim (trimming would
     /// drop queued jobs).
     QueueFull,
@@ -198,6 +200,7 @@ impl Intake {
             guard_now: k.guard_counts(now_bucket),
             guard_prev: k.guard_counts(prev_bucket),
             blocked: k.guard_blocked(),
+            voice_key: k.voice_daily(mobile, &w.day),
             fingerprint: e.fingerprint,
             answer: new.answer,
             answer_ttl: IDEMPOTENCY_TTL_SECS,
@@ -227,6 +230,10 @@ impl Intake {
             }),
             prefix: prefix.as_str().to_owned(),
             captcha_solved: if new.captcha_solved { "1" } else { "0" },
+            voice_limit: match job.channel {
+                crate::domain::Channel::Voice => settings.voice.daily_limit_per_mobile.get(),
+                crate::domain::Channel::Sms => 0,
+            },
         }
         .call(&mut self.conn())
         .await?;
@@ -313,6 +320,7 @@ fn outcome(reply: &[String]) -> Result<IssueOutcome, StoreError> {
         "resend_too_soon" => IssueOutcome::ResendTooSoon(ms_reply(reply)?),
         "hourly_limit" => IssueOutcome::HourlyLimit(ms_reply(reply)?),
         "daily_limit" => IssueOutcome::DailyLimit(ms_reply(reply)?),
+        "voice_limit" => IssueOutcome::VoiceLimit(ms_reply(reply)?),
         "queue_full" => IssueOutcome::QueueFull,
         other => return Err(StoreError::Reply(format!("unknown outcome {other:?}"))),
     })

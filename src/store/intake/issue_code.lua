@@ -2,17 +2,19 @@
 local idem, stream, events, job_key, by_mobile = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local code_key, resend_key, hourly_key, daily_key, otp = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local budget_hour, budget_day, guard_now, guard_prev, blocked = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
+local voice_key = KEYS[16]
 local fingerprint, answer, answer_ttl, now, job_id, job_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local stream_maxlen, events_maxlen, ttl, masked, template_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local purpose, code_hash, sealed_code, code_ttl_ms, resend_ms = ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16]
 local hourly_limit, hourly_ttl_ms = tonumber(ARGV[17]), ARGV[18]
 local daily_limit, daily_ttl_ms = tonumber(ARGV[19]), ARGV[20]
 local verify_attempts, otp_prefix, request_id, test = ARGV[21], ARGV[22], ARGV[23], ARGV[24]
-local guard, prefix, captcha_solved = ARGV[25], ARGV[26], ARGV[27]
+local guard, prefix, captcha_solved, voice_limit = ARGV[25], ARGV[26], ARGV[27], tonumber(ARGV[28])
 -- fingerprint is '' without an Idempotency-Key. sealed_code is the code encrypted for this job
 -- (smsq never hands Redis the plain code: SLOWLOG and MONITOR show arguments).
 -- guard is the fleet guards' policy for this shard and purpose (`policy` in guard.rs), or ''
--- for a test number, which no guard counts or stops.
+-- for a test number, which no guard counts or stops. voice_limit is the day's cap of voice
+-- calls to the number for a voice code, 0 for a text.
 
 -- The policy: twelve integers, caps already divided among the shards (a cap of 0 = none;
 -- window_ms 0 = no prefix guard).
@@ -122,6 +124,9 @@ end
 if tonumber(redis.call('GET', daily_key) or '0') >= daily_limit then
   return {'daily_limit', tostring(redis.call('PTTL', daily_key))}
 end
+if voice_limit > 0 and tonumber(redis.call('GET', voice_key) or '0') >= voice_limit then
+  return {'voice_limit', tostring(redis.call('PTTL', voice_key))}
+end
 if redis.call('XLEN', stream) >= tonumber(stream_maxlen) then
   return {'queue_full', ''}
 end
@@ -144,10 +149,14 @@ redis.call('PEXPIRE', code_key, code_ttl_ms)
 if tonumber(resend_ms) > 0 then redis.call('SET', resend_key, job_id, 'PX', resend_ms) end
 if redis.call('INCR', hourly_key) == 1 then redis.call('PEXPIRE', hourly_key, hourly_ttl_ms) end
 if redis.call('INCR', daily_key) == 1 then redis.call('PEXPIRE', daily_key, daily_ttl_ms) end
+if voice_limit > 0 and redis.call('INCR', voice_key) == 1 then
+  redis.call('PEXPIRE', voice_key, daily_ttl_ms)
+end
 redis.call('SET', otp, sealed_code, 'PX', code_ttl_ms)
 local fields = {'kind', 'code', 'mobile', masked, 'template_id', template_id, 'purpose', purpose}
 -- A test number's job says so on its record (SMSQ_TEST_NUMBERS: never sent to the provider).
 if test == '1' then fields[#fields + 1] = 'test'; fields[#fields + 1] = '1' end
+if voice_limit > 0 then fields[#fields + 1] = 'channel'; fields[#fields + 1] = 'voice' end
 enqueue(job_key, stream, events, by_mobile, job_id, job_json, now, ttl, events_maxlen,
   with_request_id(fields, request_id))
 remember_answer(idem, fingerprint, answer, answer_ttl)

@@ -255,6 +255,7 @@ pub async fn memory(bench: &mut Bench) -> Result<(), BenchError> {
                     captcha: None,
                     idempotency: None,
                     request_id: None,
+                    channel: crate::domain::Channel::Sms,
                 };
                 let _ = codes.issue(req).await;
                 i += 64;

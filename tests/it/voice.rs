@@ -1,0 +1,232 @@
+//! Voice codes: Ronglian `VoiceVerify` through the simulator, its call result, the voice cap
+//! and the quiet hours, each the way a real user or a caller abusing calls would hit them.
+
+use serde_json::json;
+
+use crate::common::{
+    REPORTS_TOKEN, fake_options, settings, spawn_app, spawn_fake, spawn_worker, wait_for_status,
+};
+
+fn any_hour(c: &mut smsq::config::RawConfig) {
+    c.code.voice_quiet_hours = String::new();
+}
+
+#[tokio::test]
+async fn a_voice_code_is_called_reported_and_verifies_like_a_text() {
+    let app = spawn_app(settings(any_hour)).await;
+    let mut opts = fake_options();
+    opts.report_delay_ms = 20;
+    let fake = spawn_fake(opts).await;
+    // The worker tells the platform where to post the call's result: the API's own path.
+    let mut worker = (*app.settings).clone();
+    worker.code.voice.callback_base = Some(reqwest::Url::parse(&app.base).unwrap());
+    let (_worker, _stop) = spawn_worker(&worker, &fake.base_url(), 4);
+
+    let (status, body) = app
+        .call(
+            "/v1/codes",
+            json!({"mobile": "13800138501", "purpose": "login", "channel": "voice"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let job_id = body["job_id"].as_str().unwrap().to_owned();
+    let job = wait_for_status(&app, &job_id, "delivered").await;
+    assert_eq!(job["deliver_code"], "answered");
+    let calls = fake.messages();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.template_id, "VoiceVerify");
+    assert_eq!(
+        call.req_id.as_deref(),
+        Some(job_id.as_str()),
+        "userData = job id"
+    );
+    assert_eq!(
+        call.resp_url.as_deref(),
+        Some(format!("{}/v1/provider/ronglian/voice/{REPORTS_TOKEN}", app.base).as_str())
+    );
+    assert_eq!(job["provider_message_id"], call.sms_message_sid.as_str());
+
+    let (status, body) = app
+        .call(
+            "/v1/codes/verify",
+            json!({"mobile": "13800138501", "purpose": "login", "code": call.datas[0]}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["valid"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+
+    // The platform's answer is the one it expects; a wrong token is a 404 like any route.
+    let result = format!(
+        "<?xml version=\"1.0\"?><Request><action>VoiceCode</action><number>13800138501</number>\
+         <callSid>{}</callSid><state>0</state><duration>9</duration></Request>",
+        call.sms_message_sid
+    );
+    let r = app
+        .http
+        .post(format!(
+            "{}/v1/provider/ronglian/voice/{REPORTS_TOKEN}",
+            app.base
+        ))
+        .header("content-type", "text/plain")
+        .body(result.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("<statuscode>000000</statuscode>")
+    );
+    let r = app
+        .http
+        .post(format!("{}/v1/provider/ronglian/voice/wrong", app.base))
+        .body(result)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn an_unanswered_call_is_recorded_undelivered() {
+    let app = spawn_app(settings(any_hour)).await;
+    let mut opts = fake_options();
+    opts.report_delay_ms = 20;
+    opts.undelivered_rate = 1.0;
+    let fake = spawn_fake(opts).await;
+    let mut worker = (*app.settings).clone();
+    worker.code.voice.callback_base = Some(reqwest::Url::parse(&app.base).unwrap());
+    let (_worker, _stop) = spawn_worker(&worker, &fake.base_url(), 4);
+    let (_, body) = app
+        .call(
+            "/v1/codes",
+            json!({"mobile": "13800138502", "channel": "voice"}),
+        )
+        .await;
+    let job = wait_for_status(&app, body["job_id"].as_str().unwrap(), "undelivered").await;
+    assert_eq!(job["deliver_code"], "not answered");
+}
+
+/// A caller who asks for call after call to one number (a phone-bombing harassment a
+/// voice channel invites) meets the voice cap, across purposes, while texts go on.
+#[tokio::test]
+async fn calls_to_one_number_are_capped_per_day_and_texts_still_go() {
+    let app = spawn_app(settings(|c| {
+        any_hour(c);
+        c.code.voice_daily_limit_per_mobile = 2;
+    }))
+    .await;
+    let mut answers = Vec::new();
+    for purpose in ["login", "register", "reset"] {
+        let r = app
+            .post(
+                "/v1/codes",
+                json!({"mobile": "13800138503", "purpose": purpose, "channel": "voice"}),
+            )
+            .await;
+        let status = r.status().as_u16();
+        let retry = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body: serde_json::Value = r.json().await.unwrap();
+        answers.push((
+            status,
+            body["error"].as_str().unwrap_or("").to_owned(),
+            retry,
+        ));
+    }
+    assert_eq!((answers[0].0, answers[1].0), (202, 202), "{answers:?}");
+    assert_eq!(
+        (answers[2].0, answers[2].1.as_str()),
+        (429, "voice_daily_limit"),
+        "{answers:?}"
+    );
+    let retry: u64 = answers[2].2.as_deref().unwrap().parse().unwrap();
+    assert!(
+        (1..=86_400).contains(&retry),
+        "until the Beijing day ends: {retry}"
+    );
+    let (status, body) = app
+        .call(
+            "/v1/codes",
+            json!({"mobile": "13800138503", "purpose": "other"}),
+        )
+        .await;
+    assert_eq!(status, 202, "a text is not a call: {body}");
+}
+
+#[tokio::test]
+async fn no_calls_in_the_quiet_hours_and_none_without_a_ronglian_account() {
+    // Quiet from a minute ago to two minutes from now, Beijing time: whenever the test runs.
+    let now = chrono::Utc::now().with_timezone(&smsq::domain::beijing());
+    let minute = |m: i64| {
+        let t = now + chrono::Duration::minutes(m);
+        t.format("%H:%M").to_string()
+    };
+    let quiet = format!("{}-{}", minute(-1), minute(2));
+    let app = spawn_app(settings(|c| c.code.voice_quiet_hours = quiet.clone())).await;
+    let r = app
+        .post(
+            "/v1/codes",
+            json!({"mobile": "13800138504", "channel": "voice"}),
+        )
+        .await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=180).contains(&retry),
+        "until the quiet hours end: {retry}"
+    );
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "voice_quiet_hours");
+    // A text goes whatever the hour.
+    assert_eq!(
+        app.status("/v1/codes", json!({"mobile": "13800138504"}))
+            .await,
+        202
+    );
+
+    // A route with no Ronglian account cannot call.
+    let app = spawn_app(settings(|c| {
+        any_hour(c);
+        let mut tc = smsq::config::RawAccount {
+            kind: "tencent".into(),
+            base_url: Some("http://127.0.0.1:9".into()),
+            rate_per_sec: None,
+            burst: None,
+            timeout_ms: None,
+            connect_timeout_ms: None,
+            sign_name: Some("s".into()),
+            region: None,
+            app_id: Some("1400000000".into()),
+            code_template: Some("1".into()),
+            templates: Default::default(),
+            params: Default::default(),
+        };
+        tc.code_template = Some("1234567".into());
+        c.providers.insert("tc".into(), tc);
+    }))
+    .await;
+    let (status, body) = app
+        .call(
+            "/v1/codes",
+            json!({"mobile": "13800138505", "channel": "voice"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (422, Some("voice_unavailable")),
+        "{body}"
+    );
+}
