@@ -256,6 +256,12 @@ impl Accounts {
         }
     }
 
+    /// Whether this worker last saw the account's circuit other than closed.
+    pub fn unhealthy(&self, account: &str) -> bool {
+        self.seen(account)
+            .is_some_and(|c| c.state != CircuitState::Closed)
+    }
+
     fn seen(&self, account: &str) -> Option<Circuit> {
         self.lock().get(account).cloned()
     }

@@ -270,7 +270,10 @@ impl Through<'_> {
             let account = choice.account;
             let result = call_provider(ctx, account, job, code).await;
             let moved_on = match &result {
-                Ok(_) if choice.probe => {
+                // A probe's success counts towards closing; so does any success through an
+                // account this worker last saw unhealthy (the only one left on a route is
+                // sent through anyway, and its circuit must be able to close).
+                Ok(_) if choice.probe || accounts.unhealthy(account.name()) => {
                     accounts
                         .report(&ctx.queue, account.name(), CircuitOp::Ok)
                         .await;

@@ -709,3 +709,61 @@ async fn an_operator_disables_an_account_and_the_fleet_routes_around_it() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no provider account \"nope\""));
 }
+
+/// With one account there is nowhere to fail over to: an open circuit holds nothing back
+/// (jobs retry as before) and closes again once sends go through.
+#[tokio::test]
+async fn a_lone_account_keeps_sending_while_its_circuit_is_open_and_it_closes_after() {
+    let fake = fake().await;
+    let app = spawn_app(settings(|c| {
+        c.failover.cool_down_secs = 1;
+        c.failover.probes = 2;
+    }))
+    .await;
+    let (_worker, _stop) = app.spawn_worker(&fake.base_url(), 4);
+    fake.set_outage(Kind::Ronglian, Outage::Http500);
+    let mut jobs = Vec::new();
+    for n in 0..6 {
+        jobs.push(issue(&app, &smsq::dev::bench::mobile(41_000 + n)).await);
+    }
+    let read = || async {
+        app.queue
+            .circuit(
+                "ronglian",
+                smsq::store::CircuitOp::Read,
+                &policy(),
+                smsq::domain::now_ms(),
+            )
+            .await
+            .unwrap()
+    };
+    eventually(Duration::from_secs(5), "the circuit open", || async {
+        matches!(read().await.state, smsq::store::CircuitState::Open { .. }).then_some(())
+    })
+    .await;
+    fake.set_outage(Kind::Ronglian, Outage::None);
+    for id in &jobs {
+        wait_for_status(&app, id, "sent").await;
+    }
+    let mut n = 0;
+    eventually(Duration::from_secs(10), "the circuit closed", || {
+        n += 1;
+        let (app, mobile) = (&app, smsq::dev::bench::mobile(42_000 + n));
+        async move {
+            let id = issue(app, &mobile).await;
+            wait_for_status(app, &id, "sent").await;
+            let c = app
+                .queue
+                .circuit(
+                    "ronglian",
+                    smsq::store::CircuitOp::Read,
+                    &policy(),
+                    smsq::domain::now_ms(),
+                )
+                .await
+                .unwrap();
+            (c.state == smsq::store::CircuitState::Closed).then_some(())
+        }
+    })
+    .await;
+}
