@@ -33,8 +33,8 @@ pub async fn list(store: &Records, settings: &Settings, json: bool) -> Result<St
             (false, None) => v.circuit.clone(),
         };
         out.push_str(&format!(
-            "{:<12} {:<8} {:>6}/s burst {:<4} {:<8} {state}",
-            v.name, v.kind, v.rate_per_sec, v.burst, v.route
+            "{:<12} {:<8} {:>6}/s burst {:<4} {:<8} {state}, {} recent error(s)",
+            v.name, v.kind, v.rate_per_sec, v.burst, v.route, v.recent_errors
         ));
         if !v.reason.is_empty() {
             out.push_str(&format!("  ({})", v.reason));

@@ -147,8 +147,8 @@ fn queue(out: &mut String, s: &Snapshot) {
         };
         let _ = writeln!(
             out,
-            "provider   {} ({}, {}/s, {})   {state}",
-            a.name, a.kind, a.rate_per_sec, a.route
+            "provider   {} ({}, {}/s, {})   {state}   {} recent error(s)",
+            a.name, a.kind, a.rate_per_sec, a.route, a.recent_errors
         );
     }
     if let Some(used) = s.redis.used_memory {

@@ -22,6 +22,9 @@ pub struct AccountView {
     /// Why it last opened.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// Transient errors (5xx, timeouts) in the current window (`failover.error_window_secs`):
+    /// at `failover.error_threshold` the circuit opens.
+    pub recent_errors: u32,
     /// Its place in the default route (1 = primary), or its weight there.
     pub route: String,
 }
@@ -80,6 +83,7 @@ fn view(p: &ProviderAccounts, a: &crate::config::AccountSettings, c: &Circuit) -
         },
         disabled: c.disabled,
         reason: c.reason.clone(),
+        recent_errors: c.recent_errors,
         route,
     }
 }

@@ -110,7 +110,7 @@ function drawProviders(accounts) {
     const cell = document.createElement("span");
     cell.className = a.disabled || a.open_until_ms ? "badge down" : a.circuit === "half-open" ? "badge degraded" : "badge ok";
     cell.textContent = circuit;
-    return row([a.name, a.kind, `${a.rate_per_sec}/s`, a.route, cell, button]);
+    return row([a.name, a.kind, `${a.rate_per_sec}/s`, a.route, a.recent_errors, cell, button]);
   }));
 }
 

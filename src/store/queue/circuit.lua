@@ -5,8 +5,9 @@
 --   transient  a transient error (5xx, timeout): counted over the window; a probe's opens it
 --   fault      an account-level fault or throttling: open for `open_ms` at once
 --   disable / enable / read   an operator's switch; read changes nothing
--- Returns {state, until_ms, disabled (0/1), reason, answer}: the state after the op, for the
--- worker's cache, and the op's answer (permit's verdict, or the state).
+-- Returns {state, until_ms, disabled (0/1), reason, answer, errors}: the state after the op,
+-- for the worker's cache, the op's answer (permit's verdict, or the state), and the transient
+-- errors counted in the current window.
 local circuit, audit = KEYS[1], KEYS[2]
 local op, now = ARGV[1], tonumber(ARGV[2])
 local window, threshold = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -91,4 +92,7 @@ elseif op ~= 'read' then
   return redis.error_reply('circuit: unknown op ' .. op)
 end
 if state == 'closed' then until_ms = 0 end
-return {state, until_ms, disabled and 1 or 0, why, answer}
+local w = redis.call('HMGET', circuit, 'wstart', 'werrs')
+local errors = 0
+if now - tonumber(w[1] or '0') <= window then errors = tonumber(w[2] or '0') end
+return {state, until_ms, disabled and 1 or 0, why, answer, errors}

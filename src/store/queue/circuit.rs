@@ -78,6 +78,8 @@ pub struct Circuit {
     pub reason: String,
     /// A permit's answer (for other ops, whether a send may go now).
     pub permit: Permit,
+    /// Transient errors counted in the current window (`failover.error_window_secs`).
+    pub recent_errors: u32,
 }
 
 /// The circuit's rules, from `[failover]`.
@@ -108,7 +110,7 @@ impl Store {
             CircuitOp::Read => ("read", "", 0, ""),
         };
         let fleet = self.fleet();
-        let reply: (String, i64, i64, String, String) = CircuitCall {
+        let reply: (String, i64, i64, String, String, u32) = CircuitCall {
             circuit: fleet.circuit(account),
             audit: fleet.audit(),
             op: name,
@@ -129,7 +131,14 @@ impl Store {
 
 /// The script's reply, checked: a state or answer it never gives is an error, not a guess.
 fn parse(
-    (state, until_ms, disabled, reason, answer): (String, i64, i64, String, String),
+    (state, until_ms, disabled, reason, answer, recent_errors): (
+        String,
+        i64,
+        i64,
+        String,
+        String,
+        u32,
+    ),
 ) -> Result<Circuit, StoreError> {
     let bad = || StoreError::Reply(format!("circuit: {state:?} {answer:?}"));
     let state = match state.as_str() {
@@ -152,5 +161,6 @@ fn parse(
         disabled,
         reason,
         permit,
+        recent_errors,
     })
 }
