@@ -81,6 +81,21 @@ pub(super) const ERRORS: &[(&str, u16, &str)] = &[
     ("hourly_limit", 429, "the mobile's hourly cap (Retry-After)"),
     ("daily_limit", 429, "the mobile's daily cap (Retry-After)"),
     (
+        "voice_daily_limit",
+        429,
+        "the mobile's daily cap of voice calls (Retry-After)",
+    ),
+    (
+        "voice_quiet_hours",
+        429,
+        "no voice calls at this hour, Beijing time (Retry-After: their end)",
+    ),
+    (
+        "voice_unavailable",
+        422,
+        "no account on the purpose's route makes calls, or the code is longer than 8 digits",
+    ),
+    (
         "ip_limit",
         429,
         "the client_ip end user's hourly cap (Retry-After)",
@@ -158,6 +173,11 @@ pub(super) const ROUTE_ERRORS: &[(&str, &str, &[&[&str]])] = &[
                 "prefix_blocked",
                 "captcha_required",
             ],
+            &[
+                "voice_daily_limit",
+                "voice_quiet_hours",
+                "voice_unavailable",
+            ],
             &["unavailable", "queue_full", "paused", "captcha_unavailable"],
         ],
     ),
@@ -179,7 +199,12 @@ pub(super) const ROUTE_ERRORS: &[(&str, &str, &[&[&str]])] = &[
     ("get", "/v1/jobs/{id}", &[&["unauthorized", "unavailable"]]),
     (
         "post",
-        "/v1/provider/ronglian/reports/{token}",
+        "/v1/provider/{account}/reports/{token}",
+        &[&["invalid_report", "unavailable"]],
+    ),
+    (
+        "post",
+        "/v1/provider/{account}/voice/{token}",
         &[&["invalid_report", "unavailable"]],
     ),
     ("get", "/v1/admin/session", &[ADMIN]),
@@ -195,6 +220,11 @@ pub(super) const ROUTE_ERRORS: &[(&str, &str, &[&[&str]])] = &[
     ("post", "/v1/admin/dead/purge", &[ADMIN, &["csrf"]]),
     ("post", "/v1/admin/pause", &[ADMIN, BODY, &["csrf"]]),
     ("post", "/v1/admin/resume", &[ADMIN, &["csrf"]]),
+    (
+        "post",
+        "/v1/admin/providers/{name}",
+        &[ADMIN, BODY, &["csrf"]],
+    ),
     ("get", "/healthz", &[]),
     ("get", "/livez", &[]),
     ("get", "/readyz", &[&["unavailable"]]),
@@ -330,5 +360,39 @@ fn add_errors<'c>(op: &mut Operation, codes: impl Iterator<Item = &'c str>) {
         op.responses
             .responses
             .insert(status.to_string(), RefOr::T(response));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A route renamed or added without its error table would document no errors at all.
+    #[test]
+    fn every_operation_has_its_error_table_and_every_table_its_operation() {
+        let doc = super::super::openapi();
+        let mut operations = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            if item.get.is_some() {
+                operations.push(("get", path.clone()));
+            }
+            if item.post.is_some() {
+                operations.push(("post", path.clone()));
+            }
+        }
+        for (method, path) in &operations {
+            assert!(
+                ROUTE_ERRORS
+                    .iter()
+                    .any(|(m, p, _)| m == method && p == path),
+                "{method} {path} has no entry in ROUTE_ERRORS"
+            );
+        }
+        for (method, path, _) in ROUTE_ERRORS {
+            assert!(
+                operations.iter().any(|(m, p)| m == method && p == path),
+                "ROUTE_ERRORS names {method} {path}, which the document does not have"
+            );
+        }
     }
 }
