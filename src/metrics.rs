@@ -107,6 +107,8 @@ fn set_gauges(s: &Snapshot) {
         });
         gauge!("smsq_provider_rate_limit", "account" => a.name.clone())
             .set(f64::from(a.rate_per_sec));
+        gauge!("smsq_provider_recent_errors", "account" => a.name.clone())
+            .set(f64::from(a.recent_errors));
     }
     for b in &s.guard.budgets {
         // Purposes here are the configured ones: a closed set.

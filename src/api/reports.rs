@@ -44,18 +44,7 @@ pub(super) async fn receive(
     Path((account, token)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let settings = state.codes.settings();
-    let expected = settings.secrets.reports_token.as_ref();
-    // Constant time, and the same answer for "not configured", "wrong" and "no such account".
-    let ok = expected.is_some_and(|t| bool::from(t.expose().as_bytes().ct_eq(token.as_bytes())));
-    let kind = settings.providers.account(&account).map(|a| a.kind);
-    let (true, Some(kind)) = (ok, kind) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such endpoint",
-        ));
-    };
+    let kind = callback_kind(&state, &account, &token)?;
     let reports = match kind {
         Kind::Ronglian => return ronglian(&state, &body).await,
         Kind::Tencent => crate::provider::parse_tencent(&body),
@@ -95,19 +84,8 @@ pub(super) async fn voice(
     Path((account, token)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let settings = state.codes.settings();
-    let expected = settings.secrets.reports_token.as_ref();
-    let ok = expected.is_some_and(|t| bool::from(t.expose().as_bytes().ct_eq(token.as_bytes())));
-    let calls = settings
-        .providers
-        .account(&account)
-        .is_some_and(|a| a.kind == Kind::Ronglian);
-    if !(ok && calls) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such endpoint",
-        ));
+    if callback_kind(&state, &account, &token)? != Kind::Ronglian {
+        return Err(not_found());
     }
     let report = crate::provider::parse_call_result(&body).map_err(|e| {
         metrics::delivery_report("malformed");
@@ -122,6 +100,20 @@ pub(super) async fn voice(
         ack,
     )
         .into_response())
+}
+
+/// The kind of the account a callback names, if its secret path segment is right. Constant
+/// time, and the same 404 for "not configured", "wrong" and "no such account".
+fn callback_kind(state: &AppState, account: &str, token: &str) -> Result<Kind, ApiError> {
+    let settings = state.codes.settings();
+    let expected = settings.secrets.reports_token.as_ref();
+    let ok = expected.is_some_and(|t| bool::from(t.expose().as_bytes().ct_eq(token.as_bytes())));
+    let kind = settings.providers.account(account).map(|a| a.kind);
+    kind.filter(|_| ok).ok_or_else(not_found)
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
 /// One status report matched to its job: what it did.

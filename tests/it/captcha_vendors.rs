@@ -274,27 +274,16 @@ theirs = c._get_tc3_signature({}, Req(), "2023-11-14", "captcha", key)
 assert theirs == ours, (theirs, ours)
 print("ok")
 "#;
-    let out = tokio::process::Command::new(crate::openapi::python_tool("python"))
-        .arg("-c")
-        .arg(script)
-        .args([
-            host.as_str(),
-            SECRET_ID,
-            SECRET_KEY,
-            pass["ticket"].as_str().unwrap(),
-            pass["randstr"].as_str().unwrap(),
-            APP_ID,
-            SECRET,
-            payload,
-            ours.as_str(),
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = [
+        host.as_str(),
+        SECRET_ID,
+        SECRET_KEY,
+        pass["ticket"].as_str().unwrap(),
+        pass["randstr"].as_str().unwrap(),
+        APP_ID,
+        SECRET,
+        payload,
+        ours.as_str(),
+    ];
+    crate::common::python_says_ok(script, &args).await;
 }

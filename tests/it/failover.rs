@@ -217,21 +217,48 @@ async fn an_account_fault_moves_the_job_to_the_next_account_without_using_an_att
         via(&app, &second).await,
         ["queued:-", "sending:-", "sent:tc"]
     );
-    let circuit = app
-        .queue
-        .circuit(
-            "rl",
-            smsq::store::CircuitOp::Read,
-            &policy(),
-            smsq::domain::now_ms(),
-        )
-        .await
-        .unwrap();
+    let circuit = circuit(&app, "rl").await;
     assert!(
         matches!(circuit.state, smsq::store::CircuitState::Open { .. }),
         "{circuit:?}"
     );
     assert!(circuit.reason.contains("111142"), "{circuit:?}");
+}
+
+/// An account's circuit, as the fleet shares it.
+async fn circuit(app: &App, account: &str) -> smsq::store::Circuit {
+    let read = smsq::store::CircuitOp::Read;
+    let now = smsq::domain::now_ms();
+    app.queue
+        .circuit(account, read, &policy(), now)
+        .await
+        .unwrap()
+}
+
+/// Issues codes to fresh numbers (from `first` on), one at a time, each waited for until
+/// sent, until `done` holds of one's record and `account`'s circuit after it.
+async fn send_until(
+    app: &App,
+    account: &str,
+    first: u64,
+    what: &str,
+    done: fn(&serde_json::Value, &smsq::store::Circuit) -> bool,
+) {
+    let mut n = first;
+    eventually(Duration::from_secs(10), what, || {
+        n += 1;
+        let mobile = smsq::dev::bench::mobile(n);
+        async move {
+            let id = issue(app, &mobile).await;
+            let job = wait_for_status(app, &id, "sent").await;
+            done(&job, &circuit(app, account).await).then_some(())
+        }
+    })
+    .await;
+}
+
+fn closed(_: &serde_json::Value, c: &smsq::store::Circuit) -> bool {
+    c.state == smsq::store::CircuitState::Closed
 }
 
 fn policy() -> smsq::store::CircuitPolicy {
@@ -354,16 +381,7 @@ async fn after_the_cool_down_probes_close_the_circuit_and_traffic_returns() {
         wait_for_status(&app, id, "sent").await;
     }
     eventually(Duration::from_secs(5), "rl's circuit open", || async {
-        let c = app
-            .queue
-            .circuit(
-                "rl",
-                smsq::store::CircuitOp::Read,
-                &policy(),
-                smsq::domain::now_ms(),
-            )
-            .await
-            .unwrap();
+        let c = circuit(&app, "rl").await;
         matches!(c.state, smsq::store::CircuitState::Open { .. }).then_some(())
     })
     .await;
@@ -373,28 +391,7 @@ async fn after_the_cool_down_probes_close_the_circuit_and_traffic_returns() {
     // rl recovers. After the cool-down two probes go through it; when both went through it
     // closes, and takes the traffic again.
     fake.set_outage(Kind::Ronglian, Outage::None);
-    let mut n = 0;
-    eventually(Duration::from_secs(10), "rl's circuit closed again", || {
-        n += 1;
-        let mobile = smsq::dev::bench::mobile(38_000 + n);
-        let app = &app;
-        async move {
-            let id = issue(app, &mobile).await;
-            wait_for_status(app, &id, "sent").await;
-            let c = app
-                .queue
-                .circuit(
-                    "rl",
-                    smsq::store::CircuitOp::Read,
-                    &policy(),
-                    smsq::domain::now_ms(),
-                )
-                .await
-                .unwrap();
-            (c.state == smsq::store::CircuitState::Closed).then_some(())
-        }
-    })
-    .await;
+    send_until(&app, "rl", 38_000, "rl's circuit closed again", closed).await;
     let probed = fake
         .messages()
         .iter()
@@ -405,9 +402,8 @@ async fn after_the_cool_down_probes_close_the_circuit_and_traffic_returns() {
         "exactly the probes went through rl before it closed"
     );
     let mut back = Vec::new();
-    for _ in 0..3 {
-        n += 1;
-        back.push(issue(&app, &smsq::dev::bench::mobile(38_000 + n)).await);
+    for n in 0..3 {
+        back.push(issue(&app, &smsq::dev::bench::mobile(38_500 + n)).await);
     }
     for id in &back {
         let job = wait_for_status(&app, id, "sent").await;
@@ -659,16 +655,10 @@ async fn an_operator_disables_an_account_and_the_fleet_routes_around_it() {
     assert_eq!(listed[0]["disabled"], true);
     assert_eq!(listed[1]["disabled"], false);
     // Within the workers' refresh (half a second) the fleet routes around it.
-    let mut n = 0;
-    let mut through = |wanted: &'static str| {
-        n += 1;
-        let (app, mobile) = (&app, smsq::dev::bench::mobile(39_000 + n));
-        async move {
-            let id = issue(app, &mobile).await;
-            (wait_for_status(app, &id, "sent").await["provider"] == wanted).then_some(())
-        }
-    };
-    eventually(Duration::from_secs(5), "codes through tc", || through("tc")).await;
+    send_until(&app, "rl", 39_000, "codes through tc", |job, _| {
+        job["provider"] == "tc"
+    })
+    .await;
     let status = cli(&["status"]);
     assert!(
         status.contains("provider   rl (ronglian") && status.contains("DISABLED"),
@@ -678,6 +668,23 @@ async fn an_operator_disables_an_account_and_the_fleet_routes_around_it() {
         status.contains("provider account rl is disabled"),
         "{status}"
     );
+    assert!(status.contains("recent error(s)"), "{status}");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "smsq_provider_disabled{account=\"rl\"} 1",
+        "smsq_provider_circuit{account=\"tc\"} 0",
+        "smsq_provider_recent_errors{account=\"rl\"} 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
     let trail = app.records.audit_trail(5).await.unwrap();
     assert!(
         trail
@@ -687,19 +694,8 @@ async fn an_operator_disables_an_account_and_the_fleet_routes_around_it() {
     );
 
     assert!(cli(&["provider", "enable", "rl"]).contains("rl enabled"));
-    let mut n = 100;
-    let mut through = |wanted: &'static str| {
-        n += 1;
-        let (app, mobile) = (&app, smsq::dev::bench::mobile(39_000 + n));
-        async move {
-            let id = issue(app, &mobile).await;
-            (wait_for_status(app, &id, "sent").await["provider"] == wanted).then_some(())
-        }
-    };
-    eventually(Duration::from_secs(5), "codes through rl again", || {
-        through("rl")
-    })
-    .await;
+    let back = |job: &serde_json::Value, _: &_| job["provider"] == "rl";
+    send_until(&app, "rl", 39_500, "codes through rl again", back).await;
     let mut cmd = crate::common::smsq_command(Some(&config));
     let out = cmd
         .args(["provider", "disable", "nope"])
@@ -726,44 +722,17 @@ async fn a_lone_account_keeps_sending_while_its_circuit_is_open_and_it_closes_af
     for n in 0..6 {
         jobs.push(issue(&app, &smsq::dev::bench::mobile(41_000 + n)).await);
     }
-    let read = || async {
-        app.queue
-            .circuit(
-                "ronglian",
-                smsq::store::CircuitOp::Read,
-                &policy(),
-                smsq::domain::now_ms(),
-            )
-            .await
-            .unwrap()
-    };
     eventually(Duration::from_secs(5), "the circuit open", || async {
-        matches!(read().await.state, smsq::store::CircuitState::Open { .. }).then_some(())
+        let open = matches!(
+            circuit(&app, "ronglian").await.state,
+            smsq::store::CircuitState::Open { .. }
+        );
+        open.then_some(())
     })
     .await;
     fake.set_outage(Kind::Ronglian, Outage::None);
     for id in &jobs {
         wait_for_status(&app, id, "sent").await;
     }
-    let mut n = 0;
-    eventually(Duration::from_secs(10), "the circuit closed", || {
-        n += 1;
-        let (app, mobile) = (&app, smsq::dev::bench::mobile(42_000 + n));
-        async move {
-            let id = issue(app, &mobile).await;
-            wait_for_status(app, &id, "sent").await;
-            let c = app
-                .queue
-                .circuit(
-                    "ronglian",
-                    smsq::store::CircuitOp::Read,
-                    &policy(),
-                    smsq::domain::now_ms(),
-                )
-                .await
-                .unwrap();
-            (c.state == smsq::store::CircuitState::Closed).then_some(())
-        }
-    })
-    .await;
+    send_until(&app, "ronglian", 42_000, "the circuit closed", closed).await;
 }

@@ -10,28 +10,12 @@ use smsq::dev::fake::{
 use smsq::domain::Secret;
 use smsq::provider::{AliyunAccount, AliyunClient, TemplateSms, TencentAccount, TencentClient};
 
-use crate::common::{fake_options, spawn_fake};
+use crate::common::{fake_options, python_says_ok as python, spawn_fake};
 
 async fn fake() -> smsq::dev::fake::FakeHandle {
     let mut opts = fake_options();
     opts.templates = ["1234567", "SMS_154950909"].map(String::from).to_vec();
     spawn_fake(opts).await
-}
-
-async fn python(script: &str, args: &[&str]) {
-    let out = tokio::process::Command::new(crate::openapi::python_tool("python"))
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .await
-        .expect("the venv's python runs");
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn datas() -> Vec<String> {

@@ -44,6 +44,11 @@ pub(super) fn push(fake: &Fake, message: &FakeMessage) {
             "application/xml",
         ),
     };
+    push_later(fake, url, content_type, body);
+}
+
+/// POSTs `body` to `url` after `--report-delay-ms`, in the background.
+fn push_later(fake: &Fake, url: String, content_type: &'static str, body: String) {
     let delay = Duration::from_millis(fake.opts.report_delay_ms);
     let http = fake.http.clone();
     tokio::spawn(async move {
@@ -55,7 +60,7 @@ pub(super) fn push(fake: &Fake, message: &FakeMessage) {
             .send()
             .await;
         if let Err(e) = sent {
-            tracing::warn!(error = %e.without_url(), "fake provider: cannot push a delivery report");
+            tracing::warn!(error = %e.without_url(), "fake provider: cannot push a report");
         }
     });
 }
@@ -79,20 +84,7 @@ fn push_call_result(fake: &Fake, m: &FakeMessage) {
         m.sms_message_sid,
         m.req_id.as_deref().unwrap_or("")
     );
-    let delay = Duration::from_millis(fake.opts.report_delay_ms);
-    let http = fake.http.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        let sent = http
-            .post(&url)
-            .header("Content-Type", "text/plain")
-            .body(body)
-            .send()
-            .await;
-        if let Err(e) = sent {
-            tracing::warn!(error = %e.without_url(), "fake provider: cannot push a call result");
-        }
-    });
+    push_later(fake, url, "text/plain", body);
 }
 
 fn dashed_now() -> String {

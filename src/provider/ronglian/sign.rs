@@ -57,21 +57,32 @@ pub fn sign(
     sms: &TemplateSms<'_>,
     now: DateTime<Utc>,
 ) -> SignedRequest {
-    let ts = timestamp(now);
-    let sig = signature(&account.account_sid, account.auth_token.expose(), &ts);
-    let url = format!(
-        "{}/{API_VERSION}/Accounts/{}/SMS/TemplateSMS?sig={sig}",
-        base_url.trim_end_matches('/'),
-        account.account_sid
-    );
-    let body = serde_json::to_string(&Body {
+    let body = Body {
         to: sms.to,
         app_id: &account.app_id,
         template_id: sms.template_id,
         datas: sms.datas,
         req_id: sms.req_id,
-    })
-    .expect("strings always serialize");
+    };
+    signed(base_url, account, "SMS/TemplateSMS", &body, now)
+}
+
+/// A request to `{base}/2013-12-26/Accounts/{sid}/{path}`: one timestamp for the `sig` and
+/// the `Authorization` header, JSON in and out.
+fn signed(
+    base_url: &str,
+    account: &RonglianAccount,
+    path: &str,
+    body: &impl Serialize,
+    now: DateTime<Utc>,
+) -> SignedRequest {
+    let ts = timestamp(now);
+    let sig = signature(&account.account_sid, account.auth_token.expose(), &ts);
+    let url = format!(
+        "{}/{API_VERSION}/Accounts/{}/{path}?sig={sig}",
+        base_url.trim_end_matches('/'),
+        account.account_sid
+    );
     SignedRequest {
         url,
         headers: vec![
@@ -80,7 +91,7 @@ pub fn sign(
             ("Accept-Charset", "UTF-8".to_owned()),
             ("Authorization", authorization(&account.account_sid, &ts)),
         ],
-        body,
+        body: serde_json::to_string(body).expect("strings always serialize"),
     }
 }
 
@@ -103,30 +114,13 @@ pub fn sign_voice(
     call: &VoiceCall<'_>,
     now: DateTime<Utc>,
 ) -> SignedRequest {
-    let ts = timestamp(now);
-    let sig = signature(&account.account_sid, account.auth_token.expose(), &ts);
-    let url = format!(
-        "{}/{API_VERSION}/Accounts/{}/Calls/VoiceVerify?sig={sig}",
-        base_url.trim_end_matches('/'),
-        account.account_sid
-    );
-    let body = serde_json::to_string(&VoiceBody {
+    let body = VoiceBody {
         app_id: &account.app_id,
         verify_code: call.code,
         to: call.to,
         play_times: call.play_times.to_string(),
         resp_url: call.resp_url,
         user_data: call.user_data,
-    })
-    .expect("strings always serialize");
-    SignedRequest {
-        url,
-        headers: vec![
-            ("Accept", "application/json".to_owned()),
-            ("Content-Type", "application/json;charset=utf-8".to_owned()),
-            ("Accept-Charset", "UTF-8".to_owned()),
-            ("Authorization", authorization(&account.account_sid, &ts)),
-        ],
-        body,
-    }
+    };
+    signed(base_url, account, "Calls/VoiceVerify", &body, now)
 }

@@ -121,3 +121,21 @@ pub fn readme_snippet(lang: &str, needle: &str) -> String {
         .find(|code| code.contains(needle))
         .unwrap_or_else(|| panic!("the README's {lang} block with {needle:?}"))
 }
+
+/// Runs `script` with the test tools' Python (`./test.sh` installs the official SDKs there)
+/// and asserts it succeeded and printed `ok`, showing its output if not.
+pub async fn python_says_ok(script: &str, args: &[&str]) {
+    let out = tokio::process::Command::new(crate::openapi::python_tool("python"))
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .await
+        .expect("the venv's python runs");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
