@@ -121,14 +121,18 @@ async fn record(state: &AppState, status: &StatusReport) -> Result<&'static str,
     let outcome = state
         .codes
         .store()
-        .record_report(status)
+        .record_report(status, state.codes.settings().code.voice.fallback_limit())
         .await
         .map_err(CodeError::from)?;
     Ok(match outcome {
         ReportOutcome::Recorded {
             job_id,
             status: new,
+            call,
         } => {
+            if let Some(call) = call {
+                tracing::info!(%job_id, call_job_id = %call, mobile = %status.mobile, "text undelivered: calling with the same code");
+            }
             tracing::info!(%job_id, mobile = %status.mobile, status = %new, deliver_code = %status.deliver_code, "delivery report");
             if new == crate::domain::JobStatus::Delivered {
                 "delivered"

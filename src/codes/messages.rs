@@ -47,6 +47,7 @@ impl Codes {
             account: None,
             avoid: None,
             channel: crate::domain::Channel::Sms,
+            code_of: None,
         };
         let accepted = MessageAccepted {
             job_id: job.id.to_string(),

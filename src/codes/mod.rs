@@ -20,7 +20,7 @@ use crate::domain::{
     ClientNet, Code, CodeSealer, Hasher, Job, JobId, JobKind, Mobile, Purpose, RequestId, now_ms,
 };
 use crate::store::{
-    Idempotency, Intake, IpRefusal, IssueOutcome, NewCode, StoreError, Verification,
+    Fallback, Idempotency, Intake, IpRefusal, IssueOutcome, NewCode, StoreError, Verification,
 };
 use idempotency::parse_answer;
 
@@ -126,6 +126,10 @@ pub struct CodeAccepted {
     pub job_id: String,
     pub expires_in: u64,
     pub resend_after: u64,
+    /// `voice` when the code goes out by a call: asked for, or a resend that fell back to
+    /// calling with the same code (`code.fallback = "voice"`).
+    #[serde(default, skip_serializing_if = "crate::domain::Channel::is_sms")]
+    pub channel: crate::domain::Channel,
 }
 
 /// The service: settings, the Redis store and the hashing key.
@@ -258,14 +262,43 @@ impl Codes {
             IssueOutcome::HourlyLimit(retry_after) => Err(CodeError::HourlyLimit { retry_after }),
             IssueOutcome::DailyLimit(retry_after) => Err(CodeError::DailyLimit { retry_after }),
             IssueOutcome::VoiceLimit(retry_after) => Err(CodeError::VoiceLimit { retry_after }),
+            IssueOutcome::Fallback(answer) => {
+                let accepted: CodeAccepted = parse_answer(&answer)?;
+                tracing::info!(job_id = %accepted.job_id, mobile = %req.mobile, purpose = %req.purpose, "resend: calling with the same code");
+                Ok(accepted)
+            }
             IssueOutcome::QueueFull => Err(CodeError::QueueFull),
             IssueOutcome::Guarded(refusal) => Err(guards::refused(refusal)),
         }
     }
 
-    /// A voice code needs a Ronglian account on the purpose's route, and an hour outside
-    /// `code.voice_quiet_hours` (Beijing time), as carriers expect.
-    fn voice_allowed(&self, purpose: &Purpose) -> Result<(), CodeError> {
+    /// A text's fallback call (`code.fallback = "voice"`), when one could be made for it: the
+    /// call's job, and whether a resend now may fall back to it (not in the quiet hours).
+    fn fallback_for(&self, job: &Job) -> Option<Fallback> {
+        let voice = &self.settings.code.voice;
+        if !voice.fallback || job.test || self.voice_route(job.purpose.as_ref()?).is_err() {
+            return None;
+        }
+        let call = Job {
+            id: JobId::generate_in(self.store.shards().of_mobile(&job.to)),
+            channel: crate::domain::Channel::Voice,
+            code_of: Some(job.id.clone()),
+            datas: Vec::new(),
+            ..job.clone()
+        };
+        Some(Fallback {
+            call_json: call.to_json(),
+            // No call in the quiet hours: a resend then is a new text.
+            resend_cap: match voice.quiet_now() {
+                Some(_) => 0,
+                None => voice.daily_limit_per_mobile.get(),
+            },
+        })
+    }
+
+    /// A voice code needs a Ronglian account on the purpose's route, and a code a call can
+    /// read out. The hours (`code.voice_quiet_hours`) are [`Codes::voice_allowed`]'s.
+    fn voice_route(&self, purpose: &Purpose) -> Result<(), CodeError> {
         let providers = &self.settings.providers;
         let names = match providers.route(purpose.as_str()) {
             crate::config::Route::Ordered(names) => names.clone(),
@@ -285,16 +318,15 @@ impl Codes {
                 "a call reads at most 8 digits (code.length is longer)",
             ));
         }
-        let now = chrono::Utc::now().with_timezone(&crate::domain::beijing());
-        let minute = chrono::Timelike::hour(&now) * 60 + chrono::Timelike::minute(&now);
-        match self.settings.code.voice.quiet_for(minute) {
-            Some(minutes) => {
-                let into = u64::from(chrono::Timelike::second(&now));
-                let secs = (u64::from(minutes) * 60).saturating_sub(into).max(1);
-                Err(CodeError::VoiceQuietHours {
-                    retry_after: Duration::from_secs(secs),
-                })
-            }
+        Ok(())
+    }
+
+    /// A voice code: possible on the purpose's route (see [`Codes::voice_route`]) and not in
+    /// `code.voice_quiet_hours`.
+    fn voice_allowed(&self, purpose: &Purpose) -> Result<(), CodeError> {
+        self.voice_route(purpose)?;
+        match self.settings.code.voice.quiet_now() {
+            Some(retry_after) => Err(CodeError::VoiceQuietHours { retry_after }),
             None => Ok(()),
         }
     }
@@ -335,11 +367,17 @@ impl Codes {
             account: None,
             avoid: None,
             channel: req.channel,
+            code_of: None,
         };
         let accepted = CodeAccepted {
             job_id: job.id.to_string(),
             expires_in: cs.ttl.as_secs(),
             resend_after: cs.resend_interval.as_secs(),
+            channel: job.channel,
+        };
+        let fallback = match job.channel {
+            crate::domain::Channel::Sms => self.fallback_for(&job),
+            crate::domain::Channel::Voice => None,
         };
         let answer = serde_json::to_string(&accepted).expect("plain struct serializes");
         let code_hash = self.hasher.hash(
@@ -361,6 +399,7 @@ impl Codes {
                     answer: &answer,
                     captcha_solved,
                     guard: test_code.is_none().then_some(&self.settings.guard),
+                    fallback: fallback.as_ref(),
                 },
                 cs,
             )

@@ -69,6 +69,7 @@ pub struct RawCode {
     pub voice_quiet_hours: String,
     pub voice_play_times: u64,
     pub voice_callback_base: String,
+    pub fallback: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -84,9 +84,26 @@ pub struct VoiceSettings {
     pub play_times: u8,
     /// The API's public base URL, for the call-result notification (`respUrl`).
     pub callback_base: Option<reqwest::Url>,
+    /// `code.fallback = "voice"`: a text's code is called out once when the text is reported
+    /// undelivered or a resend is asked for after the interval.
+    pub fallback: bool,
 }
 
 impl VoiceSettings {
+    /// The day's voice cap when undelivered texts fall back to a call.
+    pub fn fallback_limit(&self) -> Option<u32> {
+        self.fallback.then_some(self.daily_limit_per_mobile.get())
+    }
+
+    /// How long until calls may be made again, when now is in the quiet hours (Beijing time).
+    pub fn quiet_now(&self) -> Option<Duration> {
+        use chrono::Timelike;
+        let now = chrono::Utc::now().with_timezone(&crate::domain::beijing());
+        let minutes = self.quiet_for(now.hour() * 60 + now.minute())?;
+        let secs = (u64::from(minutes) * 60).saturating_sub(u64::from(now.second()));
+        Some(Duration::from_secs(secs.max(1)))
+    }
+
     /// Minutes until calls may be made again, when `minute` (of the Beijing day) is quiet.
     pub fn quiet_for(&self, minute: u32) -> Option<u32> {
         let (from, to) = self.quiet?;
@@ -294,6 +311,16 @@ impl Settings {
                     quiet: quiet_hours(&raw.code.voice_quiet_hours)?,
                     play_times: ranged("code.voice_play_times", raw.code.voice_play_times, 1, 3)?
                         as u8,
+                    fallback: match raw.code.fallback.trim() {
+                        "" => false,
+                        "voice" => true,
+                        _ => {
+                            return Err(ConfigError::new(
+                                "code.fallback",
+                                "must be \"\" (none) or \"voice\"",
+                            ));
+                        }
+                    },
                     callback_base: match raw.code.voice_callback_base.trim() {
                         "" => None,
                         url => Some(reqwest::Url::parse(url).map_err(|e| {

@@ -42,7 +42,7 @@ impl Channel {
         }
     }
 
-    fn is_sms(&self) -> bool {
+    pub fn is_sms(&self) -> bool {
         *self == Channel::Sms
     }
 }
@@ -74,6 +74,10 @@ pub struct Job {
     /// A code job's channel: `voice` calls the number and reads the code out.
     #[serde(default, skip_serializing_if = "Channel::is_sms")]
     pub channel: Channel,
+    /// A fallback call (`code.fallback = "voice"`): the text job whose code it reads out. Its
+    /// sealed code was sealed for that job, so it opens with that job's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_of: Option<JobId>,
     /// The account the previous attempt went through when its outcome is unknown (a timeout
     /// after the request left): this attempt goes there first, with the same request id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -225,6 +229,7 @@ mod tests {
             account: None,
             avoid: None,
             channel: Channel::Sms,
+            code_of: None,
         }
     }
 

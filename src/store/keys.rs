@@ -54,6 +54,10 @@ impl Keys {
     pub fn code(&self, purpose: &str, mobile: &str) -> String {
         format!("{}:code:{purpose}:{mobile}", self.tag)
     }
+    /// What [`Keys::code`] starts with: a script adds `<purpose>:<mobile>`.
+    pub fn code_prefix(&self) -> String {
+        format!("{}:code:", self.tag)
+    }
     /// What `begin` and `replay` check a job against: the code record of a code job (is it
     /// still this job's code?); a message job has none, so its own record stands in.
     pub fn code_of(&self, job: &Job) -> String {

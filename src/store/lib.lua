@@ -101,6 +101,33 @@ local function enqueue(job_key, stream, events, by_mobile, job_id, job_json, now
     'id', job_id, 'status', 'queued', 'attempt', 0, 'error', '', 'ts', now)
 end
 
+-- `code.fallback = "voice"`: the code of a text job (`sms_id`, its record `sms_key`) goes out
+-- once more, by a call, with the same code. Its record holds the call's job, built when the
+-- code was issued (`fallback`: the JSON of a voice job whose `code_of` is this job), and it
+-- is used once. Only while this is still the number's current code (not verified, expired or
+-- replaced), its sealed code still there, and the day's voice cap not reached. The sealed code
+-- moves to the call's job (it opens with the text's id: `code_of`), and the code record names
+-- the call, so a newer code still supersedes it. Returns the call's job id, or nil.
+local function fall_back(sms_key, sms_id, job_prefix, otp_prefix, code_key, stream, events,
+    by_mobile, voice_key, voice_limit, voice_ttl_ms, now, ttl, events_maxlen)
+  local rec = redis.call('HMGET', sms_key, 'fallback', 'mobile', 'purpose')
+  if not rec[1] or rec[1] == '' then return nil end
+  if redis.call('HGET', code_key, 'job') ~= sms_id then return nil end
+  if redis.call('EXISTS', otp_prefix .. sms_id) == 0 then return nil end
+  if tonumber(redis.call('GET', voice_key) or '0') >= tonumber(voice_limit) then return nil end
+  local call_id = string.match(rec[1], '"id":"(%x+)"')
+  if not call_id then return nil end
+  redis.call('RENAME', otp_prefix .. sms_id, otp_prefix .. call_id)
+  redis.call('HSET', code_key, 'job', call_id)
+  redis.call('HDEL', sms_key, 'fallback')
+  redis.call('HSET', sms_key, 'fallback_job', call_id)
+  if redis.call('INCR', voice_key) == 1 then redis.call('PEXPIRE', voice_key, voice_ttl_ms) end
+  enqueue(job_prefix .. call_id, stream, events, by_mobile, call_id, rec[1], now, ttl,
+    events_maxlen, {'kind', 'code', 'mobile', rec[2] or '', 'purpose', rec[3] or '',
+      'channel', 'voice', 'code_of', sms_id})
+  return call_id
+end
+
 -- A delivery report for a job: only a `sent` job moves (to `delivered` or `undelivered`); a
 -- report never turns a job back, and a duplicate changes nothing.
 -- Returns the new status, or 'duplicate' / 'ignored'.

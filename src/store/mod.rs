@@ -47,9 +47,9 @@ pub use conn::Conn;
 pub use consumers::ConsumerState;
 pub use hooks::Hooks;
 pub use intake::{
-    BudgetAlert, BudgetScope, BudgetWindow, CaptchaCheck, GuardRefusal, Guarded, Idempotency,
-    Intake, IpRefusal, IssueOutcome, NewCode, NewMessage, ReportOutcome, Trip, TripReason,
-    Verification,
+    BudgetAlert, BudgetScope, BudgetWindow, CaptchaCheck, Fallback, GuardRefusal, Guarded,
+    Idempotency, Intake, IpRefusal, IssueOutcome, NewCode, NewMessage, ReportOutcome, Trip,
+    TripReason, Verification,
 };
 pub use keys::{GROUP, Keys};
 pub use layout::{Layout, LayoutError};

@@ -137,8 +137,10 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
         }
         Begin::Send(sealed) => sealed,
     };
+    // A fallback call reads out its text's code, sealed for the text's job.
+    let sealed_for = job.code_of.as_ref().unwrap_or(&job.id);
     let code = match sealed
-        .map(|s| ctx.sealer.open(job.id.as_str(), &s))
+        .map(|s| ctx.sealer.open(sealed_for.as_str(), &s))
         .transpose()
     {
         Ok(code) => code,
@@ -161,6 +163,13 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
             avoid: None,
         },
         None => no_account(ctx, job, &candidates),
+        // A fallback call is queued whatever the hour (a report, a resend); it is not made in
+        // the quiet hours. An asked-for voice code was refused then already.
+        Some(_)
+            if job.channel == Channel::Voice && ctx.settings.code.voice.quiet_now().is_some() =>
+        {
+            quiet(job)
+        }
         // The SMS may be out once this returns: from here on, writing the outcome is worth
         // waiting for.
         Some(choice) => {
@@ -242,6 +251,21 @@ fn no_account(ctx: &Context, job: &Job, candidates: &[&Account]) -> Called {
     tracing::warn!(reason = %why, "no provider account for the job");
     Called {
         outcome,
+        attempts: job.attempt,
+        account: String::new(),
+        pin: None,
+        avoid: None,
+    }
+}
+
+/// A call in `code.voice_quiet_hours`: it fails, truly, without a provider call.
+fn quiet(job: &Job) -> Called {
+    let failure = ProviderFailure {
+        error: "not called: code.voice_quiet_hours (Beijing time)".to_owned(),
+        provider_status: "quiet_hours".to_owned(),
+    };
+    Called {
+        outcome: Outcome::Failed(failure),
         attempts: job.attempt,
         account: String::new(),
         pin: None,

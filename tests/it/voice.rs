@@ -230,3 +230,133 @@ async fn no_calls_in_the_quiet_hours_and_none_without_a_ronglian_account() {
         "{body}"
     );
 }
+
+fn fallback(c: &mut smsq::config::RawConfig) {
+    any_hour(c);
+    c.code.fallback = "voice".into();
+}
+
+/// `code.fallback = "voice"`: the text is reported undelivered, so the same code is called
+/// out, once.
+#[tokio::test]
+async fn an_undelivered_text_is_called_once_with_the_same_code() {
+    let app = spawn_app(settings(fallback)).await;
+    let mut opts = fake_options();
+    opts.report_delay_ms = 20;
+    opts.undelivered_rate = 1.0;
+    opts.report_url = Some(format!(
+        "{}/v1/provider/ronglian/reports/{REPORTS_TOKEN}",
+        app.base
+    ));
+    let fake = spawn_fake(opts).await;
+    let mut worker = (*app.settings).clone();
+    worker.code.voice.callback_base = Some(reqwest::Url::parse(&app.base).unwrap());
+    let (_worker, _stop) = spawn_worker(&worker, &fake.base_url(), 4);
+
+    let (_, body) = app
+        .call(
+            "/v1/codes",
+            json!({"mobile": "13800138511", "purpose": "login"}),
+        )
+        .await;
+    let text = body["job_id"].as_str().unwrap().to_owned();
+    wait_for_status(&app, &text, "undelivered").await;
+    // The call is a job of its own, found by the number.
+    let call = crate::common::eventually(
+        std::time::Duration::from_secs(10),
+        "the fallback call to end",
+        || async {
+            let m = fake.messages();
+            let call = m.iter().find(|m| m.template_id == "VoiceVerify")?.clone();
+            let id = call.req_id.clone()?;
+            let job = crate::common::status_of(&app, &id).await;
+            (job["status"] == "undelivered").then_some((call, id))
+        },
+    )
+    .await;
+    let messages = fake.messages();
+    assert_eq!(
+        messages.len(),
+        2,
+        "the text and one call, no more: {messages:?}"
+    );
+    assert_eq!(messages[0].datas[0], call.0.datas[0], "the same code");
+    assert_ne!(call.1, text);
+    let id = smsq::domain::JobId::parse(&text).unwrap();
+    let record = app.records.job(&id).await.unwrap().unwrap();
+    assert_eq!(record.job.status.as_str(), "undelivered");
+    // No sealed code left behind once the call ended.
+    assert_eq!(app.sealed_otp(&text).await, None);
+    assert_eq!(app.sealed_otp(&call.1).await, None);
+    let (status, body) = app
+        .call(
+            "/v1/codes/verify",
+            json!({"mobile": "13800138511", "purpose": "login", "code": call.0.datas[0]}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["valid"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+}
+
+/// `code.fallback = "voice"`: asked again after the resend interval, the user gets the same
+/// code by a call instead of a new text; the next resend is a new text.
+#[tokio::test]
+async fn a_resend_after_the_interval_calls_with_the_same_code_once() {
+    let app = spawn_app(settings(|c| {
+        fallback(c);
+        c.code.resend_interval_secs = 1;
+    }))
+    .await;
+    let fake = spawn_fake(fake_options()).await;
+    let (_worker, _stop) = app.spawn_worker(&fake.base_url(), 4);
+    let ask = || {
+        app.call(
+            "/v1/codes",
+            json!({"mobile": "13800138512", "purpose": "login"}),
+        )
+    };
+    let (_, first) = ask().await;
+    let text = first["job_id"].as_str().unwrap().to_owned();
+    wait_for_status(&app, &text, "sent").await;
+    let again = || async {
+        let (status, body) = ask().await;
+        (status == 202).then_some(body)
+    };
+    let called = crate::common::eventually(
+        std::time::Duration::from_secs(5),
+        "the resend interval to pass",
+        again,
+    )
+    .await;
+    assert_eq!(called["channel"], "voice", "{called}");
+    let call = called["job_id"].as_str().unwrap().to_owned();
+    wait_for_status(&app, &call, "sent").await;
+    let messages = fake.messages();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[1].template_id, "VoiceVerify");
+    assert_eq!(messages[1].datas[0], messages[0].datas[0], "the same code");
+
+    let third = crate::common::eventually(
+        std::time::Duration::from_secs(5),
+        "the resend interval to pass again",
+        again,
+    )
+    .await;
+    assert_eq!(third.get("channel"), None, "a new text this time: {third}");
+    let new = third["job_id"].as_str().unwrap();
+    wait_for_status(&app, new, "sent").await;
+    let messages = fake.messages();
+    assert_eq!(messages.len(), 3);
+    assert_ne!(messages[2].datas[0], messages[0].datas[0], "a new code");
+    // The old code is replaced: it no longer verifies.
+    let (_, body) = app
+        .call(
+            "/v1/codes/verify",
+            json!({"mobile": "13800138512", "purpose": "login", "code": messages[0].datas[0]}),
+        )
+        .await;
+    assert_eq!(body["valid"], json!(false));
+}

@@ -38,7 +38,8 @@ script! {
         code_ttl_ms: u64, resend_ms: u64, hourly_limit: u32, hourly_ttl_ms: i64,
         daily_limit: u32, daily_ttl_ms: i64, verify_attempts: u32, otp_prefix: String,
         request_id: &'a str, test: &'a str, guard: String, prefix: String,
-        captcha_solved: &'a str, voice_limit: u32,
+        captcha_solved: &'a str, voice_limit: u32, fallback_json: &'a str, fallback_cap: u32,
+        job_prefix: String,
     }
 }
 
@@ -70,6 +71,16 @@ pub struct NewCode<'a> {
     pub captcha_solved: bool,
     /// The fleet guards; `None` for a test number, which they neither count nor stop.
     pub guard: Option<&'a GuardSettings>,
+    /// `code.fallback = "voice"`, for a text that may fall back to a call.
+    pub fallback: Option<&'a Fallback>,
+}
+
+/// A text's fallback call: the voice job (a [`Job`] with `code_of` = the text's id) kept on the
+/// text's record, and the day's voice cap when this request's resend falls back (0: none now,
+/// e.g. in the quiet hours).
+pub struct Fallback {
+    pub call_json: String,
+    pub resend_cap: u32,
 }
 
 /// A notification job, ready to be stored.
@@ -108,6 +119,8 @@ pub enum IssueOutcome {
     DailyLimit(Duration),
     /// `code.voice_daily_limit_per_mobile` calls today.
     VoiceLimit(Duration),
+    /// A resend fell back to a call with the same code: the answer (as an idempotent replay's).
+    Fallback(String),
     /// The stream holds `stream.maxlen` unsent jobs: refuse rather than trim (trimming would
     /// drop queued jobs).
     QueueFull,
@@ -234,6 +247,9 @@ impl Intake {
                 crate::domain::Channel::Voice => settings.voice.daily_limit_per_mobile.get(),
                 crate::domain::Channel::Sms => 0,
             },
+            fallback_json: new.fallback.map_or("", |f| f.call_json.as_str()),
+            fallback_cap: new.fallback.map_or(0, |f| f.resend_cap),
+            job_prefix: k.job_prefix(),
         }
         .call(&mut self.conn())
         .await?;
@@ -321,6 +337,7 @@ fn outcome(reply: &[String]) -> Result<IssueOutcome, StoreError> {
         "hourly_limit" => IssueOutcome::HourlyLimit(ms_reply(reply)?),
         "daily_limit" => IssueOutcome::DailyLimit(ms_reply(reply)?),
         "voice_limit" => IssueOutcome::VoiceLimit(ms_reply(reply)?),
+        "fallback" => IssueOutcome::Fallback(field(reply, 1)?.to_owned()),
         "queue_full" => IssueOutcome::QueueFull,
         other => return Err(StoreError::Reply(format!("unknown outcome {other:?}"))),
     })

@@ -10,11 +10,14 @@ local hourly_limit, hourly_ttl_ms = tonumber(ARGV[17]), ARGV[18]
 local daily_limit, daily_ttl_ms = tonumber(ARGV[19]), ARGV[20]
 local verify_attempts, otp_prefix, request_id, test = ARGV[21], ARGV[22], ARGV[23], ARGV[24]
 local guard, prefix, captcha_solved, voice_limit = ARGV[25], ARGV[26], ARGV[27], tonumber(ARGV[28])
+local fallback_json, fallback_cap, job_prefix = ARGV[29], tonumber(ARGV[30]), ARGV[31]
 -- fingerprint is '' without an Idempotency-Key. sealed_code is the code encrypted for this job
 -- (smsq never hands Redis the plain code: SLOWLOG and MONITOR show arguments).
 -- guard is the fleet guards' policy for this shard and purpose (`policy` in guard.rs), or ''
 -- for a test number, which no guard counts or stops. voice_limit is the day's cap of voice
--- calls to the number for a voice code, 0 for a text.
+-- calls to the number for a voice code, 0 for a text. With `code.fallback = "voice"`,
+-- fallback_json is the call this text's code falls back to (kept on its record), and
+-- fallback_cap the day's voice cap when a resend now falls back (0: it does not).
 
 -- The policy: twelve integers, caps already divided among the shards (a cap of 0 = none;
 -- window_ms 0 = no prefix guard).
@@ -118,6 +121,25 @@ if resend ~= -2 then
   if resend < 0 then resend = tonumber(resend_ms) end
   return {'resend_too_soon', tostring(resend)}
 end
+-- A resend after the interval, of a text that went out: the same code, by a call, once
+-- (fall_back in lib.lua), instead of a new code. It is the same code, so the code caps do
+-- not count it; the voice cap does.
+if fallback_cap > 0 then
+  local current = redis.call('HGET', code_key, 'job')
+  local sent = current and redis.call('HGET', job_prefix .. current, 'status')
+  if sent == 'sent' or sent == 'delivered' or sent == 'undelivered' then
+    local call_id = fall_back(job_prefix .. current, current, job_prefix, otp_prefix, code_key,
+      stream, events, by_mobile, voice_key, fallback_cap, daily_ttl_ms, now, ttl, events_maxlen)
+    if call_id then
+      if tonumber(resend_ms) > 0 then redis.call('SET', resend_key, call_id, 'PX', resend_ms) end
+      local left = math.max(0, redis.call('PTTL', code_key))
+      local called = '{"job_id":"' .. call_id .. '","expires_in":' .. math.floor(left / 1000)
+        .. ',"resend_after":' .. math.floor(tonumber(resend_ms) / 1000) .. ',"channel":"voice"}'
+      remember_answer(idem, fingerprint, called, answer_ttl)
+      return {'fallback', called}
+    end
+  end
+end
 if tonumber(redis.call('GET', hourly_key) or '0') >= hourly_limit then
   return {'hourly_limit', tostring(redis.call('PTTL', hourly_key))}
 end
@@ -157,6 +179,7 @@ local fields = {'kind', 'code', 'mobile', masked, 'template_id', template_id, 'p
 -- A test number's job says so on its record (SMSQ_TEST_NUMBERS: never sent to the provider).
 if test == '1' then fields[#fields + 1] = 'test'; fields[#fields + 1] = '1' end
 if voice_limit > 0 then fields[#fields + 1] = 'channel'; fields[#fields + 1] = 'voice' end
+if fallback_json ~= '' then fields[#fields + 1] = 'fallback'; fields[#fields + 1] = fallback_json end
 enqueue(job_key, stream, events, by_mobile, job_id, job_json, now, ttl, events_maxlen,
   with_request_id(fields, request_id))
 remember_answer(idem, fingerprint, answer, answer_ttl)

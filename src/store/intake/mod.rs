@@ -11,7 +11,7 @@ mod windows;
 pub use checks::{CaptchaCheck, Verification};
 pub(in crate::store) use guard::buckets;
 pub use guard::{BudgetAlert, BudgetScope, BudgetWindow, GuardRefusal, Guarded, Trip, TripReason};
-pub use issue::{Idempotency, IpRefusal, IssueOutcome, NewCode, NewMessage};
+pub use issue::{Fallback, Idempotency, IpRefusal, IssueOutcome, NewCode, NewMessage};
 pub use reports::ReportOutcome;
 pub(in crate::store) use windows::windows;
 

@@ -4,11 +4,15 @@
 -- A job whose message id smsq never learned (it ended on 160054, "the provider already has
 -- this reqId", after an answer was lost) is matched by the reqId the report echoes: the job
 -- id, if that job went to this number and has no message id of its own.
--- Returns {status} (see deliver_report) | {'early'} | {'duplicate'}
+-- An `undelivered` text with `code.fallback = "voice"` is then called, once, with the same
+-- code (fall_back in lib.lua): voice_limit is the day's voice cap then, 0 otherwise.
+-- Returns {status, job id[, the call's job id]} (see deliver_report) | {'early'} | {'duplicate'}
 local sid_key, early_key, events, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local req_job_key, by_mobile = KEYS[5], KEYS[6]
+local req_job_key, by_mobile, stream, voice_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local job_prefix, delivered, deliver_code, received_at = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, ttl, events_maxlen, req_id, message_id = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local otp_prefix, code_prefix, mobile, voice_limit = ARGV[10], ARGV[11], ARGV[12], tonumber(ARGV[13])
+local voice_ttl_ms = ARGV[14]
 
 local job_id = redis.call('GET', sid_key)
 if not job_id and req_id ~= '' and redis.call('ZSCORE', by_mobile, req_id) then
@@ -27,5 +31,15 @@ if not job_id then
 end
 -- The job record shares the tag; its key is derived from the index, as issue_code derives
 -- an old otp key.
-return {deliver_report(job_prefix .. job_id, events, stats, job_id, delivered, deliver_code,
-  received_at, now, ttl, events_maxlen), job_id}
+local job_key = job_prefix .. job_id
+local status = deliver_report(job_key, events, stats, job_id, delivered, deliver_code,
+  received_at, now, ttl, events_maxlen)
+if status == 'delivered' then redis.call('HDEL', job_key, 'fallback') end
+if status == 'undelivered' and voice_limit > 0 then
+  local purpose = redis.call('HGET', job_key, 'purpose')
+  local call_id = purpose and fall_back(job_key, job_id, job_prefix, otp_prefix,
+    code_prefix .. purpose .. ':' .. mobile, stream, events, by_mobile, voice_key,
+    voice_limit, voice_ttl_ms, now, ttl, events_maxlen)
+  if call_id then return {status, job_id, call_id} end
+end
+return {status, job_id}

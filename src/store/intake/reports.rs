@@ -11,18 +11,25 @@ use crate::store::{StoreError, field, parse_status};
 script! {
     /// Matches a delivery report to its job and records it (or keeps it for a late `sent`).
     struct ReportCall<'a> = include_str!("report.lua");
-    keys { sid_key, early_key, events, stats, req_job_key, by_mobile }
+    keys { sid_key, early_key, events, stats, req_job_key, by_mobile, stream, voice_key }
     argv {
         job_prefix: String, delivered: &'a str, deliver_code: &'a str, received_at: &'a str,
         now: i64, ttl: u64, events_maxlen: u64, req_id: &'a str, message_id: &'a str,
+        otp_prefix: String, code_prefix: String, mobile: &'a str, voice_limit: u32,
+        voice_ttl_ms: i64,
     }
 }
 
 /// What a status report did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportOutcome {
-    /// The job is now `delivered` or `undelivered`.
-    Recorded { job_id: String, status: JobStatus },
+    /// The job is now `delivered` or `undelivered`; `call` is the voice job that now calls
+    /// with the same code (`code.fallback = "voice"`).
+    Recorded {
+        job_id: String,
+        status: JobStatus,
+        call: Option<String>,
+    },
     /// The job already had its report (or moved on): nothing changed.
     Unchanged,
     /// No sent job has this message id and number (yet): kept an hour in case our `sent`
@@ -31,10 +38,17 @@ pub enum ReportOutcome {
 }
 
 impl Intake {
-    pub async fn record_report(&self, report: &StatusReport) -> Result<ReportOutcome, StoreError> {
+    /// Records a status report. `voice_fallback` is the day's voice cap when an undelivered
+    /// text's code is to be called (`code.fallback = "voice"`).
+    pub async fn record_report(
+        &self,
+        report: &StatusReport,
+        voice_fallback: Option<u32>,
+    ) -> Result<ReportOutcome, StoreError> {
         let k = self.of_mobile(&report.mobile);
         let (id, mobile) = (report.message_id.as_str(), report.mobile.as_str());
         let now = now_ms();
+        let w = super::windows::windows(now);
         // A job id from `reqId` counts only on the number's own shard (where its job is).
         let req_id = report
             .req_id
@@ -48,6 +62,8 @@ impl Intake {
             stats: k.stats(now / 60_000),
             req_job_key: req_job,
             by_mobile: k.by_mobile(mobile),
+            stream: k.jobs(),
+            voice_key: k.voice_daily(mobile, &w.day),
             job_prefix: k.job_prefix(),
             delivered: if report.delivered { "1" } else { "0" },
             deliver_code: &report.deliver_code,
@@ -57,6 +73,11 @@ impl Intake {
             events_maxlen: self.retention.events_maxlen,
             req_id: req_id.map_or("", |j| j.as_str()),
             message_id: id,
+            otp_prefix: k.otp(""),
+            code_prefix: k.code_prefix(),
+            mobile,
+            voice_limit: voice_fallback.unwrap_or(0),
+            voice_ttl_ms: w.day_left_ms,
         }
         .call(&mut self.conn())
         .await?;
@@ -66,6 +87,7 @@ impl Intake {
             status @ ("delivered" | "undelivered") => ReportOutcome::Recorded {
                 job_id: field(&reply, 1)?.to_owned(),
                 status: parse_status(status)?,
+                call: reply.get(2).cloned(),
             },
             other => return Err(StoreError::Reply(format!("report: {other:?}"))),
         })

@@ -62,7 +62,9 @@ elseif status == 'dead' then
   extra[#extra + 1] = 'dead_entry'
   extra[#extra + 1] = bury(dead, now, ttl, dead_maxlen,
     {'job', received_job, 'error', err, 'attempts', attempt, 'ts', now})
-else
+elseif not (status == 'sent' and redis.call('HEXISTS', job_key, 'fallback') == 1) then
+  -- A text that may still fall back to a call (`code.fallback`) keeps its sealed code until
+  -- the code expires (the otp key's own TTL); any other end drops it now.
   redis.call('DEL', otp)
 end
 record(job_key, events, job_id, status, attempt, err, now, ttl, events_maxlen, extra, account)
