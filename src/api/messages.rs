@@ -24,8 +24,12 @@ pub(super) struct MessageBody {
         example = "13800138000"
     )]
     to: String,
-    /// The provider's template id.
-    #[schema(pattern = "^[0-9]{1,32}$", example = "2")]
+    /// The provider's own template id (digits), or a template name each account maps to its
+    /// own id (`templates` in `[providers.<name>]`), e.g. `order_shipped`.
+    #[schema(
+        pattern = "^([0-9]{1,32}|[a-z][a-z0-9_]{0,31})$",
+        example = "order_shipped"
+    )]
     template_id: String,
     /// The template's values, in order.
     #[schema(max_items = 20, example = json!(["order 42", "shipped"]))]
@@ -52,6 +56,15 @@ pub(super) async fn enqueue(
         .map_err(|e| ApiError::bad_request("invalid_mobile", e.to_string()))?;
     let template_id = TemplateId::parse(&value.template_id)
         .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
+    if template_id.is_name() && !mapped(&state, &template_id) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!(
+                "template_id {template_id:?} is a name no account on the messages route maps \
+                 (templates in [providers.<name>])"
+            ),
+        ));
+    }
     if value.datas.len() > MAX_DATAS
         || value
             .datas
@@ -72,4 +85,14 @@ pub(super) async fn enqueue(
     };
     let accepted = state.codes.enqueue_message(request).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// Whether some account on the messages route maps this template name (else nothing could
+/// send it: refused now, rather than failed later).
+fn mapped(state: &AppState, name: &TemplateId) -> bool {
+    let providers = &state.codes.settings().providers;
+    providers
+        .on_route("messages")
+        .iter()
+        .any(|a| a.templates.contains_key(name.as_str()))
 }

@@ -299,14 +299,9 @@ impl Codes {
     /// A voice code needs a Ronglian account on the purpose's route, and a code a call can
     /// read out. The hours (`code.voice_quiet_hours`) are [`Codes::voice_allowed`]'s.
     fn voice_route(&self, purpose: &Purpose) -> Result<(), CodeError> {
-        let providers = &self.settings.providers;
-        let names = match providers.route(purpose.as_str()) {
-            crate::config::Route::Ordered(names) => names.clone(),
-            crate::config::Route::Weighted(w) => w.iter().map(|(n, _)| n.clone()).collect(),
-        };
-        let calls = names.iter().filter_map(|n| providers.account(n));
-        if !calls
-            .into_iter()
+        let route = self.settings.providers.on_route(purpose.as_str());
+        if !route
+            .iter()
             .any(|a| a.kind == crate::provider::Kind::Ronglian)
         {
             return Err(CodeError::VoiceUnavailable(

@@ -191,6 +191,16 @@ impl ProviderAccounts {
         self.accounts.iter().find(|a| a.name == name)
     }
 
+    /// The accounts of a route (`default` when there is no route of that name), in its
+    /// order (by name for weights).
+    pub fn on_route(&self, name: &str) -> Vec<&AccountSettings> {
+        let names: Vec<&str> = match self.route(name) {
+            Route::Ordered(names) => names.iter().map(String::as_str).collect(),
+            Route::Weighted(weights) => weights.iter().map(|(n, _)| n.as_str()).collect(),
+        };
+        names.into_iter().filter_map(|n| self.account(n)).collect()
+    }
+
     /// Points every account at `url`: `smsq dev` and the tests, where one simulator serves
     /// all three kinds.
     pub fn use_base_url(&mut self, url: &str) -> Result<(), ConfigError> {

@@ -302,7 +302,14 @@ impl Settings {
                     raw.code.max_verify_attempts,
                 )?,
                 template_id: TemplateId::parse(&raw.code.template_id)
-                    .map_err(|e| ConfigError::new("code.template_id", e.to_string()))?,
+                    .ok()
+                    .filter(|t| !t.is_name())
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            "code.template_id",
+                            "must be 1-32 digits (the provider's id)",
+                        )
+                    })?,
                 voice: VoiceSettings {
                     daily_limit_per_mobile: count(
                         "code.voice_daily_limit_per_mobile",

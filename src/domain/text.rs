@@ -44,20 +44,33 @@ impl fmt::Display for Purpose {
     }
 }
 
-/// A Ronglian template id: the provider requires digits only (its error 160057).
+/// A template: a provider's own id (digits, as Ronglian and Tencent number them), or a name
+/// (`order_shipped`) that each provider account maps to its own id (`templates`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TemplateId(String);
 
 impl TemplateId {
     /// What [`TemplateId::parse`] takes, for the OpenAPI document.
-    pub const PATTERN: &str = "^[0-9]{1,32}$";
+    pub const PATTERN: &str = "^([0-9]{1,32}|[a-z][a-z0-9_]{0,31})$";
 
     pub fn parse(input: &str) -> Result<Self, InvalidText> {
-        if (1..=32).contains(&input.len()) && input.bytes().all(|b| b.is_ascii_digit()) {
+        let digits = input.bytes().all(|b| b.is_ascii_digit());
+        let name = input.starts_with(|c: char| c.is_ascii_lowercase())
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if (1..=32).contains(&input.len()) && (digits || name) {
             Ok(Self(input.to_owned()))
         } else {
-            Err(InvalidText("template_id must be 1-32 digits"))
+            Err(InvalidText(
+                "template_id must be 1-32 digits (a provider's id) or a name of [a-z0-9_] starting with a letter",
+            ))
         }
+    }
+
+    /// A name the accounts map, not a provider's own id.
+    pub fn is_name(&self) -> bool {
+        !self.0.bytes().all(|b| b.is_ascii_digit())
     }
 
     pub fn as_str(&self) -> &str {
@@ -102,8 +115,9 @@ mod tests {
     #[test]
     fn template_ids() {
         assert!(TemplateId::parse("1").is_ok());
-        assert!(TemplateId::parse("123456").is_ok());
-        for bad in ["", "a1", "1 ", "-1", &"1".repeat(33)] {
+        assert!(!TemplateId::parse("123456").unwrap().is_name());
+        assert!(TemplateId::parse("order_shipped").unwrap().is_name());
+        for bad in ["", "1a", "A1", "_a", "1 ", "-1", "a-b", &"1".repeat(33)] {
             assert!(TemplateId::parse(bad).is_err(), "{bad}");
         }
     }

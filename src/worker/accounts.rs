@@ -47,10 +47,15 @@ impl Account {
     }
 
     /// This account's template for `job`, `None` when it has none for it (then the job
-    /// does not go through it). A message's id goes as is unless the account maps it.
+    /// does not go through it). A message's template name must be mapped by the account; a
+    /// provider's own id goes as is unless the account maps it.
     pub fn template_for<'a>(&'a self, job: &'a Job) -> Option<&'a str> {
         let s = &self.settings;
         match (job.kind, &job.purpose) {
+            (JobKind::Message, _) if job.template_id.is_name() => s
+                .templates
+                .get(job.template_id.as_str())
+                .map(String::as_str),
             _ if s.legacy => Some(job.template_id.as_str()),
             (JobKind::Code, Some(purpose)) => s
                 .templates

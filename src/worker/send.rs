@@ -233,7 +233,11 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
 /// attempt, until an operator enables one or the code expires).
 fn no_account(ctx: &Context, job: &Job, candidates: &[&Account]) -> Called {
     let (outcome, why) = if candidates.is_empty() {
-        let why = "no provider account on its route has a template for it".to_owned();
+        let why = match job.channel {
+            Channel::Voice => "no provider account on its route makes calls",
+            Channel::Sms => "no provider account on its route has a template for it",
+        }
+        .to_owned();
         let failure = ProviderFailure {
             error: format!("not sent: {why}"),
             provider_status: "no_account".to_owned(),
@@ -444,9 +448,15 @@ async fn call_provider(
                 .map(|c| c.expose().to_owned())
                 .chain(job.datas.iter().cloned())
                 .collect();
-            let template_id = account
-                .template_for(job)
-                .expect("candidates only holds accounts with a template for the job");
+            // `candidates` only holds accounts that take the job; should one not, it is a
+            // fault of that account's configuration, not a panic.
+            let Some(template_id) = account.template_for(job) else {
+                return Err(SendError::Rejected {
+                    kind: account.sender.kind(),
+                    code: "no_template".to_owned(),
+                    message: "this account has no template for the job".to_owned(),
+                });
+            };
             let sms = TemplateSms {
                 to: job.to.as_str(),
                 template_id,

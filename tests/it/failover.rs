@@ -736,3 +736,50 @@ async fn a_lone_account_keeps_sending_while_its_circuit_is_open_and_it_closes_af
     }
     send_until(&app, "ronglian", 42_000, "the circuit closed", closed).await;
 }
+
+/// The app names a message template (`order_shipped`); each account maps it to its own id,
+/// and an account that does not is not on that message's way. A name nobody maps is refused.
+#[tokio::test]
+async fn a_named_message_template_goes_through_the_accounts_that_map_it() {
+    let fake = fake().await;
+    let app = spawn_app(two_accounts(&fake, |c| {
+        let tc = c.providers.get_mut("tc").unwrap();
+        tc.templates.insert("order_shipped".into(), "77".into());
+    }))
+    .await;
+    let (_worker, _stop) = app.spawn_worker(&fake.base_url(), 4);
+    let (status, body) = app
+        .call(
+            "/v1/messages",
+            json!({"to": "13800138391", "template_id": "order_shipped", "datas": ["42"]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let job = wait_for_status(&app, body["job_id"].as_str().unwrap(), "sent").await;
+    assert_eq!(
+        job["provider"], "tc",
+        "rl, first on the route, has no order_shipped"
+    );
+    let m = fake
+        .messages()
+        .into_iter()
+        .find(|m| m.to == "13800138391")
+        .unwrap();
+    assert_eq!((m.kind.as_str(), m.template_id.as_str()), ("tencent", "77"));
+
+    let (status, body) = app
+        .call(
+            "/v1/messages",
+            json!({"to": "13800138392", "template_id": "no_such_one", "datas": []}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("no_such_one"),
+        "{body}"
+    );
+}

@@ -27,10 +27,12 @@ end
 local function open(ms, text)
   local to = now + ms
   if state == 'open' and until_ms > to then to = until_ms end
-  if state ~= 'open' then trail('provider_open', text) end
+  if state ~= 'open' then
+    trail('provider_open', text)
+    redis.call('HINCRBY', circuit, 'opened', 1)
+  end
   redis.call('HSET', circuit, 'state', 'open', 'until', to, 'reason', text)
   redis.call('HDEL', circuit, 'wstart', 'werrs', 'probes', 'probe_ok', 'probe_ms')
-  redis.call('HINCRBY', circuit, 'opened', 1)
   state, until_ms, why = 'open', to, text
 end
 
@@ -61,7 +63,8 @@ if op == 'permit' then
   end
 elseif op == 'ok' then
   if state == 'half' and redis.call('HINCRBY', circuit, 'probe_ok', 1) >= probes then
-    redis.call('HDEL', circuit, 'state', 'until', 'wstart', 'werrs', 'probes', 'probe_ok', 'probe_ms')
+    redis.call('HDEL', circuit, 'state', 'until', 'reason', 'wstart', 'werrs', 'probes',
+      'probe_ok', 'probe_ms')
     trail('provider_closed', probes .. ' probe sends went through')
     state, why = 'closed', ''
   end
