@@ -118,7 +118,7 @@ impl Secrets {
     }
 
     /// Which secrets are set, for `smsq config`: ids shortened, everything else hidden.
-    pub fn summary(&self) -> [(&'static str, String); 11] {
+    pub fn summary(&self) -> [(&'static str, String); 12] {
         let shown = |set: bool| if set { "set (hidden)" } else { "not set" }.to_owned();
         let id = |id: &Option<String>| id.as_deref().map_or("not set".to_owned(), mask_id);
         let tokens = match self.api_tokens.len() {
@@ -154,6 +154,16 @@ impl Secrets {
             ),
             ("SMSQ_CAPTCHA_SECRET", shown(self.captcha.secret.is_some())),
             ("SMSQ_CAPTCHA_SECRET_ID", id(&self.captcha.secret_id)),
+            (
+                "SMSQ_PROVIDER_*",
+                match self.providers.len() {
+                    0 => "not set".to_owned(),
+                    n => {
+                        let names: Vec<&str> = self.providers.keys().map(String::as_str).collect();
+                        format!("{n} set (hidden): {}", names.join(", "))
+                    }
+                },
+            ),
             (
                 "SMSQ_TEST_NUMBERS",
                 match self.test_numbers.len() {
