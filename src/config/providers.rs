@@ -493,3 +493,119 @@ fn millis(key: &str, v: u64) -> Result<Duration, ConfigError> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Defaults<'static> {
+        Defaults {
+            legacy_base_url: "https://app.cloopen.com:8883",
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+            rate_per_sec: NonZeroU32::new(100).unwrap(),
+            burst: NonZeroU32::new(20).unwrap(),
+            code_template: "1",
+        }
+    }
+
+    fn failover() -> RawFailover {
+        RawFailover {
+            error_window_secs: 10,
+            error_threshold: 5,
+            cool_down_secs: 30,
+            probes: 3,
+        }
+    }
+
+    fn parse(toml_text: &str) -> Result<ProviderAccounts, ConfigError> {
+        #[derive(Deserialize)]
+        struct Doc {
+            #[serde(default)]
+            providers: BTreeMap<String, RawAccount>,
+            #[serde(default)]
+            routing: BTreeMap<String, RawRoute>,
+        }
+        let doc: Doc = toml::from_str(toml_text).unwrap();
+        from_raw(&doc.providers, &doc.routing, &failover(), defaults())
+    }
+
+    #[test]
+    fn without_providers_the_provider_section_is_one_account_named_ronglian() {
+        let p = parse("").unwrap();
+        assert_eq!(p.accounts.len(), 1);
+        let a = p.primary();
+        assert!(a.legacy && a.name == "ronglian" && a.kind == Kind::Ronglian);
+        assert_eq!(a.code_template.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn each_mistake_names_its_key() {
+        let cases = [
+            (
+                "[providers.a]\nkind = \"ronglian\"\ncode_template = \"1\"\n[providers.b]\nkind = \"ronglian\"\ncode_template = \"1\"",
+                "routing.default",
+            ),
+            (
+                "[providers.a]\nkind = \"ronglian\"\ncode_template = \"1\"\n[routing.default]\norder = [\"a\", \"zz\"]",
+                "routing.default",
+            ),
+            (
+                "[providers.a]\nkind = \"sinch\"\ncode_template = \"1\"",
+                "providers.a.kind",
+            ),
+            (
+                "[providers.t]\nkind = \"tencent\"\nsign_name = \"s\"\ncode_template = \"1\"",
+                "providers.t.app_id",
+            ),
+            (
+                "[providers.t]\nkind = \"aliyun\"\ncode_template = \"SMS_1\"",
+                "providers.t.sign_name",
+            ),
+            (
+                "[providers.t]\nkind = \"aliyun\"\nsign_name = \"s\"\ncode_template = \"SMS-1\"",
+                "providers.t.code_template",
+            ),
+            (
+                "[providers.r]\nkind = \"ronglian\"\ntemplates = { login = \"abc\" }",
+                "providers.r.templates.login",
+            ),
+            (
+                "[providers.r]\nkind = \"ronglian\"",
+                "providers.r.code_template",
+            ),
+            (
+                "[providers.R]\nkind = \"ronglian\"\ncode_template = \"1\"",
+                "providers.R",
+            ),
+            (
+                "[providers.r]\nkind = \"ronglian\"\ncode_template = \"1\"\n[routing.default]\norder = [\"r\"]\nweights = { r = 1 }",
+                "routing.default",
+            ),
+            ("[routing.default]\norder = [\"r\"]", "routing"),
+        ];
+        for (text, key) in cases {
+            let e = parse(text).expect_err(text);
+            assert_eq!(e.key, key, "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn credentials_come_from_their_variables_and_a_missing_one_is_named() {
+        let p = parse("[providers.tc-1]\nkind = \"tencent\"\napp_id = \"1400000000\"\nsign_name = \"s\"\ncode_template = \"1\"").unwrap();
+        let a = &p.accounts[0];
+        let mut secrets = Secrets::default();
+        secrets
+            .providers
+            .insert("SMSQ_PROVIDER_TC_1_SECRET_ID".into(), Secret::new("AKIDx"));
+        let e = a.credentials(&secrets).unwrap_err();
+        assert_eq!(e.key, "SMSQ_PROVIDER_TC_1_SECRET_KEY");
+        secrets
+            .providers
+            .insert("SMSQ_PROVIDER_TC_1_SECRET_KEY".into(), Secret::new("k"));
+        assert!(matches!(
+            a.credentials(&secrets).unwrap(),
+            Credentials::Tencent { ref secret_id, .. } if secret_id == "AKIDx"
+        ));
+    }
+}
