@@ -1,4 +1,6 @@
-//! smsq: SMS verification codes for web apps, delivered through Ronglian (容联云) TemplateSMS.
+//! smsq: SMS verification codes for web apps, delivered through Chinese SMS providers: Ronglian
+//! (容联云) TemplateSMS, Tencent Cloud SMS and Aliyun SMS accounts, with fleet-wide failover, and
+//! voice codes through Ronglian `VoiceVerify`.
 //!
 //! Two processes share one Redis, or one Redis Cluster with the queue split into shards
 //! (each atomic step on one shard's hash tag, so on one slot):
@@ -10,9 +12,11 @@
 //!   Redis before a constant-time comparison.
 //! * **`smsq worker`** ([`worker`]) — a consumer group on the stream, through the worker's
 //!   store ([`store::Queue`]); for each job it opens the code just before sending, calls the
-//!   [`provider`], and writes the outcome, drops the code and acks the entry in one script. Failures are classified once ([`provider::classify`])
-//!   into retry, back off, pause every worker, or give up. Every worker shares one send rate
-//!   and one pause through Redis, keeps a heartbeat, and reclaims the jobs of dead workers.
+//!   [`provider`] through the first healthy account of the job's route, and writes the
+//!   outcome, drops the code and acks the entry in one script. Failures are classified once
+//!   per kind ([`provider::classify`]) into retry, back off, pause the account, move to the
+//!   next account, or give up. Every worker shares each account's send rate, pause and
+//!   circuit through Redis, keeps a heartbeat, and reclaims the jobs of dead workers.
 //!
 //! Around them: [`startup`] wires both (the binary, `smsq dev` and the tests alike); the
 //! operators' store ([`store::Records`]) and one [`snapshot`] of the queue feed [`ops`]
