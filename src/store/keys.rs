@@ -110,7 +110,7 @@ impl Keys {
             None => self.rate(),
         }
     }
-    /// A named account's pause, as [`FleetKeys::pause`] is the unnamed account's.
+    /// A named account's pause, as [`Keys::pause`] is the unnamed account's.
     pub fn pause_of(&self, account: Option<&str>) -> String {
         match account {
             Some(name) => format!("{}:pause:{name}", self.tag),
