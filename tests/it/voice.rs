@@ -11,16 +11,37 @@ fn any_hour(c: &mut smsq::config::RawConfig) {
     c.code.voice_quiet_hours = String::new();
 }
 
+/// The simulator (reports after 20 ms, `undelivered_rate` of them undelivered, texts'
+/// reports to the API) and a worker that tells the platform to post each call's result to
+/// the API's own path.
+async fn calling(
+    app: &crate::common::App,
+    undelivered_rate: f64,
+) -> (
+    smsq::dev::fake::FakeHandle,
+    (
+        tokio::task::JoinHandle<smsq::worker::Report>,
+        tokio_util::sync::CancellationToken,
+    ),
+) {
+    let mut opts = fake_options();
+    opts.report_delay_ms = 20;
+    opts.undelivered_rate = undelivered_rate;
+    opts.report_url = Some(format!(
+        "{}/v1/provider/ronglian/reports/{REPORTS_TOKEN}",
+        app.base
+    ));
+    let fake = spawn_fake(opts).await;
+    let mut worker = (*app.settings).clone();
+    worker.code.voice.callback_base = Some(reqwest::Url::parse(&app.base).unwrap());
+    let running = spawn_worker(&worker, &fake.base_url(), 4);
+    (fake, running)
+}
+
 #[tokio::test]
 async fn a_voice_code_is_called_reported_and_verifies_like_a_text() {
     let app = spawn_app(settings(any_hour)).await;
-    let mut opts = fake_options();
-    opts.report_delay_ms = 20;
-    let fake = spawn_fake(opts).await;
-    // The worker tells the platform where to post the call's result: the API's own path.
-    let mut worker = (*app.settings).clone();
-    worker.code.voice.callback_base = Some(reqwest::Url::parse(&app.base).unwrap());
-    let (_worker, _stop) = spawn_worker(&worker, &fake.base_url(), 4);
+    let (fake, _worker) = calling(&app, 0.0).await;
 
     let (status, body) = app
         .call(
@@ -96,13 +117,7 @@ async fn a_voice_code_is_called_reported_and_verifies_like_a_text() {
 #[tokio::test]
 async fn an_unanswered_call_is_recorded_undelivered() {
     let app = spawn_app(settings(any_hour)).await;
-    let mut opts = fake_options();
-    opts.report_delay_ms = 20;
-    opts.undelivered_rate = 1.0;
-    let fake = spawn_fake(opts).await;
-    let mut worker = (*app.settings).clone();
-    worker.code.voice.callback_base = Some(reqwest::Url::parse(&app.base).unwrap());
-    let (_worker, _stop) = spawn_worker(&worker, &fake.base_url(), 4);
+    let (_fake, _worker) = calling(&app, 1.0).await;
     let (_, body) = app
         .call(
             "/v1/codes",
@@ -241,17 +256,7 @@ fn fallback(c: &mut smsq::config::RawConfig) {
 #[tokio::test]
 async fn an_undelivered_text_is_called_once_with_the_same_code() {
     let app = spawn_app(settings(fallback)).await;
-    let mut opts = fake_options();
-    opts.report_delay_ms = 20;
-    opts.undelivered_rate = 1.0;
-    opts.report_url = Some(format!(
-        "{}/v1/provider/ronglian/reports/{REPORTS_TOKEN}",
-        app.base
-    ));
-    let fake = spawn_fake(opts).await;
-    let mut worker = (*app.settings).clone();
-    worker.code.voice.callback_base = Some(reqwest::Url::parse(&app.base).unwrap());
-    let (_worker, _stop) = spawn_worker(&worker, &fake.base_url(), 4);
+    let (fake, _worker) = calling(&app, 1.0).await;
 
     let (_, body) = app
         .call(
