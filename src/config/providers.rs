@@ -221,12 +221,9 @@ impl ProviderAccounts {
 
     /// The first account: what `smsq send` and the bench's floor use.
     pub fn primary(&self) -> &AccountSettings {
-        let first = match self.route("default") {
-            Route::Ordered(names) => names.first(),
-            Route::Weighted(names) => names.first().map(|(n, _)| n),
-        };
-        first
-            .and_then(|n| self.account(n))
+        self.on_route("default")
+            .first()
+            .copied()
             .unwrap_or(&self.accounts[0])
     }
 }

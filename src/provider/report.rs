@@ -266,19 +266,17 @@ pub fn parse_aliyun(body: &[u8]) -> Result<Vec<StatusReport>, ReportError> {
 
 /// `yyyy-MM-dd HH:mm:ss` in Beijing time (the vendors' callbacks) → RFC 3339 UTC.
 fn dashed_rfc3339(beijing_time: &str) -> String {
-    NaiveDateTime::parse_from_str(beijing_time, "%Y-%m-%d %H:%M:%S")
-        .ok()
-        .and_then(|t| beijing().from_local_datetime(&t).single())
-        .map(|t| {
-            t.with_timezone(&Utc)
-                .to_rfc3339_opts(SecondsFormat::Secs, true)
-        })
-        .unwrap_or_default()
+    beijing_to_rfc3339(beijing_time, "%Y-%m-%d %H:%M:%S")
 }
 
 /// `yyyyMMddHHmmss` in Beijing time → RFC 3339 UTC.
 fn rfc3339(beijing_time: &str) -> String {
-    NaiveDateTime::parse_from_str(beijing_time, "%Y%m%d%H%M%S")
+    beijing_to_rfc3339(beijing_time, "%Y%m%d%H%M%S")
+}
+
+/// A Beijing wall-clock time in `format` → RFC 3339 UTC; empty if unreadable.
+fn beijing_to_rfc3339(beijing_time: &str, format: &str) -> String {
+    NaiveDateTime::parse_from_str(beijing_time, format)
         .ok()
         .and_then(|t| beijing().from_local_datetime(&t).single())
         .map(|t| {

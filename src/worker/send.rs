@@ -297,18 +297,20 @@ impl Through<'_> {
         loop {
             let account = choice.account;
             let result = call_provider(ctx, account, job, code).await;
-            let moved_on = match &result {
+            // Classified once: what to do now, and where the next attempt goes.
+            let failure = result.as_ref().err().map(|e| (e, e.verdict()));
+            let moved_on = match failure {
                 // A probe's success counts towards closing; so does any success through an
                 // account this worker last saw unhealthy (the only one left on a route is
                 // sent through anyway, and its circuit must be able to close).
-                Ok(_) if choice.probe || accounts.unhealthy(account.name()) => {
+                None if choice.probe || accounts.unhealthy(account.name()) => {
                     accounts
                         .report(&ctx.queue, account.name(), CircuitOp::Ok)
                         .await;
                     None
                 }
-                Ok(_) => None,
-                Err(e) => match e.verdict() {
+                None => None,
+                Some((e, verdict)) => match verdict {
                     Verdict {
                         action: Action::AccountFault,
                         reason,
@@ -356,9 +358,8 @@ impl Through<'_> {
                     continue;
                 }
             }
-            let failed = result.as_ref().err();
-            let unknown = failed.is_some_and(SendError::is_unknown_outcome);
-            let transient = failed.is_some_and(|e| e.verdict().action == Action::Retry);
+            let unknown = failure.is_some_and(|(e, _)| e.is_unknown_outcome());
+            let transient = failure.is_some_and(|(_, v)| v.action == Action::Retry);
             let (outcome, attempts) = outcome_of(ctx, job, result);
             // An unknown outcome is retried there once, with the same request id (the vendor
             // may recognise it); then, like any transient failure, elsewhere first.
