@@ -103,6 +103,25 @@ enum Command {
         #[arg(long)]
         no_follow: bool,
     },
+    /// Follow the fleet and write every job that finished as one JSON line (its record and
+    /// history), for audit kept longer than Redis keeps records. Resumes where it stopped.
+    Export {
+        /// Append to this file (it is also where the follower resumes from); default stdout.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Stay this far behind the newest event, so an early delivery report is in the line.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        settle: Duration,
+        /// The follower's name: where a follower to stdout keeps its cursor in Redis.
+        #[arg(long, default_value = "export")]
+        name: String,
+        /// With nothing to resume from, start at the newest event instead of the oldest kept.
+        #[arg(long)]
+        from_now: bool,
+        /// Go on when events after the cursor were already trimmed (else exit 1 and say so).
+        #[arg(long)]
+        accept_gap: bool,
+    },
     /// Validate the configuration and print the effective one, secrets masked.
     Config,
 }
@@ -281,6 +300,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             println!("{text}");
+            Ok(())
+        }
+        Command::Export {
+            out,
+            settle,
+            name,
+            from_now,
+            accept_gap,
+        } => {
+            let records = application(load()?.1)?.records();
+            let opts = ops::export::ExportOptions {
+                out,
+                settle,
+                name,
+                from_now,
+                accept_gap,
+            };
+            let lines = ops::export::follow(&records, &opts, smsq::shutdown::on_signal()).await?;
+            eprintln!("smsq export: {lines} line(s) written");
             Ok(())
         }
         Command::Resume => {

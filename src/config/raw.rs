@@ -147,7 +147,7 @@ pub struct RawRetry {
 #[serde(deny_unknown_fields)]
 pub struct RawStream {
     pub maxlen: u64,
-    pub events_maxlen: u64,
+    pub events_retention_secs: u64,
     pub dead_maxlen: u64,
 }
 

@@ -223,7 +223,7 @@ pub struct RetrySettings {
 #[derive(Debug, Clone)]
 pub struct StreamSettings {
     pub maxlen: u64,
-    pub events_maxlen: u64,
+    pub events_keep_ms: u64,
     pub dead_maxlen: u64,
 }
 
@@ -437,12 +437,12 @@ impl Settings {
             },
             stream: StreamSettings {
                 maxlen: ranged("stream.maxlen", raw.stream.maxlen, 1000, u64::MAX)?,
-                events_maxlen: ranged(
-                    "stream.events_maxlen",
-                    raw.stream.events_maxlen,
-                    100,
-                    u64::MAX,
-                )?,
+                events_keep_ms: ranged(
+                    "stream.events_retention_secs",
+                    raw.stream.events_retention_secs,
+                    1,
+                    366 * 86_400,
+                )? * 1000,
                 dead_maxlen: ranged("stream.dead_maxlen", raw.stream.dead_maxlen, 1, u64::MAX)?,
             },
             status: StatusSettings {

@@ -14,6 +14,7 @@ mod shard;
 mod text;
 
 pub(crate) use code::hex as hex_lower;
+pub(crate) use code::hex;
 pub use code::{Code, Hasher};
 pub use entry_id::EntryId;
 pub use event::{EventFilter, EventType};

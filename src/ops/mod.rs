@@ -3,6 +3,7 @@
 //! job; this module decides what the numbers mean and prints them.
 
 pub mod dlq;
+pub mod export;
 pub mod guard;
 pub mod pause;
 pub mod provider;

@@ -158,7 +158,12 @@ fn queue(out: &mut String, s: &Snapshot) {
             }
             _ => " (no maxmemory set)".to_owned(),
         };
-        let _ = writeln!(out, "redis      {} MB used{of}", used >> 20);
+        let retained = s
+            .redis
+            .retained_jobs
+            .map(|n| format!(", ≈{n} job records retained"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "redis      {} MB used{of}{retained}", used >> 20);
     }
 }
 

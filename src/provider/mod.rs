@@ -31,6 +31,11 @@ use std::time::Duration;
 /// else.
 pub const API_VERSION: &str = "2013-12-26";
 
+/// How long after a send a delivery report may still come and find its job (3 days). No
+/// vendor documents a window; carriers retry an undelivered SMS for up to 48–72 hours and
+/// report after that, so a later report is treated as not ours (docs/provider.md).
+pub const REPORT_WINDOW_SECS: u64 = 3 * 86_400;
+
 /// Which vendor's protocol an account speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -52,6 +57,14 @@ impl Kind {
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether this vendor's delivery report names the job itself: Ronglian echoes `reqId`
+    /// (and a call's `userData`), Aliyun `OutId`, both the job id. Tencent's report has only
+    /// its own `sid`, so a `sent` Tencent job keeps an index from that `sid` to the job for as
+    /// long as a report may come ([`REPORT_WINDOW_SECS`]).
+    pub fn report_names_the_job(self) -> bool {
+        !matches!(self, Kind::Tencent)
     }
 
     /// The vendor's public endpoint.

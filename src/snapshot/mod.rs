@@ -52,6 +52,9 @@ pub struct RedisView {
     pub used_memory: Option<u64>,
     /// `maxmemory`, bytes; `null` when unknown, `0` for no limit.
     pub maxmemory: Option<u64>,
+    /// About how many job records Redis holds (those of the last `status.ttl_secs`, counted
+    /// per hour as they were made); `null` when it could not be read.
+    pub retained_jobs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -258,6 +261,7 @@ impl Snapshot {
                 maxmemory_policy: s.maxmemory_policy.clone(),
                 used_memory: s.memory.map(|m| m.0),
                 maxmemory: s.memory.map(|m| m.1),
+                retained_jobs: s.retained_jobs,
             },
             webhooks: Vec::new(),
             halt: None,

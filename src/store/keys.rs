@@ -152,13 +152,28 @@ impl Keys {
     pub fn job_prefix(&self) -> String {
         format!("{}:job:", self.tag)
     }
-    /// The newest jobs to a number (sorted set of job ids by creation ms), for support.
+    /// The newest jobs to a number, for support: their ids as 16 bytes each, newest first.
     pub fn by_mobile(&self, mobile: &str) -> String {
+        format!("{}:mob:{mobile}", self.tag)
+    }
+    /// What an older build kept as [`Keys::by_mobile`]: a sorted set of job ids by creation
+    /// ms. Read (never written) until the last one expires.
+    pub fn by_mobile_before(&self, mobile: &str) -> String {
         format!("{}:mobile:{mobile}", self.tag)
     }
     /// Per-minute counts of job outcomes; `minute` is Unix ms / 60 000.
     pub fn stats(&self, minute: i64) -> String {
         format!("{}:stats:{minute}", self.tag)
+    }
+    /// Jobs made per Unix hour (field: ms / 3 600 000) on this shard, the hours of the
+    /// retention only: the count of retained job records. Written next to [`Keys::events`]
+    /// by `enqueue` in lib.lua, which derives it from that key.
+    pub fn made(&self) -> String {
+        format!("{}:made", self.tag)
+    }
+    /// Where `smsq export --name <name>` (to stdout) got to on this shard's events stream.
+    pub fn export(&self, name: &str) -> String {
+        format!("{}:export:{name}", self.tag)
     }
     /// How many shards the queue is laid out in (shard 0 only), checked at start-up.
     pub fn layout(&self) -> String {

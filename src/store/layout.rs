@@ -128,6 +128,24 @@ impl Store {
         Some((field("used_memory")?, field("maxmemory")?))
     }
 
+    /// About how many job records Redis holds: the jobs made in the hours of the retention
+    /// (`made` on each shard), the oldest hour counted for the part of it still retained.
+    pub async fn retained_jobs(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let ttl_ms = self.retention.status_ttl_secs as i64 * 1000;
+        let from = now_ms - ttl_ms;
+        let mut total = 0.0;
+        for shard in self.shards.all() {
+            let made: std::collections::HashMap<i64, u64> =
+                self.conn().hgetall(self.keys(shard).made()).await?;
+            for (hour, n) in made {
+                let (start, end) = (hour * 3_600_000, (hour + 1) * 3_600_000);
+                let kept = (end - start.max(from)).clamp(0, 3_600_000) as f64 / 3_600_000.0;
+                total += n as f64 * kept;
+            }
+        }
+        Ok(total.round() as u64)
+    }
+
     /// Logs loudly at start when Redis may evict smsq's keys (`smsq status` says it too).
     pub async fn warn_if_evicting(&self) {
         if let Some(policy) = self.maxmemory_policy().await.filter(|p| p != "noeviction") {

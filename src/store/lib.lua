@@ -4,14 +4,71 @@
 local TERMINAL = {sent = true, failed = true, dead = true, expired = true, superseded = true,
   delivered = true, undelivered = true}
 
--- A job's own history lives in its record (field `hist`): read with the record in O(its own
--- events), kept exactly as long, whatever the traffic. Events are separated by \30 and their
--- fields (ts, status, attempt, error, and the provider account when one was used) by \31;
--- the newest HISTORY_MAX are kept.
+-- The job record (docs/contract.md "Job records") is a small hash that stays a listpack: short
+-- field names, no field longer than 64 bytes in an ordinary job, nothing another field or
+-- the key already says. `s` status, `a` attempts, `c` created (ms), `m` the masked number as
+-- its first three and last four digits, `p` purpose (code jobs), `k` kind (other jobs), `ps`
+-- the provider's status, `i` its message id, `e` the last error, `dt` the handset's receipt
+-- (s after `c`), `h` the history. Records written before this layout (`status`, `attempts`,
+-- `created_ms`, `hist`) are still read: their fields are the fallbacks below.
+
+-- A job's status, from either layout.
+local function status_of(job_key)
+  local v = redis.call('HMGET', job_key, 's', 'status')
+  return v[1] or v[2]
+end
+
+-- The history's status letters (`h`): one byte each instead of the word.
+local LETTER = {queued = 'q', sending = 's', sent = 'S', retrying = 'r', failed = 'f',
+  dead = 'x', expired = 'e', superseded = 'u', delivered = 'd', undelivered = 'n',
+  replayed = 'p'}
+
+-- At most n bytes of s, cut before a UTF-8 continuation byte (never inside a character).
+local function clip(s, n)
+  if #s <= n then return s end
+  local i = n
+  while i > 0 do
+    local b = string.byte(s, i + 1)
+    if b < 0x80 or b >= 0xC0 then break end
+    i = i - 1
+  end
+  return string.sub(s, 1, i)
+end
+
+-- The masked number as the record keeps it: `138****8000` → `1388000` (an integer, which a
+-- listpack stores in 4 bytes).
+local function short_mobile(masked)
+  return string.sub(masked, 1, 3) .. string.sub(masked, -4)
+end
+
+-- 32 lower-case hex digits as the 16 bytes they spell (a job id, Ronglian's smsMessageSid).
+local function packed_hex(id)
+  return (string.gsub(id, '%x%x', function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- The provider's message id as the record keeps it: `ib` (16 bytes) for 32 lower-case hex
+-- digits, else `i` as it came. Returns the field and its value.
+local function message_id_field(message_id)
+  if #message_id == 32 and not string.find(message_id, '[^0-9a-f]') then
+    return 'ib', packed_hex(message_id)
+  end
+  return 'i', message_id
+end
+
+-- A job's own history lives in its record (field `h`): read with the record, kept exactly as
+-- long, whatever the traffic. Events are separated by \30; their fields by \31: ms since
+-- `c`, the status letter, the attempt, then the error (clipped to 40 bytes) and the provider
+-- account when there is one. The newest HISTORY_MAX are kept.
 local HISTORY_MAX = 32
-local function with_event(hist, status, attempt, err, now, account)
-  local event = now .. '\31' .. status .. '\31' .. attempt .. '\31' .. string.gsub(err, '[\30\31]', ' ')
-  if account and account ~= '' then event = event .. '\31' .. account end
+local function with_event(hist, created, status, attempt, err, now, account)
+  local event = (tonumber(now) - tonumber(created)) .. '\31' .. (LETTER[status] or status)
+    .. '\31' .. attempt
+  err = clip(string.gsub(err, '[\30\31]', ' '), 40)
+  if account and account ~= '' then
+    event = event .. '\31' .. err .. '\31' .. account
+  elseif err ~= '' then
+    event = event .. '\31' .. err
+  end
   if not hist then return event end
   hist = hist .. '\30' .. event
   local _, events = string.gsub(hist, '\30', '')
@@ -21,21 +78,36 @@ local function with_event(hist, status, attempt, err, now, account)
   return hist
 end
 
+-- One entry on the events stream, which keeps what is younger than events_keep_ms (a time,
+-- not a count: a busy hour never erases an older one's events before their time).
+local function event(events_key, now, events_keep_ms, job_id, status, attempt, err)
+  redis.call('XADD', events_key, 'MINID', '~', tonumber(now) - tonumber(events_keep_ms), '*',
+    'id', job_id, 'status', status, 'attempt', attempt, 'error', err, 'ts', now)
+end
+
 -- A status change: the job record (with its history) and one entry on the events stream.
-local function record(job_key, events_key, job_id, status, attempt, err, now, ttl, events_maxlen, extra, account)
-  local hist = with_event(redis.call('HGET', job_key, 'hist'), status, attempt, err, now, account)
-  local fields = {'status', status, 'attempts', attempt, 'updated_ms', now, 'hist', hist}
-  if err ~= '' then
-    fields[#fields + 1] = 'last_error'
-    fields[#fields + 1] = err
+-- A delivery report's code goes into its event (`err`), not into `e`, when it was delivered.
+-- A job that ended no longer needs its owner's token.
+local function record(job_key, events_key, job_id, status, attempt, err, now, ttl, events_keep_ms, extra, account)
+  local cur = redis.call('HMGET', job_key, 'h', 'c', 'created_ms')
+  local created = cur[2] or cur[3] or now
+  local fields = {'s', status, 'a', attempt,
+    'h', with_event(cur[1], created, status, attempt, err, now, account)}
+  if not cur[2] then
+    fields[#fields + 1] = 'c'
+    fields[#fields + 1] = created
+  end
+  if err ~= '' and status ~= 'delivered' then
+    fields[#fields + 1] = 'e'
+    fields[#fields + 1] = clip(err, 64)
   end
   if extra then
     for i = 1, #extra do fields[#fields + 1] = extra[i] end
   end
   redis.call('HSET', job_key, unpack(fields))
+  if TERMINAL[status] then redis.call('HDEL', job_key, 'owner') end
   redis.call('EXPIRE', job_key, ttl)
-  redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*',
-    'id', job_id, 'status', status, 'attempt', attempt, 'error', err, 'ts', now)
+  event(events_key, now, events_keep_ms, job_id, status, attempt, err)
 end
 
 -- One more job reached `status` this minute: per-minute counters for `smsq status` (kept two
@@ -80,25 +152,40 @@ end
 -- The caller's x-request-id on the job record, when it sent one.
 local function with_request_id(fields, request_id)
   if request_id ~= '' then
-    fields[#fields + 1] = 'request_id'
+    fields[#fields + 1] = 'rid'
     fields[#fields + 1] = request_id
   end
   return fields
 end
 
+-- Lists a job under its number for support's search: `mob:<mobile>` is the newest 50 job ids
+-- of the number as 16 bytes each, newest first (one small string per number).
+local INDEX_MAX = 50
+local function index_job(by_mobile, job_id, ttl)
+  local packed = packed_hex(job_id)
+  local older = redis.call('GET', by_mobile) or ''
+  redis.call('SET', by_mobile, packed .. string.sub(older, 1, (INDEX_MAX - 1) * 16), 'EX', ttl)
+end
+
 -- Creates the job record, the stream entry and the first event, and lists the job under its
--- number (the newest 50, for support's search by mobile).
-local function enqueue(job_key, stream, events, by_mobile, job_id, job_json, now, ttl, events_maxlen, fields)
-  redis.call('ZADD', by_mobile, now, job_id)
-  redis.call('ZREMRANGEBYRANK', by_mobile, 0, -51)
-  redis.call('EXPIRE', by_mobile, ttl)
-  redis.call('HSET', job_key, 'id', job_id, 'status', 'queued', 'attempts', 0,
-    'created_ms', now, 'updated_ms', now, 'hist', with_event(nil, 'queued', 0, '', now),
-    unpack(fields))
+-- number. `m` is the short masked number (short_mobile), fields the job's own (`p`, `k`, …).
+local function enqueue(job_key, stream, events, by_mobile, job_id, job_json, now, ttl, events_keep_ms, m, fields)
+  index_job(by_mobile, job_id, ttl)
+  -- Jobs made per Unix hour on this shard (`made`, next to `events` in the same tag), for
+  -- `smsq status`'s count of retained records; the first job of an hour drops the hours
+  -- older than the records.
+  local made = string.gsub(events, 'events$', 'made')
+  local hour = math.floor(tonumber(now) / 3600000)
+  if redis.call('HINCRBY', made, hour, 1) == 1 then
+    for _, h in ipairs(redis.call('HKEYS', made)) do
+      if tonumber(h) < hour - math.ceil(tonumber(ttl) / 3600) then redis.call('HDEL', made, h) end
+    end
+  end
+  redis.call('HSET', job_key, 's', 'queued', 'a', 0, 'c', now, 'm', m,
+    'h', with_event(nil, now, 'queued', 0, '', now), unpack(fields))
   redis.call('EXPIRE', job_key, ttl)
   redis.call('XADD', stream, '*', 'job', job_json)
-  redis.call('XADD', events, 'MAXLEN', '~', events_maxlen, '*',
-    'id', job_id, 'status', 'queued', 'attempt', 0, 'error', '', 'ts', now)
+  event(events, now, events_keep_ms, job_id, 'queued', 0, '')
 end
 
 -- `code.fallback = "voice"`: the code of a text job (`sms_id`, its record `sms_key`) goes out
@@ -109,8 +196,8 @@ end
 -- moves to the call's job (it opens with the text's id: `code_of`), and the code record names
 -- the call, so a newer code still supersedes it. Returns the call's job id, or nil.
 local function fall_back(sms_key, sms_id, job_prefix, otp_prefix, code_key, stream, events,
-    by_mobile, voice_key, voice_limit, voice_ttl_ms, now, ttl, events_maxlen)
-  local rec = redis.call('HMGET', sms_key, 'fallback', 'mobile', 'purpose')
+    by_mobile, voice_key, voice_limit, voice_ttl_ms, now, ttl, events_keep_ms)
+  local rec = redis.call('HMGET', sms_key, 'fallback', 'm', 'p')
   if not rec[1] or rec[1] == '' then return nil end
   if redis.call('HGET', code_key, 'job') ~= sms_id then return nil end
   if redis.call('EXISTS', otp_prefix .. sms_id) == 0 then return nil end
@@ -123,26 +210,28 @@ local function fall_back(sms_key, sms_id, job_prefix, otp_prefix, code_key, stre
   redis.call('HSET', sms_key, 'fallback_job', call_id)
   if redis.call('INCR', voice_key) == 1 then redis.call('PEXPIRE', voice_key, voice_ttl_ms) end
   enqueue(job_prefix .. call_id, stream, events, by_mobile, call_id, rec[1], now, ttl,
-    events_maxlen, {'kind', 'code', 'mobile', rec[2] or '', 'purpose', rec[3] or '',
-      'channel', 'voice', 'code_of', sms_id})
+    events_keep_ms, rec[2] or '', {'p', rec[3] or '', 'channel', 'voice', 'code_of', sms_id})
   return call_id
 end
 
 -- A delivery report for a job: only a `sent` job moves (to `delivered` or `undelivered`); a
--- report never turns a job back, and a duplicate changes nothing.
+-- report never turns a job back, and a duplicate changes nothing. The carrier's code goes
+-- into the event; received_s is the handset's receipt (Unix s, '' when the report had none).
 -- Returns the new status, or 'duplicate' / 'ignored'.
-local function deliver_report(job_key, events, stats, job_id, delivered, deliver_code, received_at, now, ttl, events_maxlen)
-  local current = redis.call('HMGET', job_key, 'status', 'attempts')
-  if current[1] == 'delivered' or current[1] == 'undelivered' then return 'duplicate' end
-  if current[1] ~= 'sent' then return 'ignored' end
+local function deliver_report(job_key, events, stats, job_id, delivered, deliver_code, received_s, now, ttl, events_keep_ms)
+  local cur = redis.call('HMGET', job_key, 's', 'status', 'a', 'attempts', 'c', 'created_ms')
+  local current = cur[1] or cur[2]
+  if current == 'delivered' or current == 'undelivered' then return 'duplicate' end
+  if current ~= 'sent' then return 'ignored' end
   local status = 'undelivered'
-  local err = deliver_code
-  if delivered == '1' then
-    status = 'delivered'
-    err = ''
+  if delivered == '1' then status = 'delivered' end
+  local extra = nil
+  local created = tonumber(cur[5] or cur[6])
+  if received_s ~= '' and created then
+    extra = {'dt', tonumber(received_s) - math.floor(created / 1000)}
   end
-  record(job_key, events, job_id, status, current[2] or 0, err, now, ttl, events_maxlen,
-    {'deliver_code', deliver_code, 'delivered_at', received_at})
+  record(job_key, events, job_id, status, cur[3] or cur[4] or 0, deliver_code, now, ttl,
+    events_keep_ms, extra)
   tally(stats, status)
   return status
 end

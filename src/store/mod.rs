@@ -127,7 +127,7 @@ pub struct Store {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Retention {
     pub stream_maxlen: u64,
-    pub events_maxlen: u64,
+    pub events_keep_ms: u64,
     pub status_ttl_secs: u64,
     /// Dead letters kept at most (per shard); they also go after `status_ttl_secs`.
     pub dead_maxlen: u64,
@@ -141,7 +141,7 @@ impl Store {
     pub fn connect(settings: &Settings) -> Result<Self, StoreError> {
         let retention = Retention {
             stream_maxlen: settings.stream.maxlen,
-            events_maxlen: settings.stream.events_maxlen,
+            events_keep_ms: settings.stream.events_keep_ms,
             status_ttl_secs: settings.status.ttl.as_secs(),
             dead_maxlen: settings.stream.dead_maxlen,
             max_deliveries: settings.worker.max_deliveries.get(),

@@ -195,9 +195,23 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
         avoid,
         ..job.clone()
     };
+    // A report that cannot name its job finds it through an index, kept as long as a report
+    // may come; the others need none.
+    let sid_ttl = match ctx.settings.providers.account(&account) {
+        Some(a) if a.kind.report_names_the_job() => 0,
+        _ => crate::provider::REPORT_WINDOW_SECS,
+    };
     let settle = || {
-        ctx.queue
-            .settle(entry, &next, &fence, attempts, &outcome, &account, now_ms())
+        ctx.queue.settle(
+            entry,
+            &next,
+            &fence,
+            attempts,
+            &outcome,
+            &account,
+            sid_ttl,
+            now_ms(),
+        )
     };
     let status = match persist(settle).await? {
         Settled::Status(status) => status,
@@ -344,7 +358,8 @@ impl Through<'_> {
             if let Some(why) = moved_on {
                 tried.push(account.name());
                 if let Some(next) = accounts.choose(&ctx.queue, self.candidates, &tried).await {
-                    let note = format!("{why}; moving to {}", next.account.name());
+                    // Where it went first: the history keeps the first 40 bytes of a note.
+                    let note = format!("moving to {}: {why}", next.account.name());
                     tracing::warn!(from = account.name(), to = next.account.name(), reason = %why, "account refused: moving to the next");
                     metrics::failover(account.name(), next.account.name());
                     let hop =
@@ -413,7 +428,7 @@ async fn unopenable(
     let outcome = Outcome::Failed(failure);
     let settle = || {
         ctx.queue
-            .settle(entry, job, fence, job.attempt, &outcome, "", now_ms())
+            .settle(entry, job, fence, job.attempt, &outcome, "", 0, now_ms())
     };
     if let Settled::Status(status) = persist(settle).await? {
         transition(job, status, "unopenable", &format!("not sent: {error}"));

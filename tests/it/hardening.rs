@@ -246,7 +246,7 @@ async fn a_finished_job_redelivered_too_often_keeps_its_terminal_status() {
     let keys = app.store.keys(Shard::FIRST);
     let mut redis = app.redis().await;
     // Another delivery finished it; this entry's delivery count is far past the bound.
-    let _: () = redis.hset(keys.job(&id), "status", "sent").await.unwrap();
+    let _: () = redis.hset(keys.job(&id), "s", "sent").await.unwrap();
     let _: redis::Value = redis::cmd("XCLAIM")
         .arg(keys.jobs())
         .arg(smsq::store::GROUP)
@@ -873,6 +873,7 @@ async fn a_stale_attempt_never_writes_over_what_happened() {
             1,
             &stale_outcome,
             "ronglian",
+            0,
             now_ms(),
         );
         assert_eq!(settled.await.unwrap(), Settled::Stale, "{stale_outcome:?}");
@@ -890,7 +891,7 @@ async fn a_stale_attempt_never_writes_over_what_happened() {
         let outcome = sent("abcdef0123456789abcdef0123456789");
         let settled = app
             .queue
-            .settle(entry, &o.job, fence, 2, &outcome, "ronglian", now_ms());
+            .settle(entry, &o.job, fence, 2, &outcome, "ronglian", 0, now_ms());
         assert_eq!(settled.await.unwrap(), Settled::Status(JobStatus::Sent));
         let (_, record) = app.get(&format!("/v1/jobs/{}", o.id)).await;
         assert_eq!(record["status"], "sent", "{record}");
@@ -904,14 +905,14 @@ async fn a_stale_attempt_never_writes_over_what_happened() {
     let outcome = sent("00112233445566778899aabbccddeeff");
     let settled = app
         .queue
-        .settle(entry, &o.job, fence, 1, &outcome, "ronglian", now_ms());
+        .settle(entry, &o.job, fence, 1, &outcome, "ronglian", 0, now_ms());
     assert_eq!(settled.await.unwrap(), Settled::Status(JobStatus::Sent));
     assert_eq!(app.backlog().await, 1, "not ours to ack");
     let (entry, fence) = &o.rescuer;
     let failed = Outcome::Failed(failure());
     let settled = app
         .queue
-        .settle(entry, &o.job, fence, 2, &failed, "ronglian", now_ms());
+        .settle(entry, &o.job, fence, 2, &failed, "ronglian", 0, now_ms());
     assert_eq!(settled.await.unwrap(), Settled::Status(JobStatus::Sent));
     let (_, record) = app.get(&format!("/v1/jobs/{}", o.id)).await;
     assert_eq!(record["status"], "sent", "{record}");
@@ -1223,12 +1224,13 @@ async fn a_redis_near_its_maxmemory_makes_the_verdict_degraded() {
         .unwrap();
 }
 
-/// Retention follows time, not counts (issue 22 item 2): a job's record and its history live
-/// in the record for `status.ttl_secs`, so a burst far past the events stream's cap erases
-/// neither. The events stream (what webhooks read) is the only thing the cap trims.
+/// Retention follows time, not counts: a job's record and its history live in the record for
+/// `status.ttl_secs`, and the events stream keeps `stream.events_retention_secs` of events,
+/// so a burst 30 times what the old count cap (100 in this test's old form) let through
+/// erases neither the record, nor its history, nor a single event.
 #[tokio::test]
-async fn a_record_and_its_history_outlive_a_burst_far_past_the_events_cap() {
-    let app = spawn_app(crate::common::settings(|c| c.stream.events_maxlen = 100)).await;
+async fn a_record_and_its_history_outlive_a_burst_far_past_any_count() {
+    let app = spawn_app(crate::common::settings(|_| {})).await;
     let fake = crate::common::spawn_fake(crate::common::fake_options()).await;
     let first = app.queue_message("13700000001").await;
     let (worker, stop) = app.spawn_worker(&fake.base_url(), 4);
@@ -1243,10 +1245,8 @@ async fn a_record_and_its_history_outlive_a_burst_far_past_the_events_cap() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(
-        events < 1_000,
-        "the events stream was not trimmed: {events}"
-    );
+    // 3 events of the first job and one per queued message: none trimmed.
+    assert!(events >= 3_003, "the events stream lost events: {events}");
     let job = crate::common::status_of(&app, &first).await;
     assert_eq!(job["status"], "sent", "{job}");
     assert_eq!(
@@ -1254,4 +1254,40 @@ async fn a_record_and_its_history_outlive_a_burst_far_past_the_events_cap() {
         ["queued", "sending", "sent"],
         "{job}"
     );
+}
+
+/// The events stream forgets by time: with a retention of 1 s, the first events go once
+/// they are older than that (whole stream nodes at a time), and the job's history, kept in
+/// its record, stays whole.
+#[tokio::test]
+async fn the_events_stream_forgets_by_time_and_the_history_stays() {
+    let app = spawn_app(crate::common::settings(|c| {
+        c.stream.events_retention_secs = 1
+    }))
+    .await;
+    let first = app.queue_message("13700000002").await;
+    let events = app.store.keys(smsq::domain::Shard::FIRST).events();
+    let conn = app.redis().await;
+    let mut next = 13_700_200_000u64;
+    crate::common::eventually(Duration::from_secs(15), "the first event trimmed", || {
+        let (mut conn, events, app, first) = (conn.clone(), events.clone(), &app, first.clone());
+        next += 50;
+        let from = next;
+        async move {
+            app.queue_messages(from, 50).await;
+            let oldest: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&events)
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let first_id = oldest.ids.first().map(|e| e.get::<String>("id"));
+            (first_id.flatten().as_deref() != Some(first.as_str())).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(crate::common::history(&app, &first).await, ["queued"]);
 }

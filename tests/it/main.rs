@@ -15,6 +15,7 @@ mod config;
 mod consumer;
 mod dashboard;
 mod django;
+mod export;
 mod failover;
 mod fleet;
 mod fuzz;

@@ -30,10 +30,11 @@ async fn push(app: &App, token: &str, body: String) -> (u16, serde_json::Value) 
     (status, response.json().await.unwrap_or_default())
 }
 
-fn report(sid: &str, mobile: &str, status: &str) -> String {
+/// A Ronglian report, which echoes the `reqId` smsq sent (the job id; "" for none).
+fn report(sid: &str, mobile: &str, status: &str, req_id: &str) -> String {
     json!({"Request": {"action": "SMSArrived", "smsType": "1", "content": sid, "fromNum": mobile,
         "deliverCode": if status == "0" { "DELIVRD" } else { "UNDELIV" },
-        "recvTime": "20261124120000", "status": status}})
+        "recvTime": "20261124120000", "status": status, "reqId": req_id}})
     .to_string()
 }
 
@@ -79,7 +80,7 @@ async fn json_and_xml_reports_mark_sent_jobs_delivered_or_undelivered() {
 #[tokio::test]
 async fn wrong_tokens_unknown_ids_malformed_bodies_and_duplicates() {
     let app = spawn_app(settings(|_| {})).await;
-    let body = report("0123456789abcdef0123456789abcdef", "13810000002", "0");
+    let body = report("0123456789abcdef0123456789abcdef", "13810000002", "0", "");
     let (status, wrong) = push(&app, "not-the-token", body.clone()).await;
     let (_, unknown_route) = app.get("/v1/nothing-here").await;
     assert_eq!(
@@ -148,14 +149,19 @@ async fn wrong_tokens_unknown_ids_malformed_bodies_and_duplicates() {
     stop.cancel();
     worker.await.unwrap();
     let sid = fake.messages()[0].sms_message_sid.clone();
-    let (_, first) = push(&app, REPORTS_TOKEN, report(&sid, "13810000004", "0")).await;
+    let (_, first) = push(&app, REPORTS_TOKEN, report(&sid, "13810000004", "0", &id)).await;
     assert_eq!(first["received"], "delivered");
     let before = (
         app.get(&format!("/v1/jobs/{id}")).await.1,
         history(&app, &id).await,
     );
     for status in ["0", "1"] {
-        let (code, again) = push(&app, REPORTS_TOKEN, report(&sid, "13810000004", status)).await;
+        let (code, again) = push(
+            &app,
+            REPORTS_TOKEN,
+            report(&sid, "13810000004", status, &id),
+        )
+        .await;
         assert_eq!((code, again["received"].as_str()), (200, Some("duplicate")));
     }
     let after = (
@@ -166,8 +172,12 @@ async fn wrong_tokens_unknown_ids_malformed_bodies_and_duplicates() {
         before, after,
         "a duplicate (or a later contrary report) changes nothing"
     );
-    // A report for the right message id but another number is not this job's.
-    let (_, other) = push(&app, REPORTS_TOKEN, report(&sid, "13810000005", "0")).await;
+    // A report naming the job, for the right message id but another number, is not this
+    // job's; nor one for this number with another message id.
+    let (_, other) = push(&app, REPORTS_TOKEN, report(&sid, "13810000005", "0", &id)).await;
+    assert_eq!(other["received"], "unmatched");
+    let forged = "00000000000000000000000000000000";
+    let (_, other) = push(&app, REPORTS_TOKEN, report(forged, "13810000004", "1", &id)).await;
     assert_eq!(other["received"], "unmatched");
 }
 
@@ -188,7 +198,7 @@ async fn a_report_that_beats_the_sent_write_is_applied_by_it() {
         .unwrap();
     // The platform is faster than our status write.
     let sid = "fedcba9876543210fedcba9876543210";
-    let (status, early) = push(&app, REPORTS_TOKEN, report(sid, "13810000006", "0")).await;
+    let (status, early) = push(&app, REPORTS_TOKEN, report(sid, "13810000006", "0", &id)).await;
     assert_eq!(
         (status, early["received"].as_str()),
         (200, Some("unmatched"))
@@ -198,7 +208,7 @@ async fn a_report_that_beats_the_sent_write_is_applied_by_it() {
         message_id: sid.into(),
     };
     app.queue
-        .settle(&entry, &job, &fence, 1, &sent, "ronglian", now_ms())
+        .settle(&entry, &job, &fence, 1, &sent, "ronglian", 0, now_ms())
         .await
         .unwrap();
     let (_, record) = app.get(&format!("/v1/jobs/{id}")).await;

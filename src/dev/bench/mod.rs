@@ -58,7 +58,7 @@ pub struct BenchOptions {
     #[arg(long)]
     pub quick: bool,
     /// Only these scenarios (comma-separated: provider, enqueue, drain0, drain100, e2e,
-    /// limiter, recovery, memory, pumping, failover, cluster, soak); the drain ceiling needs
+    /// limiter, recovery, memory, retention, pumping, failover, cluster, soak); the drain ceiling needs
     /// `provider`. The
     /// soak runs only when named (`bench/soak`).
     #[arg(long, value_delimiter = ',')]

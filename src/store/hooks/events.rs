@@ -10,6 +10,7 @@ use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, Stream
 use super::{EVENTS_GROUP, Hooks};
 use crate::domain::{JobId, Shard};
 use crate::store::StoreError;
+use crate::store::records::{Stored, as_text};
 
 /// One entry of a shard's events stream: a job's status change (or a verification).
 #[derive(Debug, Clone)]
@@ -134,21 +135,17 @@ impl Hooks {
         id: &JobId,
     ) -> Result<Option<HashMap<String, String>>, StoreError> {
         let key = self.keys(self.shards().of_job(id)).job(id.as_str());
-        let fields: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(key)
-            .arg(&["kind", "purpose", "mobile", "request_id"])
-            .query_async(&mut self.conn())
-            .await?;
-        if fields.first().is_none_or(Option::is_none) {
+        let h = as_text(self.conn().hgetall(key).await?);
+        let stored = Stored(&h);
+        if !stored.exists() {
             return Ok(None);
         }
-        let names = ["kind", "purpose", "mobile", "request_id"];
-        Ok(Some(
-            names
-                .iter()
-                .zip(fields)
-                .filter_map(|(n, v)| Some((n.to_string(), v?)))
-                .collect(),
-        ))
+        let mut fields = HashMap::from([
+            ("kind".to_owned(), stored.kind().to_owned()),
+            ("mobile".to_owned(), stored.mobile()),
+        ]);
+        fields.extend(stored.purpose().map(|p| ("purpose".to_owned(), p)));
+        fields.extend(stored.request_id().map(|r| ("request_id".to_owned(), r)));
+        Ok(Some(fields))
     }
 }

@@ -21,7 +21,7 @@ script! {
     struct ConsumeCall<'a> = include_str!("consume.lua");
     keys { code_key, events, guard_now }
     argv {
-        hash: &'a str, job_id: &'a str, now: i64, events_maxlen: u64, burnt: &'a str,
+        hash: &'a str, job_id: &'a str, now: i64, events_keep_ms: u64, burnt: &'a str,
         prefix: String, window_ms: u64,
     }
 }
@@ -92,7 +92,7 @@ impl Intake {
             hash: &hash,
             job_id: field(&reply, 3).unwrap_or(""),
             now,
-            events_maxlen: self.retention.events_maxlen,
+            events_keep_ms: self.retention.events_keep_ms,
             burnt: if left == 0 { "1" } else { "0" },
             prefix: guard_window.map_or(String::new(), |_| mobile.prefix().as_str().to_owned()),
             window_ms: window.as_millis() as u64,

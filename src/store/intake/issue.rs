@@ -33,7 +33,7 @@ script! {
     }
     argv {
         fingerprint: &'a str, answer: &'a str, answer_ttl: u64, now: i64, job_id: &'a str,
-        job_json: String, stream_maxlen: u64, events_maxlen: u64, ttl: u64, masked: String,
+        job_json: String, stream_maxlen: u64, events_keep_ms: u64, ttl: u64, masked: String,
         template_id: &'a str, purpose: &'a str, code_hash: &'a str, sealed_code: &'a str,
         code_ttl_ms: u64, resend_ms: u64, hourly_limit: u32, hourly_ttl_ms: i64,
         daily_limit: u32, daily_ttl_ms: i64, verify_attempts: u32, otp_prefix: String,
@@ -49,7 +49,7 @@ script! {
     keys { idem, stream, events, job_key, by_mobile }
     argv {
         fingerprint: &'a str, answer: &'a str, answer_ttl: u64, now: i64, job_id: &'a str,
-        job_json: String, stream_maxlen: u64, events_maxlen: u64, ttl: u64, masked: String,
+        job_json: String, stream_maxlen: u64, events_keep_ms: u64, ttl: u64, masked: String,
         template_id: &'a str, request_id: &'a str,
     }
 }
@@ -221,7 +221,7 @@ impl Intake {
             job_id: job.id.as_str(),
             job_json: job.to_json(),
             stream_maxlen: self.retention.stream_maxlen,
-            events_maxlen: self.retention.events_maxlen,
+            events_keep_ms: self.retention.events_keep_ms,
             ttl: self.retention.status_ttl_secs,
             masked: job.to.masked(),
             template_id: job.template_id.as_str(),
@@ -275,7 +275,7 @@ impl Intake {
             job_id: job.id.as_str(),
             job_json: job.to_json(),
             stream_maxlen: self.retention.stream_maxlen,
-            events_maxlen: self.retention.events_maxlen,
+            events_keep_ms: self.retention.events_keep_ms,
             ttl: self.retention.status_ttl_secs,
             masked: job.to.masked(),
             template_id: job.template_id.as_str(),

@@ -4,7 +4,7 @@ local code_key, resend_key, hourly_key, daily_key, otp = KEYS[6], KEYS[7], KEYS[
 local budget_hour, budget_day, guard_now, guard_prev, blocked = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
 local voice_key = KEYS[16]
 local fingerprint, answer, answer_ttl, now, job_id, job_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local stream_maxlen, events_maxlen, ttl, masked, template_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local stream_maxlen, events_keep_ms, ttl, masked, template_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local purpose, code_hash, sealed_code, code_ttl_ms, resend_ms = ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16]
 local hourly_limit, hourly_ttl_ms = tonumber(ARGV[17]), ARGV[18]
 local daily_limit, daily_ttl_ms = tonumber(ARGV[19]), ARGV[20]
@@ -126,10 +126,10 @@ end
 -- not count it; the voice cap does.
 if fallback_cap > 0 then
   local current = redis.call('HGET', code_key, 'job')
-  local sent = current and redis.call('HGET', job_prefix .. current, 'status')
+  local sent = current and status_of(job_prefix .. current)
   if sent == 'sent' or sent == 'delivered' or sent == 'undelivered' then
     local call_id = fall_back(job_prefix .. current, current, job_prefix, otp_prefix, code_key,
-      stream, events, by_mobile, voice_key, fallback_cap, daily_ttl_ms, now, ttl, events_maxlen)
+      stream, events, by_mobile, voice_key, fallback_cap, daily_ttl_ms, now, ttl, events_keep_ms)
     if call_id then
       if tonumber(resend_ms) > 0 then redis.call('SET', resend_key, call_id, 'PX', resend_ms) end
       local left = math.max(0, redis.call('PTTL', code_key))
@@ -175,12 +175,12 @@ if voice_limit > 0 and redis.call('INCR', voice_key) == 1 then
   redis.call('PEXPIRE', voice_key, daily_ttl_ms)
 end
 redis.call('SET', otp, sealed_code, 'PX', code_ttl_ms)
-local fields = {'kind', 'code', 'mobile', masked, 'template_id', template_id, 'purpose', purpose}
+local fields = {'p', purpose}
 -- A test number's job says so on its record (SMSQ_TEST_NUMBERS: never sent to the provider).
 if test == '1' then fields[#fields + 1] = 'test'; fields[#fields + 1] = '1' end
 if voice_limit > 0 then fields[#fields + 1] = 'channel'; fields[#fields + 1] = 'voice' end
 if fallback_json ~= '' then fields[#fields + 1] = 'fallback'; fields[#fields + 1] = fallback_json end
-enqueue(job_key, stream, events, by_mobile, job_id, job_json, now, ttl, events_maxlen,
-  with_request_id(fields, request_id))
+enqueue(job_key, stream, events, by_mobile, job_id, job_json, now, ttl, events_keep_ms,
+  short_mobile(masked), with_request_id(fields, request_id))
 remember_answer(idem, fingerprint, answer, answer_ttl)
 return {'ok', '', g and count(g) or ''}

@@ -1,31 +1,41 @@
--- A delivery report from the platform, matched by (message id, number) through the index the
--- `sent` write left. A report that comes before that write (the platform can be faster than
--- our status write) is kept an hour for it; so is one that is not ours, until it expires.
--- A job whose message id smsq never learned (it ended on 160054, "the provider already has
--- this reqId", after an answer was lost) is matched by the reqId the report echoes: the job
--- id, if that job went to this number and has no message id of its own.
+-- A delivery report from the platform. A report that names its job (Ronglian's reqId or a
+-- call's userData, Aliyun's OutId: the job id) finds it directly: the job to this number
+-- (its short masked number) that was sent with this message id, or sent without one (it
+-- ended on 160054, "the provider already has this reqId", after an answer was lost). Other
+-- reports (Tencent) go through the index the `sent` write left. A report that comes before
+-- that write (the platform can be faster than our status write) is kept an hour for it; so
+-- is one that is not ours, until it expires.
 -- An `undelivered` text with `code.fallback = "voice"` is then called, once, with the same
 -- code (fall_back in lib.lua): voice_limit is the day's voice cap then, 0 otherwise.
 -- Returns {status, job id[, the call's job id]} (see deliver_report) | {'early'} | {'duplicate'}
 local sid_key, early_key, events, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local req_job_key, by_mobile, stream, voice_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local job_prefix, delivered, deliver_code, received_at = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local now, ttl, events_maxlen, req_id, message_id = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local job_prefix, delivered, deliver_code, received_s = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, ttl, events_keep_ms, req_id, message_id = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local otp_prefix, code_prefix, mobile, voice_limit = ARGV[10], ARGV[11], ARGV[12], tonumber(ARGV[13])
 local voice_ttl_ms = ARGV[14]
 
-local job_id = redis.call('GET', sid_key)
-if not job_id and req_id ~= '' and redis.call('ZSCORE', by_mobile, req_id) then
-  local job = redis.call('HMGET', req_job_key, 'status', 'provider_message_id')
-  if job[1] == 'sent' and (not job[2] or job[2] == '') then
-    redis.call('HSET', req_job_key, 'provider_message_id', message_id)
+local job_id = nil
+if req_id ~= '' then
+  local name, value = message_id_field(message_id)
+  local job = redis.call('HMGET', req_job_key, 's', 'status', 'i', 'ib', 'provider_message_id', 'm')
+  local status, sent_as = job[1] or job[2], job[3] or job[4] or job[5]
+  local ours = job[6] == short_mobile(mobile)
+  local reported = status == 'sent' or status == 'delivered' or status == 'undelivered'
+  local same = (job[3] or job[5]) == message_id or (name == 'ib' and job[4] == value)
+  if ours and reported and same then
+    job_id = req_id
+  elseif ours and status == 'sent' and (not sent_as or sent_as == '') then
+    redis.call('HSET', req_job_key, name, value)
     job_id = req_id
   end
+else
+  job_id = redis.call('GET', sid_key)
 end
 if not job_id then
   if redis.call('EXISTS', early_key) == 1 then return {'duplicate'} end
   redis.call('HSET', early_key, 'delivered', delivered, 'deliver_code', deliver_code,
-    'received_at', received_at)
+    'received_s', received_s)
   redis.call('EXPIRE', early_key, 3600)
   return {'early'}
 end
@@ -33,13 +43,13 @@ end
 -- an old otp key.
 local job_key = job_prefix .. job_id
 local status = deliver_report(job_key, events, stats, job_id, delivered, deliver_code,
-  received_at, now, ttl, events_maxlen)
+  received_s, now, ttl, events_keep_ms)
 if status == 'delivered' then redis.call('HDEL', job_key, 'fallback') end
 if status == 'undelivered' and voice_limit > 0 then
-  local purpose = redis.call('HGET', job_key, 'purpose')
+  local purpose = redis.call('HGET', job_key, 'p')
   local call_id = purpose and fall_back(job_key, job_id, job_prefix, otp_prefix,
     code_prefix .. purpose .. ':' .. mobile, stream, events, by_mobile, voice_key,
-    voice_limit, voice_ttl_ms, now, ttl, events_maxlen)
+    voice_limit, voice_ttl_ms, now, ttl, events_keep_ms)
   if call_id then return {status, job_id, call_id} end
 end
 return {status, job_id}

@@ -1,7 +1,5 @@
 //! Delivery reports and user replies, as the platform pushes them.
 
-use redis::AsyncCommands;
-
 use super::Intake;
 use crate::domain::{JobStatus, Mobile, now_ms};
 use crate::provider::StatusReport;
@@ -13,8 +11,8 @@ script! {
     struct ReportCall<'a> = include_str!("report.lua");
     keys { sid_key, early_key, events, stats, req_job_key, by_mobile, stream, voice_key }
     argv {
-        job_prefix: String, delivered: &'a str, deliver_code: &'a str, received_at: &'a str,
-        now: i64, ttl: u64, events_maxlen: u64, req_id: &'a str, message_id: &'a str,
+        job_prefix: String, delivered: &'a str, deliver_code: &'a str, received_s: String,
+        now: i64, ttl: u64, events_keep_ms: u64, req_id: &'a str, message_id: &'a str,
         otp_prefix: String, code_prefix: String, mobile: &'a str, voice_limit: u32,
         voice_ttl_ms: i64,
     }
@@ -35,6 +33,13 @@ pub enum ReportOutcome {
     /// No sent job has this message id and number (yet): kept an hour in case our `sent`
     /// write is still to come, then dropped.
     Unmatched,
+}
+
+/// An RFC 3339 time as Unix seconds, as the record keeps the handset's receipt; '' when absent.
+fn unix_secs(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.timestamp().to_string())
+        .unwrap_or_default()
 }
 
 impl Intake {
@@ -67,10 +72,10 @@ impl Intake {
             job_prefix: k.job_prefix(),
             delivered: if report.delivered { "1" } else { "0" },
             deliver_code: &report.deliver_code,
-            received_at: &report.received_at,
+            received_s: unix_secs(&report.received_at),
             now,
             ttl: self.retention.status_ttl_secs,
-            events_maxlen: self.retention.events_maxlen,
+            events_keep_ms: self.retention.events_keep_ms,
             req_id: req_id.map_or("", |j| j.as_str()),
             message_id: id,
             otp_prefix: k.otp(""),
@@ -95,20 +100,23 @@ impl Intake {
 
     /// A reply from a user: on the events stream, keyed by number (masked nowhere else).
     pub async fn record_inbound(&self, mobile: &Mobile, text: &str) -> Result<(), StoreError> {
-        let _: String = self
-            .conn()
-            .xadd_maxlen(
-                self.of_mobile(mobile).events(),
-                redis::streams::StreamMaxlen::Approx(self.retention.events_maxlen as usize),
-                "*",
-                &[
-                    ("id", "inbound"),
-                    ("status", "inbound"),
-                    ("mobile", mobile.as_str()),
-                    ("text", text),
-                    ("ts", &now_ms().to_string()),
-                ],
-            )
+        // Kept as long as the events stream keeps everything (a time, as lib.lua's `event`).
+        let now = now_ms();
+        let keep_from = now - self.retention.events_keep_ms as i64;
+        let _: String = redis::cmd("XADD")
+            .arg(self.of_mobile(mobile).events())
+            .arg("MINID")
+            .arg("~")
+            .arg(keep_from)
+            .arg("*")
+            .arg(&[
+                ("id", "inbound"),
+                ("status", "inbound"),
+                ("mobile", mobile.as_str()),
+                ("text", text),
+                ("ts", &now.to_string()),
+            ])
+            .query_async(&mut self.conn())
             .await?;
         Ok(())
     }

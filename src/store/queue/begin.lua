@@ -4,7 +4,7 @@
 --         {'poison', deliveries}
 local job_key, events, stream, otp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local code_key, dead = KEYS[6], KEYS[7]
-local job_id, entry_id, group, now, ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local job_id, entry_id, group, now, ttl, events_keep_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local attempt, kind, expires, max_deliveries, job_json = ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]), ARGV[11]
 local dead_maxlen, token = ARGV[12], ARGV[13]
 -- code_key is the code record for code jobs, any key of the tag for message jobs.
@@ -12,7 +12,7 @@ local dead_maxlen, token = ARGV[12], ARGV[13]
 -- A finished job's entry (reclaimed, replayed, redelivered) is only acked: its terminal
 -- status stands, however often the entry came back. Checked first; read under pcall because
 -- the job record may be the very thing that is broken (then the poison check below ends it).
-local read_ok, status = pcall(redis.call, 'HGET', job_key, 'status')
+local read_ok, status = pcall(status_of, job_key)
 if read_ok and status and TERMINAL[status] then
   redis.call('DEL', otp)
   settle(stream, group, entry_id)
@@ -32,7 +32,7 @@ if max_deliveries > 0 and deliveries > max_deliveries then
   local letter = bury(dead, now, ttl, dead_maxlen, {'entry', entry_id, 'job', job_json,
     'error', err, 'attempts', attempt - 1, 'ts', now})
   -- The job record may be the very thing that is broken: record the end if it can be.
-  pcall(record, job_key, events, job_id, 'dead', attempt - 1, err, now, ttl, events_maxlen,
+  pcall(record, job_key, events, job_id, 'dead', attempt - 1, err, now, ttl, events_keep_ms,
     {'dead_entry', letter})
   tally(stats, 'dead')
   redis.call('DEL', otp)
@@ -41,7 +41,7 @@ if max_deliveries > 0 and deliveries > max_deliveries then
 end
 
 local function stop(outcome)
-  record(job_key, events, job_id, outcome, attempt - 1, '', now, ttl, events_maxlen)
+  record(job_key, events, job_id, outcome, attempt - 1, '', now, ttl, events_keep_ms)
   tally(stats, outcome)
   redis.call('DEL', otp)
   settle(stream, group, entry_id)
@@ -58,5 +58,5 @@ if kind == 'code' then
   if not current or not code then return stop('expired') end
 end
 -- This attempt owns the job now: only its outcome (or anyone's `sent`) will be written.
-record(job_key, events, job_id, 'sending', attempt, '', now, ttl, events_maxlen, {'owner', token})
+record(job_key, events, job_id, 'sending', attempt, '', now, ttl, events_keep_ms, {'owner', token})
 return {'send', code}

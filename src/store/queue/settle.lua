@@ -8,10 +8,12 @@
 -- it is still pending with this consumer: one another worker reclaimed is theirs.
 local job_key, events, stream, otp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local retry, dead, sid_key, early_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local job_id, entry_id, group, now, ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local job_id, entry_id, group, now, ttl, events_keep_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local outcome, attempt, err, provider_status, message_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local next_job, received_job, dead_maxlen = ARGV[12], ARGV[13], ARGV[14]
-local token, me, account = ARGV[15], ARGV[16], ARGV[17]
+local token, me, account, sid_ttl = ARGV[15], ARGV[16], ARGV[17], tonumber(ARGV[18])
+-- sid_ttl: how long a delivery report may still come for a `sent` job whose report cannot
+-- name it (its account's kind echoes no id of ours: Tencent); 0 when the report names it.
 
 -- The outcome is a status, and for a retry its due time and next attempt (`retrying:<ms>`
 -- with `next_job`); nothing else is an outcome.
@@ -27,8 +29,8 @@ local function ack_if_ours()
   if p[1] and p[1][2] == me then settle(stream, group, entry_id) end
 end
 
-local job = redis.call('HMGET', job_key, 'status', 'owner', 'dead_entry')
-local current, owner = job[1], job[2]
+local job = redis.call('HMGET', job_key, 's', 'owner', 'dead_entry', 'status')
+local current, owner = job[1] or job[4], job[2]
 -- What happened at the provider outranks how smsq gave up on it: a `sent` learned late (a
 -- stale worker's send that went through) replaces `dead`, `failed`, `expired` or
 -- `superseded`, and takes the dead letter with it so no replay sends it again.
@@ -45,14 +47,11 @@ if owner and owner ~= token and status ~= 'sent' then
   ack_if_ours()
   return 'stale'
 end
-local extra = {'provider_status', provider_status}
+local extra = {'ps', provider_status}
 if message_id ~= '' then
-  extra[#extra + 1] = 'provider_message_id'
-  extra[#extra + 1] = message_id
-end
-if account ~= '' then
-  extra[#extra + 1] = 'provider'
-  extra[#extra + 1] = account
+  local name, value = message_id_field(message_id)
+  extra[#extra + 1] = name
+  extra[#extra + 1] = value
 end
 if status == 'retrying' then
   redis.call('ZADD', retry, due, next_job)
@@ -67,14 +66,15 @@ elseif not (status == 'sent' and redis.call('HEXISTS', job_key, 'fallback') == 1
   -- the code expires (the otp key's own TTL); any other end drops it now.
   redis.call('DEL', otp)
 end
-record(job_key, events, job_id, status, attempt, err, now, ttl, events_maxlen, extra, account)
+record(job_key, events, job_id, status, attempt, err, now, ttl, events_keep_ms, extra, account)
 tally(stats, status)
 if status == 'sent' and message_id ~= '' then
-  -- Where a delivery report finds its job; and a report that came before this write.
-  redis.call('SET', sid_key, job_id, 'EX', ttl)
-  local early = redis.call('HMGET', early_key, 'delivered', 'deliver_code', 'received_at')
+  -- Where a delivery report that cannot name its job finds it, as long as one may come;
+  -- and a report that came before this write.
+  if sid_ttl > 0 then redis.call('SET', sid_key, job_id, 'EX', sid_ttl) end
+  local early = redis.call('HMGET', early_key, 'delivered', 'deliver_code', 'received_s')
   if early[1] then
-    deliver_report(job_key, events, stats, job_id, early[1], early[2], early[3], now, ttl, events_maxlen)
+    deliver_report(job_key, events, stats, job_id, early[1], early[2], early[3], now, ttl, events_keep_ms)
     redis.call('DEL', early_key)
   end
 end

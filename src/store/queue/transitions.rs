@@ -12,7 +12,7 @@ script! {
     keys { job_key, events, stream, otp, stats, code_key, dead }
     argv {
         job_id: &'a str, entry_id: &'a str, group: &'a str, now: i64, ttl: u64,
-        events_maxlen: u64, attempt: u32, kind: &'a str, expires: String, max_deliveries: u32,
+        events_keep_ms: u64, attempt: u32, kind: &'a str, expires: String, max_deliveries: u32,
         job_json: String, dead_maxlen: u64, token: &'a str,
     }
 }
@@ -23,10 +23,10 @@ script! {
     keys { job_key, events, stream, otp, stats, retry, dead, sid_key, early_key }
     argv {
         job_id: &'a str, entry_id: &'a str, group: &'a str, now: i64, ttl: u64,
-        events_maxlen: u64, outcome: String, attempt: u32, err: &'a str,
+        events_keep_ms: u64, outcome: String, attempt: u32, err: &'a str,
         provider_status: &'a str, message_id: &'a str, next_job: String,
         received_job: String, dead_maxlen: u64, token: &'a str, me: &'a str,
-        account: &'a str,
+        account: &'a str, sid_ttl: u64,
     }
 }
 
@@ -122,7 +122,7 @@ impl Queue {
             group: GROUP,
             now: now_ms,
             ttl: r.status_ttl_secs,
-            events_maxlen: r.events_maxlen,
+            events_keep_ms: r.events_keep_ms,
             attempt: job.attempt + 1,
             kind: job.kind.as_str(),
             expires: job.expires_ms.map(|e| e.to_string()).unwrap_or_default(),
@@ -154,7 +154,9 @@ impl Queue {
 
     /// Records how the attempt `fence` of `job` ended and acks its entry, in one script
     /// (see [`Fence`] for whose outcome is written). An earlier terminal status wins.
-    /// `account` is the provider account the outcome came from ("" when none was called).
+    /// `account` is the provider account the outcome came from ("" when none was called);
+    /// `sid_ttl` how long a `sent` job keeps the index from the provider's message id to it
+    /// (0: the account's reports name the job themselves).
     #[allow(clippy::too_many_arguments)]
     pub async fn settle(
         &self,
@@ -164,6 +166,7 @@ impl Queue {
         attempt: u32,
         outcome: &Outcome,
         account: &str,
+        sid_ttl: u64,
         now_ms: i64,
     ) -> Result<Settled, StoreError> {
         let seam = Seam::of(outcome, job, attempt);
@@ -183,7 +186,7 @@ impl Queue {
             group: GROUP,
             now: now_ms,
             ttl: r.status_ttl_secs,
-            events_maxlen: r.events_maxlen,
+            events_keep_ms: r.events_keep_ms,
             outcome: seam.outcome,
             attempt,
             err: seam.err,
@@ -195,6 +198,7 @@ impl Queue {
             token: &fence.token,
             me: &fence.consumer,
             account,
+            sid_ttl: sid_ttl.min(r.status_ttl_secs),
         }
         .call(&mut self.conn())
         .await?;

@@ -17,7 +17,7 @@ script! {
     keys { dead, stream, events, job_key, code_key, otp }
     argv {
         dead_id: &'a str, job_id: &'a str, job_json: String, kind: &'a str, now: i64,
-        ttl: u64, events_maxlen: u64,
+        ttl: u64, events_keep_ms: u64,
     }
 }
 
@@ -226,7 +226,7 @@ impl Records {
             kind: job.kind.as_str(),
             now: now_ms(),
             ttl: self.retention.status_ttl_secs,
-            events_maxlen: self.retention.events_maxlen,
+            events_keep_ms: self.retention.events_keep_ms,
         }
         .call(&mut self.conn())
         .await?;

@@ -43,6 +43,8 @@ pub struct QueueState {
     pub maxmemory_policy: Option<String>,
     /// Redis's `used_memory` and `maxmemory` (0: no limit), when one server answers.
     pub memory: Option<(u64, u64)>,
+    /// About how many job records Redis holds (see [`crate::store::Store::retained_jobs`]).
+    pub retained_jobs: Option<u64>,
 }
 
 impl Records {
@@ -92,6 +94,7 @@ impl Records {
         state.oldest_pending.truncate(PENDING_SAMPLE);
         state.maxmemory_policy = self.maxmemory_policy().await;
         state.memory = self.memory().await;
+        state.retained_jobs = self.retained_jobs(state.now_ms).await.ok();
         Ok(state)
     }
 

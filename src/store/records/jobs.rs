@@ -77,38 +77,138 @@ pub struct StatusEvent {
     pub provider: Option<String>,
 }
 
-/// The `hist` field the scripts keep (see `lib.lua`): events split by `\x1e`, their fields
-/// (ts, status, attempt, error, and the account when one was called) by `\x1f`.
-fn parse_history(id: &JobId, hist: &str) -> Result<Vec<StatusEvent>, StoreError> {
+/// A job record as stored (docs/contract.md "Job records"): the compact fields the scripts
+/// write (`lib.lua`), and the long names of records written before them, which are read for
+/// as long as such a record lives.
+pub(crate) struct Stored<'a>(pub &'a HashMap<String, String>);
+
+/// A record as `HGETALL` returns it, as text: `ib` (a message id of 32 hex digits, kept as
+/// its 16 bytes) becomes the `i` it stands for.
+pub(crate) fn as_text(raw: HashMap<String, Vec<u8>>) -> HashMap<String, String> {
+    raw.into_iter()
+        .map(|(name, value)| match name.as_str() {
+            "ib" => ("i".to_owned(), crate::domain::hex(&value)),
+            _ => (name, String::from_utf8_lossy(&value).into_owned()),
+        })
+        .collect()
+}
+
+impl Stored<'_> {
+    fn get(&self, new: &str, old: &str) -> Option<&String> {
+        self.0.get(new).or_else(|| self.0.get(old))
+    }
+
+    fn text(&self, new: &str, old: &str) -> Option<String> {
+        self.get(new, old).filter(|v| !v.is_empty()).cloned()
+    }
+
+    pub fn exists(&self) -> bool {
+        self.get("s", "status").is_some()
+    }
+
+    pub fn created_ms(&self) -> Option<i64> {
+        self.get("c", "created_ms").and_then(|c| c.parse().ok())
+    }
+
+    /// `code` or `message`: a code job has a purpose and no kind of its own.
+    pub fn kind(&self) -> &str {
+        match self.get("k", "kind") {
+            Some(k) => k,
+            None if self.0.contains_key("p") => "code",
+            None => "",
+        }
+    }
+
+    pub fn purpose(&self) -> Option<String> {
+        self.text("p", "purpose")
+    }
+
+    /// Masked: `138****8000`, from the short form `1388000`.
+    pub fn mobile(&self) -> String {
+        match self.0.get("m") {
+            Some(m) if m.len() == 7 => format!("{}****{}", &m[..3], &m[3..]),
+            Some(m) => m.clone(),
+            None => self.0.get("mobile").cloned().unwrap_or_default(),
+        }
+    }
+
+    pub fn request_id(&self) -> Option<String> {
+        self.text("rid", "request_id")
+    }
+
+    /// Oldest first: the events a record of the old layout kept (`hist`, absolute times),
+    /// then those of `h` (ms after `c`).
+    pub fn history(&self, id: &JobId) -> Result<Vec<StatusEvent>, StoreError> {
+        let mut events = match self.0.get("hist") {
+            Some(hist) => parse_history(id, hist, 0, false)?,
+            None => Vec::new(),
+        };
+        if let Some(h) = self.0.get("h") {
+            let created = self.created_ms().ok_or_else(|| {
+                StoreError::Reply(format!("job {id}: a history without a creation time"))
+            })?;
+            events.extend(parse_history(id, h, created, true)?);
+        }
+        Ok(events)
+    }
+}
+
+/// The status letters of `h` (`LETTER` in lib.lua).
+const LETTERS: [(&str, JobStatus); 11] = [
+    ("q", JobStatus::Queued),
+    ("s", JobStatus::Sending),
+    ("S", JobStatus::Sent),
+    ("r", JobStatus::Retrying),
+    ("f", JobStatus::Failed),
+    ("x", JobStatus::Dead),
+    ("e", JobStatus::Expired),
+    ("u", JobStatus::Superseded),
+    ("d", JobStatus::Delivered),
+    ("n", JobStatus::Undelivered),
+    ("p", JobStatus::Replayed),
+];
+
+/// A history field: events split by `\x1e`, their fields (time, status, attempt, then the
+/// error and the account when there are any) by `\x1f`. `compact`: the `h` of today's
+/// records (ms after `base`, status letters); else the `hist` of older ones (Unix ms, words).
+fn parse_history(
+    id: &JobId,
+    hist: &str,
+    base: i64,
+    compact: bool,
+) -> Result<Vec<StatusEvent>, StoreError> {
     hist.split('\x1e')
         .map(|event| {
             let mut f = event.splitn(5, '\x1f');
             let bad = || StoreError::Reply(format!("job {id}: unreadable history event {event:?}"));
-            let ts = f.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
-            let status = f.next().ok_or_else(bad).and_then(parse_status)?;
+            let ts = f
+                .next()
+                .and_then(|t| t.parse::<i64>().ok())
+                .ok_or_else(bad)?
+                + base;
+            let word = f.next().ok_or_else(bad)?;
+            let status = match LETTERS.iter().find(|(l, _)| compact && *l == word) {
+                Some((_, status)) => *status,
+                None => parse_status(word)?,
+            };
             let attempt = f.next().and_then(|a| a.parse().ok()).ok_or_else(bad)?;
-            let error = f.next().ok_or_else(bad)?.to_owned();
+            let error = f.next().unwrap_or("").to_owned();
             Ok(StatusEvent {
                 id: id.as_str().to_owned(),
                 status,
                 attempt,
                 error,
                 ts,
-                provider: f.next().map(str::to_owned),
+                provider: f.next().filter(|a| !a.is_empty()).map(str::to_owned),
             })
         })
         .collect()
 }
 
-fn rfc3339(ms: Option<&String>) -> String {
-    ms.and_then(|m| m.parse::<i64>().ok())
-        .and_then(|m| Utc.timestamp_millis_opt(m).single())
+fn rfc3339(ms: Option<i64>) -> String {
+    ms.and_then(|m| Utc.timestamp_millis_opt(m).single())
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
         .unwrap_or_default()
-}
-
-fn non_empty(h: &HashMap<String, String>, k: &str) -> Option<String> {
-    h.get(k).filter(|v| !v.is_empty()).cloned()
 }
 
 impl Records {
@@ -116,68 +216,103 @@ impl Records {
     /// or its record expired).
     pub async fn job(&self, id: &JobId) -> Result<Option<JobFound>, StoreError> {
         let key = self.keys(self.shards().of_job(id)).job(id.as_str());
-        let h: HashMap<String, String> = self.conn().hgetall(key).await?;
-        if h.is_empty() {
+        let h = as_text(self.conn().hgetall(key).await?);
+        let stored = Stored(&h);
+        if !stored.exists() {
             return Ok(None);
         }
-        let history = h
-            .get("hist")
-            .map_or(Ok(Vec::new()), |hist| parse_history(id, hist))?;
-        let field = |name: &str| {
-            h.get(name)
-                .ok_or_else(|| StoreError::Reply(format!("job {id}: a record without {name}")))
+        let history = stored.history(id)?;
+        let status =
+            parse_status(stored.get("s", "status").ok_or_else(|| {
+                StoreError::Reply(format!("job {id}: a record without a status"))
+            })?)?;
+        let attempts = stored
+            .get("a", "attempts")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| StoreError::Reply(format!("job {id}: unreadable attempts")))?;
+        // What today's records leave to the history: the last change, the account of the
+        // last call, the carrier's code of the report.
+        let updated_ms = h
+            .get("updated_ms")
+            .and_then(|u| u.parse().ok())
+            .or_else(|| history.last().map(|e| e.ts));
+        let provider = stored
+            .text("provider", "provider")
+            .or_else(|| history.iter().rev().find_map(|e| e.provider.clone()));
+        let reported = history
+            .iter()
+            .rev()
+            .find(|e| matches!(e.status, JobStatus::Delivered | JobStatus::Undelivered));
+        let deliver_code = stored
+            .text("deliver_code", "deliver_code")
+            .or_else(|| reported.map(|e| e.error.clone()).filter(|e| !e.is_empty()));
+        let delivered_at = match (
+            h.get("dt").and_then(|d| d.parse::<i64>().ok()),
+            stored.created_ms(),
+        ) {
+            (Some(dt), Some(created)) => Utc
+                .timestamp_opt(created.div_euclid(1000) + dt, 0)
+                .single()
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            _ => stored.text("delivered_at", "delivered_at"),
         };
-        let status = parse_status(field("status")?)?;
-        let attempts = field("attempts")?
-            .parse()
-            .map_err(|_| StoreError::Reply(format!("job {id}: unreadable attempts")))?;
         let job = JobRecord {
             id: id.as_str().to_owned(),
-            kind: h.get("kind").cloned().unwrap_or_default(),
-            mobile: h.get("mobile").cloned().unwrap_or_default(),
+            kind: stored.kind().to_owned(),
+            mobile: stored.mobile(),
             status,
             attempts,
-            provider_status: non_empty(&h, "provider_status"),
-            provider_message_id: non_empty(&h, "provider_message_id"),
-            last_error: non_empty(&h, "last_error"),
-            created_at: rfc3339(h.get("created_ms")),
-            updated_at: rfc3339(h.get("updated_ms")),
-            deliver_code: non_empty(&h, "deliver_code"),
-            delivered_at: non_empty(&h, "delivered_at"),
-            request_id: non_empty(&h, "request_id"),
+            provider_status: stored.text("ps", "provider_status"),
+            provider_message_id: stored.text("i", "provider_message_id"),
+            last_error: stored.text("e", "last_error"),
+            created_at: rfc3339(stored.created_ms()),
+            updated_at: rfc3339(updated_ms),
+            deliver_code,
+            delivered_at,
+            request_id: stored.request_id(),
             test: h.get("test").is_some_and(|t| t == "1"),
-            provider: non_empty(&h, "provider"),
+            provider,
         };
         Ok(Some(JobFound { job, history }))
     }
 
-    /// The newest jobs (up to 50) sent to `mobile`, newest first.
+    /// The newest jobs (up to 50) sent to `mobile`, newest first: the number's index (16
+    /// bytes per job id, newest first), then the sorted set an older build kept.
     pub async fn jobs_of(
         &self,
         mobile: &Mobile,
         limit: usize,
     ) -> Result<Vec<JobRecord>, StoreError> {
-        let ids: Vec<String> = self
-            .conn()
-            .zrevrange(
-                self.of_mobile(mobile).by_mobile(mobile.as_str()),
-                0,
-                limit.saturating_sub(1) as isize,
-            )
-            .await?;
-        let mut records = Vec::with_capacity(ids.len());
-        for id in ids.iter().filter_map(|id| JobId::parse(id)) {
+        let k = self.of_mobile(mobile);
+        let packed: Option<Vec<u8>> = self.conn().get(k.by_mobile(mobile.as_str())).await?;
+        let mut ids: Vec<String> = packed
+            .unwrap_or_default()
+            .chunks_exact(16)
+            .map(crate::domain::hex)
+            .collect();
+        if ids.len() < limit {
+            let older: Vec<String> = self
+                .conn()
+                .zrevrange(k.by_mobile_before(mobile.as_str()), 0, limit as isize)
+                .await?;
+            for id in older {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        let mut records = Vec::with_capacity(ids.len().min(limit));
+        for id in ids.iter().filter_map(|id| JobId::parse(id)).take(limit) {
             records.extend(self.job(&id).await?.map(|found| found.job));
         }
         Ok(records)
     }
 
     /// The status history of one job, oldest first (its newest 32 events). Kept in its own
-    /// record, so a read costs one field of one hash, however long the events stream is.
+    /// record, so a read costs one small hash, however long the events stream is.
     pub async fn events_of(&self, id: &JobId) -> Result<Vec<StatusEvent>, StoreError> {
         let key = self.keys(self.shards().of_job(id)).job(id.as_str());
-        let hist: Option<String> = self.conn().hget(key, "hist").await?;
-        hist.as_deref()
-            .map_or(Ok(Vec::new()), |h| parse_history(id, h))
+        let h = as_text(self.conn().hgetall(key).await?);
+        Stored(&h).history(id)
     }
 }

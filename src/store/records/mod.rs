@@ -3,6 +3,7 @@
 //! API (for `GET /v1/jobs/{id}` and `/v1/admin`) and the on-call CLI hold one.
 
 mod dead;
+mod export;
 mod guard;
 mod halt;
 mod inspect;
@@ -12,10 +13,12 @@ mod sessions;
 mod webhooks;
 
 pub use dead::{DeadLetter, DeadLetterView, Replay};
+pub use export::{Event, StreamCounts};
 pub use guard::{BlockedPrefix, BudgetUse};
 pub use halt::{AuditEntry, Halt};
 pub use inspect::{PENDING_SAMPLE, QueueState};
 pub use jobs::{JobFound, JobRecord, StatusEvent};
+pub(crate) use jobs::{Stored, as_text};
 pub use replay::{ReplayOutcome, Replayed};
 pub use webhooks::{DeadDelivery, EndpointState};
 

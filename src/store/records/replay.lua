@@ -3,7 +3,7 @@
 -- the current one (never a stale code).
 -- Returns {'replayed'} | {'gone'} (no such dead letter, or no job record) | {'stale'}
 local dead, stream, events, job_key, code_key, otp = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local dead_id, job_id, job_json, kind, now, ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local dead_id, job_id, job_json, kind, now, ttl, events_keep_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 
 if #redis.call('XRANGE', dead, dead_id, dead_id) == 0 then return {'gone'} end
 if redis.call('EXISTS', job_key) == 0 then return {'gone'} end
@@ -13,6 +13,6 @@ if kind == 'code' then
   end
 end
 redis.call('XADD', stream, '*', 'job', job_json)
-record(job_key, events, job_id, 'replayed', 0, '', now, ttl, events_maxlen)
+record(job_key, events, job_id, 'replayed', 0, '', now, ttl, events_keep_ms)
 redis.call('XDEL', dead, dead_id)
 return {'replayed'}

@@ -202,10 +202,17 @@ impl App {
                 .await
                 .expect("TYPE");
             let texts: Vec<String> = match kind.as_str() {
-                "string" => vec![conn.get(&k).await.expect("GET")],
+                // Lossy: the per-number index holds job ids as bytes.
+                "string" => {
+                    let v: Vec<u8> = conn.get(&k).await.expect("GET");
+                    vec![String::from_utf8_lossy(&v).into_owned()]
+                }
                 "hash" => {
-                    let h: HashMap<String, String> = conn.hgetall(&k).await.expect("HGETALL");
-                    h.into_iter().flat_map(|(a, b)| [a, b]).collect()
+                    // Lossy too: a record keeps a hex message id as its bytes (`ib`).
+                    let h: HashMap<String, Vec<u8>> = conn.hgetall(&k).await.expect("HGETALL");
+                    h.into_iter()
+                        .flat_map(|(a, b)| [a, String::from_utf8_lossy(&b).into_owned()])
+                        .collect()
                 }
                 "zset" => conn.zrange(&k, 0, -1).await.expect("ZRANGE"),
                 "stream" => {

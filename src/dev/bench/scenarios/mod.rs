@@ -4,6 +4,7 @@ mod cluster;
 mod failover;
 mod fleet;
 mod pumping;
+mod retention;
 mod soak;
 mod throughput;
 
@@ -38,6 +39,9 @@ pub async fn run(bench: &mut Bench, only: &[String], soak: Soak) -> Result<(), B
     }
     if on("memory") {
         throughput::memory(bench).await?;
+    }
+    if on("retention") {
+        retention::retention(bench).await?;
     }
     if on("pumping") {
         pumping::pumping(bench).await?;
