@@ -101,6 +101,8 @@ async fn status_reports_a_seeded_queue_exactly_as_json_and_as_text() {
     let next_due = s["retries"]["next_due_in_ms"].as_i64().unwrap();
     assert!((50_000..=60_000).contains(&next_due), "{next_due}");
     assert_eq!(s["dead_letters"], 1);
+    // Nine job records made (four sent, five queued), all within the retention.
+    assert_eq!(s["redis"]["retained_jobs"], 9, "{}", s["redis"]);
     assert_eq!(s["throughput"]["last_hour"]["sent"], 4);
     assert!(s["throughput"]["sent_per_sec_1m"].as_f64().unwrap() > 0.0);
     assert_eq!(s["limiter"]["rate_per_sec"], 100);
