@@ -197,7 +197,9 @@ end
 -- the call, so a newer code still supersedes it. Returns the call's job id, or nil.
 local function fall_back(sms_key, sms_id, job_prefix, otp_prefix, code_key, stream, events,
     by_mobile, voice_key, voice_limit, voice_ttl_ms, now, ttl, events_keep_ms)
-  local rec = redis.call('HMGET', sms_key, 'fallback', 'm', 'p')
+  local rec = redis.call('HMGET', sms_key, 'fallback', 'm', 'p', 'mobile', 'purpose')
+  rec[2] = rec[2] or (rec[4] and short_mobile(rec[4]))
+  rec[3] = rec[3] or rec[5]
   if not rec[1] or rec[1] == '' then return nil end
   if redis.call('HGET', code_key, 'job') ~= sms_id then return nil end
   if redis.call('EXISTS', otp_prefix .. sms_id) == 0 then return nil end
@@ -226,9 +228,9 @@ local function deliver_report(job_key, events, stats, job_id, delivered, deliver
   local status = 'undelivered'
   if delivered == '1' then status = 'delivered' end
   local extra = nil
-  local created = tonumber(cur[5] or cur[6])
-  if received_s ~= '' and created then
-    extra = {'dt', tonumber(received_s) - math.floor(created / 1000)}
+  local created, received = tonumber(cur[5] or cur[6]), tonumber(received_s)
+  if received and created then
+    extra = {'dt', received - math.floor(created / 1000)}
   end
   record(job_key, events, job_id, status, cur[3] or cur[4] or 0, deliver_code, now, ttl,
     events_keep_ms, extra)

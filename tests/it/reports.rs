@@ -218,3 +218,64 @@ async fn a_report_that_beats_the_sent_write_is_applied_by_it() {
         ["queued", "sending", "sent", "delivered"]
     );
 }
+
+/// A job sent by a build before the compact record (long field names, `hist` with Unix ms,
+/// the report index, the sorted set per number) is still read whole after the upgrade, and
+/// its report still finds it, through the index it left.
+#[tokio::test]
+async fn a_record_of_the_old_layout_still_reads_and_takes_its_report() {
+    let app = spawn_app(settings(|_| {})).await;
+    let (id, mobile, sid) = (
+        "00c0ffee00c0ffee00c0ffee00c0ffee",
+        "13810000007",
+        "abcdefabcdefabcdefabcdefabcdef12",
+    );
+    let keys = app.store.keys(Shard::FIRST);
+    let t = now_ms() - 5_000;
+    let hist = format!(
+        "{t}\x1fqueued\x1f0\x1f\x1e{}\x1fsending\x1f1\x1f\x1e{}\x1fsent\x1f1\x1f\x1fronglian",
+        t + 100,
+        t + 200
+    );
+    let mut redis = app.redis().await;
+    let old: [(&str, String); 12] = [
+        ("id", id.into()),
+        ("status", "sent".into()),
+        ("attempts", "1".into()),
+        ("kind", "code".into()),
+        ("mobile", "138****0007".into()),
+        ("purpose", "login".into()),
+        ("created_ms", t.to_string()),
+        ("updated_ms", (t + 200).to_string()),
+        ("hist", hist),
+        ("provider_status", "000000".into()),
+        ("provider_message_id", sid.into()),
+        ("provider", "ronglian".into()),
+    ];
+    let _: () = redis.hset_multiple(keys.job(id), &old).await.unwrap();
+    let _: () = redis.set(keys.sid(sid, mobile), id).await.unwrap();
+    let _: () = redis
+        .zadd(keys.by_mobile_before(mobile), id, t)
+        .await
+        .unwrap();
+
+    let (status, answer) = push(&app, REPORTS_TOKEN, report(sid, mobile, "0", id)).await;
+    assert_eq!(
+        (status, answer["received"].as_str()),
+        (200, Some("delivered"))
+    );
+    let (_, record) = app.get(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(record["status"], "delivered", "{record}");
+    assert_eq!(record["mobile"], "138****0007", "{record}");
+    assert_eq!(record["provider_message_id"], sid, "{record}");
+    assert_eq!(record["provider"], "ronglian", "{record}");
+    assert_eq!(record["deliver_code"], "DELIVRD", "{record}");
+    assert_eq!(
+        history(&app, id).await,
+        ["queued", "sending", "sent", "delivered"]
+    );
+    let to = smsq::domain::Mobile::parse(mobile).unwrap();
+    let found = app.records.jobs_of(&to, 50).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, id);
+}

@@ -18,9 +18,10 @@ local voice_ttl_ms = ARGV[14]
 local job_id = nil
 if req_id ~= '' then
   local name, value = message_id_field(message_id)
-  local job = redis.call('HMGET', req_job_key, 's', 'status', 'i', 'ib', 'provider_message_id', 'm')
+  local job = redis.call('HMGET', req_job_key, 's', 'status', 'i', 'ib', 'provider_message_id',
+    'm', 'mobile')
   local status, sent_as = job[1] or job[2], job[3] or job[4] or job[5]
-  local ours = job[6] == short_mobile(mobile)
+  local ours = (job[6] or (job[7] and short_mobile(job[7]))) == short_mobile(mobile)
   local reported = status == 'sent' or status == 'delivered' or status == 'undelivered'
   local same = (job[3] or job[5]) == message_id or (name == 'ib' and job[4] == value)
   if ours and reported and same then
@@ -29,9 +30,9 @@ if req_id ~= '' then
     redis.call('HSET', req_job_key, name, value)
     job_id = req_id
   end
-else
-  job_id = redis.call('GET', sid_key)
 end
+-- The index: Tencent's reports, and jobs sent before reports were matched by their reqId.
+if not job_id then job_id = redis.call('GET', sid_key) end
 if not job_id then
   if redis.call('EXISTS', early_key) == 1 then return {'duplicate'} end
   redis.call('HSET', early_key, 'delivered', delivered, 'deliver_code', deliver_code,
@@ -46,7 +47,8 @@ local status = deliver_report(job_key, events, stats, job_id, delivered, deliver
   received_s, now, ttl, events_keep_ms)
 if status == 'delivered' then redis.call('HDEL', job_key, 'fallback') end
 if status == 'undelivered' and voice_limit > 0 then
-  local purpose = redis.call('HGET', job_key, 'p')
+  local purpose = redis.call('HMGET', job_key, 'p', 'purpose')
+  purpose = purpose[1] or purpose[2]
   local call_id = purpose and fall_back(job_key, job_id, job_prefix, otp_prefix,
     code_prefix .. purpose .. ':' .. mobile, stream, events, by_mobile, voice_key,
     voice_limit, voice_ttl_ms, now, ttl, events_keep_ms)
