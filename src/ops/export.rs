@@ -80,17 +80,16 @@ pub async fn follow(
     stop: CancellationToken,
 ) -> Result<u64, ExportError> {
     let shards: Vec<Shard> = records.shards().all().collect();
-    let mut out: Box<dyn Write + Send> = match &opts.out {
-        Some(path) => Box::new(open_resumable(path)?),
-        None => Box::new(std::io::stdout()),
+    let (mut out, in_file): (Box<dyn Write + Send>, _) = match &opts.out {
+        Some(path) => {
+            let (file, last) = open_resumable(path, shards.len())?;
+            (Box::new(file), last)
+        }
+        None => (Box::new(std::io::stdout()), HashMap::new()),
     };
     // Per shard: the last event done with, and how many events had been added up to it
     // when that was known (it was the newest): what tells a real gap from a quiet stream.
     let mut cursors: HashMap<usize, (Option<EntryId>, Option<u64>)> = HashMap::new();
-    let in_file = match &opts.out {
-        Some(path) => resume_from_file(path)?,
-        None => HashMap::new(),
-    };
     for &shard in &shards {
         let saved = records.export_cursor(shard, &opts.name).await?;
         let from_file = in_file.get(&shard.index()).copied();
@@ -208,8 +207,12 @@ async fn line_for(
     Ok(Some(line.to_string()))
 }
 
-/// The file to append to, without a last line a crash cut short.
-fn open_resumable(path: &Path) -> Result<std::fs::File, ExportError> {
+/// The file to append to, without a last line a crash cut short, and the last event of each
+/// shard its lines name (read from the end, until each of `shards` was seen or the start).
+fn open_resumable(
+    path: &Path,
+    shards: usize,
+) -> Result<(std::fs::File, HashMap<usize, EntryId>), ExportError> {
     let io = |e| ExportError::Io(path.display().to_string(), e);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -218,21 +221,36 @@ fn open_resumable(path: &Path) -> Result<std::fs::File, ExportError> {
         .open(path)
         .map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
-    if len > 0 {
-        let keep = complete_len(&mut file, len).map_err(io)?;
-        if keep < len {
-            file.set_len(keep).map_err(io)?;
-        }
+    let keep = complete_len(&mut file, len).map_err(io)?;
+    if keep < len {
+        file.set_len(keep).map_err(io)?;
     }
-    Ok(file)
+    let mut found = HashMap::new();
+    lines_from_end(&mut file, keep, |line| {
+        if let Some((shard, entry)) = event_of(line) {
+            found.entry(shard).or_insert(entry);
+        }
+        found.len() < shards
+    })
+    .map_err(io)?;
+    Ok((file, found))
 }
+
+/// The shard and event a line names (`"event": "<shard>/<entry id>"`).
+fn event_of(line: &[u8]) -> Option<(usize, EntryId)> {
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let (shard, entry) = v["event"].as_str()?.split_once('/')?;
+    Some((shard.parse().ok()?, EntryId::parse(entry)?))
+}
+
+const CHUNK: u64 = 64 * 1024;
 
 /// The length of `file` up to its last newline.
 fn complete_len(file: &mut std::fs::File, len: u64) -> std::io::Result<u64> {
     let mut end = len;
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; CHUNK as usize];
     while end > 0 {
-        let start = end.saturating_sub(buf.len() as u64);
+        let start = end.saturating_sub(CHUNK);
         let chunk = &mut buf[..(end - start) as usize];
         file.seek(SeekFrom::Start(start))?;
         file.read_exact(chunk)?;
@@ -244,26 +262,80 @@ fn complete_len(file: &mut std::fs::File, len: u64) -> std::io::Result<u64> {
     Ok(0)
 }
 
-/// Each shard's last exported event, read from the end of the file until every shard that
-/// has a line was seen (or the file's start).
-fn resume_from_file(path: &Path) -> Result<HashMap<usize, EntryId>, ExportError> {
-    let io = |e| ExportError::Io(path.display().to_string(), e);
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(e) => return Err(io(e)),
-    };
-    let mut found = HashMap::new();
-    for line in text.lines().rev() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
+/// Gives `each` the lines of `file` before `end` (which ends a line), the last first, until
+/// it answers false.
+fn lines_from_end(
+    file: &mut std::fs::File,
+    end: u64,
+    mut each: impl FnMut(&[u8]) -> bool,
+) -> std::io::Result<()> {
+    let mut pos = end;
+    // The start of the line the previous chunk began inside, with the rest of that line.
+    let mut carry: Vec<u8> = Vec::new();
+    while pos > 0 {
+        let start = pos.saturating_sub(CHUNK);
+        let mut chunk = vec![0u8; (pos - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&carry);
+        // The chunk's first line may begin before it, unless the chunk starts the file.
+        let first = match chunk.iter().position(|&b| b == b'\n') {
+            _ if start == 0 => 0,
+            Some(at) => at + 1,
+            None => {
+                carry = chunk;
+                pos = start;
+                continue;
+            }
         };
-        let Some((shard, entry)) = v["event"].as_str().and_then(|e| e.split_once('/')) else {
-            continue;
-        };
-        if let (Ok(shard), Some(entry)) = (shard.parse::<usize>(), EntryId::parse(entry)) {
-            found.entry(shard).or_insert(entry);
+        for line in chunk[first..].split(|&b| b == b'\n').rev() {
+            if !line.is_empty() && !each(line) {
+                return Ok(());
+            }
         }
+        carry = chunk[..first].to_vec();
+        pos = start;
     }
-    Ok(found)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_is_read_from_its_end_across_chunks_and_a_torn_line_is_dropped() {
+        let path = std::env::temp_dir().join(format!("smsq-export-{}.jsonl", std::process::id()));
+        let mut text = String::new();
+        // Lines longer than a chunk boundary falls on, and more of them than one chunk holds.
+        for n in 0..3000u64 {
+            let shard = n % 3;
+            text.push_str(&format!(
+                "{{\"event\":\"{shard}/{n}-0\",\"pad\":\"{}\"}}\n",
+                "x".repeat((n % 97) as usize)
+            ));
+        }
+        text.push_str("{\"event\":\"0/99999-0\",\"cut sho");
+        std::fs::write(&path, &text).unwrap();
+        let (_, last) = open_resumable(&path, 3).unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(written.ends_with("\"}\n"), "the torn line is gone");
+        let want = |n| EntryId { ms: n, seq: 0 };
+        assert_eq!(
+            last,
+            HashMap::from([(0, want(2997)), (1, want(2998)), (2, want(2999))])
+        );
+        let mut all = Vec::new();
+        let path2 = path.with_extension("all");
+        std::fs::write(&path2, &written).unwrap();
+        let mut file = std::fs::File::open(&path2).unwrap();
+        lines_from_end(&mut file, written.len() as u64, |l| {
+            all.push(event_of(l).unwrap().1.ms);
+            true
+        })
+        .unwrap();
+        let _ = std::fs::remove_file(&path2);
+        assert_eq!(all, (0..3000).rev().collect::<Vec<_>>());
+    }
 }

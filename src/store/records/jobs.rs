@@ -102,6 +102,11 @@ impl Stored<'_> {
         self.get(new, old).filter(|v| !v.is_empty()).cloned()
     }
 
+    /// A field only records of the old layout have (today's derive it from the history).
+    fn old_only(&self, name: &str) -> Option<String> {
+        self.text(name, name)
+    }
+
     pub fn exists(&self) -> bool {
         self.get("s", "status").is_some()
     }
@@ -237,14 +242,14 @@ impl Records {
             .and_then(|u| u.parse().ok())
             .or_else(|| history.last().map(|e| e.ts));
         let provider = stored
-            .text("provider", "provider")
+            .old_only("provider")
             .or_else(|| history.iter().rev().find_map(|e| e.provider.clone()));
         let reported = history
             .iter()
             .rev()
             .find(|e| matches!(e.status, JobStatus::Delivered | JobStatus::Undelivered));
         let deliver_code = stored
-            .text("deliver_code", "deliver_code")
+            .old_only("deliver_code")
             .or_else(|| reported.map(|e| e.error.clone()).filter(|e| !e.is_empty()));
         let delivered_at = match (
             h.get("dt").and_then(|d| d.parse::<i64>().ok()),
@@ -254,7 +259,7 @@ impl Records {
                 .timestamp_opt(created.div_euclid(1000) + dt, 0)
                 .single()
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
-            _ => stored.text("delivered_at", "delivered_at"),
+            _ => stored.old_only("delivered_at"),
         };
         let job = JobRecord {
             id: id.as_str().to_owned(),
