@@ -95,18 +95,7 @@ async fn a_follower_behind_the_events_retention_says_so() {
     let env = child_env(&app.settings, "http://127.0.0.1:9");
     let out = temp_dir("export-gap").join("jobs.jsonl");
     app.queue_message("13740000900").await;
-    let events = app.store.keys(smsq::domain::Shard::FIRST).events();
-    let mut conn = app.redis().await;
-    let first: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(&events)
-        .arg("-")
-        .arg("+")
-        .arg("COUNT")
-        .arg(1)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let first = first.ids[0].id.clone();
+    let first = app.oldest_event().await.expect("the job's event").id;
     // The file says the follower got to the first event; then more than the retention passes
     // with traffic, and the stream trims past it.
     std::fs::write(
@@ -114,26 +103,7 @@ async fn a_follower_behind_the_events_retention_says_so() {
         format!("{{\"event\":\"0/{first}\",\"job\":{{\"id\":\"x\",\"status\":\"sent\"}},\"history\":[1,2,3]}}\n"),
     )
     .unwrap();
-    let mut n = 13_740_001_000u64;
-    eventually(Duration::from_secs(15), "the first event trimmed", || {
-        n += 50;
-        let (from, app, events, mut conn, first) =
-            (n, &app, events.clone(), conn.clone(), first.clone());
-        async move {
-            app.queue_messages(from, 50).await;
-            let oldest: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(&events)
-                .arg("-")
-                .arg("+")
-                .arg("COUNT")
-                .arg(1)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            (oldest.ids[0].id != first).then_some(())
-        }
-    })
-    .await;
+    app.queue_until_trimmed(&first, 13_740_001_000).await;
     let done = smsq_command(None)
         .args(["export", "--settle", "0s", "--out"])
         .arg(&out)

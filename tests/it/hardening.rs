@@ -1266,28 +1266,7 @@ async fn the_events_stream_forgets_by_time_and_the_history_stays() {
     }))
     .await;
     let first = app.queue_message("13700000002").await;
-    let events = app.store.keys(smsq::domain::Shard::FIRST).events();
-    let conn = app.redis().await;
-    let mut next = 13_700_200_000u64;
-    crate::common::eventually(Duration::from_secs(15), "the first event trimmed", || {
-        let (mut conn, events, app, first) = (conn.clone(), events.clone(), &app, first.clone());
-        next += 50;
-        let from = next;
-        async move {
-            app.queue_messages(from, 50).await;
-            let oldest: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(&events)
-                .arg("-")
-                .arg("+")
-                .arg("COUNT")
-                .arg(1)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            let first_id = oldest.ids.first().map(|e| e.get::<String>("id"));
-            (first_id.flatten().as_deref() != Some(first.as_str())).then_some(())
-        }
-    })
-    .await;
+    let entry = app.oldest_event().await.expect("the first job's event").id;
+    app.queue_until_trimmed(&entry, 13_700_200_000).await;
     assert_eq!(crate::common::history(&app, &first).await, ["queued"]);
 }

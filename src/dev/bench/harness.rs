@@ -375,6 +375,45 @@ pub async fn prefill(codes: &Codes, first: u64, n: u64) -> Result<(), BenchError
     Ok(())
 }
 
+/// Issues `n` codes (purpose `login`) to distinct numbers from `mobile(first)` on, through
+/// the API's own issue step, 64 at a time. Returns how many were refused.
+pub async fn issue_codes(codes: &Codes, first: u64, n: u64) -> Result<u64, BenchError> {
+    let purpose =
+        crate::domain::Purpose::parse("login").map_err(|e| BenchError::Stuck(e.to_string()))?;
+    let mut tasks = JoinSet::new();
+    for lane in 0..64u64 {
+        let (codes, purpose) = (codes.clone(), purpose.clone());
+        tasks.spawn(async move {
+            let mut refused = 0;
+            let mut i = lane;
+            while i < n {
+                let mobile = Mobile::parse(&mobile(first + i)).map_err(|_| "bad mobile")?;
+                let req = crate::codes::CodeRequest {
+                    mobile,
+                    purpose: purpose.clone(),
+                    client_ip: None,
+                    captcha: None,
+                    idempotency: None,
+                    request_id: None,
+                    channel: crate::domain::Channel::Sms,
+                };
+                if codes.issue(req).await.is_err() {
+                    refused += 1;
+                }
+                i += 64;
+            }
+            Ok::<u64, &'static str>(refused)
+        });
+    }
+    let mut refused = 0;
+    while let Some(done) = tasks.join_next().await {
+        refused += done
+            .map_err(|e| BenchError::Stuck(e.to_string()))?
+            .map_err(|e| BenchError::Stuck(e.to_owned()))?;
+    }
+    Ok(refused)
+}
+
 /// Entries on the send streams of every shard of `store` (acked ones are deleted).
 pub async fn backlog(store: &Store) -> Result<u64, BenchError> {
     let mut total = 0;

@@ -109,6 +109,37 @@ impl App {
     }
 
     /// Queues one notification to each of `count` numbers from `first` on; returns the job ids.
+    /// The oldest entry of shard 0's events stream, `None` while it is empty.
+    pub async fn oldest_event(&self) -> Option<redis::streams::StreamId> {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(self.store.keys(Shard::FIRST).events())
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.redis().await)
+            .await
+            .expect("XRANGE");
+        reply.ids.into_iter().next()
+    }
+
+    /// Queues messages, 50 at a time from `first` on, until the events stream no longer
+    /// starts with the entry `entry_id` (a short `stream.events_retention_secs` trims it
+    /// once it is older than that and newer events come).
+    pub async fn queue_until_trimmed(&self, entry_id: &str, first: u64) {
+        let mut next = first;
+        eventually(Duration::from_secs(15), "the oldest event trimmed", || {
+            next += 50;
+            let from = next;
+            async move {
+                self.queue_messages(from, 50).await;
+                let oldest = self.oldest_event().await;
+                oldest.is_none_or(|e| e.id != entry_id).then_some(())
+            }
+        })
+        .await;
+    }
+
     pub async fn queue_messages(&self, first: u64, count: u64) -> Vec<String> {
         let mut ids = Vec::new();
         for n in first..first + count {

@@ -11,11 +11,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinSet;
-
-use crate::codes::CodeRequest;
-use crate::dev::bench::{Bench, BenchError, Row, mobile};
-use crate::domain::{Channel, Mobile, Purpose};
+use crate::dev::bench::harness::issue_codes;
+use crate::dev::bench::{Bench, BenchError, Row};
 
 /// One kind of key: how many, their bytes, and the longest TTL seen (ms; -1 = none).
 #[derive(Debug, Clone, Copy)]
@@ -60,7 +57,10 @@ pub async fn retention(bench: &mut Bench) -> Result<(), BenchError> {
     )?;
     bench.wait_for_workers(1, Duration::from_secs(30)).await?;
     let before = bench.used_memory().await?;
-    issue(bench, n).await?;
+    let refused = issue_codes(&bench.codes, 80_000_000, n).await?;
+    if refused > 0 {
+        return Err(BenchError::Stuck(format!("{refused} of {n} codes refused")));
+    }
     let delivered = wait_delivered(bench, n, Duration::from_secs(120)).await?;
     let ttl_ms = bench.app.settings().status.ttl.as_millis() as i64;
     let mut kinds = weigh(bench).await?;
@@ -125,38 +125,6 @@ fn lives(ttl_ms: i64) -> String {
         t if t >= 3_600_000 => format!("{:.0} h", t as f64 / 3_600_000.0),
         t => format!("{:.0} s", t as f64 / 1000.0),
     }
-}
-
-/// `n` codes to distinct numbers, through the API's own issue step, 64 at a time.
-async fn issue(bench: &Bench, n: u64) -> Result<(), BenchError> {
-    let purpose = Purpose::parse("login").map_err(|e| BenchError::Stuck(e.to_string()))?;
-    let mut tasks = JoinSet::new();
-    for lane in 0..64u64 {
-        let (codes, purpose) = (bench.codes.clone(), purpose.clone());
-        tasks.spawn(async move {
-            let mut i = lane;
-            while i < n {
-                let to = Mobile::parse(&mobile(80_000_000 + i)).map_err(|_| "bad mobile")?;
-                let req = CodeRequest {
-                    mobile: to,
-                    purpose: purpose.clone(),
-                    client_ip: None,
-                    captcha: None,
-                    idempotency: None,
-                    request_id: None,
-                    channel: Channel::Sms,
-                };
-                codes.issue(req).await.map_err(|_| "issue refused")?;
-                i += 64;
-            }
-            Ok::<(), &'static str>(())
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.map_err(|e| BenchError::Stuck(e.to_string()))?
-            .map_err(|e| BenchError::Stuck(e.to_owned()))?;
-    }
-    Ok(())
 }
 
 /// Waits until `n` jobs were reported delivered (the per-minute outcome counts).
