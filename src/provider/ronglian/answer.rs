@@ -26,21 +26,38 @@ struct AnswerSms {
 pub(crate) fn parse_answer(body: &str) -> Result<Accepted, SendError> {
     let answer: Answer =
         serde_json::from_str(body).map_err(|e| SendError::Malformed(e.to_string()))?;
-    if answer.status_code != "000000" {
+    let sms = answer
+        .template_sms
+        .map(|s| (s.sms_message_sid, s.date_created));
+    accepted(
+        answer.status_code,
+        answer.status_msg,
+        sms,
+        "templateSMS.smsMessageSid",
+    )
+}
+
+/// What every answer says: `000000` and the id of what was accepted (`what` names where it
+/// should have been), or the platform's refusal.
+fn accepted(
+    status_code: String,
+    status_msg: Option<String>,
+    id: Option<(String, String)>,
+    what: &str,
+) -> Result<Accepted, SendError> {
+    if status_code != "000000" {
         return Err(SendError::Rejected {
             kind: Kind::Ronglian,
-            code: answer.status_code,
-            message: answer.status_msg.unwrap_or_default(),
+            code: status_code,
+            message: status_msg.unwrap_or_default(),
         });
     }
-    match answer.template_sms {
-        Some(sms) if !sms.sms_message_sid.is_empty() => Ok(Accepted {
-            message_id: sms.sms_message_sid,
-            date_created: sms.date_created,
+    match id {
+        Some((message_id, date_created)) if !message_id.is_empty() => Ok(Accepted {
+            message_id,
+            date_created,
         }),
-        _ => Err(SendError::Malformed(
-            "000000 without templateSMS.smsMessageSid".to_owned(),
-        )),
+        _ => Err(SendError::Malformed(format!("000000 without {what}"))),
     }
 }
 
@@ -66,20 +83,11 @@ struct VoiceAccepted {
 pub(crate) fn parse_voice_answer(body: &str) -> Result<Accepted, SendError> {
     let answer: VoiceAnswer =
         serde_json::from_str(body).map_err(|e| SendError::Malformed(e.to_string()))?;
-    if answer.status_code != "000000" {
-        return Err(SendError::Rejected {
-            kind: Kind::Ronglian,
-            code: answer.status_code,
-            message: answer.status_msg.unwrap_or_default(),
-        });
-    }
-    match answer.voice_verify {
-        Some(v) if !v.call_sid.is_empty() => Ok(Accepted {
-            message_id: v.call_sid,
-            date_created: v.date_created,
-        }),
-        _ => Err(SendError::Malformed(
-            "000000 without VoiceVerify.callSid".to_owned(),
-        )),
-    }
+    let call = answer.voice_verify.map(|v| (v.call_sid, v.date_created));
+    accepted(
+        answer.status_code,
+        answer.status_msg,
+        call,
+        "VoiceVerify.callSid",
+    )
 }
