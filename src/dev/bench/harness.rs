@@ -39,6 +39,8 @@ pub struct Bench {
     env: HashMap<String, String>,
     rows: Vec<Row>,
     provider_ceiling: f64,
+    /// The worker CPU of a bare sign-and-POST to the stand-in, µs per send (same run).
+    client_floor_us: Option<f64>,
     _dir: TempDir,
 }
 
@@ -86,6 +88,7 @@ impl Bench {
             env,
             rows: Vec::new(),
             provider_ceiling: 0.0,
+            client_floor_us: None,
             _dir: TempDir(dir),
         })
     }
@@ -100,6 +103,14 @@ impl Bench {
 
     pub fn set_provider_ceiling(&mut self, rate: f64) {
         self.provider_ceiling = rate;
+    }
+
+    pub fn client_floor_us(&self) -> Option<f64> {
+        self.client_floor_us
+    }
+
+    pub fn set_client_floor_us(&mut self, us: f64) {
+        self.client_floor_us = Some(us);
     }
 
     pub fn row(&mut self, row: Row) {
