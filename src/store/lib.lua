@@ -63,7 +63,7 @@ local HISTORY_MAX = 32
 local function with_event(hist, created, status, attempt, err, now, account)
   local event = (tonumber(now) - tonumber(created)) .. '\31' .. (LETTER[status] or status)
     .. '\31' .. attempt
-  err = clip(string.gsub(err, '[\30\31]', ' '), 40)
+  if err ~= '' then err = clip(string.gsub(err, '[\30\31]', ' '), 40) end
   if account and account ~= '' then
     event = event .. '\31' .. err .. '\31' .. account
   elseif err ~= '' then
@@ -71,6 +71,9 @@ local function with_event(hist, created, status, attempt, err, now, account)
   end
   if not hist then return event end
   hist = hist .. '\30' .. event
+  -- An event takes at least 6 bytes with its separator: a shorter history cannot be full,
+  -- and need not be counted (the common case, on every transition).
+  if #hist < HISTORY_MAX * 6 then return hist end
   local _, events = string.gsub(hist, '\30', '')
   if events + 1 > HISTORY_MAX then
     hist = string.sub(hist, string.find(hist, '\30', 1, true) + 1)

@@ -503,18 +503,23 @@ fn voice_callback(ctx: &Context, account: &Account) -> Option<String> {
 }
 
 /// One log line and one count per status change. The span carries the job id, the attempt
-/// and the masked mobile; nothing here holds a code or a credential.
+/// and the masked mobile; nothing here holds a code or a credential. `sending` is logged at
+/// `debug`: it comes a moment before the attempt's outcome line, which says as much, and the
+/// job's history and the events stream keep it anyway (at `info` it was half of a sent job's
+/// lines).
 fn transition(job: &Job, status: JobStatus, provider_status: &str, error: &str) {
     let latency_ms = now_ms() - job.created_ms;
-    if status != JobStatus::Sending {
-        metrics::job_status(status.as_str());
-    }
     match status {
+        JobStatus::Sending => {
+            tracing::debug!(%status, latency_ms, "job transition");
+            return;
+        }
         JobStatus::Failed | JobStatus::Dead | JobStatus::Expired | JobStatus::Retrying => {
             tracing::warn!(%status, provider_status, latency_ms, error, "job transition")
         }
         _ => tracing::info!(%status, provider_status, latency_ms, error, "job transition"),
     }
+    metrics::job_status(status.as_str());
 }
 
 fn ms_since(then_ms: i64) -> Duration {

@@ -27,6 +27,9 @@ pub struct Sizes {
     pub e2e_rate: f64,
     pub limiter_run: Duration,
     pub in_flight: u64,
+    /// The idle fleet: how long its Redis CPU is watched, and the lone jobs sent after.
+    pub idle_window: Duration,
+    pub idle_jobs: u64,
 }
 
 impl Sizes {
@@ -37,6 +40,8 @@ impl Sizes {
             e2e_rate: 1000.0,
             limiter_run: Duration::from_secs(30),
             in_flight: 100,
+            idle_window: Duration::from_secs(10),
+            idle_jobs: 40,
         }
     }
 
@@ -48,6 +53,8 @@ impl Sizes {
             e2e_rate: 200.0,
             limiter_run: Duration::from_secs(3),
             in_flight: 100,
+            idle_window: Duration::from_secs(2),
+            idle_jobs: 10,
         }
     }
 }
@@ -58,7 +65,7 @@ pub struct BenchOptions {
     #[arg(long)]
     pub quick: bool,
     /// Only these scenarios (comma-separated: provider, enqueue, drain0, drain100, e2e,
-    /// limiter, recovery, memory, retention, pumping, failover, cluster, soak); the drain ceiling needs
+    /// limiter, recovery, memory, retention, pumping, failover, idle, cluster, soak); the drain ceiling needs
     /// `provider`. The
     /// soak runs only when named (`bench/soak`).
     #[arg(long, value_delimiter = ',')]

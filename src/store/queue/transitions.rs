@@ -13,7 +13,7 @@ script! {
     argv {
         job_id: &'a str, entry_id: &'a str, group: &'a str, now: i64, ttl: u64,
         events_keep_ms: u64, attempt: u32, kind: &'a str, expires: String, max_deliveries: u32,
-        job_json: String, dead_maxlen: u64, token: &'a str,
+        job_json: &'a str, dead_maxlen: u64, token: &'a str,
     }
 }
 
@@ -25,7 +25,7 @@ script! {
         job_id: &'a str, entry_id: &'a str, group: &'a str, now: i64, ttl: u64,
         events_keep_ms: u64, outcome: String, attempt: u32, err: &'a str,
         provider_status: &'a str, message_id: &'a str, next_job: String,
-        received_job: String, dead_maxlen: u64, token: &'a str, me: &'a str,
+        received_job: &'a str, dead_maxlen: u64, token: &'a str, me: &'a str,
         account: &'a str, sid_ttl: u64,
     }
 }
@@ -131,7 +131,8 @@ impl Queue {
             } else {
                 r.max_deliveries
             },
-            job_json: job.to_json(),
+            // Only a poison check (an entry delivered again) may bury it: as it came.
+            job_json: if entry.first_delivery { "" } else { &entry.raw },
             dead_maxlen: r.dead_maxlen,
             token: &fence.token,
         }
@@ -193,7 +194,11 @@ impl Queue {
             provider_status: seam.provider_status,
             message_id: seam.message_id,
             next_job: seam.next_job,
-            received_job: job.to_json(),
+            // Only a dead job's letter holds it: the entry as it came.
+            received_job: match outcome {
+                Outcome::Dead(_) => &entry.raw,
+                _ => "",
+            },
             dead_maxlen: r.dead_maxlen,
             token: &fence.token,
             me: &fence.consumer,

@@ -3,6 +3,7 @@
 mod cluster;
 mod failover;
 mod fleet;
+mod idle;
 mod pumping;
 mod retention;
 mod soak;
@@ -48,6 +49,9 @@ pub async fn run(bench: &mut Bench, only: &[String], soak: Soak) -> Result<(), B
     }
     if on("failover") {
         failover::failover(bench).await?;
+    }
+    if on("idle") {
+        idle::idle(bench).await?;
     }
     if on("cluster") {
         cluster::shards(bench).await?;
