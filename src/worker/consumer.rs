@@ -7,14 +7,20 @@
 //! 3. entries of consumers whose heartbeat lapsed (crashed workers), claimed at once; and,
 //!    every `worker.claim_idle_ms / 2`, entries idle that long anywhere (a live worker that
 //!    hangs: the backstop);
-//! 4. new entries. With one shard, one read blocking up to `worker.block_ms` (at most one
-//!    heartbeat interval, so the reaper above runs on time). With several, every shard is
-//!    asked at once for an equal share of the batch, the share's remainder going to a
-//!    different shard each time, then what is left of the batch to shards not found empty,
-//!    in turn: a backlog on one shard cannot starve another. When all are empty, the read
-//!    blocks on one shard in turn for at most [`SHARD_POLL`] (Redis Cluster cannot block on
-//!    streams of several slots at once), so an idle worker notices a new job on any shard
-//!    within that.
+//! 4. new entries, blocking up to `worker.block_ms` when there are none (at most one
+//!    heartbeat interval, so the reaper above runs on time). With several shards every shard
+//!    gets an equal share of the batch (rounded up), the first shard changing each time, and
+//!    what is left of the batch goes to the shards that had more: a backlog on one shard
+//!    cannot starve another.
+//!    - On one Redis, all the shards are asked in one `XREADGROUP … STREAMS s0 s1 …`, and an
+//!      idle worker blocks on all of them in that one read: it costs Redis one read per
+//!      `worker.block_ms`, and a new job on any shard wakes it at once. Jobs arriving on
+//!      several shards just before the blocking read can bring more entries than the batch
+//!      has room for; they are ours already (pending here) and are the next batch.
+//!    - Redis Cluster refuses a read across slots, and each shard is a slot of its own: there
+//!      each shard is read on its own (concurrently), and when all are empty the read blocks
+//!      on one shard in turn for at most [`SHARD_POLL`], so an idle worker notices a new job
+//!      on any shard within that.
 //!
 //! The reads have a connection of their own (a blocked read would hold up every command
 //! behind it on the shared socket).
@@ -53,6 +59,11 @@ pub struct Consumer {
     /// Per shard: where the rescan of our own pending entries goes on; `None` once done.
     pending_from: Vec<Option<String>>,
     redeliveries: VecDeque<Redelivery>,
+    /// Entries read beyond a batch's room (a share rounded up): delivered to us, handed out
+    /// first next time.
+    surplus: VecDeque<Entry>,
+    /// The last read of new entries found none (one Redis, several shards).
+    idle: bool,
     /// Entries handed out by `next_batch` and not yet `finished`: a rescan of our pending
     /// entries must not hand them out twice.
     in_flight: HashSet<(Shard, String)>,
@@ -72,6 +83,8 @@ impl Consumer {
             name,
             conn: None,
             redeliveries: VecDeque::new(),
+            surplus: VecDeque::new(),
+            idle: false,
             in_flight: HashSet::new(),
             turn: 0,
             next_reap: Instant::now(),
@@ -102,7 +115,8 @@ impl Consumer {
     pub async fn next_batch(&mut self, count: usize) -> Result<Vec<Entry>, StoreError> {
         match self.try_next_batch(count.max(1)).await {
             Ok(entries) => {
-                let ids = entries.iter().map(|e| (e.shard, e.entry_id.clone()));
+                let ids = entries.iter().chain(&self.surplus);
+                let ids = ids.map(|e| (e.shard, e.entry_id.clone()));
                 self.in_flight.extend(ids);
                 Ok(entries)
             }
@@ -118,6 +132,10 @@ impl Consumer {
     }
 
     async fn try_next_batch(&mut self, count: usize) -> Result<Vec<Entry>, StoreError> {
+        if !self.surplus.is_empty() {
+            let take = count.min(self.surplus.len());
+            return Ok(self.surplus.drain(..take).collect());
+        }
         let redelivered = self.due_redeliveries(count).await?;
         if !redelivered.is_empty() {
             return Ok(redelivered);
@@ -169,6 +187,29 @@ impl Consumer {
         let n = shards.count();
         let turn = self.turn;
         self.turn = (turn + 1) % n;
+        if !self.settings.redis.cluster {
+            let order: Vec<Shard> = shards.all().cycle().skip(turn).take(n).collect();
+            // Idle since the last read: straight to the blocking read (it answers at once
+            // if anything came meanwhile), one read per block rather than two.
+            let mut entries = match self.idle {
+                true => Vec::new(),
+                false => read_together(&self.queue, conn, &order, &self.name, count).await?,
+            };
+            if entries.is_empty() {
+                // A wake-up serves the one shard that got a job; only entries that came in
+                // between the reads above and this one can make it more than `count`.
+                let each = (count / n).max(1);
+                let read = self
+                    .queue
+                    .read_shards(conn, &order, &self.name, each, Some(block));
+                entries = read.await?;
+            }
+            self.idle = entries.is_empty();
+            if entries.len() > count {
+                self.surplus.extend(entries.drain(count..));
+            }
+            return Ok(entries);
+        }
         // The first `count % n` shards from `turn` on get one more than the others.
         let shares: Vec<(Shard, usize)> = shards
             .all()
@@ -299,6 +340,37 @@ impl Consumer {
         }
         Ok(claimed)
     }
+}
+
+/// New entries of `shards` (one Redis) in as few reads as fairness allows: an equal share
+/// each, then the rest of the batch from those that had their whole share, until the batch
+/// is full or they are all empty. Never more than `count`.
+async fn read_together(
+    queue: &Queue,
+    conn: &mut Conn,
+    shards: &[Shard],
+    consumer: &str,
+    count: usize,
+) -> Result<Vec<Entry>, StoreError> {
+    let mut entries = Vec::new();
+    let mut open = shards.to_vec();
+    while entries.len() < count && !open.is_empty() {
+        // Rounded down, so a read never brings more than the room; with less room than
+        // shards, one each from the first of them.
+        let room = count - entries.len();
+        let asked = &open[..room.min(open.len())];
+        let each = (room / asked.len()).max(1);
+        let read = queue.read_shards(conn, asked, consumer, each, None).await?;
+        // A shard that had fewer than its share is empty now.
+        let emptied: Vec<Shard> = asked
+            .iter()
+            .copied()
+            .filter(|&shard| read.iter().filter(|e| e.shard == shard).count() < each)
+            .collect();
+        open.retain(|s| !emptied.contains(s));
+        entries.extend(read);
+    }
+    Ok(entries)
 }
 
 /// The reads' connection, made on first use (and again after an error dropped it).

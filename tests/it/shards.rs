@@ -159,3 +159,62 @@ async fn a_shard_count_change_that_would_strand_jobs_is_refused() {
         Layout::Changed(4)
     );
 }
+
+/// An idle worker on 16 shards of one Redis blocks on all of them in one read: Redis sees a
+/// read per block (500 ms here, the heartbeat), not one per shard every 10 ms (the poll it
+/// replaced: ~2,500 reads in this window), and a job queued on any shard wakes it at once,
+/// not at the end of a block on another shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_blocks_once_on_all_shards_and_wakes_for_any() {
+    let redis = crate::common::private_redis();
+    let app = spawn_app(crate::common::settings_on(&redis.url(), |c| {
+        c.redis.shards = 16;
+        c.worker.block_ms = 2000;
+    }))
+    .await;
+    let fake = spawn_fake(fake_options()).await;
+    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 4);
+    // A first job sent: the worker is past its start-up and reading.
+    let first = app
+        .queue_message(&numbers_on(16, 0, 13500000000, 1)[0])
+        .await;
+    wait_for_status(&app, &first, "sent").await;
+
+    let mut admin = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    // A measuring window, not a wait for something: what an idle worker costs per second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let reads: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_xreadgroup:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap());
+    println!("{reads} reads in 1.5 s of idling on 16 shards");
+    assert!(reads <= 8, "{reads} reads in 1.5 s: the idle worker polls");
+
+    for shard in [11, 5] {
+        let number = numbers_on(16, shard, 13700000000, 1).remove(0);
+        let queued = std::time::Instant::now();
+        let job = app.queue_message(&number).await;
+        wait_for_status(&app, &job, "sent").await;
+        let took = queued.elapsed();
+        assert!(
+            took < Duration::from_millis(250),
+            "a job on shard {shard} waited {took:?} for the blocked worker"
+        );
+    }
+    stop.cancel();
+}

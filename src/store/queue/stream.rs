@@ -78,6 +78,44 @@ impl Queue {
         self.read_with(conn, shard, ">", &options).await
     }
 
+    /// New entries of several shards in one read (one Redis only: Redis Cluster refuses a
+    /// read across slots), up to `count_each` from each, blocking up to `block` when every
+    /// one of them is empty. The entries come shard by shard, in the order of `shards`.
+    pub async fn read_shards(
+        &self,
+        conn: &mut Conn,
+        shards: &[Shard],
+        consumer: &str,
+        count_each: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let keys: Vec<String> = shards.iter().map(|&s| self.keys(s).jobs()).collect();
+        let starts = vec![">"; keys.len()];
+        let mut options = StreamReadOptions::default()
+            .group(GROUP, consumer)
+            .count(count_each);
+        if let Some(block) = block {
+            options = options.block(block.as_millis() as usize);
+        }
+        let reply: Option<StreamReadReply> = conn.xread_options(&keys, &starts, &options).await?;
+        let mut by_shard: Vec<(usize, Vec<Entry>)> = Vec::new();
+        for stream in reply.into_iter().flat_map(|r| r.keys) {
+            let Some(at) = keys.iter().position(|k| *k == stream.key) else {
+                return Err(StoreError::Reply(format!(
+                    "a read of the send streams answered for {:?}",
+                    stream.key
+                )));
+            };
+            let entries = stream.ids.into_iter().map(|id| Entry {
+                first_delivery: true,
+                ..parse_entry(shards[at], id)
+            });
+            by_shard.push((at, entries.collect()));
+        }
+        by_shard.sort_by_key(|(at, _)| *at);
+        Ok(by_shard.into_iter().flat_map(|(_, e)| e).collect())
+    }
+
     /// Entries already delivered to `consumer` and not acked, after id `from` (`"0"` = all).
     pub async fn read_from(
         &self,
