@@ -34,7 +34,7 @@ script! {
     argv {
         fingerprint: &'a str, answer: &'a str, answer_ttl: u64, now: i64, job_id: &'a str,
         job_json: String, stream_maxlen: u64, events_keep_ms: u64, ttl: u64, masked: String,
-        template_id: &'a str, purpose: &'a str, code_hash: &'a str, sealed_code: &'a str,
+        purpose: &'a str, code_hash: &'a str, sealed_code: &'a str,
         code_ttl_ms: u64, resend_ms: u64, hourly_limit: u32, hourly_ttl_ms: i64,
         daily_limit: u32, daily_ttl_ms: i64, verify_attempts: u32, otp_prefix: String,
         request_id: &'a str, test: &'a str, guard: String, prefix: String,
@@ -224,7 +224,6 @@ impl Intake {
             events_keep_ms: self.retention.events_keep_ms,
             ttl: self.retention.status_ttl_secs,
             masked: job.to.masked(),
-            template_id: job.template_id.as_str(),
             purpose,
             code_hash: new.code_hash,
             sealed_code: new.sealed.as_str(),

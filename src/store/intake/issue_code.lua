@@ -4,13 +4,13 @@ local code_key, resend_key, hourly_key, daily_key, otp = KEYS[6], KEYS[7], KEYS[
 local budget_hour, budget_day, guard_now, guard_prev, blocked = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
 local voice_key = KEYS[16]
 local fingerprint, answer, answer_ttl, now, job_id, job_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local stream_maxlen, events_keep_ms, ttl, masked, template_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-local purpose, code_hash, sealed_code, code_ttl_ms, resend_ms = ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16]
-local hourly_limit, hourly_ttl_ms = tonumber(ARGV[17]), ARGV[18]
-local daily_limit, daily_ttl_ms = tonumber(ARGV[19]), ARGV[20]
-local verify_attempts, otp_prefix, request_id, test = ARGV[21], ARGV[22], ARGV[23], ARGV[24]
-local guard, prefix, captcha_solved, voice_limit = ARGV[25], ARGV[26], ARGV[27], tonumber(ARGV[28])
-local fallback_json, fallback_cap, job_prefix = ARGV[29], tonumber(ARGV[30]), ARGV[31]
+local stream_maxlen, events_keep_ms, ttl, masked = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local purpose, code_hash, sealed_code, code_ttl_ms, resend_ms = ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]
+local hourly_limit, hourly_ttl_ms = tonumber(ARGV[16]), ARGV[17]
+local daily_limit, daily_ttl_ms = tonumber(ARGV[18]), ARGV[19]
+local verify_attempts, otp_prefix, request_id, test = ARGV[20], ARGV[21], ARGV[22], ARGV[23]
+local guard, prefix, captcha_solved, voice_limit = ARGV[24], ARGV[25], ARGV[26], tonumber(ARGV[27])
+local fallback_json, fallback_cap, job_prefix = ARGV[28], tonumber(ARGV[29]), ARGV[30]
 -- fingerprint is '' without an Idempotency-Key. sealed_code is the code encrypted for this job
 -- (smsq never hands Redis the plain code: SLOWLOG and MONITOR show arguments).
 -- guard is the fleet guards' policy for this shard and purpose (`policy` in guard.rs), or ''
