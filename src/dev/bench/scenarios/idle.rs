@@ -31,9 +31,15 @@ pub async fn idle(bench: &mut Bench) -> Result<(), BenchError> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let redis_pid = bench.redis.pid().unwrap_or(0);
     let window = bench.sizes.idle_window;
+    let mut conn = bench.conn().await?;
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await?;
     let before = cpu(redis_pid);
     tokio::time::sleep(window).await;
     let used = cpu(redis_pid).saturating_sub(before);
+    let commands = super::throughput::command_stats(&mut conn).await?;
     let scenario = "idle fleet, 8 workers, 16 shards";
     bench.row(Row {
         scenario,
@@ -43,6 +49,21 @@ pub async fn idle(bench: &mut Bench) -> Result<(), BenchError> {
         ceiling: None,
         ceiling_is: "",
     });
+
+    let seconds = window.as_secs_f64();
+    for (name, calls, usec) in commands.iter().take(6) {
+        bench.row(Row {
+            scenario,
+            figure: format!(
+                "redis `{name}` while idle: {:.0} calls/s, µs of Redis per s",
+                *calls as f64 / seconds
+            ),
+            value: *usec as f64 / seconds,
+            unit: "µs/s",
+            ceiling: None,
+            ceiling_is: "",
+        });
+    }
 
     // Lone jobs, one at a time, at moments unrelated to any worker's polling.
     let template = TemplateId::parse("1").map_err(|e| BenchError::Stuck(e.to_string()))?;

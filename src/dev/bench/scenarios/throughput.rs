@@ -244,7 +244,7 @@ pub async fn drain(bench: &mut Bench, delay_ms: u64, concurrency: usize) -> Resu
 }
 
 /// `INFO commandstats`: (command, calls, µs), most µs first.
-async fn command_stats(
+pub(super) async fn command_stats(
     conn: &mut redis::aio::MultiplexedConnection,
 ) -> Result<Vec<(String, u64, u64)>, BenchError> {
     let info: String = redis::cmd("INFO")
