@@ -90,9 +90,12 @@ end
 
 -- A status change: the job record (with its history) and one entry on the events stream.
 -- A delivery report's code goes into its event (`err`), not into `e`, when it was delivered.
--- A job that ended no longer needs its owner's token.
-local function record(job_key, events_key, job_id, status, attempt, err, now, ttl, events_keep_ms, extra, account)
-  local cur = redis.call('HMGET', job_key, 'h', 'c', 'created_ms')
+-- A job that ended no longer needs its owner's token. `cur` is the record's `h`, `c` and
+-- `created_ms` when the caller has read them already (one read less), else nil.
+-- The record's TTL runs from its last change, but for `sending`: an outcome (or a retry)
+-- follows it within the attempt and sets the TTL then.
+local function record(job_key, events_key, job_id, status, attempt, err, now, ttl, events_keep_ms, extra, account, cur)
+  cur = cur or redis.call('HMGET', job_key, 'h', 'c', 'created_ms')
   local created = cur[2] or cur[3] or now
   local fields = {'s', status, 'a', attempt,
     'h', with_event(cur[1], created, status, attempt, err, now, account)}
@@ -109,7 +112,7 @@ local function record(job_key, events_key, job_id, status, attempt, err, now, tt
   end
   redis.call('HSET', job_key, unpack(fields))
   if TERMINAL[status] then redis.call('HDEL', job_key, 'owner') end
-  redis.call('EXPIRE', job_key, ttl)
+  if status ~= 'sending' or not (cur[2] or cur[3]) then redis.call('EXPIRE', job_key, ttl) end
   event(events_key, now, events_keep_ms, job_id, status, attempt, err)
 end
 

@@ -12,8 +12,11 @@ local dead_maxlen, token = ARGV[12], ARGV[13]
 -- A finished job's entry (reclaimed, replayed, redelivered) is only acked: its terminal
 -- status stands, however often the entry came back. Checked first; read under pcall because
 -- the job record may be the very thing that is broken (then the poison check below ends it).
-local read_ok, status = pcall(status_of, job_key)
-if read_ok and status and TERMINAL[status] then
+-- The history and creation time are read with the status: `record` below needs them.
+local read_ok, cur = pcall(redis.call, 'HMGET', job_key, 's', 'status', 'h', 'c', 'created_ms')
+local status = read_ok and (cur[1] or cur[2])
+local known = read_ok and {cur[3], cur[4], cur[5]} or nil
+if status and TERMINAL[status] then
   redis.call('DEL', otp)
   settle(stream, group, entry_id)
   return {'terminal', status}
@@ -41,7 +44,7 @@ if max_deliveries > 0 and deliveries > max_deliveries then
 end
 
 local function stop(outcome)
-  record(job_key, events, job_id, outcome, attempt - 1, '', now, ttl, events_keep_ms)
+  record(job_key, events, job_id, outcome, attempt - 1, '', now, ttl, events_keep_ms, nil, nil, known)
   tally(stats, outcome)
   redis.call('DEL', otp)
   settle(stream, group, entry_id)
@@ -58,5 +61,6 @@ if kind == 'code' then
   if not current or not code then return stop('expired') end
 end
 -- This attempt owns the job now: only its outcome (or anyone's `sent`) will be written.
-record(job_key, events, job_id, 'sending', attempt, '', now, ttl, events_keep_ms, {'owner', token})
+record(job_key, events, job_id, 'sending', attempt, '', now, ttl, events_keep_ms, {'owner', token},
+  nil, known)
 return {'send', code}

@@ -29,7 +29,9 @@ local function ack_if_ours()
   if p[1] and p[1][2] == me then settle(stream, group, entry_id) end
 end
 
-local job = redis.call('HMGET', job_key, 's', 'owner', 'dead_entry', 'status')
+-- Read once for everything below: `record` takes the history and creation time from here.
+local job = redis.call('HMGET', job_key, 's', 'owner', 'dead_entry', 'status', 'fallback', 'h', 'c',
+  'created_ms')
 local current, owner = job[1] or job[4], job[2]
 -- What happened at the provider outranks how smsq gave up on it: a `sent` learned late (a
 -- stale worker's send that went through) replaces `dead`, `failed`, `expired` or
@@ -61,12 +63,13 @@ elseif status == 'dead' then
   extra[#extra + 1] = 'dead_entry'
   extra[#extra + 1] = bury(dead, now, ttl, dead_maxlen,
     {'job', received_job, 'error', err, 'attempts', attempt, 'ts', now})
-elseif not (status == 'sent' and redis.call('HEXISTS', job_key, 'fallback') == 1) then
+elseif not (status == 'sent' and job[5]) then
   -- A text that may still fall back to a call (`code.fallback`) keeps its sealed code until
   -- the code expires (the otp key's own TTL); any other end drops it now.
   redis.call('DEL', otp)
 end
-record(job_key, events, job_id, status, attempt, err, now, ttl, events_keep_ms, extra, account)
+record(job_key, events, job_id, status, attempt, err, now, ttl, events_keep_ms, extra, account,
+  {job[6], job[7], job[8]})
 tally(stats, status)
 if status == 'sent' and message_id ~= '' then
   -- Where a delivery report that cannot name its job finds it, as long as one may come;
@@ -78,5 +81,7 @@ if status == 'sent' and message_id ~= '' then
     redis.call('DEL', early_key)
   end
 end
-ack_if_ours()
+-- Still the owner: the entry is ours, or taken over by a worker that has not begun it yet
+-- (its begin will find the job finished and only ack). Acked without asking.
+if owner == token then settle(stream, group, entry_id) else ack_if_ours() end
 return status
