@@ -203,11 +203,16 @@ enum Guard {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    smsq::telemetry::init(if matches!(cli.command, Command::Dev | Command::Bench(_)) {
-        "warn"
-    } else {
-        "info"
-    });
+    let level = match cli.command {
+        Command::Dev | Command::Bench(_) => "warn",
+        _ => "info",
+    };
+    let writer = match cli.command {
+        Command::Api | Command::Worker { .. } => smsq::telemetry::Writer::Background,
+        _ => smsq::telemetry::Writer::Direct,
+    };
+    // Held to the end of main: what the background writer still holds is written then.
+    let _logs = smsq::telemetry::init(level, writer);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
