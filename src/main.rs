@@ -203,16 +203,11 @@ enum Guard {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = match cli.command {
-        Command::Dev | Command::Bench(_) => "warn",
-        _ => "info",
-    };
-    let writer = match cli.command {
-        Command::Api | Command::Worker { .. } => smsq::telemetry::Writer::Background,
-        _ => smsq::telemetry::Writer::Direct,
-    };
-    // Held to the end of main: what the background writer still holds is written then.
-    let _logs = smsq::telemetry::init(level, writer);
+    smsq::telemetry::init(if matches!(cli.command, Command::Dev | Command::Bench(_)) {
+        "warn"
+    } else {
+        "info"
+    });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
