@@ -923,6 +923,76 @@ async fn a_stale_attempt_never_writes_over_what_happened() {
     assert_eq!(app.backlog().await, 0, "the rescuer acked its entry");
 }
 
+/// The other window of a takeover: the entry is claimed by another worker that has not begun
+/// it yet, so the frozen attempt still owns the job. Its outcome is written and it acks the
+/// entry itself (no XPENDING asked); the rescuer's begin then finds the job finished and only
+/// acks: one send, nothing left pending, whatever the outcome.
+#[tokio::test]
+async fn an_owner_settling_an_entry_claimed_but_not_begun_ends_it_once() {
+    use smsq::domain::{JobStatus, Shard, now_ms};
+    use smsq::store::{Begin, Fence, Outcome, ProviderFailure, Settled};
+
+    let app = spawn_app(settings(|_| {})).await;
+    app.queue.ensure_group().await.unwrap();
+    let keys = app.store.keys(Shard::FIRST);
+    let failure = ProviderFailure {
+        error: "160040 blocked".into(),
+        provider_status: "160040".into(),
+    };
+    let outcomes = [
+        (
+            Outcome::Sent {
+                provider_status: "000000".into(),
+                message_id: "abcdef0123456789abcdef0123456789".into(),
+            },
+            JobStatus::Sent,
+        ),
+        (Outcome::Failed(failure), JobStatus::Failed),
+    ];
+    for (n, (outcome, status)) in outcomes.into_iter().enumerate() {
+        let id = app.queue_message(&format!("1381000008{n}")).await;
+        let mut conn =
+            smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
+        let entry = app
+            .queue
+            .read(&mut conn, Shard::FIRST, "frozen", 1, None)
+            .await
+            .unwrap()
+            .remove(0);
+        let job = entry.job.clone().unwrap();
+        let frozen = Fence::new("frozen");
+        let begun = app.queue.begin(&entry, &job, &frozen, now_ms()).await;
+        assert!(matches!(begun.unwrap(), Begin::Send(_)));
+        let mut redis = app.redis().await;
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg(keys.jobs())
+            .arg(smsq::store::GROUP)
+            .arg("rescuer")
+            .arg(0)
+            .arg(&entry.entry_id)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let settled = app
+            .queue
+            .settle(&entry, &job, &frozen, 1, &outcome, "ronglian", 0, now_ms())
+            .await
+            .unwrap();
+        assert_eq!(settled, Settled::Status(status));
+        assert_eq!(app.backlog().await, 0, "the owner's outcome acked the entry");
+        let mut again = entry.clone();
+        again.first_delivery = false;
+        let rescuer = Fence::new("rescuer");
+        let begun = app.queue.begin(&again, &job, &rescuer, now_ms()).await;
+        assert!(
+            matches!(begun.unwrap(), Begin::Finished(s) if s == status),
+            "the rescuer would send it again"
+        );
+        let (_, record) = app.get(&format!("/v1/jobs/{id}")).await;
+        assert_eq!(record["status"], status.as_str(), "{record}");
+    }
+}
+
 /// Item 1: after a local Redis error a worker takes its own entries back; one another
 /// worker reclaimed meanwhile (it took us for dead) is not taken from it.
 #[tokio::test]
