@@ -113,6 +113,14 @@ pub async fn enqueue(bench: &mut Bench) -> Result<(), BenchError> {
     let label = format!("at half load ({half:.0}/s, {failed} failed)");
     let targets = [(50.0, "p50", None), (99.0, "p99", Some(2.0))];
     latency_rows(bench, "enqueue", &label, &mut latencies, &targets);
+    // The same schedule on `GET /healthz` (no Redis, no script): what the machine, the
+    // generator and the HTTP stack alone add to the tail.
+    let health = format!("{base}/healthz");
+    let probe: MakeRequest = Arc::new(move |http: &reqwest::Client, _| http.get(&health));
+    let (mut latencies, failed, _) = open_loop(half, run, 0, probe).await;
+    let label = format!("`GET /healthz` on the same schedule ({failed} failed)");
+    let shapes = [(50.0, "p50", None), (99.0, "p99", None)];
+    latency_rows(bench, "enqueue", &label, &mut latencies, &shapes);
     Ok(())
 }
 
