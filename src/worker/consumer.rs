@@ -9,9 +9,10 @@
 //!    hangs: the backstop);
 //! 4. new entries, blocking up to `worker.block_ms` when there are none (at most one
 //!    heartbeat interval, so the reaper above runs on time). With several shards every shard
-//!    gets an equal share of the batch (rounded up), the first shard changing each time, and
-//!    what is left of the batch goes to the shards that had more: a backlog on one shard
-//!    cannot starve another.
+//!    gets an equal share of the batch, the first shard changing each time (with a batch
+//!    smaller than the shard count, one entry each from the first ones), and what is left of
+//!    the batch goes to the shards that had more: a backlog on one shard cannot starve
+//!    another.
 //!    - On one Redis, all the shards are asked in one `XREADGROUP … STREAMS s0 s1 …`, and an
 //!      idle worker blocks on all of them in that one read: it costs Redis one read per
 //!      `worker.block_ms`, and a new job on any shard wakes it at once. Jobs arriving on
@@ -59,8 +60,8 @@ pub struct Consumer {
     /// Per shard: where the rescan of our own pending entries goes on; `None` once done.
     pending_from: Vec<Option<String>>,
     redeliveries: VecDeque<Redelivery>,
-    /// Entries read beyond a batch's room (a share rounded up): delivered to us, handed out
-    /// first next time.
+    /// Entries a blocking read brought beyond the batch's room (jobs on several shards just
+    /// before it): delivered to us, handed out first next time.
     surplus: VecDeque<Entry>,
     /// The last read of new entries found none (one Redis, several shards).
     idle: bool,
