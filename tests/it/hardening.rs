@@ -791,9 +791,19 @@ struct Overtaken {
     rescuer: (smsq::store::Entry, smsq::store::Fence),
 }
 
-async fn overtaken(app: &crate::common::App, mobile: &str) -> Overtaken {
+/// A job the first worker ("frozen") began, whose entry a second ("rescuer") then claimed
+/// and has not begun yet: `(id, job, entry, frozen's fence)`.
+async fn claimed(
+    app: &crate::common::App,
+    mobile: &str,
+) -> (
+    String,
+    smsq::domain::Job,
+    smsq::store::Entry,
+    smsq::store::Fence,
+) {
     use smsq::domain::{Shard, now_ms};
-    use smsq::store::Fence;
+    use smsq::store::{Begin, Fence};
 
     let keys = app.store.keys(Shard::FIRST);
     let id = app.queue_message(mobile).await;
@@ -806,10 +816,8 @@ async fn overtaken(app: &crate::common::App, mobile: &str) -> Overtaken {
         .remove(0);
     let job = entry.job.clone().unwrap();
     let frozen = Fence::new("frozen");
-    app.queue
-        .begin(&entry, &job, &frozen, now_ms())
-        .await
-        .unwrap();
+    let begun = app.queue.begin(&entry, &job, &frozen, now_ms()).await;
+    assert!(matches!(begun.unwrap(), Begin::Send(_)));
     let mut redis = app.redis().await;
     let _: redis::Value = redis::cmd("XCLAIM")
         .arg(keys.jobs())
@@ -820,6 +828,14 @@ async fn overtaken(app: &crate::common::App, mobile: &str) -> Overtaken {
         .query_async(&mut redis)
         .await
         .unwrap();
+    (id, job, entry, frozen)
+}
+
+async fn overtaken(app: &crate::common::App, mobile: &str) -> Overtaken {
+    use smsq::domain::now_ms;
+    use smsq::store::Fence;
+
+    let (id, job, entry, frozen) = claimed(app, mobile).await;
     let mut again = entry.clone();
     again.first_delivery = false;
     let rescuer = Fence::new("rescuer");
@@ -929,12 +945,11 @@ async fn a_stale_attempt_never_writes_over_what_happened() {
 /// acks: one send, nothing left pending, whatever the outcome.
 #[tokio::test]
 async fn an_owner_settling_an_entry_claimed_but_not_begun_ends_it_once() {
-    use smsq::domain::{JobStatus, Shard, now_ms};
+    use smsq::domain::{JobStatus, now_ms};
     use smsq::store::{Begin, Fence, Outcome, ProviderFailure, Settled};
 
     let app = spawn_app(settings(|_| {})).await;
     app.queue.ensure_group().await.unwrap();
-    let keys = app.store.keys(Shard::FIRST);
     let failure = ProviderFailure {
         error: "160040 blocked".into(),
         provider_status: "160040".into(),
@@ -950,36 +965,18 @@ async fn an_owner_settling_an_entry_claimed_but_not_begun_ends_it_once() {
         (Outcome::Failed(failure), JobStatus::Failed),
     ];
     for (n, (outcome, status)) in outcomes.into_iter().enumerate() {
-        let id = app.queue_message(&format!("1381000008{n}")).await;
-        let mut conn =
-            smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
-        let entry = app
-            .queue
-            .read(&mut conn, Shard::FIRST, "frozen", 1, None)
-            .await
-            .unwrap()
-            .remove(0);
-        let job = entry.job.clone().unwrap();
-        let frozen = Fence::new("frozen");
-        let begun = app.queue.begin(&entry, &job, &frozen, now_ms()).await;
-        assert!(matches!(begun.unwrap(), Begin::Send(_)));
-        let mut redis = app.redis().await;
-        let _: redis::Value = redis::cmd("XCLAIM")
-            .arg(keys.jobs())
-            .arg(smsq::store::GROUP)
-            .arg("rescuer")
-            .arg(0)
-            .arg(&entry.entry_id)
-            .query_async(&mut redis)
-            .await
-            .unwrap();
+        let (id, job, entry, frozen) = claimed(&app, &format!("1381000008{n}")).await;
         let settled = app
             .queue
             .settle(&entry, &job, &frozen, 1, &outcome, "ronglian", 0, now_ms())
             .await
             .unwrap();
         assert_eq!(settled, Settled::Status(status));
-        assert_eq!(app.backlog().await, 0, "the owner's outcome acked the entry");
+        assert_eq!(
+            app.backlog().await,
+            0,
+            "the owner's outcome acked the entry"
+        );
         let mut again = entry.clone();
         again.first_delivery = false;
         let rescuer = Fence::new("rescuer");
