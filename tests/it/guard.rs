@@ -411,3 +411,43 @@ async fn a_pumping_ring_gets_a_few_sms_per_prefix_and_real_users_get_theirs() {
         result.real_requests
     );
 }
+
+/// A flood makes the guard's window counts (the budgets' hour and day, the prefixes'
+/// window) and must not leave one of them for ever: Redis would keep the attacker's counts
+/// until an operator noticed. Issuing counts without reading a TTL first, so each key gets
+/// its TTL from the code that makes it, in the same script; this checks every one has it.
+#[tokio::test]
+async fn every_window_count_a_flood_makes_expires_with_its_window() {
+    let app = spawn_app(settings(|c: &mut RawConfig| {
+        c.guard.hourly_budget = 1_000;
+        c.guard.daily_budget = 1_000;
+    }))
+    .await;
+    for n in 0..40u64 {
+        let purpose = if n % 2 == 0 { "login" } else { "signup" };
+        let body = json!({"mobile": smsq::dev::bench::mobile(n), "purpose": purpose, "client_ip": format!("10.3.{n}.1")});
+        assert_eq!(issue_with(&app, body).await.0, 202, "code {n}");
+    }
+    let mut conn = app.redis().await;
+    let pattern = format!("{{{}:*}}:guard:*", app.prefix());
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let window = |kind: &str| keys.iter().filter(|k| k.contains(kind)).count();
+    // The hour's and the day's budget keys, and the prefix guard's current window.
+    assert!(window(":guard:budget:") >= 2, "{keys:?}");
+    assert!(window(":guard:prefixes:") >= 1, "{keys:?}");
+    for key in &keys {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            ttl > 0 && ttl <= 2 * 86_400_000,
+            "{key} would outlive its window (PTTL {ttl} ms)"
+        );
+    }
+}

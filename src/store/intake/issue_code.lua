@@ -21,10 +21,12 @@ local fallback_json, fallback_cap, job_prefix = ARGV[28], tonumber(ARGV[29]), AR
 
 -- The policy: twelve integers, caps already divided among the shards (a cap of 0 = none;
 -- window_ms 0 = no prefix guard).
+-- One match, not a gmatch loop: this runs on every issued code.
+local POLICY = '^' .. string.rep('(%d+) ', 11) .. '(%d+)$'
 local function policy(text)
-  local v = {}
-  for n in string.gmatch(text, '%d+') do v[#v + 1] = tonumber(n) end
+  local v = {string.match(text, POLICY)}
   if #v ~= 12 then return nil end
+  for i = 1, 12 do v[i] = tonumber(v[i]) end
   return {hour = v[1], day = v[2], p_hour = v[3], p_day = v[4], soft = v[5],
     budget_captcha = v[6] == 1, window = v[7], min_codes = v[8], share = v[9], conv = v[10],
     prefix_captcha = v[11] == 1, block = v[12]}
@@ -40,6 +42,13 @@ local function blocked_until(now)
   if tonumber(until_ms or '0') > now then return tonumber(until_ms), action end
   redis.call('HDEL', blocked, prefix)
   return nil
+end
+
+-- A window's budget counts, or zeros without a read when none of its caps is set (0 = none:
+-- nothing to compare them with).
+local function budget_counts(key, cap_all, cap_purpose)
+  if cap_all == 0 and cap_purpose == 0 then return {false, false} end
+  return redis.call('HMGET', key, '*', purpose)
 end
 
 -- Whether this prefix's recent codes trip the guard (so this one is not issued), and why: a
@@ -61,14 +70,16 @@ end
 -- The guards' answer before anything is written: nil (go on) or the refusal.
 local function guarded(g, now)
   local solved = captcha_solved == '1'
+  -- Read once: a captcha-solved request past a block must not see it again below.
+  local until_ms, action = nil, nil
   if g.window > 0 then
-    local until_ms, action = blocked_until(now)
+    until_ms, action = blocked_until(now)
     if until_ms and not (action == 'captcha' and solved) then
       return {'guard', 'prefix', action, tostring(until_ms - now), '', '0', '0'}
     end
   end
-  local h = redis.call('HMGET', budget_hour, '*', purpose)
-  local d = redis.call('HMGET', budget_day, '*', purpose)
+  local h = budget_counts(budget_hour, g.hour, g.p_hour)
+  local d = budget_counts(budget_day, g.day, g.p_day)
   local act = g.budget_captcha and 'captcha' or 'refuse'
   local over = {{num(h[1]), g.hour, 'hourly', '*', budget_hour},
     {num(d[1]), g.day, 'daily', '*', budget_day},
@@ -79,7 +90,7 @@ local function guarded(g, now)
       return {'guard', 'budget', act, tostring(redis.call('PTTL', b[5])), b[3], b[4]}
     end
   end
-  if g.window > 0 and not blocked_until(now) then
+  if g.window > 0 and not until_ms then
     local why, pre_i, fleet_i = trips(g)
     if why then
       local action = g.prefix_captcha and 'captcha' or 'block'
@@ -94,11 +105,15 @@ end
 
 -- Counts the code against the budgets and its prefix; returns the budgets it brought to their
 -- soft threshold ('' for none), each named once, when the count reaches it.
+-- Only this script writes the budget keys, and it counts `*` first: a `*` count of 1 means
+-- this call made the window's key, and gives it its TTL in the same atomic step (no PTTL read
+-- per count). guard_now is also written by a verification (consume.lua), which sets its own
+-- TTL when it makes the key; its `i` count of 1 is this script's first code in the window.
 local function count(g)
   local alerts = {}
   local function add(key, field, cap, ttl, name)
     local n = redis.call('HINCRBY', key, field, 1)
-    if redis.call('PTTL', key) == -1 then redis.call('PEXPIRE', key, ttl) end
+    if field == '*' and n == 1 then redis.call('PEXPIRE', key, ttl) end
     if cap > 0 and n == math.max(1, math.ceil(cap * g.soft / 100)) then alerts[#alerts + 1] = name end
   end
   add(budget_hour, '*', g.hour, hourly_ttl_ms, 'hourly:*')
@@ -106,9 +121,10 @@ local function count(g)
   add(budget_day, '*', g.day, daily_ttl_ms, 'daily:*')
   add(budget_day, purpose, g.p_day, daily_ttl_ms, 'daily:' .. purpose)
   if g.window > 0 then
-    redis.call('HINCRBY', guard_now, 'i', 1)
+    if redis.call('HINCRBY', guard_now, 'i', 1) == 1 then
+      redis.call('PEXPIRE', guard_now, 2 * g.window)
+    end
     redis.call('HINCRBY', guard_now, 'i:' .. prefix, 1)
-    if redis.call('PTTL', guard_now) == -1 then redis.call('PEXPIRE', guard_now, 2 * g.window) end
   end
   return table.concat(alerts, ',')
 end
@@ -140,13 +156,14 @@ if fallback_cap > 0 then
     end
   end
 end
-if tonumber(redis.call('GET', hourly_key) or '0') >= hourly_limit then
+local caps = redis.call('MGET', hourly_key, daily_key, voice_key)
+if tonumber(caps[1] or '0') >= hourly_limit then
   return {'hourly_limit', tostring(redis.call('PTTL', hourly_key))}
 end
-if tonumber(redis.call('GET', daily_key) or '0') >= daily_limit then
+if tonumber(caps[2] or '0') >= daily_limit then
   return {'daily_limit', tostring(redis.call('PTTL', daily_key))}
 end
-if voice_limit > 0 and tonumber(redis.call('GET', voice_key) or '0') >= voice_limit then
+if voice_limit > 0 and tonumber(caps[3] or '0') >= voice_limit then
   return {'voice_limit', tostring(redis.call('PTTL', voice_key))}
 end
 if redis.call('XLEN', stream) >= tonumber(stream_maxlen) then
@@ -160,11 +177,11 @@ if guard ~= '' then
   if refusal then return refusal end
 end
 
--- A newer code replaces the old one; the old job finds itself superseded and its plain code
--- goes now rather than at its TTL.
+-- A newer code replaces the old one; the old job finds itself superseded and its sealed code
+-- goes now rather than at its TTL. The record has no fields but these three (verify.lua
+-- counts `attempts` down, fall_back names another `job`): the HSET replaces all of them.
 local old = redis.call('HGET', code_key, 'job')
 if old then redis.call('DEL', otp_prefix .. old) end
-redis.call('DEL', code_key)
 redis.call('HSET', code_key, 'hash', code_hash, 'job', job_id, 'attempts', verify_attempts)
 redis.call('PEXPIRE', code_key, code_ttl_ms)
 -- resend_ms 0: a test number's code, which has no resend window.
