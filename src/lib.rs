@@ -7,8 +7,8 @@
 //!
 //! * **`smsq api`** ([`api`]) — a web app's backend asks for a code; [`codes`] validates the
 //!   number, enforces resend interval and caps, generates the code and, in one Lua script
-//!   (through the API's store, [`store::Intake`]), stores its keyed hash, the sealed code
-//!   (`otp` key), the job record and a stream entry. Verification counts the attempt in
+//!   (through the API's store, [`store::Intake`]), stores its keyed hash and the sealed code
+//!   (the code record), the job record and a stream entry. Verification counts the attempt in
 //!   Redis before a constant-time comparison.
 //! * **`smsq worker`** ([`worker`]) — a consumer group on the stream, through the worker's
 //!   store ([`store::Queue`]); for each job it opens the code just before sending, calls the

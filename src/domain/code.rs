@@ -30,7 +30,8 @@ impl Code {
         Self(code.to_owned())
     }
 
-    /// The plain code a worker opened from its sealed `otp` key, just before sending it.
+    /// The plain code a worker opened from its sealed code (the code record's `o`), just
+    /// before sending it.
     pub(crate) fn from_opened(plain: String) -> Self {
         Self(plain)
     }

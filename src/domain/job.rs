@@ -9,7 +9,8 @@ use super::{JobId, Mobile, Purpose, TemplateId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
-    /// A verification code: the code itself lives in the `otp` key, never in the payload.
+    /// A verification code: the code itself lives sealed in the code record, never in the
+    /// payload.
     Code,
     /// Any template SMS (notifications): `datas` is sent as is.
     Message,

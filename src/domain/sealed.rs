@@ -31,7 +31,7 @@ const NONCE_LEN: usize = 12;
 pub struct SealedCode(String);
 
 impl SealedCode {
-    /// What a worker read back from the job's `otp` key.
+    /// What a worker read back from the code record (`o`).
     pub fn from_stored(stored: &str) -> Self {
         Self(stored.to_owned())
     }

@@ -36,9 +36,6 @@ impl Keys {
     pub fn jobs(&self) -> String {
         format!("{}:jobs", self.tag)
     }
-    pub fn otp(&self, job_id: &str) -> String {
-        format!("{}:otp:{job_id}", self.tag)
-    }
     pub fn retry(&self) -> String {
         format!("{}:retry", self.tag)
     }
@@ -51,6 +48,8 @@ impl Keys {
     pub fn job(&self, job_id: &str) -> String {
         format!("{}:job:{job_id}", self.tag)
     }
+    /// The number's current code for a purpose: `hash`, `job`, `attempts` and the code sealed
+    /// for the job (`o`), all for the code's TTL (docs/contract.md).
     pub fn code(&self, purpose: &str, mobile: &str) -> String {
         format!("{}:code:{purpose}:{mobile}", self.tag)
     }
@@ -215,7 +214,6 @@ mod tests {
     fn keys_follow_the_spec_layout() {
         let k = Keys::new("smsq", Shard::FIRST);
         assert_eq!(k.jobs(), "{smsq:0}:jobs");
-        assert_eq!(k.otp("ab"), "{smsq:0}:otp:ab");
         assert_eq!(
             k.code("login", "13800138000"),
             "{smsq:0}:code:login:13800138000"

@@ -134,6 +134,17 @@ local function bury(dead, now, ttl, cap, fields)
   return id
 end
 
+-- The code record (`code:<purpose>:<mobile>`) holds the code's keyed hash, the job that
+-- sends it (`job`), the attempts left and the code sealed for that job (`o`), all for the
+-- code's TTL. A job that ended drops the sealed code, but only while the record still names
+-- it: a newer code's belongs to the newer job. A message job's code_key is its own record,
+-- which names no `job`: nothing to drop. Read under pcall: that record may be the broken
+-- thing a poison pill is buried for, and must not stop the ack.
+local function drop_sealed(code_key, job_id)
+  local ok, job = pcall(redis.call, 'HGET', code_key, 'job')
+  if ok and job == job_id then redis.call('HDEL', code_key, 'o') end
+end
+
 -- Acknowledge and delete a stream entry: done with it, and no payload left behind.
 local function settle(stream, group, entry_id)
   redis.call('XACK', stream, group, entry_id)
@@ -198,21 +209,21 @@ end
 -- once more, by a call, with the same code. Its record holds the call's job, built when the
 -- code was issued (`fallback`: the JSON of a voice job whose `code_of` is this job), and it
 -- is used once. Only while this is still the number's current code (not verified, expired or
--- replaced), its sealed code still there, and the day's voice cap not reached. The sealed code
--- moves to the call's job (it opens with the text's id: `code_of`), and the code record names
--- the call, so a newer code still supersedes it. Returns the call's job id, or nil.
-local function fall_back(sms_key, sms_id, job_prefix, otp_prefix, code_key, stream, events,
+-- replaced), its sealed code still there, and the day's voice cap not reached. The code
+-- record then names the call: the sealed code is the call's to send (it opens with the
+-- text's id: `code_of`), and a newer code still supersedes it. Returns the call's job id, or
+-- nil.
+local function fall_back(sms_key, sms_id, job_prefix, code_key, stream, events,
     by_mobile, voice_key, voice_limit, voice_ttl_ms, now, ttl, events_keep_ms)
   local rec = redis.call('HMGET', sms_key, 'fallback', 'm', 'p', 'mobile', 'purpose')
   rec[2] = rec[2] or (rec[4] and short_mobile(rec[4]))
   rec[3] = rec[3] or rec[5]
   if not rec[1] or rec[1] == '' then return nil end
-  if redis.call('HGET', code_key, 'job') ~= sms_id then return nil end
-  if redis.call('EXISTS', otp_prefix .. sms_id) == 0 then return nil end
+  local code = redis.call('HMGET', code_key, 'job', 'o')
+  if code[1] ~= sms_id or not code[2] then return nil end
   if tonumber(redis.call('GET', voice_key) or '0') >= tonumber(voice_limit) then return nil end
   local call_id = string.match(rec[1], '"id":"(%x+)"')
   if not call_id then return nil end
-  redis.call('RENAME', otp_prefix .. sms_id, otp_prefix .. call_id)
   redis.call('HSET', code_key, 'job', call_id)
   redis.call('HDEL', sms_key, 'fallback')
   redis.call('HSET', sms_key, 'fallback_job', call_id)

@@ -1337,3 +1337,90 @@ async fn the_events_stream_forgets_by_time_and_the_history_stays() {
     app.queue_until_trimmed(&entry, 13_700_200_000).await;
     assert_eq!(crate::common::history(&app, &first).await, ["queued"]);
 }
+
+/// The sealed code lives in the code record, which a newer code takes over. A worker frozen
+/// mid-send of the old code ends its job (`sent`, or a failure) after the user asked again:
+/// it must drop only its own sealed code. Were it to drop the record's `o` whatever job it
+/// names, the new job would find no code, end `expired`, and the user would never get it.
+#[tokio::test]
+async fn a_frozen_worker_ending_an_old_code_leaves_the_newer_code_to_be_sent() {
+    use smsq::domain::{JobStatus, Shard, now_ms};
+    use smsq::store::{Begin, Fence, Outcome, ProviderFailure};
+
+    let app = spawn_app(settings(|_| {})).await;
+    app.queue.ensure_group().await.unwrap();
+    let failure = ProviderFailure {
+        error: "160040 blocked".into(),
+        provider_status: "160040".into(),
+    };
+    let outcomes = [
+        Outcome::Sent {
+            provider_status: "000000".into(),
+            message_id: "abcdef0123456789abcdef0123456789".into(),
+        },
+        Outcome::Failed(failure),
+    ];
+    for (n, outcome) in outcomes.into_iter().enumerate() {
+        let mobile = format!("1381000009{n}");
+        let (_, first) = app
+            .call("/v1/codes", serde_json::json!({"mobile": mobile}))
+            .await;
+        let first = first["job_id"].as_str().unwrap().to_owned();
+        let mut conn =
+            smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
+        let entry = app
+            .queue
+            .read(&mut conn, Shard::FIRST, "frozen", 1, None)
+            .await
+            .unwrap()
+            .remove(0);
+        let job = entry.job.clone().unwrap();
+        assert_eq!(job.id.as_str(), first);
+        let frozen = Fence::new("frozen");
+        let begun = app.queue.begin(&entry, &job, &frozen, now_ms()).await;
+        assert!(matches!(begun.unwrap(), Begin::Send(Some(_))));
+
+        // The user asks again while the first send hangs (past the resend interval): a new
+        // code, a new job.
+        let _: () = redis::AsyncCommands::del(
+            &mut app.redis().await,
+            app.store.keys(Shard::FIRST).resend("default", &mobile),
+        )
+        .await
+        .unwrap();
+        let (status, second) = app
+            .call("/v1/codes", serde_json::json!({"mobile": mobile}))
+            .await;
+        assert_eq!(status, 202, "{second}");
+        let second = second["job_id"].as_str().unwrap().to_owned();
+        let new_code = app.otp(&second).await.expect("the new code is sealed");
+
+        app.queue
+            .settle(&entry, &job, &frozen, 1, &outcome, "ronglian", 0, now_ms())
+            .await
+            .unwrap();
+        assert_eq!(
+            app.otp(&second).await.as_deref(),
+            Some(new_code.as_str()),
+            "the frozen worker's end took the newer code's sealed code"
+        );
+        let entry = app
+            .queue
+            .read(&mut conn, Shard::FIRST, "rescuer", 1, None)
+            .await
+            .unwrap()
+            .remove(0);
+        let job = entry.job.clone().unwrap();
+        assert_eq!(job.id.as_str(), second);
+        let begun = app
+            .queue
+            .begin(&entry, &job, &Fence::new("w2"), now_ms())
+            .await;
+        assert!(
+            matches!(begun.unwrap(), Begin::Send(Some(_))),
+            "the newer code would not be sent"
+        );
+        let (_, record) = app.get(&format!("/v1/jobs/{first}")).await;
+        assert_ne!(record["status"], JobStatus::Expired.as_str(), "{record}");
+    }
+}

@@ -106,12 +106,16 @@ async fn neither_slowlog_nor_monitor_ever_shows_the_code() {
     }
 
     // The capture is real: it saw the issue script write the sealed code, and the verify.
-    let otp_key = app.store.keys(smsq::domain::Shard::FIRST).otp(&job_id);
+    let code_key = app
+        .store
+        .keys(smsq::domain::Shard::FIRST)
+        .code("default", "13800138555");
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("\"SET\"") && l.contains(&otp_key) && l.contains("s1.")),
-        "no sealed otp write among {} MONITOR lines",
+        lines.iter().any(|l| l.contains("\"HSET\"")
+            && l.contains(&code_key)
+            && l.contains("\"o\"")
+            && l.contains("s1.")),
+        "no sealed code write among {} MONITOR lines",
         lines.len()
     );
     assert!(

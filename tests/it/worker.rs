@@ -205,11 +205,13 @@ async fn transient_failures_are_retried_until_attempts_run_out_then_dead_lettere
     assert!(payload.contains(&job_id));
     assert_eq!(dead.ids[0].get::<String>("attempts").as_deref(), Some("3"));
     // The unsent code stays for `smsq dlq replay`, never past the code's own expiry.
-    let ttl: i64 = redis
-        .pttl(app.store.keys(Shard::FIRST).otp(&job_id))
-        .await
-        .unwrap();
-    assert!((1..=300_000).contains(&ttl), "otp ttl {ttl}");
+    let code_key = app.code_record_of(&job_id).await.expect("the code record");
+    assert!(
+        app.sealed_otp(&job_id).await.is_some(),
+        "the sealed code is kept"
+    );
+    let ttl: i64 = redis.pttl(&code_key).await.unwrap();
+    assert!((1..=300_000).contains(&ttl), "code record ttl {ttl}");
     assert_eq!(
         redis
             .zcard::<_, usize>(app.store.keys(Shard::FIRST).retry())

@@ -29,15 +29,14 @@ script! {
     struct IssueCodeCall<'a> = include_str!("issue_code.lua");
     keys {
         idem, stream, events, job_key, by_mobile, code_key, resend_key, hourly_key,
-        daily_key, otp, budget_hour, budget_day, guard_now, guard_prev, blocked, voice_key,
+        daily_key, budget_hour, budget_day, guard_now, guard_prev, blocked, voice_key,
     }
     argv {
         fingerprint: &'a str, answer: &'a str, answer_ttl: u64, now: i64, job_id: &'a str,
         job_json: String, stream_maxlen: u64, events_keep_ms: u64, ttl: u64, masked: String,
         purpose: &'a str, code_hash: &'a str, sealed_code: &'a str,
         code_ttl_ms: u64, resend_ms: u64, hourly_limit: u32, hourly_ttl_ms: i64,
-        daily_limit: u32, daily_ttl_ms: i64, verify_attempts: u32, otp_prefix: String,
-        request_id: &'a str, test: &'a str, guard: String, prefix: String,
+        daily_limit: u32, daily_ttl_ms: i64, verify_attempts: u32, request_id: &'a str, test: &'a str, guard: String, prefix: String,
         captcha_solved: &'a str, voice_limit: u32, fallback_json: &'a str, fallback_cap: u32,
         job_prefix: String,
     }
@@ -207,7 +206,6 @@ impl Intake {
             resend_key: k.resend(purpose, mobile),
             hourly_key: k.hourly(mobile, &w.hour),
             daily_key: k.daily(mobile, &w.day),
-            otp: k.otp(job.id.as_str()),
             budget_hour: k.budget(&w.hour),
             budget_day: k.budget(&w.day),
             guard_now: k.guard_counts(now_bucket),
@@ -234,7 +232,6 @@ impl Intake {
             daily_limit: settings.daily_limit_per_mobile.get(),
             daily_ttl_ms: w.day_left_ms,
             verify_attempts: settings.max_verify_attempts.get(),
-            otp_prefix: k.otp(""),
             request_id: job.request_id.as_ref().map_or("", |r| r.as_str()),
             test: if job.test { "1" } else { "0" },
             guard: new.guard.map_or(String::new(), |g| {

@@ -1,18 +1,19 @@
 -- POST /v1/codes: every check and every write of a new code, or nothing at all.
 local idem, stream, events, job_key, by_mobile = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local code_key, resend_key, hourly_key, daily_key, otp = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local budget_hour, budget_day, guard_now, guard_prev, blocked = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
-local voice_key = KEYS[16]
+local code_key, resend_key, hourly_key, daily_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local budget_hour, budget_day, guard_now, guard_prev, blocked = KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14]
+local voice_key = KEYS[15]
 local fingerprint, answer, answer_ttl, now, job_id, job_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local stream_maxlen, events_keep_ms, ttl, masked = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local purpose, code_hash, sealed_code, code_ttl_ms, resend_ms = ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]
 local hourly_limit, hourly_ttl_ms = tonumber(ARGV[16]), ARGV[17]
 local daily_limit, daily_ttl_ms = tonumber(ARGV[18]), ARGV[19]
-local verify_attempts, otp_prefix, request_id, test = ARGV[20], ARGV[21], ARGV[22], ARGV[23]
-local guard, prefix, captcha_solved, voice_limit = ARGV[24], ARGV[25], ARGV[26], tonumber(ARGV[27])
-local fallback_json, fallback_cap, job_prefix = ARGV[28], tonumber(ARGV[29]), ARGV[30]
+local verify_attempts, request_id, test = ARGV[20], ARGV[21], ARGV[22]
+local guard, prefix, captcha_solved, voice_limit = ARGV[23], ARGV[24], ARGV[25], tonumber(ARGV[26])
+local fallback_json, fallback_cap, job_prefix = ARGV[27], tonumber(ARGV[28]), ARGV[29]
 -- fingerprint is '' without an Idempotency-Key. sealed_code is the code encrypted for this job
--- (smsq never hands Redis the plain code: SLOWLOG and MONITOR show arguments).
+-- (smsq never hands Redis the plain code: SLOWLOG and MONITOR show arguments); it lives in
+-- the code record (`o`), as long as the code.
 -- guard is the fleet guards' policy for this shard and purpose (`policy` in guard.rs), or ''
 -- for a test number, which no guard counts or stops. voice_limit is the day's cap of voice
 -- calls to the number for a voice code, 0 for a text. With `code.fallback = "voice"`,
@@ -144,7 +145,7 @@ if fallback_cap > 0 then
   local current = redis.call('HGET', code_key, 'job')
   local sent = current and status_of(job_prefix .. current)
   if sent == 'sent' or sent == 'delivered' or sent == 'undelivered' then
-    local call_id = fall_back(job_prefix .. current, current, job_prefix, otp_prefix, code_key,
+    local call_id = fall_back(job_prefix .. current, current, job_prefix, code_key,
       stream, events, by_mobile, voice_key, fallback_cap, daily_ttl_ms, now, ttl, events_keep_ms)
     if call_id then
       if tonumber(resend_ms) > 0 then redis.call('SET', resend_key, call_id, 'PX', resend_ms) end
@@ -177,12 +178,11 @@ if guard ~= '' then
   if refusal then return refusal end
 end
 
--- A newer code replaces the old one; the old job finds itself superseded and its sealed code
--- goes now rather than at its TTL. The record has no fields but these three (verify.lua
--- counts `attempts` down, fall_back names another `job`): the HSET replaces all of them.
-local old = redis.call('HGET', code_key, 'job')
-if old then redis.call('DEL', otp_prefix .. old) end
-redis.call('HSET', code_key, 'hash', code_hash, 'job', job_id, 'attempts', verify_attempts)
+-- A newer code replaces the old one: the old job finds itself superseded, and its sealed code
+-- goes now. The record has no fields but these four (verify.lua counts `attempts` down,
+-- fall_back names another `job`, a job that ended drops `o`): the HSET replaces all of them.
+redis.call('HSET', code_key, 'hash', code_hash, 'job', job_id, 'attempts', verify_attempts,
+  'o', sealed_code)
 redis.call('PEXPIRE', code_key, code_ttl_ms)
 -- resend_ms 0: a test number's code, which has no resend window.
 if tonumber(resend_ms) > 0 then redis.call('SET', resend_key, job_id, 'PX', resend_ms) end
@@ -191,7 +191,6 @@ if redis.call('INCR', daily_key) == 1 then redis.call('PEXPIRE', daily_key, dail
 if voice_limit > 0 and redis.call('INCR', voice_key) == 1 then
   redis.call('PEXPIRE', voice_key, daily_ttl_ms)
 end
-redis.call('SET', otp, sealed_code, 'PX', code_ttl_ms)
 local fields = {'p', purpose}
 -- A test number's job says so on its record (SMSQ_TEST_NUMBERS: never sent to the provider).
 if test == '1' then fields[#fields + 1] = 'test'; fields[#fields + 1] = '1' end

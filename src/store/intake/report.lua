@@ -12,8 +12,7 @@ local sid_key, early_key, events, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local req_job_key, by_mobile, stream, voice_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local job_prefix, delivered, deliver_code, received_s = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, ttl, events_keep_ms, req_id, message_id = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local otp_prefix, code_prefix, mobile, voice_limit = ARGV[10], ARGV[11], ARGV[12], tonumber(ARGV[13])
-local voice_ttl_ms = ARGV[14]
+local code_prefix, mobile, voice_limit, voice_ttl_ms = ARGV[10], ARGV[11], tonumber(ARGV[12]), ARGV[13]
 
 local job_id = nil
 if req_id ~= '' then
@@ -40,8 +39,7 @@ if not job_id then
   redis.call('EXPIRE', early_key, 3600)
   return {'early'}
 end
--- The job record shares the tag; its key is derived from the index, as issue_code derives
--- an old otp key.
+-- The job record shares the tag; its key is derived from the index.
 local job_key = job_prefix .. job_id
 local status = deliver_report(job_key, events, stats, job_id, delivered, deliver_code,
   received_s, now, ttl, events_keep_ms)
@@ -49,7 +47,7 @@ if status == 'delivered' then redis.call('HDEL', job_key, 'fallback') end
 if status == 'undelivered' and voice_limit > 0 then
   local purpose = redis.call('HMGET', job_key, 'p', 'purpose')
   purpose = purpose[1] or purpose[2]
-  local call_id = purpose and fall_back(job_key, job_id, job_prefix, otp_prefix,
+  local call_id = purpose and fall_back(job_key, job_id, job_prefix,
     code_prefix .. purpose .. ':' .. mobile, stream, events, by_mobile, voice_key,
     voice_limit, voice_ttl_ms, now, ttl, events_keep_ms)
   if call_id then return {status, job_id, call_id} end

@@ -13,7 +13,7 @@ script! {
     argv {
         job_prefix: String, delivered: &'a str, deliver_code: &'a str, received_s: String,
         now: i64, ttl: u64, events_keep_ms: u64, req_id: &'a str, message_id: &'a str,
-        otp_prefix: String, code_prefix: String, mobile: &'a str, voice_limit: u32,
+        code_prefix: String, mobile: &'a str, voice_limit: u32,
         voice_ttl_ms: i64,
     }
 }
@@ -78,7 +78,6 @@ impl Intake {
             events_keep_ms: self.retention.events_keep_ms,
             req_id: req_id.map_or("", |j| j.as_str()),
             message_id: id,
-            otp_prefix: k.otp(""),
             code_prefix: k.code_prefix(),
             mobile,
             voice_limit: voice_fallback.unwrap_or(0),

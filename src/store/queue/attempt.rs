@@ -6,7 +6,7 @@ use crate::domain::{JobStatus, SealedCode};
 /// What `begin` decided.
 #[derive(Debug)]
 pub enum Begin {
-    /// Marked `sending`. For code jobs, the sealed code, read just now from its `otp` key.
+    /// Marked `sending`. For code jobs, the sealed code, read just now from the code record.
     Send(Option<SealedCode>),
     /// Ended now without a send (`superseded`, `expired`); acked.
     Skipped(JobStatus),

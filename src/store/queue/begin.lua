@@ -2,8 +2,7 @@
 -- and hands back the sealed code, all in one step.
 -- Returns {'terminal', status} | {'superseded'} | {'expired'} | {'send', code} |
 --         {'poison', deliveries}
-local job_key, events, stream, otp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local code_key, dead = KEYS[6], KEYS[7]
+local job_key, events, stream, stats, code_key, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local job_id, entry_id, group, now, ttl, events_keep_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local attempt, kind, expires, max_deliveries, job_json = ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]), ARGV[11]
 local dead_maxlen, token = ARGV[12], ARGV[13]
@@ -17,7 +16,7 @@ local read_ok, cur = pcall(redis.call, 'HMGET', job_key, 's', 'status', 'h', 'c'
 local status = read_ok and (cur[1] or cur[2])
 local known = read_ok and {cur[3], cur[4], cur[5]} or nil
 if status and TERMINAL[status] then
-  redis.call('DEL', otp)
+  drop_sealed(code_key, job_id)
   settle(stream, group, entry_id)
   return {'terminal', status}
 end
@@ -38,7 +37,7 @@ if max_deliveries > 0 and deliveries > max_deliveries then
   pcall(record, job_key, events, job_id, 'dead', attempt - 1, err, now, ttl, events_keep_ms,
     {'dead_entry', letter})
   tally(stats, 'dead')
-  redis.call('DEL', otp)
+  drop_sealed(code_key, job_id)
   settle(stream, group, entry_id)
   return {'poison', tostring(deliveries)}
 end
@@ -46,18 +45,20 @@ end
 local function stop(outcome)
   record(job_key, events, job_id, outcome, attempt - 1, '', now, ttl, events_keep_ms, nil, nil, known)
   tally(stats, outcome)
-  redis.call('DEL', otp)
+  drop_sealed(code_key, job_id)
   settle(stream, group, entry_id)
   return {outcome}
 end
 
 local code = ''
 if kind == 'code' then
-  local current = redis.call('HGET', code_key, 'job')
+  local rec = redis.call('HMGET', code_key, 'job', 'o')
+  local current = rec[1]
   if current and current ~= job_id then return stop('superseded') end
   if expires ~= '' and tonumber(expires) <= tonumber(now) then return stop('expired') end
-  code = redis.call('GET', otp)
-  -- No code record or no otp: expired, or already verified or burnt: nothing worth sending.
+  code = rec[2]
+  -- No code record or no sealed code: expired, or already verified or burnt: nothing worth
+  -- sending.
   if not current or not code then return stop('expired') end
 end
 -- This attempt owns the job now: only its outcome (or anyone's `sent`) will be written.

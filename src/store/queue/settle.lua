@@ -1,4 +1,4 @@
--- A provider call ended. Its outcome is written, the plain code dropped once the job ends
+-- A provider call ended. Its outcome is written, the sealed code dropped once the job ends
 -- (a dead code job keeps it until its TTL, for a replay),
 -- and the stream entry acked and deleted, in one step: a crash can resend, never lose.
 -- A job waiting for its next attempt goes to the retry set; a dead one also to the dead
@@ -6,8 +6,9 @@
 -- Fenced: only the attempt the job names as its owner writes a failure or a retry; a `sent`
 -- is written whoever learned it (the provider accepted it). The entry is acked only while
 -- it is still pending with this consumer: one another worker reclaimed is theirs.
-local job_key, events, stream, otp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local job_key, events, stream, code_key, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local retry, dead, sid_key, early_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+-- code_key: the code record of a code job (drop_sealed), the job's own record otherwise.
 local job_id, entry_id, group, now, ttl, events_keep_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local outcome, attempt, err, provider_status, message_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local next_job, received_job, dead_maxlen = ARGV[12], ARGV[13], ARGV[14]
@@ -41,7 +42,7 @@ local overtaken = status == 'sent' and current and TERMINAL[current]
 if overtaken then
   if job[3] then redis.call('XDEL', dead, job[3]) end
 elseif current and TERMINAL[current] then
-  redis.call('DEL', otp)
+  drop_sealed(code_key, job_id)
   ack_if_ours()
   return current
 end
@@ -65,8 +66,8 @@ elseif status == 'dead' then
     {'job', received_job, 'error', err, 'attempts', attempt, 'ts', now})
 elseif not (status == 'sent' and job[5]) then
   -- A text that may still fall back to a call (`code.fallback`) keeps its sealed code until
-  -- the code expires (the otp key's own TTL); any other end drops it now.
-  redis.call('DEL', otp)
+  -- the code expires (the code record's TTL); any other end drops it now.
+  drop_sealed(code_key, job_id)
 end
 record(job_key, events, job_id, status, attempt, err, now, ttl, events_keep_ms, extra, account,
   {job[6], job[7], job[8]})

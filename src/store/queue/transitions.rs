@@ -11,7 +11,7 @@ use crate::store::{GROUP, StoreError, field, parse_status};
 script! {
     /// Marks a job `sending` unless it is finished, a poison pill, superseded or expired.
     struct BeginCall<'a> = include_str!("begin.lua");
-    keys { job_key, events, stream, otp, stats, code_key, dead }
+    keys { job_key, events, stream, stats, code_key, dead }
     argv {
         job_id: &'a str, entry_id: &'a str, group: &'a str, now: i64, ttl: u64,
         events_keep_ms: u64, attempt: u32, kind: &'a str, expires: String, max_deliveries: u32,
@@ -22,7 +22,7 @@ script! {
 script! {
     /// Writes an attempt's outcome (fenced) and acks its entry.
     struct SettleCall<'a> = include_str!("settle.lua");
-    keys { job_key, events, stream, otp, stats, retry, dead, sid_key, early_key }
+    keys { job_key, events, stream, code_key, stats, retry, dead, sid_key, early_key }
     argv {
         job_id: &'a str, entry_id: &'a str, group: &'a str, now: i64, ttl: u64,
         events_keep_ms: u64, outcome: String, attempt: u32, err: &'a str,
@@ -115,7 +115,6 @@ impl Queue {
             job_key: k.job(id),
             events: k.events(),
             stream: k.jobs(),
-            otp: k.otp(id),
             stats: k.stats(now_ms / 60_000),
             code_key: k.code_of(job),
             dead: k.dead(),
@@ -178,7 +177,7 @@ impl Queue {
             job_key: k.job(id),
             events: k.events(),
             stream: k.jobs(),
-            otp: k.otp(id),
+            code_key: k.code_of(job),
             stats: k.stats(now_ms / 60_000),
             retry: k.retry(),
             dead: k.dead(),

@@ -174,8 +174,8 @@ impl App {
             .expect("redis connection")
     }
 
-    /// The plain code of a job, read from its otp key.
-    /// The code of a queued code job, opened from its sealed `otp` key as the worker does.
+    /// The code of a queued code job, opened from its sealed code (the code record's `o`)
+    /// as the worker does.
     pub async fn otp(&self, job_id: &str) -> Option<String> {
         let sealed = self.sealed_otp(job_id).await?;
         let key = self.settings.secrets.hash_key().expect("SMSQ_SECRET");
@@ -185,13 +185,25 @@ impl App {
         Some(code.expose().to_owned())
     }
 
-    /// What the `otp` key of a job holds, as Redis stores it (sealed).
+    /// The sealed code Redis holds for a job (as Redis stores it): the `o` of the code record
+    /// that names the job, if one does.
     pub async fn sealed_otp(&self, job_id: &str) -> Option<String> {
-        self.redis()
-            .await
-            .get(self.store.keys(Shard::FIRST).otp(job_id))
-            .await
-            .expect("GET otp")
+        let key = self.code_record_of(job_id).await?;
+        self.redis().await.hget(key, "o").await.expect("HGET o")
+    }
+
+    /// The code record (`code:<purpose>:<mobile>`) whose `job` is `job_id`, if one is.
+    pub async fn code_record_of(&self, job_id: &str) -> Option<String> {
+        let mut conn = self.redis().await;
+        let pattern = format!("{}*", self.store.keys(Shard::FIRST).code_prefix());
+        let keys: Vec<String> = conn.keys(pattern).await.expect("KEYS code");
+        for key in keys {
+            let job: Option<String> = conn.hget(&key, "job").await.expect("HGET job");
+            if job.as_deref() == Some(job_id) {
+                return Some(key);
+            }
+        }
+        None
     }
 
     /// Every key of this test's prefix with its DUMP, for before/after comparisons.
