@@ -43,7 +43,7 @@ async fn the_code_the_provider_received_is_the_one_that_verifies() {
     assert_eq!(job["attempts"], 1);
     assert_eq!(history(&app, &job_id).await, ["queued", "sending", "sent"]);
 
-    // After the send: no stream entry, no otp key, no plain code anywhere in Redis.
+    // After the send: no stream entry, no sealed code, no plain code anywhere in Redis.
     let mut redis = app.redis().await;
     assert_eq!(app.backlog().await, 0);
     assert_eq!(app.otp(&job_id).await, None);
@@ -72,6 +72,35 @@ async fn the_code_the_provider_received_is_the_one_that_verifies() {
         "the code appeared in a log line"
     );
     stop.cancel();
+}
+
+/// A rolling upgrade: a code the previous build issued keeps its sealed code in an `otp` key
+/// of its own. A worker of this build still sends that code (and the right one), instead of
+/// finding the code record without one and ending the job `expired`.
+#[tokio::test]
+async fn a_code_issued_by_the_previous_layout_is_still_sent() {
+    let app = spawn_app(settings(|_| {})).await;
+    let (_, issued) = app
+        .call("/v1/codes", json!({"mobile": "13800138209"}))
+        .await;
+    let job_id = issued["job_id"].as_str().unwrap().to_owned();
+    let code = app.otp(&job_id).await.expect("sealed");
+    // As the previous build stored it: the sealed code in `otp:<job>`, none in the record.
+    let keys = app.store.keys(Shard::FIRST);
+    let record = app.code_record_of(&job_id).await.expect("code record");
+    let mut redis = app.redis().await;
+    let sealed: String = redis.hget(&record, "o").await.unwrap();
+    let _: () = redis.hdel(&record, "o").await.unwrap();
+    let _: () = redis
+        .pset_ex(keys.legacy_otp(&job_id), sealed, 300_000)
+        .await
+        .unwrap();
+
+    let fake = spawn_fake(fake_options()).await;
+    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 4);
+    wait_for_status(&app, &job_id, "sent").await;
+    stop.cancel();
+    assert_eq!(fake.messages()[0].datas[0], code);
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 -- Returns {'terminal', status} | {'superseded'} | {'expired'} | {'send', code} |
 --         {'poison', deliveries}
 local job_key, events, stream, stats, code_key, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local legacy_otp = KEYS[7]
 local job_id, entry_id, group, now, ttl, events_keep_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local attempt, kind, expires, max_deliveries, job_json = ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]), ARGV[11]
 local dead_maxlen, token = ARGV[12], ARGV[13]
@@ -57,6 +58,9 @@ if kind == 'code' then
   if current and current ~= job_id then return stop('superseded') end
   if expires ~= '' and tonumber(expires) <= tonumber(now) then return stop('expired') end
   code = rec[2]
+  -- A code an older build issued (during an upgrade) has its sealed code in an `otp` key of
+  -- its own, which lives as long as the code: read, never written.
+  if current == job_id and not code then code = redis.call('GET', legacy_otp) end
   -- No code record or no sealed code: expired, or already verified or burnt: nothing worth
   -- sending.
   if not current or not code then return stop('expired') end

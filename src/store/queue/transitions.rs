@@ -11,7 +11,7 @@ use crate::store::{GROUP, StoreError, field, parse_status};
 script! {
     /// Marks a job `sending` unless it is finished, a poison pill, superseded or expired.
     struct BeginCall<'a> = include_str!("begin.lua");
-    keys { job_key, events, stream, stats, code_key, dead }
+    keys { job_key, events, stream, stats, code_key, dead, legacy_otp }
     argv {
         job_id: &'a str, entry_id: &'a str, group: &'a str, now: i64, ttl: u64,
         events_keep_ms: u64, attempt: u32, kind: &'a str, expires: String, max_deliveries: u32,
@@ -118,6 +118,7 @@ impl Queue {
             stats: k.stats(now_ms / 60_000),
             code_key: k.code_of(job),
             dead: k.dead(),
+            legacy_otp: k.legacy_otp(id),
             job_id: id,
             entry_id: &entry.entry_id,
             group: GROUP,
