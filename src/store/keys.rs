@@ -73,17 +73,11 @@ impl Keys {
     pub fn resend(&self, purpose: &str, mobile: &str) -> String {
         format!("{}:resend:{purpose}:{mobile}", self.tag)
     }
-    /// `day` is `yyyymmdd` in Beijing time.
-    pub fn daily(&self, mobile: &str, day: &str) -> String {
-        format!("{}:daily:{mobile}:{day}", self.tag)
-    }
-    /// Voice calls to a number this Beijing day (`code.voice_daily_limit_per_mobile`).
-    pub fn voice_daily(&self, mobile: &str, day: &str) -> String {
-        format!("{}:voice:{mobile}:{day}", self.tag)
-    }
-    /// `hour` is `yyyymmddhh` in Beijing time.
-    pub fn hourly(&self, mobile: &str, hour: &str) -> String {
-        format!("{}:hourly:{mobile}:{hour}", self.tag)
+    /// A number's caps this Beijing day (`day` = `yyyymmdd`), one small hash until the day
+    /// ends: `d` codes today, `h<hh>` codes in hour `hh`, `v` voice calls today
+    /// (`code.*_limit_per_mobile`). One key instead of one per window: fewer keys per code.
+    pub fn caps(&self, mobile: &str, day: &str) -> String {
+        format!("{}:caps:{mobile}:{day}", self.tag)
     }
     /// Codes issued this Beijing hour (`yyyymmddhh`) or day (`yyyymmdd`) on this shard: field
     /// `*` for all, one field per purpose (the budgets of `[guard]`).
@@ -224,8 +218,8 @@ mod tests {
             "{smsq:0}:code:login:13800138000"
         );
         assert_eq!(
-            k.daily("13800138000", "20261124"),
-            "{smsq:0}:daily:13800138000:20261124"
+            k.caps("13800138000", "20261124"),
+            "{smsq:0}:caps:13800138000:20261124"
         );
         assert_eq!(
             k.ip("203.0.113.0/24", "203.0.113.7", "2026112401"),

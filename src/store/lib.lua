@@ -211,23 +211,24 @@ end
 -- is used once. Only while this is still the number's current code (not verified, expired or
 -- replaced), its sealed code still there, and the day's voice cap not reached. The code
 -- record then names the call: the sealed code is the call's to send (it opens with the
--- text's id: `code_of`), and a newer code still supersedes it. Returns the call's job id, or
--- nil.
+-- text's id: `code_of`), and a newer code still supersedes it. caps is the number's caps
+-- today (`v`: its voice calls; the key may be new today). Returns the call's job id, or nil.
 local function fall_back(sms_key, sms_id, job_prefix, code_key, stream, events,
-    by_mobile, voice_key, voice_limit, voice_ttl_ms, now, ttl, events_keep_ms)
+    by_mobile, caps, voice_limit, voice_ttl_ms, now, ttl, events_keep_ms)
   local rec = redis.call('HMGET', sms_key, 'fallback', 'm', 'p', 'mobile', 'purpose')
   rec[2] = rec[2] or (rec[4] and short_mobile(rec[4]))
   rec[3] = rec[3] or rec[5]
   if not rec[1] or rec[1] == '' then return nil end
   local code = redis.call('HMGET', code_key, 'job', 'o')
   if code[1] ~= sms_id or not code[2] then return nil end
-  if tonumber(redis.call('GET', voice_key) or '0') >= tonumber(voice_limit) then return nil end
+  if tonumber(redis.call('HGET', caps, 'v') or '0') >= tonumber(voice_limit) then return nil end
   local call_id = string.match(rec[1], '"id":"(%x+)"')
   if not call_id then return nil end
   redis.call('HSET', code_key, 'job', call_id)
   redis.call('HDEL', sms_key, 'fallback')
   redis.call('HSET', sms_key, 'fallback_job', call_id)
-  if redis.call('INCR', voice_key) == 1 then redis.call('PEXPIRE', voice_key, voice_ttl_ms) end
+  redis.call('HINCRBY', caps, 'v', 1)
+  if redis.call('PTTL', caps) == -1 then redis.call('PEXPIRE', caps, voice_ttl_ms) end
   enqueue(job_prefix .. call_id, stream, events, by_mobile, call_id, rec[1], now, ttl,
     events_keep_ms, rec[2] or '', {'p', rec[3] or '', 'channel', 'voice', 'code_of', sms_id})
   return call_id

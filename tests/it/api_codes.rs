@@ -1,5 +1,7 @@
 //! `POST /v1/codes`, captchas, messages and job lookup, through HTTP against real Redis.
 
+use std::collections::HashMap;
+
 use redis::AsyncCommands;
 use serde_json::json;
 use smsq::domain::Hasher;
@@ -202,6 +204,45 @@ async fn hourly_and_daily_caps_per_mobile() {
         86_400,
     )
     .await;
+}
+
+/// A number's caps are one hash per Beijing day: `d` for the day, one `h<hh>` field per hour.
+/// A ring that waits out the hour finds a fresh hour field, never a fresh day: the day's
+/// count is the same key's `d`. (The hour turning is stood in for by its field going, as a
+/// new hour's field starts empty.)
+#[tokio::test]
+async fn the_days_cap_holds_when_the_hour_turns() {
+    let app = spawn_app(settings(|c| {
+        c.code.hourly_limit_per_mobile = 2;
+        c.code.daily_limit_per_mobile = 3;
+    }))
+    .await;
+    let mobile = "13800138004";
+    for p in ["a", "b"] {
+        let body = json!({"mobile": mobile, "purpose": p});
+        assert_eq!(app.status("/v1/codes", body).await, 202);
+    }
+    let third = json!({"mobile": mobile, "purpose": "c"});
+    assert_refused(&app, third.clone(), "hourly_limit", 3600).await;
+
+    let mut redis = app.redis().await;
+    let pattern = format!("{{{}:0}}:caps:{mobile}:*", app.prefix());
+    let caps: Vec<String> = redis.keys(pattern).await.unwrap();
+    assert_eq!(caps.len(), 1, "one caps key per number and day: {caps:?}");
+    let fields: HashMap<String, u64> = redis.hgetall(&caps[0]).await.unwrap();
+    assert_eq!(fields.get("d"), Some(&2), "{fields:?}");
+    let hour: Vec<&String> = fields.keys().filter(|f| f.starts_with('h')).collect();
+    assert_eq!(hour.len(), 1, "{fields:?}");
+    let ttl: i64 = redis.pttl(&caps[0]).await.unwrap();
+    assert!(
+        (1..=86_400_000).contains(&ttl),
+        "caps live until the day ends: {ttl}"
+    );
+    let _: () = redis.hdel(&caps[0], hour[0]).await.unwrap();
+
+    assert_eq!(app.status("/v1/codes", third).await, 202, "a new hour");
+    let fourth = json!({"mobile": mobile, "purpose": "d"});
+    assert_refused(&app, fourth, "daily_limit", 86_400).await;
 }
 
 #[tokio::test]

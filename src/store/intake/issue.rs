@@ -28,14 +28,14 @@ script! {
     /// Checks the resend window and the caps, then stores the code, its job and the entry.
     struct IssueCodeCall<'a> = include_str!("issue_code.lua");
     keys {
-        idem, stream, events, job_key, by_mobile, code_key, resend_key, hourly_key,
-        daily_key, budget_hour, budget_day, guard_now, guard_prev, blocked, voice_key,
+        idem, stream, events, job_key, by_mobile, code_key, resend_key, caps,
+        budget_hour, budget_day, guard_now, guard_prev, blocked,
     }
     argv {
         fingerprint: &'a str, answer: &'a str, answer_ttl: u64, now: i64, job_id: &'a str,
         job_json: String, stream_maxlen: u64, events_keep_ms: u64, ttl: u64, masked: String,
         purpose: &'a str, code_hash: &'a str, sealed_code: &'a str,
-        code_ttl_ms: u64, resend_ms: u64, hourly_limit: u32, hourly_ttl_ms: i64,
+        code_ttl_ms: u64, resend_ms: u64, hour_field: &'a str, hourly_limit: u32, hourly_ttl_ms: i64,
         daily_limit: u32, daily_ttl_ms: i64, verify_attempts: u32, request_id: &'a str, test: &'a str, guard: String, prefix: String,
         captcha_solved: &'a str, voice_limit: u32, fallback_json: &'a str, fallback_cap: u32,
         job_prefix: String,
@@ -204,14 +204,12 @@ impl Intake {
             by_mobile: e.by_mobile,
             code_key: k.code(purpose, mobile),
             resend_key: k.resend(purpose, mobile),
-            hourly_key: k.hourly(mobile, &w.hour),
-            daily_key: k.daily(mobile, &w.day),
+            caps: k.caps(mobile, &w.day),
             budget_hour: k.budget(&w.hour),
             budget_day: k.budget(&w.day),
             guard_now: k.guard_counts(now_bucket),
             guard_prev: k.guard_counts(prev_bucket),
             blocked: k.guard_blocked(),
-            voice_key: k.voice_daily(mobile, &w.day),
             fingerprint: e.fingerprint,
             answer: new.answer,
             answer_ttl: IDEMPOTENCY_TTL_SECS,
@@ -227,6 +225,7 @@ impl Intake {
             sealed_code: new.sealed.as_str(),
             code_ttl_ms: ms(settings.ttl),
             resend_ms: ms(settings.resend_interval),
+            hour_field: &w.hour_field,
             hourly_limit: settings.hourly_limit_per_mobile.get(),
             hourly_ttl_ms: w.hour_left_ms,
             daily_limit: settings.daily_limit_per_mobile.get(),

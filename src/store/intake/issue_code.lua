@@ -1,16 +1,17 @@
 -- POST /v1/codes: every check and every write of a new code, or nothing at all.
 local idem, stream, events, job_key, by_mobile = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local code_key, resend_key, hourly_key, daily_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local budget_hour, budget_day, guard_now, guard_prev, blocked = KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14]
-local voice_key = KEYS[15]
+local code_key, resend_key, caps = KEYS[6], KEYS[7], KEYS[8]
+local budget_hour, budget_day, guard_now, guard_prev, blocked = KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local fingerprint, answer, answer_ttl, now, job_id, job_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local stream_maxlen, events_keep_ms, ttl, masked = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local purpose, code_hash, sealed_code, code_ttl_ms, resend_ms = ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]
-local hourly_limit, hourly_ttl_ms = tonumber(ARGV[16]), ARGV[17]
-local daily_limit, daily_ttl_ms = tonumber(ARGV[18]), ARGV[19]
-local verify_attempts, request_id, test = ARGV[20], ARGV[21], ARGV[22]
-local guard, prefix, captcha_solved, voice_limit = ARGV[23], ARGV[24], ARGV[25], tonumber(ARGV[26])
-local fallback_json, fallback_cap, job_prefix = ARGV[27], tonumber(ARGV[28]), ARGV[29]
+local hour_field, hourly_limit, hourly_ttl_ms = ARGV[16], tonumber(ARGV[17]), ARGV[18]
+local daily_limit, daily_ttl_ms = tonumber(ARGV[19]), ARGV[20]
+local verify_attempts, request_id, test = ARGV[21], ARGV[22], ARGV[23]
+local guard, prefix, captcha_solved, voice_limit = ARGV[24], ARGV[25], ARGV[26], tonumber(ARGV[27])
+local fallback_json, fallback_cap, job_prefix = ARGV[28], tonumber(ARGV[29]), ARGV[30]
+-- caps is the number's caps today (Keys::caps): `d` codes, hour_field (`h<hh>`) this hour's,
+-- `v` voice calls; hourly_ttl_ms and daily_ttl_ms are what is left of the hour and the day.
 -- fingerprint is '' without an Idempotency-Key. sealed_code is the code encrypted for this job
 -- (smsq never hands Redis the plain code: SLOWLOG and MONITOR show arguments); it lives in
 -- the code record (`o`), as long as the code.
@@ -146,7 +147,7 @@ if fallback_cap > 0 then
   local sent = current and status_of(job_prefix .. current)
   if sent == 'sent' or sent == 'delivered' or sent == 'undelivered' then
     local call_id = fall_back(job_prefix .. current, current, job_prefix, code_key,
-      stream, events, by_mobile, voice_key, fallback_cap, daily_ttl_ms, now, ttl, events_keep_ms)
+      stream, events, by_mobile, caps, fallback_cap, daily_ttl_ms, now, ttl, events_keep_ms)
     if call_id then
       if tonumber(resend_ms) > 0 then redis.call('SET', resend_key, call_id, 'PX', resend_ms) end
       local left = math.max(0, redis.call('PTTL', code_key))
@@ -157,15 +158,11 @@ if fallback_cap > 0 then
     end
   end
 end
-local caps = redis.call('MGET', hourly_key, daily_key, voice_key)
-if tonumber(caps[1] or '0') >= hourly_limit then
-  return {'hourly_limit', tostring(redis.call('PTTL', hourly_key))}
-end
-if tonumber(caps[2] or '0') >= daily_limit then
-  return {'daily_limit', tostring(redis.call('PTTL', daily_key))}
-end
-if voice_limit > 0 and tonumber(caps[3] or '0') >= voice_limit then
-  return {'voice_limit', tostring(redis.call('PTTL', voice_key))}
+local used = redis.call('HMGET', caps, hour_field, 'd', 'v')
+if tonumber(used[1] or '0') >= hourly_limit then return {'hourly_limit', hourly_ttl_ms} end
+if tonumber(used[2] or '0') >= daily_limit then return {'daily_limit', daily_ttl_ms} end
+if voice_limit > 0 and tonumber(used[3] or '0') >= voice_limit then
+  return {'voice_limit', daily_ttl_ms}
 end
 if redis.call('XLEN', stream) >= tonumber(stream_maxlen) then
   return {'queue_full', ''}
@@ -186,11 +183,11 @@ redis.call('HSET', code_key, 'hash', code_hash, 'job', job_id, 'attempts', verif
 redis.call('PEXPIRE', code_key, code_ttl_ms)
 -- resend_ms 0: a test number's code, which has no resend window.
 if tonumber(resend_ms) > 0 then redis.call('SET', resend_key, job_id, 'PX', resend_ms) end
-if redis.call('INCR', hourly_key) == 1 then redis.call('PEXPIRE', hourly_key, hourly_ttl_ms) end
-if redis.call('INCR', daily_key) == 1 then redis.call('PEXPIRE', daily_key, daily_ttl_ms) end
-if voice_limit > 0 and redis.call('INCR', voice_key) == 1 then
-  redis.call('PEXPIRE', voice_key, daily_ttl_ms)
-end
+-- The day's count made the key (or a fallback call did, which set the same TTL): the key
+-- lives until the day ends, its hour fields with it.
+if redis.call('HINCRBY', caps, 'd', 1) == 1 then redis.call('PEXPIRE', caps, daily_ttl_ms) end
+redis.call('HINCRBY', caps, hour_field, 1)
+if voice_limit > 0 then redis.call('HINCRBY', caps, 'v', 1) end
 local fields = {'p', purpose}
 -- A test number's job says so on its record (SMSQ_TEST_NUMBERS: never sent to the provider).
 if test == '1' then fields[#fields + 1] = 'test'; fields[#fields + 1] = '1' end

@@ -9,7 +9,7 @@
 -- code (fall_back in lib.lua): voice_limit is the day's voice cap then, 0 otherwise.
 -- Returns {status, job id[, the call's job id]} (see deliver_report) | {'early'} | {'duplicate'}
 local sid_key, early_key, events, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local req_job_key, by_mobile, stream, voice_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local req_job_key, by_mobile, stream, caps = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local job_prefix, delivered, deliver_code, received_s = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, ttl, events_keep_ms, req_id, message_id = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local code_prefix, mobile, voice_limit, voice_ttl_ms = ARGV[10], ARGV[11], tonumber(ARGV[12]), ARGV[13]
@@ -48,7 +48,7 @@ if status == 'undelivered' and voice_limit > 0 then
   local purpose = redis.call('HMGET', job_key, 'p', 'purpose')
   purpose = purpose[1] or purpose[2]
   local call_id = purpose and fall_back(job_key, job_id, job_prefix,
-    code_prefix .. purpose .. ':' .. mobile, stream, events, by_mobile, voice_key,
+    code_prefix .. purpose .. ':' .. mobile, stream, events, by_mobile, caps,
     voice_limit, voice_ttl_ms, now, ttl, events_keep_ms)
   if call_id then return {status, job_id, call_id} end
 end

@@ -9,7 +9,7 @@ use crate::store::{StoreError, field, parse_status};
 script! {
     /// Matches a delivery report to its job and records it (or keeps it for a late `sent`).
     struct ReportCall<'a> = include_str!("report.lua");
-    keys { sid_key, early_key, events, stats, req_job_key, by_mobile, stream, voice_key }
+    keys { sid_key, early_key, events, stats, req_job_key, by_mobile, stream, caps }
     argv {
         job_prefix: String, delivered: &'a str, deliver_code: &'a str, received_s: String,
         now: i64, ttl: u64, events_keep_ms: u64, req_id: &'a str, message_id: &'a str,
@@ -68,7 +68,7 @@ impl Intake {
             req_job_key: req_job,
             by_mobile: k.by_mobile(mobile),
             stream: k.jobs(),
-            voice_key: k.voice_daily(mobile, &w.day),
+            caps: k.caps(mobile, &w.day),
             job_prefix: k.job_prefix(),
             delivered: if report.delivered { "1" } else { "0" },
             deliver_code: &report.deliver_code,

@@ -7,6 +7,8 @@ use crate::domain::beijing;
 /// The Beijing-time hour and day a timestamp falls in, and how long until each ends.
 pub(in crate::store) struct Windows {
     pub hour: String,
+    /// The hour's field in the number's caps (`h00` … `h23`, see `Keys::caps`).
+    pub hour_field: String,
     pub hour_left_ms: i64,
     pub day: String,
     pub day_left_ms: i64,
@@ -28,6 +30,7 @@ pub(in crate::store) fn windows(now_ms: i64) -> Windows {
             now.day(),
             now.hour()
         ),
+        hour_field: format!("h{:02}", now.hour()),
         hour_left_ms: 3_600_000 - into_hour,
         day: format!("{:04}{:02}{:02}", now.year(), now.month(), now.day()),
         day_left_ms: 86_400_000 - into_day,
@@ -48,6 +51,7 @@ mod tests {
         let w = windows(t);
         assert_eq!(w.day, "20261124");
         assert_eq!(w.hour, "2026112400");
+        assert_eq!(w.hour_field, "h00");
         assert_eq!(w.hour_left_ms, 30 * 60 * 1000);
         assert_eq!(w.day_left_ms, (23 * 60 + 30) * 60 * 1000);
     }
