@@ -130,6 +130,14 @@ pub async fn enqueue(bench: &mut Bench) -> Result<(), BenchError> {
     let label = format!("at half load ({half:.0}/s, {failed} failed)");
     let targets = [(50.0, "p50", None), (99.0, "p99", Some(2.0))];
     latency_rows(bench, "enqueue", &label, &mut latencies, &targets);
+    // The same schedule straight to Redis, of a script that costs Redis what a code costs it:
+    // what this Redis on this machine does to the tail at this load, without smsq.
+    let (mut latencies, failed) = redis_alone(bench, half, run, redis_us).await?;
+    let label = format!(
+        "a bare script of {redis_us:.0} µs straight to Redis, same schedule, one connection ({failed} failed)"
+    );
+    let shapes = [(50.0, "p50", None), (99.0, "p99", None)];
+    latency_rows(bench, "enqueue", &label, &mut latencies, &shapes);
     // The same schedule on `GET /healthz` (no Redis, no script): what the machine, the
     // generator and the HTTP stack alone add to the tail.
     let health = format!("{base}/healthz");
@@ -139,6 +147,68 @@ pub async fn enqueue(bench: &mut Bench) -> Result<(), BenchError> {
     let shapes = [(50.0, "p50", None), (99.0, "p99", None)];
     latency_rows(bench, "enqueue", &label, &mut latencies, &shapes);
     Ok(())
+}
+
+/// An open loop at `rate` straight to Redis, one multiplexed connection as the API has, of a
+/// Lua loop calibrated to cost Redis about `cost_us` per call: the latencies (µs, from each
+/// call's due time) and how many failed.
+async fn redis_alone(
+    bench: &mut Bench,
+    rate: f64,
+    run: Duration,
+    cost_us: f64,
+) -> Result<(Vec<u64>, u64), BenchError> {
+    let spin =
+        redis::Script::new("local x = 0 for i = 1, tonumber(ARGV[1]) do x = x + i end return x");
+    let mut conn = bench.conn().await?;
+    // Calibrate: µs per call of a known loop, by Redis's own count.
+    let (trial, calls) = (200_000u64, 50);
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await?;
+    for _ in 0..calls {
+        let _: i64 = spin.arg(trial).invoke_async(&mut conn).await?;
+    }
+    let stats = command_stats(&mut conn).await?;
+    let per_trial = stats
+        .iter()
+        .find(|(name, _, _)| name == "evalsha")
+        .map_or(0.0, |(_, calls, usec)| {
+            *usec as f64 / (*calls).max(1) as f64
+        });
+    let loops = ((trial as f64) * cost_us / per_trial.max(1.0)).max(1.0) as u64;
+    let total = (rate * run.as_secs_f64()) as u64;
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = Instant::now();
+    let mut lanes = JoinSet::new();
+    for _ in 0..64 {
+        let (mut conn, next, spin) = (conn.clone(), next.clone(), spin.clone());
+        lanes.spawn(async move {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    return done;
+                }
+                let due = start + Duration::from_secs_f64(i as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+                let ok: Result<i64, _> = spin.arg(loops).invoke_async(&mut conn).await;
+                let latency = Instant::now().saturating_duration_since(due);
+                done.push(ok.ok().map(|_| latency.as_micros() as u64));
+            }
+        });
+    }
+    let (mut latencies, mut failed) = (Vec::new(), 0);
+    while let Some(lane) = lanes.join_next().await {
+        for latency in lane.unwrap_or_default() {
+            match latency {
+                Some(us) => latencies.push(us),
+                None => failed += 1,
+            }
+        }
+    }
+    Ok((latencies, failed))
 }
 
 /// What the machine alone does to a busy Redis, in the same run: a bare `SET` flood (4
