@@ -130,6 +130,10 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
             tracing::info!(%status, "already finished; acked");
             return Ok(());
         }
+        Begin::Overtaken(status) => {
+            tracing::info!(%status, "a later attempt already happened; this entry is acked, not sent");
+            return Ok(());
+        }
         Begin::Poisoned(deliveries) => {
             let why = format!("delivered {deliveries} times without finishing: dead-lettered");
             transition(job, JobStatus::Dead, "", &why);

@@ -1424,3 +1424,79 @@ async fn a_frozen_worker_ending_an_old_code_leaves_the_newer_code_to_be_sent() {
         assert_ne!(record["status"], JobStatus::Expired.as_str(), "{record}");
     }
 }
+
+/// A worker frozen mid-send is taken for dead and its entry claimed by another, which has
+/// not begun it yet. The frozen worker wakes and writes a transient failure: a retry, the
+/// job's next attempt. The claimer must not send the old entry as well: that would be a
+/// second line of attempts (two sends now, two retries later). Nor after the retry began.
+#[tokio::test]
+async fn a_claimed_entry_whose_attempt_already_retried_is_not_sent_again() {
+    use redis::AsyncCommands;
+    use smsq::domain::{JobStatus, Shard, now_ms};
+    use smsq::store::{Begin, Fence, Outcome, ProviderFailure};
+
+    let app = spawn_app(settings(|_| {})).await;
+    app.queue.ensure_group().await.unwrap();
+    let keys = app.store.keys(Shard::FIRST);
+    let busy = ProviderFailure {
+        error: "172001 network".into(),
+        provider_status: "172001".into(),
+    };
+    for (n, retry_began_first) in [false, true].into_iter().enumerate() {
+        let (_, job, entry, frozen) = claimed(&app, &format!("1381000010{n}")).await;
+        let retry = Outcome::RetryAt(now_ms() - 1, busy.clone());
+        app.queue
+            .settle(&entry, &job, &frozen, 1, &retry, "ronglian", 0, now_ms())
+            .await
+            .unwrap();
+        let mut redis = app.redis().await;
+        let due: Vec<String> = redis.zrange(keys.retry(), 0, -1).await.unwrap();
+        assert_eq!(due.len(), 1, "one retry: {due:?}");
+        if retry_began_first {
+            // The retry is due at once: promoted and begun by a third worker.
+            app.queue
+                .promote_due(Shard::FIRST, now_ms(), 10)
+                .await
+                .unwrap();
+            let mut conn =
+                smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
+            let next = app
+                .queue
+                .read(&mut conn, Shard::FIRST, "third", 1, None)
+                .await
+                .unwrap()
+                .remove(0);
+            let next_job = next.job.clone().unwrap();
+            assert_eq!(next_job.attempt, 1);
+            let begun = app
+                .queue
+                .begin(&next, &next_job, &Fence::new("third"), now_ms())
+                .await;
+            assert!(
+                matches!(begun.unwrap(), Begin::Send(_)),
+                "the retry is sent"
+            );
+        }
+        let mut again = entry.clone();
+        again.first_delivery = false;
+        let begun = app
+            .queue
+            .begin(&again, &job, &Fence::new("rescuer"), now_ms())
+            .await
+            .unwrap();
+        let expected = if retry_began_first {
+            JobStatus::Sending
+        } else {
+            JobStatus::Retrying
+        };
+        assert!(
+            matches!(begun, Begin::Overtaken(s) if s == expected),
+            "the claimer would send the old attempt again: {begun:?}"
+        );
+        if !retry_began_first {
+            let due: Vec<String> = redis.zrange(keys.retry(), 0, -1).await.unwrap();
+            assert_eq!(due.len(), 1, "still one line of attempts");
+        }
+        let _: () = redis.del(keys.retry()).await.unwrap();
+    }
+}

@@ -12,6 +12,10 @@ pub enum Begin {
     Skipped(JobStatus),
     /// Already in this terminal status (a reclaimed or replayed entry); only acked.
     Finished(JobStatus),
+    /// A later attempt already happened (the job is in this status): this entry's attempt
+    /// ended in a retry, or a later one began, by a worker taken for dead that woke up.
+    /// Only acked: sending it would start a second line of attempts.
+    Overtaken(JobStatus),
     /// Delivered this many times without an outcome: dead-lettered (a poison pill).
     Poisoned(u32),
 }

@@ -1,7 +1,7 @@
 -- A worker takes a job: decides whether it may still be sent and, if so, marks it `sending`
 -- and hands back the sealed code, all in one step.
--- Returns {'terminal', status} | {'superseded'} | {'expired'} | {'send', code} |
---         {'poison', deliveries}
+-- Returns {'terminal', status} | {'overtaken', status} | {'superseded'} | {'expired'} |
+--         {'send', code} | {'poison', deliveries}
 local job_key, events, stream, stats, code_key, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local legacy_otp = KEYS[7]
 local job_id, entry_id, group, now, ttl, events_keep_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -13,13 +13,25 @@ local dead_maxlen, token = ARGV[12], ARGV[13]
 -- status stands, however often the entry came back. Checked first; read under pcall because
 -- the job record may be the very thing that is broken (then the poison check below ends it).
 -- The history and creation time are read with the status: `record` below needs them.
-local read_ok, cur = pcall(redis.call, 'HMGET', job_key, 's', 'status', 'h', 'c', 'created_ms')
+local read_ok, cur = pcall(redis.call, 'HMGET', job_key, 's', 'status', 'h', 'c', 'created_ms',
+  'a', 'attempts')
 local status = read_ok and (cur[1] or cur[2])
 local known = read_ok and {cur[3], cur[4], cur[5]} or nil
 if status and TERMINAL[status] then
   drop_sealed(code_key, job_id)
   settle(stream, group, entry_id)
   return {'terminal', status}
+end
+-- An entry of an attempt the job is already past: a worker frozen mid-send, taken for dead,
+-- woke and wrote this attempt's retry after another worker had claimed the entry (or the
+-- retry began already). The retry is the job's next attempt; this entry must not be sent as
+-- well. A takeover of the attempt in flight (`sending`, the same attempt) goes on: it is
+-- fenced, and the provider knows the reqId.
+local recorded = read_ok and tonumber(cur[6] or cur[7] or '')
+if status and recorded and (recorded > tonumber(attempt)
+    or recorded == tonumber(attempt) and status == 'retrying') then
+  settle(stream, group, entry_id)
+  return {'overtaken', status}
 end
 
 -- A poison pill: delivered again and again without ever finishing (it crashes the worker, or

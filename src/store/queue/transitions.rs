@@ -148,6 +148,7 @@ impl Queue {
             "superseded" => Begin::Skipped(crate::domain::JobStatus::Superseded),
             "expired" => Begin::Skipped(crate::domain::JobStatus::Expired),
             "terminal" => Begin::Finished(parse_status(field(&reply, 1)?)?),
+            "overtaken" => Begin::Overtaken(parse_status(field(&reply, 1)?)?),
             "poison" => Begin::Poisoned(field(&reply, 1)?.parse().map_err(|_| {
                 StoreError::Reply(format!("begin: unreadable delivery count in {reply:?}"))
             })?),
