@@ -939,6 +939,22 @@ async fn a_stale_attempt_never_writes_over_what_happened() {
     assert_eq!(app.backlog().await, 0, "the rescuer acked its entry");
 }
 
+/// The two ends a frozen worker may write late: the provider accepted the SMS, or refused it
+/// for good.
+fn a_send_and_a_refusal() -> [smsq::store::Outcome; 2] {
+    use smsq::store::{Outcome, ProviderFailure};
+    [
+        Outcome::Sent {
+            provider_status: "000000".into(),
+            message_id: "abcdef0123456789abcdef0123456789".into(),
+        },
+        Outcome::Failed(ProviderFailure {
+            error: "160040 blocked".into(),
+            provider_status: "160040".into(),
+        }),
+    ]
+}
+
 /// The other window of a takeover: the entry is claimed by another worker that has not begun
 /// it yet, so the frozen attempt still owns the job. Its outcome is written and it acks the
 /// entry itself (no XPENDING asked); the rescuer's begin then finds the job finished and only
@@ -946,25 +962,14 @@ async fn a_stale_attempt_never_writes_over_what_happened() {
 #[tokio::test]
 async fn an_owner_settling_an_entry_claimed_but_not_begun_ends_it_once() {
     use smsq::domain::{JobStatus, now_ms};
-    use smsq::store::{Begin, Fence, Outcome, ProviderFailure, Settled};
+    use smsq::store::{Begin, Fence, Settled};
 
     let app = spawn_app(settings(|_| {})).await;
     app.queue.ensure_group().await.unwrap();
-    let failure = ProviderFailure {
-        error: "160040 blocked".into(),
-        provider_status: "160040".into(),
-    };
-    let outcomes = [
-        (
-            Outcome::Sent {
-                provider_status: "000000".into(),
-                message_id: "abcdef0123456789abcdef0123456789".into(),
-            },
-            JobStatus::Sent,
-        ),
-        (Outcome::Failed(failure), JobStatus::Failed),
-    ];
-    for (n, (outcome, status)) in outcomes.into_iter().enumerate() {
+    let outcomes = a_send_and_a_refusal()
+        .into_iter()
+        .zip([JobStatus::Sent, JobStatus::Failed]);
+    for (n, (outcome, status)) in outcomes.enumerate() {
         let (id, job, entry, frozen) = claimed(&app, &format!("1381000008{n}")).await;
         let settled = app
             .queue
@@ -1345,22 +1350,11 @@ async fn the_events_stream_forgets_by_time_and_the_history_stays() {
 #[tokio::test]
 async fn a_frozen_worker_ending_an_old_code_leaves_the_newer_code_to_be_sent() {
     use smsq::domain::{JobStatus, Shard, now_ms};
-    use smsq::store::{Begin, Fence, Outcome, ProviderFailure};
+    use smsq::store::{Begin, Fence};
 
     let app = spawn_app(settings(|_| {})).await;
     app.queue.ensure_group().await.unwrap();
-    let failure = ProviderFailure {
-        error: "160040 blocked".into(),
-        provider_status: "160040".into(),
-    };
-    let outcomes = [
-        Outcome::Sent {
-            provider_status: "000000".into(),
-            message_id: "abcdef0123456789abcdef0123456789".into(),
-        },
-        Outcome::Failed(failure),
-    ];
-    for (n, outcome) in outcomes.into_iter().enumerate() {
+    for (n, outcome) in a_send_and_a_refusal().into_iter().enumerate() {
         let mobile = format!("1381000009{n}");
         let (_, first) = app
             .call("/v1/codes", serde_json::json!({"mobile": mobile}))

@@ -72,7 +72,7 @@ end
 -- The guards' answer before anything is written: nil (go on) or the refusal.
 local function guarded(g, now)
   local solved = captcha_solved == '1'
-  -- Read once: a captcha-solved request past a block must not see it again below.
+  -- The block is read once and used again below: a prefix already held is not tripped anew.
   local until_ms, action = nil, nil
   if g.window > 0 then
     until_ms, action = blocked_until(now)
