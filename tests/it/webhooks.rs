@@ -199,7 +199,7 @@ async fn every_event_arrives_signed_through_an_outage_and_500s() {
     assert_eq!(sent["provider_account"], "ronglian");
     assert!(sent["id"].as_str().unwrap().starts_with("evt_"));
     assert!(
-        !serde_json::to_string(&all).unwrap().contains(&code),
+        !crate::common::holds_code(&serde_json::to_string(&all).unwrap(), &code),
         "a code in a webhook"
     );
     drop(got);

@@ -133,6 +133,31 @@ fn init_logs() {
         .try_init();
 }
 
+/// Whether `text` holds `code` as a value of its own: not inside a longer run of letters,
+/// digits or a decimal point. A hex id, a millisecond count or a log line's microseconds
+/// (`…:52.844621Z`, MONITOR's `1733….844621 [`) holds any six digits now and then; a leaked
+/// code is a field's value (`code=844621`, `"844621"`).
+pub fn holds_code(text: &str, code: &str) -> bool {
+    let apart = |c: Option<char>| c.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '.');
+    text.match_indices(code).any(|(at, _)| {
+        apart(text[..at].chars().next_back()) && apart(text[at + code.len()..].chars().next())
+    })
+}
+
+#[test]
+fn a_code_is_found_as_a_value_not_inside_an_id_or_a_timestamp() {
+    for leak in [r#"datas=["844621","5"]"#, "code=844621 next", "844621"] {
+        assert!(holds_code(leak, "844621"), "{leak}");
+    }
+    for not in [
+        "2026-12-02T01:05:52.844621Z  INFO smsq",
+        "job_id=00844621ab12",
+        "1733112345.844621 [0 lua] \"HSET\"",
+    ] {
+        assert!(!holds_code(not, "844621"), "{not}");
+    }
+}
+
 pub fn logs() -> String {
     String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
 }
