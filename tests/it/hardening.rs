@@ -791,6 +791,23 @@ struct Overtaken {
     rescuer: (smsq::store::Entry, smsq::store::Fence),
 }
 
+/// The next new entry of shard 0, read as `consumer` (a worker's read, XREADGROUP `>`), and
+/// its job.
+async fn read_one(
+    app: &crate::common::App,
+    consumer: &str,
+) -> (smsq::store::Entry, smsq::domain::Job) {
+    let mut conn = smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
+    let entry = app
+        .queue
+        .read(&mut conn, smsq::domain::Shard::FIRST, consumer, 1, None)
+        .await
+        .unwrap()
+        .remove(0);
+    let job = entry.job.clone().unwrap();
+    (entry, job)
+}
+
 /// A job the first worker ("frozen") began, whose entry a second ("rescuer") then claimed
 /// and has not begun yet: `(id, job, entry, frozen's fence)`.
 async fn claimed(
@@ -807,14 +824,7 @@ async fn claimed(
 
     let keys = app.store.keys(Shard::FIRST);
     let id = app.queue_message(mobile).await;
-    let mut conn = smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
-    let entry = app
-        .queue
-        .read(&mut conn, Shard::FIRST, "frozen", 1, None)
-        .await
-        .unwrap()
-        .remove(0);
-    let job = entry.job.clone().unwrap();
+    let (entry, job) = read_one(app, "frozen").await;
     let frozen = Fence::new("frozen");
     let begun = app.queue.begin(&entry, &job, &frozen, now_ms()).await;
     assert!(matches!(begun.unwrap(), Begin::Send(_)));
@@ -1360,15 +1370,7 @@ async fn a_frozen_worker_ending_an_old_code_leaves_the_newer_code_to_be_sent() {
             .call("/v1/codes", serde_json::json!({"mobile": mobile}))
             .await;
         let first = first["job_id"].as_str().unwrap().to_owned();
-        let mut conn =
-            smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
-        let entry = app
-            .queue
-            .read(&mut conn, Shard::FIRST, "frozen", 1, None)
-            .await
-            .unwrap()
-            .remove(0);
-        let job = entry.job.clone().unwrap();
+        let (entry, job) = read_one(&app, "frozen").await;
         assert_eq!(job.id.as_str(), first);
         let frozen = Fence::new("frozen");
         let begun = app.queue.begin(&entry, &job, &frozen, now_ms()).await;
@@ -1398,13 +1400,7 @@ async fn a_frozen_worker_ending_an_old_code_leaves_the_newer_code_to_be_sent() {
             Some(new_code.as_str()),
             "the frozen worker's end took the newer code's sealed code"
         );
-        let entry = app
-            .queue
-            .read(&mut conn, Shard::FIRST, "rescuer", 1, None)
-            .await
-            .unwrap()
-            .remove(0);
-        let job = entry.job.clone().unwrap();
+        let (entry, job) = read_one(&app, "rescuer").await;
         assert_eq!(job.id.as_str(), second);
         let begun = app
             .queue
@@ -1452,15 +1448,7 @@ async fn a_claimed_entry_whose_attempt_already_retried_is_not_sent_again() {
                 .promote_due(Shard::FIRST, now_ms(), 10)
                 .await
                 .unwrap();
-            let mut conn =
-                smsq::store::blocking_connection(&app.settings.redis, Duration::ZERO).unwrap();
-            let next = app
-                .queue
-                .read(&mut conn, Shard::FIRST, "third", 1, None)
-                .await
-                .unwrap()
-                .remove(0);
-            let next_job = next.job.clone().unwrap();
+            let (next, next_job) = read_one(&app, "third").await;
             assert_eq!(next_job.attempt, 1);
             let begun = app
                 .queue
