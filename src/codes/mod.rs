@@ -193,7 +193,13 @@ impl Codes {
     /// required or given), the per-IP cap, then — atomically in Redis — resend interval,
     /// hourly and daily caps, and stores the code and the job.
     pub async fn issue(&self, req: CodeRequest) -> Result<CodeAccepted, CodeError> {
-        let result = self.check_and_issue(req).await;
+        self.issue_at(req, now_ms()).await
+    }
+
+    /// [`Codes::issue`] as if the clock read `now` (Unix ms): the windows, caps and the code's
+    /// expiry all count from it. Tests cross a Beijing midnight with it.
+    pub async fn issue_at(&self, req: CodeRequest, now: i64) -> Result<CodeAccepted, CodeError> {
+        let result = self.check_and_issue(req, now).await;
         match &result {
             Ok(_) => crate::metrics::code_issued(),
             Err(e) => crate::metrics::code_refused(e.code()),
@@ -201,7 +207,7 @@ impl Codes {
         result
     }
 
-    async fn check_and_issue(&self, req: CodeRequest) -> Result<CodeAccepted, CodeError> {
+    async fn check_and_issue(&self, req: CodeRequest, now: i64) -> Result<CodeAccepted, CodeError> {
         let cs = &self.settings.code;
         let idem = req.idempotency.as_ref().map(|i| i.digests("codes"));
         if let Some((name, fp)) = &idem
@@ -219,7 +225,6 @@ impl Codes {
                 .check_captcha(req.captcha.as_ref(), req.client_ip)
                 .await?;
 
-        let now = now_ms();
         // A test number is exempt from the caps: it is never sent, so it costs nothing.
         let ip = req.client_ip.filter(|_| !test).map(ClientNet::of);
         if let Some(ip) = &ip {

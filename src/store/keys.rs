@@ -70,12 +70,10 @@ impl Keys {
             _ => self.job(job.id.as_str()),
         }
     }
-    pub fn resend(&self, purpose: &str, mobile: &str) -> String {
-        format!("{}:resend:{purpose}:{mobile}", self.tag)
-    }
     /// A number's caps this Beijing day (`day` = `yyyymmdd`), one small hash until the day
-    /// ends: `d` codes today, `h<hh>` codes in hour `hh`, `v` voice calls today
-    /// (`code.*_limit_per_mobile`). One key instead of one per window: fewer keys per code.
+    /// ends and one resend interval more: `d` codes today, `h<hh>` codes in hour `hh`, `v`
+    /// voice calls today (`code.*_limit_per_mobile`), `r:<purpose>` when the purpose's
+    /// resend window ends (Unix ms). One key instead of one per window: fewer keys per code.
     pub fn caps(&self, mobile: &str, day: &str) -> String {
         format!("{}:caps:{mobile}:{day}", self.tag)
     }

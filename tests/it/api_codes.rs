@@ -165,6 +165,50 @@ async fn resend_interval_answers_429_with_retry_after() {
     );
 }
 
+/// A user asking again just after a Beijing midnight is still inside the window of the code
+/// asked for just before it: the window is on the day's caps, and the new day's caps are a
+/// new key, so yesterday's is read too (and lives long enough to be).
+#[tokio::test]
+async fn the_resend_window_holds_across_midnight() {
+    use smsq::codes::{CodeError, CodeRequest};
+    let app = spawn_app(settings(|_| {})).await;
+    let codes = smsq::startup::Application::build((*app.settings).clone())
+        .unwrap()
+        .codes()
+        .unwrap();
+    let request = || CodeRequest {
+        mobile: smsq::domain::Mobile::parse("13800138009").unwrap(),
+        purpose: smsq::domain::Purpose::parse("login").unwrap(),
+        client_ip: None,
+        captcha: None,
+        idempotency: None,
+        request_id: None,
+        channel: Default::default(),
+    };
+    // 2026-12-03 00:00 in Beijing.
+    let midnight = 1_796_227_200_000;
+    codes.issue_at(request(), midnight - 10_000).await.unwrap();
+
+    let refused = codes.issue_at(request(), midnight + 10_000).await;
+    match refused {
+        Err(CodeError::ResendTooSoon { retry_after }) => {
+            assert_eq!(retry_after.as_secs(), 40, "{retry_after:?}");
+        }
+        other => panic!("a second code 20 s after the first, across midnight: {other:?}"),
+    }
+    let mut redis = app.redis().await;
+    let yesterday = app.store.keys(Shard::FIRST).caps("13800138009", "20261202");
+    let ttl: i64 = redis.pttl(&yesterday).await.unwrap();
+    assert!(
+        (50_000..=70_000).contains(&ttl),
+        "yesterday's caps outlive midnight by the interval: {ttl} ms"
+    );
+    assert!(
+        codes.issue_at(request(), midnight + 51_000).await.is_ok(),
+        "the window ended"
+    );
+}
+
 #[tokio::test]
 async fn hourly_and_daily_caps_per_mobile() {
     // Different purposes dodge the resend interval, so the per-mobile caps are what stops them.

@@ -1359,7 +1359,7 @@ async fn the_events_stream_forgets_by_time_and_the_history_stays() {
 /// names, the new job would find no code, end `expired`, and the user would never get it.
 #[tokio::test]
 async fn a_frozen_worker_ending_an_old_code_leaves_the_newer_code_to_be_sent() {
-    use smsq::domain::{JobStatus, Shard, now_ms};
+    use smsq::domain::{JobStatus, now_ms};
     use smsq::store::{Begin, Fence};
 
     let app = spawn_app(settings(|_| {})).await;
@@ -1378,12 +1378,7 @@ async fn a_frozen_worker_ending_an_old_code_leaves_the_newer_code_to_be_sent() {
 
         // The user asks again while the first send hangs (past the resend interval): a new
         // code, a new job.
-        let _: () = redis::AsyncCommands::del(
-            &mut app.redis().await,
-            app.store.keys(Shard::FIRST).resend("default", &mobile),
-        )
-        .await
-        .unwrap();
+        app.end_resend_window("default", &mobile).await;
         let (status, second) = app
             .call("/v1/codes", serde_json::json!({"mobile": mobile}))
             .await;

@@ -161,12 +161,7 @@ async fn concurrent_right_guesses_verify_exactly_once() {
 async fn a_new_code_replaces_the_old_one() {
     let app = spawn_app(settings(|c| c.code.resend_interval_secs = 1)).await;
     let first = issue(&app, "13800138108", "login").await;
-    let _: () = app
-        .redis()
-        .await
-        .del(app.store.keys(Shard::FIRST).resend("login", "13800138108"))
-        .await
-        .unwrap();
+    app.end_resend_window("login", "13800138108").await;
     let second = issue(&app, "13800138108", "login").await;
     if first != second {
         assert_eq!(

@@ -109,16 +109,7 @@ async fn a_reissued_code_supersedes_the_unsent_one() {
     let (_, first) = app
         .call("/v1/codes", json!({"mobile": "13800138201"}))
         .await;
-    let _: () = app
-        .redis()
-        .await
-        .del(
-            app.store
-                .keys(Shard::FIRST)
-                .resend("default", "13800138201"),
-        )
-        .await
-        .unwrap();
+    app.end_resend_window("default", "13800138201").await;
     let (_, second) = app
         .call("/v1/codes", json!({"mobile": "13800138201"}))
         .await;

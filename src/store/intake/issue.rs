@@ -28,7 +28,7 @@ script! {
     /// Checks the resend window and the caps, then stores the code, its job and the entry.
     struct IssueCodeCall<'a> = include_str!("issue_code.lua");
     keys {
-        idem, stream, events, job_key, by_mobile, code_key, resend_key, caps,
+        idem, stream, events, job_key, by_mobile, code_key, caps, prev_caps,
         budget_hour, budget_day, guard_now, guard_prev, blocked,
     }
     argv {
@@ -203,8 +203,13 @@ impl Intake {
             job_key: e.job_key,
             by_mobile: e.by_mobile,
             code_key: k.code(purpose, mobile),
-            resend_key: k.resend(purpose, mobile),
             caps: k.caps(mobile, &w.day),
+            // A resend window that began before midnight is on yesterday's caps: read them
+            // while today is younger than the interval (else today's again, read once).
+            prev_caps: match w.previous_day(settings.resend_interval) {
+                Some(day) => k.caps(mobile, &day),
+                None => k.caps(mobile, &w.day),
+            },
             budget_hour: k.budget(&w.hour),
             budget_day: k.budget(&w.day),
             guard_now: k.guard_counts(now_bucket),

@@ -1,6 +1,6 @@
 -- POST /v1/codes: every check and every write of a new code, or nothing at all.
 local idem, stream, events, job_key, by_mobile = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local code_key, resend_key, caps = KEYS[6], KEYS[7], KEYS[8]
+local code_key, caps, prev_caps = KEYS[6], KEYS[7], KEYS[8]
 local budget_hour, budget_day, guard_now, guard_prev, blocked = KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local fingerprint, answer, answer_ttl, now, job_id, job_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local stream_maxlen, events_keep_ms, ttl, masked = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
@@ -11,7 +11,10 @@ local verify_attempts, request_id, test = ARGV[21], ARGV[22], ARGV[23]
 local guard, prefix, captcha_solved, voice_limit = ARGV[24], ARGV[25], ARGV[26], tonumber(ARGV[27])
 local fallback_json, fallback_cap, job_prefix = ARGV[28], tonumber(ARGV[29]), ARGV[30]
 -- caps is the number's caps today (Keys::caps): `d` codes, hour_field (`h<hh>`) this hour's,
--- `v` voice calls; hourly_ttl_ms and daily_ttl_ms are what is left of the hour and the day.
+-- `v` voice calls, `r:<purpose>` when the purpose's resend window ends (Unix ms); prev_caps
+-- yesterday's while today is younger than the resend interval, else caps again.
+-- hourly_ttl_ms and daily_ttl_ms are what is left of the hour and the day; the caps live one
+-- resend interval longer (caps_ttl_ms), for a window that crosses midnight.
 -- fingerprint is '' without an Idempotency-Key. sealed_code is the code encrypted for this job
 -- (smsq never hands Redis the plain code: SLOWLOG and MONITOR show arguments); it lives in
 -- the code record (`o`), as long as the code.
@@ -134,10 +137,22 @@ end
 local replay = idempotent_replay(idem, fingerprint)
 if replay then return replay end
 
-local resend = redis.call('PTTL', resend_key)
-if resend ~= -2 then
-  if resend < 0 then resend = tonumber(resend_ms) end
-  return {'resend_too_soon', tostring(resend)}
+-- Read once for the resend window and the caps below (a fallback returns before the caps).
+local resend_field = 'r:' .. purpose
+local used = redis.call('HMGET', caps, hour_field, 'd', 'v', resend_field)
+local resend_until = tonumber(used[4] or '0')
+if prev_caps ~= caps then
+  resend_until = math.max(resend_until, tonumber(redis.call('HGET', prev_caps, resend_field) or '0'))
+end
+if resend_until > tonumber(now) then
+  return {'resend_too_soon', tostring(resend_until - tonumber(now))}
+end
+local caps_ttl_ms = tonumber(daily_ttl_ms) + tonumber(resend_ms)
+local function open_resend_window()
+  -- resend_ms 0: a test number's code, which has no resend window.
+  if tonumber(resend_ms) > 0 then
+    redis.call('HSET', caps, resend_field, tonumber(now) + tonumber(resend_ms))
+  end
 end
 -- A resend after the interval, of a text that went out: the same code, by a call, once
 -- (fall_back in lib.lua), instead of a new code. It is the same code, so the code caps do
@@ -147,9 +162,9 @@ if fallback_cap > 0 then
   local sent = current and status_of(job_prefix .. current)
   if sent == 'sent' or sent == 'delivered' or sent == 'undelivered' then
     local call_id = fall_back(job_prefix .. current, current, job_prefix, code_key,
-      stream, events, by_mobile, caps, fallback_cap, daily_ttl_ms, now, ttl, events_keep_ms)
+      stream, events, by_mobile, caps, fallback_cap, caps_ttl_ms, now, ttl, events_keep_ms)
     if call_id then
-      if tonumber(resend_ms) > 0 then redis.call('SET', resend_key, call_id, 'PX', resend_ms) end
+      open_resend_window()
       local left = math.max(0, redis.call('PTTL', code_key))
       local called = '{"job_id":"' .. call_id .. '","expires_in":' .. math.floor(left / 1000)
         .. ',"resend_after":' .. math.floor(tonumber(resend_ms) / 1000) .. ',"channel":"voice"}'
@@ -158,7 +173,6 @@ if fallback_cap > 0 then
     end
   end
 end
-local used = redis.call('HMGET', caps, hour_field, 'd', 'v')
 if tonumber(used[1] or '0') >= hourly_limit then return {'hourly_limit', hourly_ttl_ms} end
 if tonumber(used[2] or '0') >= daily_limit then return {'daily_limit', daily_ttl_ms} end
 if voice_limit > 0 and tonumber(used[3] or '0') >= voice_limit then
@@ -181,11 +195,11 @@ end
 redis.call('HSET', code_key, 'hash', code_hash, 'job', job_id, 'attempts', verify_attempts,
   'o', sealed_code)
 redis.call('PEXPIRE', code_key, code_ttl_ms)
--- resend_ms 0: a test number's code, which has no resend window.
-if tonumber(resend_ms) > 0 then redis.call('SET', resend_key, job_id, 'PX', resend_ms) end
--- The day's count made the key (or a fallback call did, which set the same TTL): the key
--- lives until the day ends, its hour fields with it.
-if redis.call('HINCRBY', caps, 'd', 1) == 1 then redis.call('PEXPIRE', caps, daily_ttl_ms) end
+open_resend_window()
+-- The day's first code made the key, or a fallback call did (which set the same TTL, or a
+-- shorter one from a delivery report: set again here). The key lives until the day ends and
+-- one resend interval more, its hour fields with it.
+if redis.call('HINCRBY', caps, 'd', 1) == 1 then redis.call('PEXPIRE', caps, caps_ttl_ms) end
 redis.call('HINCRBY', caps, hour_field, 1)
 if voice_limit > 0 then redis.call('HINCRBY', caps, 'v', 1) end
 local fields = {'p', purpose}

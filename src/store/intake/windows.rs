@@ -1,6 +1,8 @@
 //! The Beijing-time hour and day the per-number and per-address caps count in.
 
-use chrono::{DateTime, Datelike, TimeZone, Timelike};
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, FixedOffset, TimeZone, Timelike};
 
 use crate::domain::beijing;
 
@@ -12,6 +14,24 @@ pub(in crate::store) struct Windows {
     pub hour_left_ms: i64,
     pub day: String,
     pub day_left_ms: i64,
+    now: DateTime<FixedOffset>,
+}
+
+impl Windows {
+    /// Yesterday (`yyyymmdd`) while today is younger than `interval`: a window of that length
+    /// that began yesterday has not ended yet. `None` later in the day.
+    pub fn previous_day(&self, interval: Duration) -> Option<String> {
+        let into_day = 86_400_000 - self.day_left_ms;
+        if u128::from(into_day.unsigned_abs()) >= interval.as_millis() {
+            return None;
+        }
+        let yesterday = self.now - chrono::Duration::days(1);
+        Some(day(&yesterday))
+    }
+}
+
+fn day(t: &DateTime<FixedOffset>) -> String {
+    format!("{:04}{:02}{:02}", t.year(), t.month(), t.day())
 }
 
 pub(in crate::store) fn windows(now_ms: i64) -> Windows {
@@ -32,8 +52,9 @@ pub(in crate::store) fn windows(now_ms: i64) -> Windows {
         ),
         hour_field: format!("h{:02}", now.hour()),
         hour_left_ms: 3_600_000 - into_hour,
-        day: format!("{:04}{:02}{:02}", now.year(), now.month(), now.day()),
+        day: day(&now),
         day_left_ms: 86_400_000 - into_day,
+        now,
     }
 }
 
@@ -54,5 +75,12 @@ mod tests {
         assert_eq!(w.hour_field, "h00");
         assert_eq!(w.hour_left_ms, 30 * 60 * 1000);
         assert_eq!(w.day_left_ms, (23 * 60 + 30) * 60 * 1000);
+        assert_eq!(
+            w.previous_day(Duration::from_secs(31 * 60)).as_deref(),
+            Some("20261123"),
+            "a window of 31 minutes that began yesterday is still open at 00:30"
+        );
+        assert_eq!(w.previous_day(Duration::from_secs(30 * 60)), None);
+        assert_eq!(w.previous_day(Duration::ZERO), None);
     }
 }

@@ -174,6 +174,24 @@ impl App {
             .expect("redis connection")
     }
 
+    /// Ends a number's resend window for `purpose` now, as if the interval had passed: the
+    /// `r:<purpose>` of its caps (one shard).
+    pub async fn end_resend_window(&self, purpose: &str, mobile: &str) {
+        let mut conn = self.redis().await;
+        let pattern = self.store.keys(Shard::FIRST).caps(mobile, "*");
+        let keys: Vec<String> = conn.keys(pattern).await.expect("KEYS caps");
+        assert!(
+            !keys.is_empty(),
+            "no caps for {mobile}: no resend window to end"
+        );
+        for key in keys {
+            let _: () = conn
+                .hdel(key, format!("r:{purpose}"))
+                .await
+                .expect("HDEL r:");
+        }
+    }
+
     /// The code of a queued code job, opened from its sealed code (the code record's `o`)
     /// as the worker does.
     pub async fn otp(&self, job_id: &str) -> Option<String> {
