@@ -64,9 +64,11 @@ pub struct Job {
     pub created_ms: i64,
     /// A code job is worthless after this instant; message jobs have none.
     pub expires_ms: Option<i64>,
-    /// The `x-request-id` of the request that made it: on the job record, in the worker's
-    /// log lines for it, so the app's logs join smsq's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The `x-request-id` of the request that made it: on the job record (`rid`), in the
+    /// worker's log lines for it, so the app's logs join smsq's. Not in the payload: the
+    /// record keeps it, and `begin` hands it to the worker (47 bytes less per queued job). An
+    /// entry an older build wrote may still carry it, and is read as it came.
+    #[serde(default, skip_serializing)]
     pub request_id: Option<super::RequestId>,
     /// A test number's code (`SMSQ_TEST_NUMBERS`): the worker records it sent without
     /// calling the provider.

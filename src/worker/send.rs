@@ -139,7 +139,12 @@ async fn deliver(ctx: &Context, entry: &Entry, job: &Job) -> Result<(), StoreErr
             transition(job, JobStatus::Dead, "", &why);
             return Ok(());
         }
-        Begin::Send(sealed) => sealed,
+        Begin::Send { sealed, request_id } => {
+            if let Some(request_id) = request_id {
+                tracing::Span::current().record("request_id", tracing::field::display(request_id));
+            }
+            sealed
+        }
     };
     // A fallback call reads out its text's code, sealed for the text's job.
     let sealed_for = job.code_of.as_ref().unwrap_or(&job.id);

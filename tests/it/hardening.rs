@@ -827,7 +827,7 @@ async fn claimed(
     let (entry, job) = read_one(app, "frozen").await;
     let frozen = Fence::new("frozen");
     let begun = app.queue.begin(&entry, &job, &frozen, now_ms()).await;
-    assert!(matches!(begun.unwrap(), Begin::Send(_)));
+    assert!(matches!(begun.unwrap(), Begin::Send { .. }));
     let mut redis = app.redis().await;
     let _: redis::Value = redis::cmd("XCLAIM")
         .arg(keys.jobs())
@@ -1374,7 +1374,13 @@ async fn a_frozen_worker_ending_an_old_code_leaves_the_newer_code_to_be_sent() {
         assert_eq!(job.id.as_str(), first);
         let frozen = Fence::new("frozen");
         let begun = app.queue.begin(&entry, &job, &frozen, now_ms()).await;
-        assert!(matches!(begun.unwrap(), Begin::Send(Some(_))));
+        assert!(matches!(
+            begun.unwrap(),
+            Begin::Send {
+                sealed: Some(_),
+                ..
+            }
+        ));
 
         // The user asks again while the first send hangs (past the resend interval): a new
         // code, a new job.
@@ -1402,7 +1408,13 @@ async fn a_frozen_worker_ending_an_old_code_leaves_the_newer_code_to_be_sent() {
             .begin(&entry, &job, &Fence::new("w2"), now_ms())
             .await;
         assert!(
-            matches!(begun.unwrap(), Begin::Send(Some(_))),
+            matches!(
+                begun.unwrap(),
+                Begin::Send {
+                    sealed: Some(_),
+                    ..
+                }
+            ),
             "the newer code would not be sent"
         );
         let (_, record) = app.get(&format!("/v1/jobs/{first}")).await;
@@ -1450,7 +1462,7 @@ async fn a_claimed_entry_whose_attempt_already_retried_is_not_sent_again() {
                 .begin(&next, &next_job, &Fence::new("third"), now_ms())
                 .await;
             assert!(
-                matches!(begun.unwrap(), Begin::Send(_)),
+                matches!(begun.unwrap(), Begin::Send { .. }),
                 "the retry is sent"
             );
         }

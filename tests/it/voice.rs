@@ -287,6 +287,13 @@ async fn an_undelivered_text_is_called_once_with_the_same_code() {
     );
     assert_eq!(messages[0].datas[0], call.0.datas[0], "the same code");
     assert_ne!(call.1, text);
+    // The payload carries no request id: the call's record takes the text's.
+    let (text_job, call_job) = (
+        crate::common::status_of(&app, &text).await,
+        crate::common::status_of(&app, &call.1).await,
+    );
+    assert!(text_job["request_id"].is_string(), "{text_job}");
+    assert_eq!(call_job["request_id"], text_job["request_id"], "{call_job}");
     let id = smsq::domain::JobId::parse(&text).unwrap();
     let record = app.records.job(&id).await.unwrap().unwrap();
     assert_eq!(record.job.status.as_str(), "undelivered");

@@ -1,13 +1,17 @@
 //! One attempt at a job as the worker sees it: what `begin` decided, the fence that makes
 //! the attempt's outcome count only while it owns the job, and the outcomes it can settle on.
 
-use crate::domain::{JobStatus, SealedCode};
+use crate::domain::{JobStatus, RequestId, SealedCode};
 
 /// What `begin` decided.
 #[derive(Debug)]
 pub enum Begin {
-    /// Marked `sending`. For code jobs, the sealed code, read just now from the code record.
-    Send(Option<SealedCode>),
+    /// Marked `sending`. For code jobs, the sealed code, read just now from the code record;
+    /// the request id the job record keeps (`rid`), when the request had one.
+    Send {
+        sealed: Option<SealedCode>,
+        request_id: Option<RequestId>,
+    },
     /// Ended now without a send (`superseded`, `expired`); acked.
     Skipped(JobStatus),
     /// Already in this terminal status (a reclaimed or replayed entry); only acked.

@@ -1,7 +1,8 @@
 -- A worker takes a job: decides whether it may still be sent and, if so, marks it `sending`
 -- and hands back the sealed code, all in one step.
 -- Returns {'terminal', status} | {'overtaken', status} | {'superseded'} | {'expired'} |
---         {'send', code} | {'poison', deliveries}
+--         {'send', code, request_id} | {'poison', deliveries}
+-- request_id is the record's `rid` ('' without one): the payload no longer carries it.
 local job_key, events, stream, stats, code_key, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local legacy_otp = KEYS[7]
 local job_id, entry_id, group, now, ttl, events_keep_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -14,7 +15,7 @@ local dead_maxlen, token = ARGV[12], ARGV[13]
 -- the job record may be the very thing that is broken (then the poison check below ends it).
 -- The history and creation time are read with the status: `record` below needs them.
 local read_ok, cur = pcall(redis.call, 'HMGET', job_key, 's', 'status', 'h', 'c', 'created_ms',
-  'a', 'attempts')
+  'a', 'attempts', 'rid')
 local status = read_ok and (cur[1] or cur[2])
 local known = read_ok and {cur[3], cur[4], cur[5]} or nil
 if status and TERMINAL[status] then
@@ -80,4 +81,4 @@ end
 -- This attempt owns the job now: only its outcome (or anyone's `sent`) will be written.
 record(job_key, events, job_id, 'sending', attempt, '', now, ttl, events_keep_ms, {'owner', token},
   nil, known)
-return {'send', code}
+return {'send', code, cur[8] or ''}

@@ -141,10 +141,19 @@ impl Queue {
         .call(&mut self.conn())
         .await?;
         Ok(match field(&reply, 0)? {
-            "send" => Begin::Send(match job.kind {
-                JobKind::Code => Some(crate::domain::SealedCode::from_stored(field(&reply, 1)?)),
-                JobKind::Message => None,
-            }),
+            "send" => Begin::Send {
+                sealed: match job.kind {
+                    JobKind::Code => {
+                        Some(crate::domain::SealedCode::from_stored(field(&reply, 1)?))
+                    }
+                    JobKind::Message => None,
+                },
+                // The API checked it before writing it; one that is not an id is not logged.
+                request_id: reply
+                    .get(2)
+                    .filter(|r| !r.is_empty())
+                    .and_then(|r| crate::domain::RequestId::parse(r)),
+            },
             "superseded" => Begin::Skipped(crate::domain::JobStatus::Superseded),
             "expired" => Begin::Skipped(crate::domain::JobStatus::Expired),
             "terminal" => Begin::Finished(parse_status(field(&reply, 1)?)?),
