@@ -380,7 +380,7 @@ impl Codes {
             crate::domain::Channel::Voice => None,
         };
         let answer = serde_json::to_string(&accepted).expect("plain struct serializes");
-        let code_hash = self.hasher.hash(
+        let code_hash = self.hasher.code_tag(
             &Self::code_context(&req.mobile, &req.purpose),
             code.expose(),
         );
@@ -419,7 +419,7 @@ impl Codes {
         let result = self
             .store
             .verify_code(mobile, purpose, window.filter(|_| counted), |stored| {
-                self.hasher.matches(&context, code, stored)
+                self.hasher.matches_code(&context, code, stored)
             })
             .await?;
         tracing::info!(mobile = %mobile, purpose = %purpose, outcome = ?result, "code verified");

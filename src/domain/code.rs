@@ -55,6 +55,10 @@ pub struct Hasher {
     key: Secret,
 }
 
+/// Hex digits of a whole HMAC-SHA256, and of a code tag.
+const HASH_HEX: usize = 64;
+const TAG_HEX: usize = 32;
+
 impl Hasher {
     pub fn new(key: Secret) -> Self {
         Self { key }
@@ -74,6 +78,29 @@ impl Hasher {
     pub fn matches(&self, context: &str, value: &str, stored: &str) -> bool {
         let computed = self.hash(context, value);
         computed.as_bytes().ct_eq(stored.as_bytes()).into()
+    }
+
+    /// What a code record keeps of a code: the HMAC's first 128 bits, as 32 hex digits. Half
+    /// the bytes of the whole hash in every queued code; guessing a 128-bit tag under a secret
+    /// key is hopeless, and the code itself has at most 10 digits to guess through the API,
+    /// which counts every attempt.
+    pub fn code_tag(&self, context: &str, value: &str) -> String {
+        let mut tag = self.hash(context, value);
+        tag.truncate(TAG_HEX);
+        tag
+    }
+
+    /// Whether `value` is the code a record keeps: its tag ([`Hasher::code_tag`]), or the
+    /// whole hash a record of an earlier build holds. Compared in constant time; a stored
+    /// value of any other length never matches.
+    pub fn matches_code(&self, context: &str, value: &str, stored: &str) -> bool {
+        let computed = self.hash(context, value);
+        match stored.len() {
+            TAG_HEX | HASH_HEX => computed.as_bytes()[..stored.len()]
+                .ct_eq(stored.as_bytes())
+                .into(),
+            _ => false,
+        }
     }
 }
 
@@ -132,6 +159,26 @@ mod tests {
         assert!(!a.matches("reset:13800138000", "123456", &h));
         assert!(!b.matches("login:13800138000", "123456", &h));
         assert!(!a.matches("login:13800138000", "123456", "short"));
+    }
+
+    #[test]
+    fn a_code_matches_its_tag_or_an_older_records_whole_hash_and_nothing_shorter() {
+        let a = Hasher::new(Secret::new("k1-0123456789abcdef"));
+        let (context, code) = ("code:login:13800138000", "123456");
+        let tag = a.code_tag(context, code);
+        assert_eq!(tag.len(), 32);
+        assert!(a.matches_code(context, code, &tag));
+        assert!(a.matches_code(context, code, &a.hash(context, code)));
+        assert!(!a.matches_code(context, "123457", &tag));
+        assert!(!a.matches_code("code:reset:13800138000", code, &tag));
+        // A prefix of the right hash of another length is no tag: an empty or cut value
+        // would otherwise match any code.
+        for n in [0, 1, 16, 31, 33, 63] {
+            assert!(
+                !a.matches_code(context, code, &a.hash(context, code)[..n]),
+                "{n}"
+            );
+        }
     }
 
     #[test]

@@ -174,3 +174,25 @@ async fn a_new_code_replaces_the_old_one() {
         true
     );
 }
+
+/// A code record an earlier build wrote holds the whole HMAC (64 hex digits) where this one
+/// keeps a 128-bit tag: it still verifies, once, and a wrong code still counts against it.
+#[tokio::test]
+async fn a_code_stored_with_the_whole_hash_by_an_earlier_build_still_verifies() {
+    let app = spawn_app(settings(|_| {})).await;
+    let (mobile, purpose) = ("13800138112", "login");
+    let code = issue(&app, mobile, purpose).await;
+    let hasher = smsq::domain::Hasher::new(smsq::domain::Secret::new(crate::common::SECRET));
+    let whole = hasher.hash(&format!("code:{purpose}:{mobile}"), &code);
+    let key = app.store.keys(Shard::FIRST).code(purpose, mobile);
+    let _: () = app.redis().await.hset(&key, "hash", &whole).await.unwrap();
+
+    let body = verify(&app, mobile, purpose, &wrong(&code)).await;
+    assert_eq!(body["reason"], "mismatch", "{body}");
+    assert_eq!(verify(&app, mobile, purpose, &code).await["valid"], true);
+    assert_eq!(
+        verify(&app, mobile, purpose, &code).await["valid"],
+        false,
+        "single use"
+    );
+}
