@@ -405,7 +405,8 @@ pub async fn issue_codes(codes: &Codes, first: u64, n: u64) -> Result<u64, Bench
                     client_ip: None,
                     captcha: None,
                     idempotency: None,
-                    request_id: None,
+                    // As through the API, which gives every request an id when it sent none.
+                    request_id: Some(crate::domain::RequestId::generate()),
                     channel: crate::domain::Channel::Sms,
                 };
                 if codes.issue(req).await.is_err() {
