@@ -110,6 +110,25 @@ impl fmt::Debug for Hasher {
     }
 }
 
+/// The 16 bytes that 32 lower-case hex digits spell (a job id, Ronglian's smsMessageSid),
+/// or `None` for anything else.
+pub(crate) fn packed_hex(id: &str) -> Option<[u8; 16]> {
+    let digit = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    };
+    let bytes = id.as_bytes();
+    if bytes.len() != 32 {
+        return None;
+    }
+    let mut packed = [0u8; 16];
+    for (out, pair) in packed.iter_mut().zip(bytes.chunks_exact(2)) {
+        *out = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(packed)
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -178,6 +197,23 @@ mod tests {
                 !a.matches_code(context, code, &a.hash(context, code)[..n]),
                 "{n}"
             );
+        }
+    }
+
+    #[test]
+    fn packed_hex_is_the_bytes_hex_spells_and_nothing_else() {
+        let id = "00a1b2c3d4e5f60718293a4b5c6d7e8f";
+        let packed = packed_hex(id).unwrap();
+        assert_eq!(packed[0], 0x00);
+        assert_eq!(packed[15], 0x8f);
+        assert_eq!(hex(&packed), id);
+        for bad in [
+            "",
+            "00a1",
+            "00A1B2C3D4E5F60718293A4B5C6D7E8F",
+            "00a1b2c3d4e5f60718293a4b5c6d7e8g",
+        ] {
+            assert_eq!(packed_hex(bad), None, "{bad}");
         }
     }
 

@@ -35,6 +35,11 @@ macro_rules! hex_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The 16 bytes the id spells, as an index keeps it.
+            pub fn packed(&self) -> [u8; 16] {
+                super::code::packed_hex(&self.0).expect("parsed as 32 lower-case hex digits")
+            }
         }
 
         impl TryFrom<String> for $name {

@@ -14,8 +14,8 @@ mod shard;
 mod text;
 
 pub(crate) use code::hex as hex_lower;
-pub(crate) use code::hex;
 pub use code::{Code, Hasher};
+pub(crate) use code::{hex, packed_hex};
 pub use entry_id::EntryId;
 pub use event::{EventFilter, EventType};
 pub use ids::{CaptchaId, JobId, RequestId};

@@ -38,7 +38,7 @@ script! {
         code_ttl_ms: u64, resend_ms: u64, hour_field: &'a str, hourly_limit: u32, hourly_ttl_ms: i64,
         daily_limit: u32, daily_ttl_ms: i64, verify_attempts: u32, request_id: &'a str, test: &'a str, guard: String, prefix: String,
         captcha_solved: &'a str, voice_limit: u32, fallback_json: &'a str, fallback_cap: u32,
-        job_prefix: String,
+        job_prefix: String, packed_id: [u8; 16],
     }
 }
 
@@ -49,7 +49,7 @@ script! {
     argv {
         fingerprint: &'a str, answer: &'a str, answer_ttl: u64, now: i64, job_id: &'a str,
         job_json: String, stream_maxlen: u64, events_keep_ms: u64, ttl: u64, masked: String,
-        template_id: &'a str, request_id: &'a str,
+        template_id: &'a str, request_id: &'a str, packed_id: [u8; 16],
     }
 }
 
@@ -250,6 +250,7 @@ impl Intake {
             fallback_json: new.fallback.map_or("", |f| f.call_json.as_str()),
             fallback_cap: new.fallback.map_or(0, |f| f.resend_cap),
             job_prefix: k.job_prefix(),
+            packed_id: job.id.packed(),
         }
         .call(&mut self.conn())
         .await?;
@@ -280,6 +281,7 @@ impl Intake {
             masked: job.to.masked(),
             template_id: job.template_id.as_str(),
             request_id: job.request_id.as_ref().map_or("", |r| r.as_str()),
+            packed_id: job.id.packed(),
         }
         .call(&mut self.conn())
         .await?;

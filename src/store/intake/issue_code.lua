@@ -9,7 +9,7 @@ local hour_field, hourly_limit, hourly_ttl_ms = ARGV[16], tonumber(ARGV[17]), AR
 local daily_limit, daily_ttl_ms = tonumber(ARGV[19]), ARGV[20]
 local verify_attempts, request_id, test = ARGV[21], ARGV[22], ARGV[23]
 local guard, prefix, captcha_solved, voice_limit = ARGV[24], ARGV[25], ARGV[26], tonumber(ARGV[27])
-local fallback_json, fallback_cap, job_prefix = ARGV[28], tonumber(ARGV[29]), ARGV[30]
+local fallback_json, fallback_cap, job_prefix, packed_id = ARGV[28], tonumber(ARGV[29]), ARGV[30], ARGV[31]
 -- caps is the number's caps today (Keys::caps): `d` codes, hour_field (`h<hh>`) this hour's,
 -- `v` voice calls, `r:<purpose>` when the purpose's resend window ends (Unix ms); prev_caps
 -- yesterday's while today is younger than the resend interval, else caps again.
@@ -22,7 +22,8 @@ local fallback_json, fallback_cap, job_prefix = ARGV[28], tonumber(ARGV[29]), AR
 -- for a test number, which no guard counts or stops. voice_limit is the day's cap of voice
 -- calls to the number for a voice code, 0 for a text. With `code.fallback = "voice"`,
 -- fallback_json is the call this text's code falls back to (kept on its record), and
--- fallback_cap the day's voice cap when a resend now falls back (0: it does not).
+-- fallback_cap the day's voice cap when a resend now falls back (0: it does not). packed_id is
+-- the job id's 16 bytes (for the number's index).
 
 -- The policy: twelve integers, caps already divided among the shards (a cap of 0 = none;
 -- window_ms 0 = no prefix guard).
@@ -207,7 +208,7 @@ local fields = {'p', purpose}
 if test == '1' then fields[#fields + 1] = 'test'; fields[#fields + 1] = '1' end
 if voice_limit > 0 then fields[#fields + 1] = 'channel'; fields[#fields + 1] = 'voice' end
 if fallback_json ~= '' then fields[#fields + 1] = 'fallback'; fields[#fields + 1] = fallback_json end
-enqueue(job_key, stream, events, by_mobile, job_id, job_json, now, ttl, events_keep_ms,
+enqueue(job_key, stream, events, by_mobile, job_id, packed_id, job_json, now, ttl, events_keep_ms,
   short_mobile(masked), with_request_id(fields, request_id))
 remember_answer(idem, fingerprint, answer, answer_ttl)
 return {'ok', '', g and count(g) or ''}

@@ -13,20 +13,23 @@ local req_job_key, by_mobile, stream, caps = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local job_prefix, delivered, deliver_code, received_s = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, ttl, events_keep_ms, req_id, message_id = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local code_prefix, mobile, voice_limit, voice_ttl_ms = ARGV[10], ARGV[11], tonumber(ARGV[12]), ARGV[13]
+local message_field, message_value = ARGV[14], ARGV[15]
+-- message_field and message_value: message_id as a job record keeps it (`ib` and its 16
+-- bytes, or `i` and the id; '' for none: message_id_field in store/mod.rs).
 
 local job_id = nil
 if req_id ~= '' then
-  local name, value = message_id_field(message_id)
   local job = redis.call('HMGET', req_job_key, 's', 'status', 'i', 'ib', 'provider_message_id',
     'm', 'mobile')
   local status, sent_as = job[1] or job[2], job[3] or job[4] or job[5]
   local ours = (job[6] or (job[7] and short_mobile(job[7]))) == short_mobile(mobile)
   local reported = status == 'sent' or status == 'delivered' or status == 'undelivered'
-  local same = (job[3] or job[5]) == message_id or (name == 'ib' and job[4] == value)
+  local same = (job[3] or job[5]) == message_id
+    or (message_field == 'ib' and job[4] == message_value)
   if ours and reported and same then
     job_id = req_id
   elseif ours and status == 'sent' and (not sent_as or sent_as == '') then
-    redis.call('HSET', req_job_key, name, value)
+    if message_field ~= '' then redis.call('HSET', req_job_key, message_field, message_value) end
     job_id = req_id
   end
 end

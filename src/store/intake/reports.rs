@@ -14,7 +14,7 @@ script! {
         job_prefix: String, delivered: &'a str, deliver_code: &'a str, received_s: String,
         now: i64, ttl: u64, events_keep_ms: u64, req_id: &'a str, message_id: &'a str,
         code_prefix: String, mobile: &'a str, voice_limit: u32,
-        voice_ttl_ms: i64,
+        voice_ttl_ms: i64, message_field: &'static str, message_value: Vec<u8>,
     }
 }
 
@@ -60,6 +60,7 @@ impl Intake {
             .as_ref()
             .filter(|j| self.shards().of_job(j) == self.shards().of_mobile(&report.mobile));
         let req_job = req_id.map_or_else(|| k.job("-"), |j| k.job(j.as_str()));
+        let (message_field, message_value) = crate::store::message_id_field(id);
         let reply: Vec<String> = ReportCall {
             sid_key: k.sid(id, mobile),
             early_key: k.early_report(id, mobile),
@@ -82,6 +83,8 @@ impl Intake {
             mobile,
             voice_limit: voice_fallback.unwrap_or(0),
             voice_ttl_ms: w.day_left_ms,
+            message_field,
+            message_value,
         }
         .call(&mut self.conn())
         .await?;

@@ -10,9 +10,12 @@ local job_key, events, stream, code_key, stats = KEYS[1], KEYS[2], KEYS[3], KEYS
 local retry, dead, sid_key, early_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 -- code_key: the code record of a code job (drop_sealed), the job's own record otherwise.
 local job_id, entry_id, group, now, ttl, events_keep_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local outcome, attempt, err, provider_status, message_id = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-local next_job, received_job, dead_maxlen = ARGV[12], ARGV[13], ARGV[14]
-local token, me, account, sid_ttl = ARGV[15], ARGV[16], ARGV[17], tonumber(ARGV[18])
+local outcome, attempt, err, provider_status = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local message_field, message_value = ARGV[11], ARGV[12]
+local next_job, received_job, dead_maxlen = ARGV[13], ARGV[14], ARGV[15]
+local token, me, account, sid_ttl = ARGV[16], ARGV[17], ARGV[18], tonumber(ARGV[19])
+-- message_field and message_value: the provider's message id as the record keeps it (`ib` and
+-- its 16 bytes, or `i` and the id; '' for none: message_id_field in store/mod.rs).
 -- sid_ttl: how long a delivery report may still come for a `sent` job whose report cannot
 -- name it (its account's kind echoes no id of ours: Tencent); 0 when the report names it.
 
@@ -51,10 +54,9 @@ if owner and owner ~= token and status ~= 'sent' then
   return 'stale'
 end
 local extra = {'ps', provider_status}
-if message_id ~= '' then
-  local name, value = message_id_field(message_id)
-  extra[#extra + 1] = name
-  extra[#extra + 1] = value
+if message_field ~= '' then
+  extra[#extra + 1] = message_field
+  extra[#extra + 1] = message_value
 end
 if status == 'retrying' then
   redis.call('ZADD', retry, due, next_job)
@@ -72,7 +74,7 @@ end
 record(job_key, events, job_id, status, attempt, err, now, ttl, events_keep_ms, extra, account,
   {job[6], job[7], job[8]})
 tally(stats, status)
-if status == 'sent' and message_id ~= '' then
+if status == 'sent' and message_field ~= '' then
   -- Where a delivery report that cannot name its job finds it, as long as one may come;
   -- and a report that came before this write.
   if sid_ttl > 0 then redis.call('SET', sid_key, job_id, 'EX', sid_ttl) end

@@ -26,7 +26,8 @@ script! {
     argv {
         job_id: &'a str, entry_id: &'a str, group: &'a str, now: i64, ttl: u64,
         events_keep_ms: u64, outcome: String, attempt: u32, err: &'a str,
-        provider_status: &'a str, message_id: &'a str, next_job: String,
+        provider_status: &'a str, message_field: &'static str, message_value: Vec<u8>,
+        next_job: String,
         received_job: &'a str, dead_maxlen: u64, token: &'a str, me: &'a str,
         account: &'a str, sid_ttl: u64,
     }
@@ -183,6 +184,7 @@ impl Queue {
         now_ms: i64,
     ) -> Result<Settled, StoreError> {
         let seam = Seam::of(outcome, job, attempt);
+        let (message_field, message_value) = crate::store::message_id_field(seam.message_id);
         let (k, id, r) = (self.keys(entry.shard), job.id.as_str(), self.retention);
         let status: String = SettleCall {
             job_key: k.job(id),
@@ -204,7 +206,8 @@ impl Queue {
             attempt,
             err: seam.err,
             provider_status: seam.provider_status,
-            message_id: seam.message_id,
+            message_field,
+            message_value,
             next_job: seam.next_job,
             // Only a dead job's letter holds it: the entry as it came.
             received_job: match outcome {
