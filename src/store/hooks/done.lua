@@ -4,5 +4,5 @@ local event_id = ARGV[1]
 if redis.call('ZREM', due, event_id) == 0 then return 0 end
 redis.call('HDEL', events, event_id)
 redis.call('HDEL', tries, event_id)
-redis.call('HINCRBY', stats, 'delivered', 1)
+redis.call('HINCRBY', stats, 'delivered', '1')
 return 1

@@ -7,12 +7,12 @@ if not redis.call('ZSCORE', due, event_id) then return 'gone' end
 redis.call('HSET', tries, event_id, tried)
 if next_due ~= '' then
   redis.call('ZADD', due, next_due, event_id)
-  redis.call('HINCRBY', stats, 'failed_attempts', 1)
+  redis.call('HINCRBY', stats, 'failed_attempts', '1')
   return 'retrying'
 end
 redis.call('ZREM', due, event_id)
 redis.call('ZADD', dead, now, event_id)
-redis.call('HINCRBY', stats, 'dead', 1)
+redis.call('HINCRBY', stats, 'dead', '1')
 local old = redis.call('ZRANGEBYSCORE', dead, '-inf', now - dead_ttl_ms, 'LIMIT', 0, 100)
 for _, id in ipairs(old) do
   redis.call('ZREM', dead, id)

@@ -15,8 +15,8 @@ if job_id ~= '' then
   event(events, now, events_keep_ms, job_id, 'verified', 0, '')
 end
 if prefix ~= '' then
-  redis.call('HINCRBY', guard_now, 'v', 1)
-  redis.call('HINCRBY', guard_now, 'v:' .. prefix, 1)
+  redis.call('HINCRBY', guard_now, 'v', '1')
+  redis.call('HINCRBY', guard_now, 'v:' .. prefix, '1')
   if redis.call('PTTL', guard_now) == -1 then redis.call('PEXPIRE', guard_now, 2 * window_ms) end
 end
 return 1

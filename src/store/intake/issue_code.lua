@@ -118,7 +118,7 @@ end
 local function count(g)
   local alerts = {}
   local function add(key, field, cap, ttl, name)
-    local n = redis.call('HINCRBY', key, field, 1)
+    local n = redis.call('HINCRBY', key, field, '1')
     if field == '*' and n == 1 then redis.call('PEXPIRE', key, ttl) end
     if cap > 0 and n == math.max(1, math.ceil(cap * g.soft / 100)) then alerts[#alerts + 1] = name end
   end
@@ -127,10 +127,10 @@ local function count(g)
   add(budget_day, '*', g.day, daily_ttl_ms, 'daily:*')
   add(budget_day, purpose, g.p_day, daily_ttl_ms, 'daily:' .. purpose)
   if g.window > 0 then
-    if redis.call('HINCRBY', guard_now, 'i', 1) == 1 then
+    if redis.call('HINCRBY', guard_now, 'i', '1') == 1 then
       redis.call('PEXPIRE', guard_now, 2 * g.window)
     end
-    redis.call('HINCRBY', guard_now, 'i:' .. prefix, 1)
+    redis.call('HINCRBY', guard_now, 'i:' .. prefix, '1')
   end
   return table.concat(alerts, ',')
 end
@@ -200,9 +200,9 @@ open_resend_window()
 -- The day's first code made the key, or a fallback call did (which set the same TTL, or a
 -- shorter one from a delivery report: set again here). The key lives until the day ends and
 -- one resend interval more, its hour fields with it.
-if redis.call('HINCRBY', caps, 'd', 1) == 1 then redis.call('PEXPIRE', caps, caps_ttl_ms) end
-redis.call('HINCRBY', caps, hour_field, 1)
-if voice_limit > 0 then redis.call('HINCRBY', caps, 'v', 1) end
+if redis.call('HINCRBY', caps, 'd', '1') == 1 then redis.call('PEXPIRE', caps, caps_ttl_ms) end
+redis.call('HINCRBY', caps, hour_field, '1')
+if voice_limit > 0 then redis.call('HINCRBY', caps, 'v', '1') end
 local fields = {'p', purpose}
 -- A test number's job says so on its record (SMSQ_TEST_NUMBERS: never sent to the provider).
 if test == '1' then fields[#fields + 1] = 'test'; fields[#fields + 1] = '1' end

@@ -29,7 +29,7 @@ local function open(ms, text)
   if state == 'open' and until_ms > to then to = until_ms end
   if state ~= 'open' then
     trail('provider_open', text)
-    redis.call('HINCRBY', circuit, 'opened', 1)
+    redis.call('HINCRBY', circuit, 'opened', '1')
   end
   redis.call('HSET', circuit, 'state', 'open', 'until', to, 'reason', text)
   redis.call('HDEL', circuit, 'wstart', 'werrs', 'probes', 'probe_ok', 'probe_ms')
@@ -62,7 +62,7 @@ if op == 'permit' then
     end
   end
 elseif op == 'ok' then
-  if state == 'half' and redis.call('HINCRBY', circuit, 'probe_ok', 1) >= probes then
+  if state == 'half' and redis.call('HINCRBY', circuit, 'probe_ok', '1') >= probes then
     redis.call('HDEL', circuit, 'state', 'until', 'reason', 'wstart', 'werrs', 'probes',
       'probe_ok', 'probe_ms')
     trail('provider_closed', probes .. ' probe sends went through')
@@ -77,7 +77,7 @@ elseif op == 'transient' then
       redis.call('HSET', circuit, 'wstart', now, 'werrs', 1)
       n = 1
     else
-      n = redis.call('HINCRBY', circuit, 'werrs', 1)
+      n = redis.call('HINCRBY', circuit, 'werrs', '1')
     end
     if n >= threshold then open(cool, n .. ' transient errors within the window: ' .. reason) end
   end
