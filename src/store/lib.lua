@@ -225,7 +225,11 @@ local function fall_back(sms_key, sms_id, job_prefix, code_key, stream, events,
   redis.call('HDEL', sms_key, 'fallback')
   redis.call('HSET', sms_key, 'fallback_job', call_id)
   redis.call('HINCRBY', caps, 'v', '1')
-  if redis.call('PTTL', caps) == -1 then redis.call('PEXPIRE', caps, voice_ttl_ms) end
+  -- At least voice_ttl_ms: a resend that falls back (issue_code) passes the caps' full TTL, and
+  -- a key a delivery report made (until midnight only) must then last as long.
+  if redis.call('PTTL', caps) < tonumber(voice_ttl_ms) then
+    redis.call('PEXPIRE', caps, voice_ttl_ms)
+  end
   enqueue(job_prefix .. call_id, stream, events, by_mobile, call_id, packed_hex(call_id), rec[1],
     now, ttl, events_keep_ms, rec[2] or '', with_request_id({'p', rec[3] or '', 'channel',
     'voice', 'code_of', sms_id}, rec[6] or ''))

@@ -65,6 +65,13 @@ async fn a_code_request_queues_one_job_and_stores_only_a_hash() {
     assert!(hasher.matches_code("code:login:13800138000", &code, &record["hash"]));
     let ttl: i64 = redis.ttl(keys.code("login", "13800138000")).await.unwrap();
     assert!((295..=300).contains(&ttl), "code ttl {ttl}");
+    // Listed under its number (the index holds the id's 16 bytes, packed by the API).
+    let to = smsq::domain::Mobile::parse("13800138000").unwrap();
+    let listed = app.records.jobs_of(&to, 50).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        [job_id.as_str()]
+    );
 
     // The plain code is nowhere in Redis (the code record holds it sealed), nor in any log line.
     let holders: Vec<String> = app

@@ -333,6 +333,19 @@ async fn a_resend_after_the_interval_calls_with_the_same_code_once() {
     let (_, first) = ask().await;
     let text = first["job_id"].as_str().unwrap().to_owned();
     wait_for_status(&app, &text, "sent").await;
+    // As if a delivery report had made the number's caps today (they would end at midnight):
+    // the resend that falls back writes its window there, so they must then last as long.
+    let mut redis = app.redis().await;
+    let pattern = app
+        .store
+        .keys(smsq::domain::Shard::FIRST)
+        .caps("13800138512", "*");
+    let caps: Vec<String> = redis::AsyncCommands::keys(&mut redis, pattern)
+        .await
+        .unwrap();
+    let _: () = redis::AsyncCommands::pexpire(&mut redis, &caps[0], 4000)
+        .await
+        .unwrap();
     let again = || async {
         let (status, body) = ask().await;
         (status == 202).then_some(body)
@@ -344,6 +357,13 @@ async fn a_resend_after_the_interval_calls_with_the_same_code_once() {
     )
     .await;
     assert_eq!(called["channel"], "voice", "{called}");
+    let ttl: i64 = redis::AsyncCommands::pttl(&mut redis, &caps[0])
+        .await
+        .unwrap();
+    assert!(
+        ttl > 4000,
+        "the caps outlive the window written on them: {ttl} ms"
+    );
     let call = called["job_id"].as_str().unwrap().to_owned();
     wait_for_status(&app, &call, "sent").await;
     let messages = fake.messages();
