@@ -37,7 +37,7 @@ impl Keys {
         format!("{}:jobs", self.tag)
     }
     /// Where a build before the code record held the sealed code kept it: read by `begin`
-    /// only, for a code issued before an upgrade (it expires with the code).
+    /// and `replay` only, for a code issued before an upgrade (it expires with the code).
     pub fn legacy_otp(&self, job_id: &str) -> String {
         format!("{}:otp:{job_id}", self.tag)
     }

@@ -205,11 +205,12 @@ end
 -- `code.fallback = "voice"`: the code of a text job (`sms_id`, its record `sms_key`) goes out
 -- once more, by a call, with the same code. The text's record holds the call's job, built
 -- when the code was issued (`fallback`: the JSON of a voice job whose `code_of` is this job),
--- and it is used once; the call's record takes the text's request id (`rid`). Only while this is still the number's current code (not verified, expired or
--- replaced), its sealed code still there, and the day's voice cap not reached. The code
--- record then names the call: the sealed code is the call's to send (it opens with the
--- text's id: `code_of`), and a newer code still supersedes it. caps is the number's caps
--- today (`v`: its voice calls; the key may be new today). Returns the call's job id, or nil.
+-- and it is used once; the call's record takes the text's request id (`rid`). Only while this
+-- is still the number's current code (not verified, expired or replaced), its sealed code
+-- still there, and the day's voice cap not reached. The code record then names the call: the
+-- sealed code is the call's to send (it opens with the text's id: `code_of`), and a newer
+-- code still supersedes it. caps is the number's caps today (`v`: its voice calls; the key may
+-- be new today). Returns the call's job id, or nil.
 local function fall_back(sms_key, sms_id, job_prefix, code_key, stream, events,
     by_mobile, caps, voice_limit, voice_ttl_ms, now, ttl, events_keep_ms)
   local rec = redis.call('HMGET', sms_key, 'fallback', 'm', 'p', 'mobile', 'purpose', 'rid')

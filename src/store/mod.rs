@@ -201,7 +201,6 @@ pub fn blocking_connection(settings: &RedisSettings, block: Duration) -> Result<
     Conn::open(settings, block + settings.timeout)
 }
 
-/// Bulk replies from scripts are arrays of strings; read one field or say what was wrong.
 /// A provider's message id as a job record keeps it: `ib` and its 16 bytes for 32 lower-case
 /// hex digits (Ronglian's smsMessageSid), else `i` and the id as it came; `("", [])` for none.
 /// Packed here rather than in Lua, where it cost about 9 µs a call.
@@ -213,6 +212,7 @@ pub(crate) fn message_id_field(message_id: &str) -> (&'static str, Vec<u8>) {
     }
 }
 
+/// Bulk replies from scripts are arrays of strings; read one field or say what was wrong.
 pub(crate) fn field(reply: &[String], i: usize) -> Result<&str, StoreError> {
     reply
         .get(i)

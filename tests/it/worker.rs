@@ -80,12 +80,20 @@ async fn the_code_the_provider_received_is_the_one_that_verifies() {
 #[tokio::test]
 async fn a_code_issued_by_the_previous_layout_is_still_sent() {
     let app = spawn_app(settings(|_| {})).await;
-    let (_, issued) = app
-        .call("/v1/codes", json!({"mobile": "13800138209"}))
-        .await;
+    let (job_id, code) = issued_by_the_previous_layout(&app, "13800138209").await;
+    let fake = spawn_fake(fake_options()).await;
+    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 4);
+    wait_for_status(&app, &job_id, "sent").await;
+    stop.cancel();
+    assert_eq!(fake.messages()[0].datas[0], code);
+}
+
+/// A code issued through the API, then stored as the previous build stored it: the sealed
+/// code in `otp:<job>`, none in the record. Its job id and its code.
+async fn issued_by_the_previous_layout(app: &crate::common::App, mobile: &str) -> (String, String) {
+    let (_, issued) = app.call("/v1/codes", json!({"mobile": mobile})).await;
     let job_id = issued["job_id"].as_str().unwrap().to_owned();
     let code = app.otp(&job_id).await.expect("sealed");
-    // As the previous build stored it: the sealed code in `otp:<job>`, none in the record.
     let keys = app.store.keys(Shard::FIRST);
     let record = app.code_record_of(&job_id).await.expect("code record");
     let mut redis = app.redis().await;
@@ -95,9 +103,29 @@ async fn a_code_issued_by_the_previous_layout_is_still_sent() {
         .pset_ex(keys.legacy_otp(&job_id), sealed, 300_000)
         .await
         .unwrap();
+    (job_id, code)
+}
 
+/// The same, for a code of the previous layout that died before the upgrade: `smsq dlq
+/// replay` puts it back (reading `otp:<job>` as `begin` does), and it is sent.
+#[tokio::test]
+async fn a_dead_code_of_the_previous_layout_is_still_replayed_and_sent() {
+    let app = spawn_app(settings(|c| c.retry.max_attempts = 1)).await;
+    let (job_id, code) = issued_by_the_previous_layout(&app, "13800138210").await;
+    let mut failing = fake_options();
+    failing.error_rate = 1.0;
+    let down = spawn_fake(failing).await;
+    let (worker, stop) = app.spawn_worker(&down.base_url(), 1);
+    wait_for_status(&app, &job_id, "dead").await;
+    stop.cancel();
+    let _ = worker.await;
+
+    let done = smsq::ops::dlq::replay(&app.records, std::slice::from_ref(&job_id), false)
+        .await
+        .unwrap();
+    assert_eq!(done.replayed, 1, "{}", done.report);
     let fake = spawn_fake(fake_options()).await;
-    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 4);
+    let (_worker, stop) = app.spawn_worker(&fake.base_url(), 1);
     wait_for_status(&app, &job_id, "sent").await;
     stop.cancel();
     assert_eq!(fake.messages()[0].datas[0], code);

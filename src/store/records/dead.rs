@@ -14,7 +14,7 @@ use crate::store::{StoreError, field};
 script! {
     /// Re-queues a dead letter's job and removes the letter, unless its code went stale.
     struct ReplayCall<'a> = include_str!("replay.lua");
-    keys { dead, stream, events, job_key, code_key }
+    keys { dead, stream, events, job_key, code_key, legacy_otp }
     argv {
         dead_id: &'a str, job_id: &'a str, job_json: String, kind: &'a str, now: i64,
         ttl: u64, events_keep_ms: u64,
@@ -219,6 +219,7 @@ impl Records {
             events: k.events(),
             job_key: k.job(id),
             code_key: k.code_of(job),
+            legacy_otp: k.legacy_otp(id),
             dead_id: &letter.entry_id,
             job_id: id,
             job_json: fresh.to_json(),
