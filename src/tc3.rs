@@ -14,7 +14,7 @@ fn hmac(key: &[u8], msg: &str) -> Vec<u8> {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    crate::domain::hex_lower(&Sha256::digest(data))
+    crate::domain::hex(&Sha256::digest(data))
 }
 
 /// The UTC date of a Unix timestamp, `yyyy-mm-dd` (part of the credential scope).
@@ -45,7 +45,7 @@ pub fn signature(
     let k_date = hmac(format!("TC3{secret_key}").as_bytes(), &date);
     let k_service = hmac(&k_date, service);
     let k_signing = hmac(&k_service, "tc3_request");
-    crate::domain::hex_lower(&hmac(&k_signing, &to_sign))
+    crate::domain::hex(&hmac(&k_signing, &to_sign))
 }
 
 /// The `Authorization` header of that request.

@@ -20,7 +20,7 @@ use rand::RngExt;
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
-use crate::domain::{Secret, hex_lower, now_ms};
+use crate::domain::{Secret, hex, now_ms};
 
 pub(super) const COOKIE: &str = "smsq_session";
 /// How long a dashboard login lasts.
@@ -74,8 +74,8 @@ fn fingerprint(state: &AppState, token: &str) -> String {
 
 /// A new session for `token` (an admin token): the cookie's value and its CSRF token.
 pub(super) fn new_session(state: &AppState, token: &str) -> (String, String) {
-    let id = hex_lower(&rand::rng().random::<[u8; 16]>());
-    let csrf = hex_lower(&rand::rng().random::<[u8; 16]>());
+    let id = hex(&rand::rng().random::<[u8; 16]>());
+    let csrf = hex(&rand::rng().random::<[u8; 16]>());
     let expires = now_ms() + LIFETIME.as_millis() as i64;
     let body = format!("{expires}.{id}.{csrf}.{}", fingerprint(state, token));
     let mac = state.codes.hasher().hash("dashboard-session", &body);

@@ -377,7 +377,7 @@ pub fn geetest_sign(captcha_key: &str, lot_number: &str) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(captcha_key.as_bytes()).expect("HMAC takes any key");
     mac.update(lot_number.as_bytes());
-    crate::domain::hex_lower(&mac.finalize().into_bytes())
+    crate::domain::hex(&mac.finalize().into_bytes())
 }
 
 /// `host[:port]` as the `Host` header (and TC3's signed `host`) carries it.

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::{CodeError, Codes};
-use crate::domain::{Mobile, hex_lower};
+use crate::domain::{Mobile, hex};
 use crate::store::StoreError;
 
 /// The client's `Idempotency-Key` and a fingerprint of the request body.
@@ -20,8 +20,8 @@ impl IdempotencyRequest {
     /// Digests: the record's name (scoped by `scope`, so codes and messages do not collide)
     /// and the fingerprint of the body.
     pub(super) fn digests(&self, scope: &str) -> (String, String) {
-        let name = hex_lower(&Sha256::digest(format!("{scope}\0{}", self.key)));
-        (name, hex_lower(&Sha256::digest(&self.body)))
+        let name = hex(&Sha256::digest(format!("{scope}\0{}", self.key)));
+        (name, hex(&Sha256::digest(&self.body)))
     }
 }
 

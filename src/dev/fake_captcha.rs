@@ -129,7 +129,7 @@ pub async fn spawn(opts: FakeCaptchaOptions) -> std::io::Result<FakeCaptchaHandl
 
 fn random_hex(bytes: usize) -> String {
     let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
-    crate::domain::hex_lower(&v)
+    crate::domain::hex(&v)
 }
 
 /// Plays the widget: what the page would get after a person passed the challenge.

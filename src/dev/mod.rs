@@ -43,26 +43,23 @@ pub fn dev_env(mut env: HashMap<String, String>) -> HashMap<String, String> {
         env.entry(k.to_owned()).or_insert(v);
     };
     let secret: [u8; 16] = rand::rng().random();
-    default("SMSQ_SECRET", crate::domain::hex_lower(&secret));
+    default("SMSQ_SECRET", crate::domain::hex(&secret));
     default("RONGLIAN_ACCOUNT_SID", DEV_ACCOUNT_SID.to_owned());
     default("RONGLIAN_AUTH_TOKEN", DEV_AUTH_TOKEN.to_owned());
     default("RONGLIAN_APP_ID", DEV_APP_ID.to_owned());
     let token: [u8; 16] = rand::rng().random();
-    default("SMSQ_REPORTS_TOKEN", crate::domain::hex_lower(&token));
+    default("SMSQ_REPORTS_TOKEN", crate::domain::hex(&token));
     // The demo calls the API with an API token and the dashboard logs in with an admin
     // token; tokens the demo made up say so (and may be printed).
     let token: [u8; 12] = rand::rng().random();
     default(
         "SMSQ_API_TOKENS",
-        format!("{DEV_TOKEN_PREFIX}{}", crate::domain::hex_lower(&token)),
+        format!("{DEV_TOKEN_PREFIX}{}", crate::domain::hex(&token)),
     );
     let admin: [u8; 12] = rand::rng().random();
     default(
         "SMSQ_ADMIN_TOKENS",
-        format!(
-            "{DEV_TOKEN_PREFIX}admin-{}",
-            crate::domain::hex_lower(&admin)
-        ),
+        format!("{DEV_TOKEN_PREFIX}admin-{}", crate::domain::hex(&admin)),
     );
     env
 }

@@ -13,7 +13,6 @@ mod secret;
 mod shard;
 mod text;
 
-pub(crate) use code::hex as hex_lower;
 pub use code::{Code, Hasher};
 pub(crate) use code::{hex, packed_hex};
 pub use entry_id::EntryId;

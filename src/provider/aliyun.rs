@@ -33,7 +33,7 @@ pub fn percent_encode(s: &str) -> String {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    crate::domain::hex_lower(&Sha256::digest(data))
+    crate::domain::hex(&Sha256::digest(data))
 }
 
 /// `k=enc(v)` pairs sorted by key and joined by `&`: the canonical query and the URL's.
@@ -73,7 +73,7 @@ pub fn signature(
     let to_sign = format!("ACS3-HMAC-SHA256\n{}", sha256_hex(canonical.as_bytes()));
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     mac.update(to_sign.as_bytes());
-    crate::domain::hex_lower(&mac.finalize().into_bytes())
+    crate::domain::hex(&mac.finalize().into_bytes())
 }
 
 /// What an ACS3 `Authorization` header claims.
@@ -226,7 +226,7 @@ impl AliyunClient {
 
     pub async fn send(&self, sms: &TemplateSms<'_>) -> Result<Accepted, SendError> {
         let date = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let nonce = crate::domain::hex_lower(&rand::random::<[u8; 16]>());
+        let nonce = crate::domain::hex(&rand::random::<[u8; 16]>());
         let signed = self.sign(sms, &date, &nonce);
         let mut request = self.http.post(&signed.url);
         for (name, value) in &signed.headers {

@@ -9,10 +9,7 @@ pub const HEADER: &str = "Smsq-Signature";
 
 /// The header's value for `body` sent at `t` (unix seconds).
 pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
-    format!(
-        "t={t},v1={}",
-        crate::domain::hex_lower(&mac(secret, t, body))
-    )
+    format!("t={t},v1={}", crate::domain::hex(&mac(secret, t, body)))
 }
 
 fn mac(secret: &str, t: i64, body: &[u8]) -> Vec<u8> {
@@ -42,7 +39,7 @@ pub fn verify(secret: &str, header: &str, body: &[u8], now: i64, tolerance_secs:
     if (now - t).abs() > tolerance_secs {
         return false;
     }
-    let expected = crate::domain::hex_lower(&mac(secret, t, body));
+    let expected = crate::domain::hex(&mac(secret, t, body));
     bool::from(subtle::ConstantTimeEq::ct_eq(
         expected.as_bytes(),
         v1.as_bytes(),

@@ -285,7 +285,7 @@ async fn the_days_cap_holds_when_the_hour_turns() {
     assert_refused(&app, third.clone(), "hourly_limit", 3600).await;
 
     let mut redis = app.redis().await;
-    let pattern = format!("{{{}:0}}:caps:{mobile}:*", app.prefix());
+    let pattern = app.store.keys(Shard::FIRST).caps(mobile, "*");
     let caps: Vec<String> = redis.keys(pattern).await.unwrap();
     assert_eq!(caps.len(), 1, "one caps key per number and day: {caps:?}");
     let fields: HashMap<String, u64> = redis.hgetall(&caps[0]).await.unwrap();

@@ -91,7 +91,7 @@ pub(super) async fn handle(
             "Specified time stamp or date value is expired.",
         );
     }
-    let payload_hash = crate::domain::hex_lower(&Sha256::digest(body));
+    let payload_hash = crate::domain::hex(&Sha256::digest(body));
     let signed: Vec<&str> = claimed.signed_headers.split(';').collect();
     let must_sign = [
         "host",

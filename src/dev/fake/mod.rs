@@ -389,7 +389,7 @@ impl Fake {
     /// A random request id in the vendors' UUID shape.
     fn uuid(&self) -> String {
         let b: [u8; 16] = self.lock().rng.random();
-        let h = crate::domain::hex_lower(&b);
+        let h = crate::domain::hex(&b);
         format!(
             "{}-{}-{}-{}-{}",
             &h[..8],

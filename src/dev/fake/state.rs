@@ -114,7 +114,7 @@ pub(super) async fn accept(
         let message = FakeMessage {
             // Each vendor's own shape: what its delivery report names.
             sms_message_sid: match kind {
-                Kind::Ronglian => crate::domain::hex_lower(&sid_bytes),
+                Kind::Ronglian => crate::domain::hex(&sid_bytes),
                 Kind::Tencent => format!("2019:{digits}"),
                 Kind::Aliyun => format!("{digits}^0"),
             },

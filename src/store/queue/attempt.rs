@@ -43,7 +43,7 @@ impl Fence {
         let token: [u8; 8] = rand::random();
         Self {
             consumer: consumer.to_owned(),
-            token: crate::domain::hex_lower(&token),
+            token: crate::domain::hex(&token),
         }
     }
 }

@@ -149,10 +149,10 @@ impl Queue {
                     }
                     JobKind::Message => None,
                 },
-                // The API checked it before writing it; one that is not an id is not logged.
+                // The API checked it before writing it; '' (none) or anything else that is not
+                // an id is not logged.
                 request_id: reply
                     .get(2)
-                    .filter(|r| !r.is_empty())
                     .and_then(|r| crate::domain::RequestId::parse(r)),
             },
             "superseded" => Begin::Skipped(crate::domain::JobStatus::Superseded),
